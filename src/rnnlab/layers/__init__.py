@@ -1,0 +1,3 @@
+"""rnnlab layers: ``from rnnlab import layers as L`` then ``L.LSTM(64, return_sequences=True)``."""
+from .base import Layer, ShapeError, LAYER_CLASSES, layer_from_dict, layer_to_dict
+from .core import Input, Dense, Embedding, Flatten, Dropout, Activation

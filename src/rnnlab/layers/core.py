@@ -1,0 +1,263 @@
+"""Feed-forward layers: Input, Dense, Embedding, Flatten, Dropout, Activation.
+
+Shapes: B batch, T time, D input features, U units, V vocabulary, E embedding size.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from .base import Layer, ShapeError
+
+# ---- activations: forward, and derivative expressed through the output y ----------------
+
+
+def _sigmoid(x):
+    xp = backend.xp
+    return 0.5 * (xp.tanh(0.5 * x) + 1.0)  # tanh form: no overflow warning for large |x|
+
+
+def _softmax(x):
+    xp = backend.xp
+    e = xp.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_backward(y, dy):
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+ACTIVATIONS = {
+    # name: (f(x), dL/dx from (y, dL/dy))
+    "linear": (lambda x: x, lambda y, dy: dy),
+    "tanh": (lambda x: backend.xp.tanh(x), lambda y, dy: dy * (1.0 - y * y)),
+    "sigmoid": (_sigmoid, lambda y, dy: dy * y * (1.0 - y)),
+    "relu": (lambda x: backend.xp.maximum(x, 0), lambda y, dy: dy * (y > 0)),
+    "softmax": (_softmax, _softmax_backward),
+}
+
+
+def _activation(name):
+    name = name or "linear"
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}")
+    return name
+
+
+class Input(Layer):
+    """Declares the input shape (batch excluded) of a ``Sequential`` model; passes x through.
+
+    ``Input((20, 6))`` means inputs of shape (B, 20, 6). A ``None`` time length accepts any T.
+    """
+
+    def __init__(self, shape, **kwargs):
+        super().__init__(**kwargs)
+        self.shape = tuple(shape)
+
+    def forward(self, x, **kwargs):
+        expected = self.shape
+        if x.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:])):
+            raise ShapeError(f"{self.describe()}: expected input shape (batch, {', '.join(map(str, expected))}), "
+                             f"got {tuple(x.shape)}")
+        return x
+
+    def backward(self, dout):
+        return dout
+
+    def compute_output_shape(self, input_shape):
+        return self.shape
+
+    def get_config(self):
+        return {**super().get_config(), "shape": list(self.shape)}
+
+
+class Dense(Layer):
+    """y = f(x W + b) on the last axis: (..., D) -> (..., U), so it acts on every time step.
+
+    Weights: ``kernel`` (D, U), ``bias`` (U,).  With h = x W + b and y = f(h):
+    dW = x^T dh, db = sum over rows of dh, dx = dh W^T, dh = f'(h) * dy.
+    """
+
+    def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = _activation(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    def forward(self, x, **kwargs):
+        self.maybe_build(x)
+        if x.ndim < 2:
+            raise ShapeError(f"{self.describe()}: expected input of shape (batch, ..., features), got {tuple(x.shape)}")
+        self.check_input(x, last_dim=self.kernel.shape[0])
+        self.check_finite(x)
+        x2 = x.reshape(-1, x.shape[-1])
+        h = x2 @ self.kernel
+        if self.use_bias:
+            h += self.bias
+        y = ACTIVATIONS[self.activation][0](h)
+        self.cache = (x.shape, x2, y)
+        return y.reshape(*x.shape[:-1], self.units)
+
+    def backward(self, dout):
+        x_shape, x2, y = self.cache
+        dh = ACTIVATIONS[self.activation][1](y, dout.reshape(-1, self.units))
+        self._grads[0][...] = x2.T @ dh
+        if self.use_bias:
+            self._grads[1][...] = dh.sum(axis=0)
+        return (dh @ self.kernel.T).reshape(x_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias, "kernel_initializer": _init_name(self.kernel_initializer),
+                "bias_initializer": _init_name(self.bias_initializer)}
+
+
+class Embedding(Layer):
+    """Integer ids (B, T) -> vectors (B, T, E): row lookup in ``embeddings`` (V, E).
+
+    Backward: dW[v] = sum of dout over every position holding id v (sorted segment sums,
+    not ``np.add.at``, which is slow). The input has no gradient; ``backward`` returns None.
+    ``mask_zero=True`` marks id 0 as padding: ``compute_mask(ids)`` gives ids != 0.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform:0.05",
+                 mask_zero: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embeddings_initializer = embeddings_initializer
+        self.mask_zero = mask_zero
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer)
+
+    def forward(self, ids, **kwargs):
+        self.maybe_build(ids)
+        if ids.dtype.kind not in "iu":
+            raise ValueError(f"{self.describe()}: expected integer token ids, got dtype {ids.dtype} "
+                             f"with shape {tuple(ids.shape)}")
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.input_dim):
+            raise ValueError(f"{self.describe()}: token ids must lie in [0, {self.input_dim}), got range "
+                             f"[{int(ids.min())}, {int(ids.max())}] in input of shape {tuple(ids.shape)}")
+        self.ids = ids
+        return self.embeddings[ids]
+
+    def backward(self, dout):
+        xp = backend.xp
+        dW = self._grads[0]
+        dW[...] = 0
+        flat = self.ids.ravel()
+        d = dout.reshape(-1, self.output_dim)
+        if backend.backend_name() == "cupy":  # pragma: no cover - GPU only
+            import cupyx
+            cupyx.scatter_add(dW, flat, d)
+            return None
+        order = np.argsort(flat, kind="stable")
+        ids_sorted = flat[order]
+        starts = np.flatnonzero(np.concatenate(([True], ids_sorted[1:] != ids_sorted[:-1])))
+        dW[ids_sorted[starts]] = np.add.reduceat(xp.asarray(d)[order], starts, axis=0)
+        return None
+
+    def compute_mask(self, ids):
+        return (ids != 0) if self.mask_zero else None
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": _init_name(self.embeddings_initializer), "mask_zero": self.mask_zero}
+
+
+class Flatten(Layer):
+    """(B, d1, d2, ...) -> (B, d1*d2*...). No weights."""
+
+    def forward(self, x, **kwargs):
+        self.maybe_build(x)
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, y = x * m / (1 - rate), m ~ Bernoulli(1 - rate); else y = x.
+
+    ``noise_shape`` as in Keras: e.g. (None, 1, None) on (B, T, D) draws one mask per sequence
+    and feature, shared over time (variational dropout).
+    """
+
+    def __init__(self, rate: float, noise_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.noise_shape = tuple(noise_shape) if noise_shape is not None else None
+        self._gen = None
+        self.mask = None
+
+    def _generator(self):
+        if self._gen is None:
+            self._gen = backend.xp.random.default_rng(self.seed)
+        return self._gen
+
+    def forward(self, x, **kwargs):
+        self.maybe_build(x)
+        if not self.training or self.rate == 0.0:
+            self.mask = None
+            return x
+        shape = x.shape if self.noise_shape is None else tuple(
+            s if n is None else n for s, n in zip(x.shape, self.noise_shape))
+        keep = self._generator().random(shape, dtype=np.float32) >= self.rate
+        self.mask = keep.astype(x.dtype) / (1.0 - self.rate)
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout if self.mask is None else dout * self.mask
+
+    def get_config(self):
+        config = {**super().get_config(), "rate": self.rate}
+        if self.noise_shape is not None:
+            config["noise_shape"] = list(self.noise_shape)
+        return config
+
+
+class Activation(Layer):
+    """Elementwise ``linear``, ``tanh``, ``sigmoid``, ``relu``, or ``softmax`` over the last axis."""
+
+    def __init__(self, activation: str, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = _activation(activation)
+
+    def forward(self, x, **kwargs):
+        self.maybe_build(x)
+        self.y = ACTIVATIONS[self.activation][0](x)
+        return self.y
+
+    def backward(self, dout):
+        return ACTIVATIONS[self.activation][1](self.y, dout)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+def _init_name(init):
+    """Initializer as it is stored in a config: its name string."""
+    return init if isinstance(init, str) else getattr(init, "__name__", str(init)).replace("(", ":").rstrip(")")
