@@ -1,0 +1,80 @@
+"""Core layers: gradient checks in float64 and behaviour."""
+import numpy as np
+import pytest
+
+from gradcheck import check_layer_gradients
+from rnnlab import layers as L
+from rnnlab.layers import ShapeError
+
+
+@pytest.mark.parametrize("activation", ["linear", "tanh", "sigmoid", "relu", "softmax"])
+def test_dense_gradients_on_every_time_step(float64, activation):
+    x = np.random.default_rng(1).standard_normal((3, 4, 5))
+    layer = L.Dense(6, activation=activation, seed=0)
+    errors = check_layer_gradients(layer, x)
+    assert set(errors) == {"param0", "param1", "input"}
+
+
+def test_dense_acts_on_last_axis_of_sequence(float64):
+    x = np.random.default_rng(0).standard_normal((2, 7, 3))
+    layer = L.Dense(4, seed=0)
+    y = layer.forward(x)
+    assert y.shape == (2, 7, 4)
+    np.testing.assert_allclose(y[1, 5], x[1, 5] @ layer.kernel + layer.bias)
+
+
+def test_embedding_gradient_sums_repeated_ids(float64):
+    ids = np.array([[1, 2, 1], [3, 1, 0]])
+    layer = L.Embedding(5, 4, seed=0)
+    out = layer.forward(ids)
+    dout = np.random.default_rng(0).standard_normal(out.shape)
+    layer.backward(dout)
+    expected = np.zeros((5, 4))
+    np.add.at(expected, ids.ravel(), dout.reshape(-1, 4))
+    np.testing.assert_allclose(layer.grads[0], expected)
+    check_layer_gradients(layer, ids)
+
+
+def test_embedding_rejects_out_of_range_ids():
+    layer = L.Embedding(5, 4, name="emb")
+    with pytest.raises(ValueError, match=r"emb.*\[0, 5\).*\[0, 7\]"):
+        layer.forward(np.array([[0, 7]]))
+
+
+def test_dropout_scales_kept_units_and_is_identity_in_eval(float64):
+    layer = L.Dropout(0.5, seed=3)
+    x = np.ones((200, 50))
+    y = layer.forward(x)
+    kept = y != 0
+    assert 0.4 < kept.mean() < 0.6
+    np.testing.assert_allclose(y[kept], 2.0)
+    np.testing.assert_allclose(layer.backward(np.ones_like(x)), y)
+    layer.eval()
+    np.testing.assert_array_equal(layer.forward(x), x)
+
+
+def test_dropout_noise_shape_shares_mask_over_time():
+    layer = L.Dropout(0.5, noise_shape=(None, 1, None), seed=0)
+    y = layer.forward(np.ones((4, 6, 8), dtype=np.float32))
+    assert (y == y[:, :1, :]).all()
+
+
+def test_flatten_and_activation_gradients(float64):
+    x = np.random.default_rng(2).standard_normal((2, 3, 4))
+    flat = L.Flatten()
+    assert flat.forward(x).shape == (2, 12)
+    check_layer_gradients(flat, x)
+    check_layer_gradients(L.Activation("tanh"), x)
+
+
+def test_dense_wrong_feature_size_names_layer_and_shapes():
+    layer = L.Dense(3, name="head")
+    layer.forward(np.zeros((2, 4), dtype=np.float32))
+    with pytest.raises(ShapeError, match=r"head.*4 features.*\(2, 5\)"):
+        layer.forward(np.zeros((2, 5), dtype=np.float32))
+
+
+def test_dense_nan_input_names_layer():
+    layer = L.Dense(3, name="head")
+    with pytest.raises(ValueError, match=r"head.*\(1, 2\).*NaN"):
+        layer.forward(np.array([[np.nan, 1.0]], dtype=np.float32))
