@@ -22,6 +22,7 @@ def require_torch():
 
 def numerical_grad(f, array, eps=1e-6):
     """Central differences of the scalar f() with respect to every entry of ``array`` (in place)."""
+    assert array.flags.c_contiguous, "numerical_grad perturbs a flat view: the array must be C-contiguous"
     grad = np.zeros(array.shape, dtype=np.float64)
     flat, gflat = array.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):

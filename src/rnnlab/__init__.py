@@ -3,3 +3,5 @@ __version__ = "0.1.0"
 
 from .backend import set_backend, backend_name, set_floatx, floatx, to_numpy
 from . import backend, initializers, layers
+from . import losses, optim
+from .models import Sequential, Model, load

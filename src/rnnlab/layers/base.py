@@ -87,7 +87,8 @@ class Layer:
     def add_weight(self, name: str, shape: tuple, initializer, rng=None):
         """Create a parameter (floatx, current backend) and its zeroed gradient buffer."""
         init = initializers.get(initializer)
-        value = backend.asarray(np.asarray(init(tuple(shape), rng or self._rng())), dtype=backend.floatx())
+        # C order always: gradient checks and in-place updates assume contiguous rows
+        value = backend.asarray(np.ascontiguousarray(init(tuple(shape), rng or self._rng())), dtype=backend.floatx())
         self._params.append(value)
         self._grads.append(backend.xp.zeros_like(value))
         self.weight_names.append(name)

@@ -1,0 +1,33 @@
+"""``rnnlab data dates|addition|copy --n N --seed S [--out FILE]``: write generated pairs as TSV.
+
+Without ``--out`` the pairs go to stdout (one ``source<TAB>target`` line each).
+"""
+from __future__ import annotations
+
+import sys
+
+from ..data import generated
+
+
+def register(ctx) -> None:
+    parser = ctx.commands.add_parser(
+        "data", parents=[ctx.common], help="generate a seeded dataset of pairs (dates, addition) as TSV",
+        description="Generate source<TAB>target pairs: dates (human formats -> ISO), addition (16+75 -> 91), "
+                    "copy (s -> s).")
+    parser.add_argument("task", choices=sorted(generated.GENERATORS))
+    parser.add_argument("--n", type=int, default=1000, help="number of pairs (all sources distinct)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", metavar="FILE", help="output TSV file (default: stdout)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    pairs = generated.GENERATORS[args.task](args.n, seed=args.seed)
+    if args.out:
+        generated.write_tsv(pairs, args.out)
+        print(f"wrote {len(pairs)} {args.task} pairs to {args.out}", file=sys.stderr)
+    else:
+        for source, target in pairs:
+            sys.stdout.write(f"{source}\t{target}\n")
+    return {"task": args.task, "n": len(pairs), "seed": args.seed, "out": args.out,
+            "first": {"source": pairs[0][0], "target": pairs[0][1]}}

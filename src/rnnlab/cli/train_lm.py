@@ -1,0 +1,110 @@
+"""``rnnlab train lm``: train a recurrent language model (word or character level).
+
+    rnnlab train lm --preset zaremba-small --out runs/ptb-small
+    rnnlab train lm --text novel.txt --level char --hidden 256 --epochs 5 --out runs/novel
+    rnnlab train lm --out runs/ptb-small --resume          # after a kill: continue exactly
+"""
+from __future__ import annotations
+
+import sys
+
+
+def register(ctx) -> None:
+    p = ctx.train.add_parser("lm", parents=[ctx.common], help="train a recurrent language model",
+                             description="Train an RNN language model with truncated BPTT. Flags override "
+                                         "the preset; with --resume, the run's stored config is used.")
+    p.add_argument("dataset", nargs="?", choices=["ptb", "shakespeare"], default=None,
+                   help="a known corpus (default: the preset's, else ptb); found under $RNNLAB_DATA or downloaded")
+    data = p.add_argument_group("data")
+    data.add_argument("--text", metavar="FILE", help="your own UTF-8 corpus instead of a dataset")
+    data.add_argument("--valid", metavar="FILE", dest="valid_text", help="validation text (default: cut from --text)")
+    data.add_argument("--test", metavar="FILE", dest="test_text", help="test text (default: cut from --text)")
+    data.add_argument("--split", metavar="TR,VA,TE", type=_fractions,
+                      help="fractions of a single --text file for train,valid,test (default 0.9,0.05,0.05)")
+    data.add_argument("--level", choices=["word", "char"], help="tokens: words (PTB style) or characters")
+    data.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset (default $RNNLAB_DATA)")
+    data.add_argument("--limit", type=int, metavar="N", help="use only the first N tokens of each split")
+    model = p.add_argument_group("model")
+    model.add_argument("--preset", choices=["zaremba-small", "zaremba-medium", "char-shakespeare"],
+                       help="a published configuration; other flags override its values")
+    model.add_argument("--cell", choices=["lstm", "gru", "rnn"])
+    model.add_argument("--layers", type=int)
+    model.add_argument("--hidden", type=int)
+    model.add_argument("--emb", type=int, help="embedding size (default: --hidden)")
+    model.add_argument("--dropout", type=float, help="dropout between layers (Zaremba et al.)")
+    model.add_argument("--variational", action="store_true", default=None,
+                       help="one dropout mask per sequence, shared over time steps")
+    model.add_argument("--tie-weights", action="store_true", default=None,
+                       help="share the embedding and output matrices (needs --emb == --hidden)")
+    model.add_argument("--init-scale", type=float, help="initialize every weight from U(-s, s)")
+    opt = p.add_argument_group("training")
+    opt.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    opt.add_argument("--lr", type=float)
+    opt.add_argument("--lr-decay", type=float, help="multiply the lr by this after each epoch >= --decay-start")
+    opt.add_argument("--decay-start", type=int, help="epochs at the initial lr before decaying")
+    opt.add_argument("--clip", type=float, help="global gradient-norm clipping (0: none)")
+    opt.add_argument("--bptt", type=int, help="truncated-BPTT window length")
+    opt.add_argument("--batch", type=int, help="parallel streams")
+    opt.add_argument("--epochs", type=int)
+    opt.add_argument("--eval-batch", type=int, help="streams for the final valid/test figures (default 1)")
+    opt.add_argument("--seed", type=int)
+    opt.add_argument("--max-minutes", type=float, help="stop after this much training time (validate, save)")
+    opt.add_argument("--checkpoint-every", type=int, metavar="WINDOWS",
+                     help="save last.npz every this many windows (default: every 60 s)")
+    run = p.add_argument_group("run")
+    run.add_argument("--out", metavar="RUN_DIR", default="runs/lm",
+                     help="run directory: config, best/last checkpoints, metrics.jsonl, curves.png")
+    run.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from last.npz")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_command)
+
+
+def _fractions(text: str):
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        import argparse
+        raise argparse.ArgumentTypeError(f"expected three comma-separated fractions, got {text!r}")
+    return parts
+
+
+def config_from_args(args):
+    from ..train.lm import make_config
+
+    overrides = {name: getattr(args, name, None) for name in (
+        "text", "valid_text", "test_text", "split", "level", "data_dir", "limit", "cell", "layers", "hidden",
+        "emb", "dropout", "variational", "tie_weights", "init_scale", "optimizer", "lr", "lr_decay",
+        "decay_start", "bptt", "batch", "epochs", "eval_batch", "seed", "max_minutes", "checkpoint_every")}
+    if args.dataset is not None:
+        overrides["dataset"] = args.dataset
+    overrides["clip"] = args.clip  # 0 turns clipping off
+    if args.text is not None:
+        overrides["dataset"] = None
+    return make_config(args.preset, **overrides)
+
+
+def run_command(args):
+    from ..train.lm import train_lm
+
+    from ..train.lm import RESUME_OVERRIDES
+
+    if args.resume:
+        ignored = [f"--{n.replace('_', '-')}" for n in (
+            "preset", "dataset", "text", "level", "cell", "layers", "hidden", "emb", "lr", "optimizer", "bptt",
+            "batch", "seed", "dropout", "tie_weights", "init_scale", "clip", "limit") if getattr(args, n, None) is not None]
+        if ignored:
+            print(f"rnnlab train lm: --resume keeps the stored config of {args.out}; ignoring "
+                  f"{', '.join(ignored)}", file=sys.stderr)
+        overrides = {name: getattr(args, name, None) for name in RESUME_OVERRIDES}
+        result = train_lm(None, args.out, resume=True, progress=not args.no_progress, overrides=overrides)
+    else:
+        result = train_lm(config_from_args(args), args.out, progress=not args.no_progress)
+    line = f"test perplexity {result['perplexity']:.2f} (loss {result['loss']:.4f}"
+    if "bits_per_char" in result:
+        line += f", {result['bits_per_char']:.3f} bits/char"
+    line += f"), valid perplexity {result['valid_perplexity']:.2f}; {result['epochs']} epochs in {result['wall_s']:.0f} s"
+    print(line)
+    print(f"run directory: {result['run_dir']}")
+    return result

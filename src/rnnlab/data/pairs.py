@@ -1,0 +1,205 @@
+"""Sentence pairs for sequence-to-sequence models: TSV files, tokens, splits, padded batches.
+
+File format (Tatoeba / manythings.org): one pair per line, ``source<TAB>target``, optionally
+followed by more tab-separated columns (an attribution) that are ignored. Blank lines are
+skipped. ``swap=True`` reads the second column as the source (e.g. French -> English from
+``fra.txt``, which is English<TAB>French).
+
+Tokens are characters (``level="char"``) or words (``level="word"``: runs of letters/digits
+and single punctuation marks, so ``"Qu'est-ce ?"`` -> ``Qu ' est - ce ?``); ``detokenize``
+undoes either so that BLEU is computed on ordinary text.
+
+Batches (``batches``): right-padded with id 0, sorted into buckets of similar source length so
+little compute goes to padding. Each ``Batch`` carries
+
+- ``src`` (B, S) int ids, ``src_mask`` (B, S) bool, ``src_lengths`` (B,);
+- ``tgt_in`` (B, T): ``<bos> y_1 .. y_n`` (the decoder's teacher-forced input),
+  ``tgt_out`` (B, T): ``y_1 .. y_n <eos>`` (what it must predict), ``tgt_mask`` (B, T) bool;
+- ``index`` (B,): the rows' positions in the dataset, to put predictions back in order.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .. import backend
+from .vocab import Vocab
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def read_pairs(path, swap: bool = False, limit: int | None = None) -> list[tuple[str, str]]:
+    """(source, target) string pairs from a TSV file; errors name the file and the line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"pairs file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"pairs file {path} is not valid UTF-8 (byte {err.start}): "
+                         f"convert it to UTF-8 first") from err
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) < 2:
+            raise ValueError(f"pairs file {path}, line {number}: expected 'source<TAB>target', "
+                             f"got {line[:60]!r}")
+        source, target = columns[0].strip(), columns[1].strip()
+        pairs.append((target, source) if swap else (source, target))
+        if limit is not None and len(pairs) >= limit:
+            break
+    if not pairs:
+        raise ValueError(f"pairs file {path} is empty: it holds no 'source<TAB>target' lines")
+    return pairs
+
+
+def tokenize(text: str, level: str = "char", lower: bool = False) -> list[str]:
+    """Characters or word/punctuation tokens of ``text``."""
+    if lower:
+        text = text.lower()
+    if level == "char":
+        return list(text)
+    if level == "word":
+        return _WORD.findall(text)
+    raise ValueError(f"token level must be 'char' or 'word', got {level!r}")
+
+
+def detokenize(tokens: Sequence[str], level: str = "char") -> str:
+    """Text from tokens: characters are concatenated; words are joined by spaces except around
+    apostrophes and hyphens, which were split out of words by ``tokenize``."""
+    if level == "char":
+        return "".join(tokens)
+    out = ""
+    glue = True
+    for token in tokens:
+        joins = token in ("'", "-", "’")
+        out += token if (glue or joins) else " " + token
+        glue = joins
+    return out
+
+
+def split_pairs(pairs: Sequence, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> list[list]:
+    """Shuffle ``pairs`` with ``seed`` and cut them into parts of the given fractions."""
+    fractions = [float(f) for f in fractions]
+    if any(f < 0 for f in fractions) or not 0.999 <= sum(fractions) <= 1.001:
+        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    bounds = np.round(np.cumsum([0.0] + fractions) * len(pairs)).astype(int)
+    bounds[-1] = len(pairs)
+    parts = [[pairs[i] for i in order[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
+    for name, part, frac in zip(("train", "valid", "test"), parts, fractions):
+        if frac > 0 and not part:
+            raise ValueError(f"split {fractions} of {len(pairs)} pairs leaves the {name} part empty")
+    return parts
+
+
+@dataclass
+class Batch:
+    src: object
+    src_mask: object
+    src_lengths: object
+    tgt_in: object
+    tgt_out: object
+    tgt_mask: object
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+
+class PairData:
+    """Token ids of (source, target) pairs under a source and a target vocabulary.
+
+    ``PairData.build(pairs, level)`` makes the vocabularies from these pairs (use it on the
+    training split); ``PairData(pairs, src_vocab, tgt_vocab, level)`` encodes other splits with
+    existing vocabularies (unknown tokens become ``<unk>``).
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: Vocab,
+                 level: str = "char", lower: bool = False):
+        self.pairs = list(pairs)
+        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+        self.level, self.lower = level, lower
+        self.src_tokens = [tokenize(s, level, lower) for s, _ in self.pairs]
+        self.tgt_tokens = [tokenize(t, level, lower) for _, t in self.pairs]
+        self.src_ids = [src_vocab.encode(t) for t in self.src_tokens]
+        self.tgt_ids = [tgt_vocab.encode(t) for t in self.tgt_tokens]
+        empty = [i for i, s in enumerate(self.src_ids) if not s]
+        if empty:
+            raise ValueError(f"{len(empty)} pairs have an empty source (first: {self.pairs[empty[0]]!r})")
+
+    @classmethod
+    def build(cls, pairs, level: str = "char", lower: bool = False, min_freq: int = 1,
+              max_vocab: int | None = None) -> "PairData":
+        src = [tokenize(s, level, lower) for s, _ in pairs]
+        tgt = [tokenize(t, level, lower) for _, t in pairs]
+        src_vocab = Vocab.build(src, min_freq=min_freq, max_size=max_vocab)
+        tgt_vocab = Vocab.build(tgt, min_freq=min_freq, max_size=max_vocab)
+        return cls(pairs, src_vocab, tgt_vocab, level, lower)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int | None = None,
+                rng: np.random.Generator | None = None, bucket: bool = True) -> Iterator[Batch]:
+        return batches(self.src_ids, self.tgt_ids, batch_size, self.tgt_vocab.bos_id, self.tgt_vocab.eos_id,
+                       shuffle=shuffle, rng=rng if rng is not None else np.random.default_rng(seed),
+                       bucket=bucket)
+
+
+def pad(sequences: Sequence[Sequence[int]], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad integer sequences with 0: ids (N, L) int64 and mask (N, L) bool."""
+    length = max((len(s) for s in sequences), default=0) if length is None else length
+    ids = np.zeros((len(sequences), length), dtype=np.int64)
+    mask = np.zeros((len(sequences), length), dtype=bool)
+    for i, s in enumerate(sequences):
+        ids[i, :len(s)] = s[:length]
+        mask[i, :len(s)] = True
+    return ids, mask
+
+
+def make_batch(src_ids, tgt_ids, index, bos_id: int, eos_id: int) -> Batch:
+    """One padded ``Batch`` (on the current backend) from lists of source and target ids."""
+    xp = backend.xp
+    src, src_mask = pad(src_ids)
+    tgt_in, tgt_mask = pad([[bos_id, *t] for t in tgt_ids])
+    tgt_out, _ = pad([[*t, eos_id] for t in tgt_ids])
+    return Batch(xp.asarray(src), xp.asarray(src_mask), xp.asarray(src_mask.sum(axis=1)),
+                 xp.asarray(tgt_in), xp.asarray(tgt_out), xp.asarray(tgt_mask), np.asarray(index))
+
+
+def batches(src_ids, tgt_ids, batch_size: int, bos_id: int, eos_id: int, shuffle: bool = False,
+            rng: np.random.Generator | None = None, bucket: bool = True) -> Iterator[Batch]:
+    """Padded batches over all pairs, each pair exactly once.
+
+    With ``bucket`` the pairs are sorted by source length (then target length) inside chunks
+    of 50 batches before being cut into batches, so a batch wastes little time on padding; with
+    ``shuffle`` the pairs (before sorting) and the order of the batches are shuffled by ``rng``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if len(src_ids) != len(tgt_ids):
+        raise ValueError(f"{len(src_ids)} sources for {len(tgt_ids)} targets")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    n = len(src_ids)
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    groups = []
+    chunk = batch_size * 50
+    for start in range(0, n, chunk):
+        part = order[start:start + chunk]
+        if bucket:
+            keys = np.array([len(src_ids[i]) * 10_000 + len(tgt_ids[i]) for i in part])
+            part = part[np.argsort(keys, kind="stable")]
+        groups.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    if shuffle:
+        groups = [groups[i] for i in rng.permutation(len(groups))]
+    for idx in groups:
+        yield make_batch([src_ids[i] for i in idx], [tgt_ids[i] for i in idx], idx, bos_id, eos_id)

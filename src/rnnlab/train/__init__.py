@@ -1,0 +1,2 @@
+"""Training: checkpoints, the shared run-directory helpers, and the trainers (lm, seq2seq)."""
+from .checkpoint import save_checkpoint, load_checkpoint, Checkpoint, CheckpointError

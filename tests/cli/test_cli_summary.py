@@ -1,0 +1,77 @@
+"""``rnnlab summary``: the two example configs, --json, checkpoints, bad files."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnnlab as rl
+from rnnlab import cli
+from rnnlab import layers as L
+
+CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
+
+
+def _table_lines(out: str) -> list[str]:
+    lines = out.rstrip("\n").split("\n")
+    return lines[lines.index(next(line for line in lines if line.startswith("Model: "))):]
+
+
+def test_summary_of_the_simple_rnn_example(capsys):
+    assert cli.main(["summary", str(CONFIGS / "simple_rnn_1969.json")]) == 0
+    lines = _table_lines(capsys.readouterr().out)
+    assert lines[0] == 'Model: "sequential"'
+    assert lines[4] == " simple_rnn (SimpleRNN)      (None, 20, 16)            368       "
+    assert lines[6] == " simple_rnn_1 (SimpleRNN)    (None, 32)                1568      "
+    assert lines[8] == " flatten (Flatten)           (None, 32)                0         "
+    assert lines[10] == " dense (Dense)               (None, 1)                 33        "
+    assert lines[-4:] == ["Total params: 1,969", "Trainable params: 1,969", "Non-trainable params: 0", "_" * 65]
+
+
+def test_summary_of_the_lstm_yaml_example_as_json(capsys):
+    assert cli.main(["summary", str(CONFIGS / "lstm_8097.yaml"), "--json"]) == 0
+    out = capsys.readouterr().out.rstrip("\n").split("\n")
+    result = json.loads(out[-1])
+    assert result["total_params"] == 8097 and result["trainable_params"] == 8097
+    assert result["non_trainable_params"] == 0
+    assert [(r["name"], r["output_shape"], r["params"]) for r in result["layers"]] == [
+        ("lstm", [None, 21, 16], 1152), ("lstm_1", [None, 21, 32], 6272),
+        ("flatten", [None, 672], 0), ("dense", [None, 1], 673)]
+    assert "Total params: 8,097" in out                    # the table is printed too
+
+
+def test_summary_of_a_checkpoint_and_of_its_meta(tmp_path, capsys):
+    model = rl.Sequential([L.Input((7,)), L.Dense(1200), L.Dense(3)], name="ckpt_model")
+    model.save(tmp_path / "m.npz")
+    assert cli.main(["summary", str(tmp_path / "m.npz"), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert 'Model: "ckpt_model"' in out and "Total params: 13,203" in out
+    assert json.loads(out.rstrip("\n").split("\n")[-1])["total_params"] == 13203
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as npz:
+        (tmp_path / "meta.json").write_bytes(npz["__meta__"].tobytes())
+    assert cli.main(["summary", str(tmp_path / "meta.json")]) == 0
+    assert "Total params: 13,203" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "not valid JSON"),
+    ('{"task": "lm"}', "expected a model config"),
+    ('{"class_name": "NoSuchLayer", "config": {}}', "unknown layer class 'NoSuchLayer'"),
+])
+def test_bad_config_files_are_clear_errors(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert cli.main(["summary", str(path), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert "error" in json.loads(captured.out.strip().split("\n")[-1])
+
+
+def test_missing_and_damaged_files_name_the_file(tmp_path, capsys):
+    assert cli.main(["summary", str(tmp_path / "nope.yaml")]) == 1
+    assert "nope.yaml" in capsys.readouterr().err
+    damaged = tmp_path / "damaged.npz"
+    rl.Sequential([L.Input((2,)), L.Dense(1)]).save(damaged)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    assert cli.main(["summary", str(damaged)]) == 1
+    assert "damaged.npz" in capsys.readouterr().err

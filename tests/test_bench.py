@@ -1,0 +1,126 @@
+"""rnnlab.bench and `rnnlab bench`: the figures are consistent, the FLOP count is right.
+
+Tiny configs, one or two steps: these tests check the bookkeeping, never the speed.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rnnlab import bench
+from rnnlab.bench import BenchConfig, matmul_flops, run_benchmark
+
+TINY = dict(vocab=11, emb=5, hidden=6, layers=2, batch=3, bptt=4)
+PROMISED = ["config", "rnnlab_train_tok_s", "torch_train_tok_s", "ratio_train", "rnnlab_infer_tok_s",
+            "torch_infer_tok_s", "ratio_infer", "blas"]
+
+
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_flops_by_hand():
+    # LSTM (G=4), vocab 7, emb 3, hidden 4, 2 layers, batch 2, bptt 5. Per token, forward:
+    #   layer 1: x W  3*16 = 48 and h U 4*16 = 64;  layer 2: 4*16 + 4*16 = 128;  decoder 4*7 = 28
+    #   -> 268 multiply-adds; 2 FLOPs each, 10 tokens: 5360. Training: forward + 2x backward.
+    cfg = BenchConfig("hand", vocab=7, emb=3, hidden=4, layers=2, batch=2, bptt=5)
+    assert matmul_flops(cfg, "lstm", train=False) == 5360
+    assert matmul_flops(cfg, "lstm", train=True) == 3 * 5360
+    # GRU (G=3): 3*12 + 4*12 + 4*12 + 4*12 + 28 = 208 -> 4160
+    assert matmul_flops(cfg, "gru", train=False) == 4160
+    # the per-GEMM shape list the GEMM-only timing runs adds up to the same count
+    for cell in ("lstm", "gru"):
+        for train in (False, True):
+            shapes = bench._gemm_shapes(cfg, cell, train)
+            assert sum(2 * m * k * n * rep for m, k, n, rep, _ in shapes) == matmul_flops(cfg, cell, train)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_run_benchmark_tiny(cell):
+    res = run_benchmark(TINY, cell=cell, steps=2, warmup=1)
+    for key in PROMISED + ["train_flops", "gemm_peak_gflops", "gemm_only_ms", "openblas_env", "notes"]:
+        assert key in res, key
+    assert res["config"] == "custom" and res["cell"] == cell
+    assert res["tokens_per_step"] == 3 * 4
+    assert res["train_flops"] == matmul_flops(TINY, cell, True)
+    assert res["rnnlab_train_tok_s"] > 0 and res["rnnlab_infer_tok_s"] > 0
+    # tokens/s is tokens per median step time; GFLOP/s is FLOPs per the same time
+    step_s = res["rnnlab_train_step_ms"] / 1e3
+    assert res["rnnlab_train_tok_s"] == pytest.approx(12 / step_s)
+    assert res["rnnlab_train_gflops"] == pytest.approx(res["train_flops"] / step_s / 1e9)
+    assert set(res["openblas_env"]) == {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+    assert res["foreign_cpu_share"] is None or 0.0 <= res["foreign_cpu_share"] <= 1.0
+    assert "name" in res["blas"]
+    json.dumps(res)  # the CLI prints it as JSON
+    if _has_torch():
+        for phase in ("train", "infer"):
+            assert res[f"ratio_{phase}"] == pytest.approx(res[f"rnnlab_{phase}_tok_s"] / res[f"torch_{phase}_tok_s"])
+        # both sides train the same task from U(-0.1, 0.1): the loss starts near log(vocab)
+        assert abs(res["rnnlab_train_loss"] - res["torch_train_loss"]) < 0.2
+    else:
+        assert res["torch_train_tok_s"] is None and res["ratio_train"] is None
+
+
+def test_without_torch(monkeypatch):
+    monkeypatch.setattr(bench, "_import_torch", lambda: None)
+    res = run_benchmark(TINY, cell="lstm", steps=1, warmup=0, gemm=False)
+    assert res["torch_train_tok_s"] is None and res["ratio_train"] is None and res["ratio_infer"] is None
+    assert res["rnnlab_train_tok_s"] > 0
+    assert any("PyTorch is not installed" in note for note in res["notes"])
+    assert "PyTorch is not installed" in bench.format_table([res])
+
+
+def test_layer_stack_matches_shape():
+    # the public-layer variant of the benchmark model has the LanguageModel's parameter count
+    cfg = BenchConfig("t", **TINY)
+    stack = bench.build_rnnlab_model(cfg, "lstm", model="layers")
+    import numpy as np
+    logits = stack.forward(np.zeros((3, 4), dtype=np.int64))
+    assert logits.shape == (3, 4, 11)
+    expected = 11 * 5 + (5 * 24 + 6 * 24 + 24) + (6 * 24 + 6 * 24 + 24) + 6 * 11 + 11
+    assert sum(p.size for p in stack.params) == expected
+
+
+def test_memory_subprocess():
+    mem = bench.measure_memory(TINY, "lstm", side="rnnlab")
+    assert mem["peak_mb"] > 10  # a Python with NumPy: tens of MB at least
+    assert 0 <= mem["delta_mb"] < mem["peak_mb"]
+
+
+def test_bad_config_names_it():
+    with pytest.raises(ValueError, match="unknown benchmark config 'nope'"):
+        run_benchmark("nope")
+    with pytest.raises(ValueError, match="hidden must be >= 1"):
+        BenchConfig("bad", 10, 4, 0, 1, 2, 3)
+
+
+def test_cli_json(capsys, monkeypatch):
+    from rnnlab.cli import main
+
+    # the named configs take seconds per step on 2 cores: register a tiny one for the CLI
+    monkeypatch.setitem(bench.CONFIGS, "tiny", BenchConfig("tiny", **TINY))
+    rc = main(["bench", "--config", "tiny", "--cell", "gru", "--steps", "1", "--warmup", "0",
+               "--no-memory", "--json"])
+    assert rc == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    res = json.loads(out[-1])
+    for key in PROMISED:
+        assert key in res, key
+    assert res["config"] == "tiny" and res["cell"] == "gru" and res["bptt"] == 4
+    rows = [[c.strip() for c in line.split("|")[1:3]] for line in out if line.startswith("|")]
+    assert ["tiny", "gru"] in rows  # the table is printed too
+
+
+def test_cli_names_the_configs():
+    from rnnlab.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["bench", "--config", "all", "--cell", "both"])
+    assert args.config == "all" and args.cell == "both"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bench", "--config", "ptb-huge"])

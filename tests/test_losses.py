@@ -1,0 +1,119 @@
+"""Losses: values against direct formulas, gradients against central differences (float64)."""
+import numpy as np
+import pytest
+
+from gradcheck import numerical_grad, rel_error
+from rnnlab import losses
+
+
+def _ce_reference(z, t, counted):
+    z2 = z.reshape(-1, z.shape[-1])
+    logp = z2 - np.log(np.exp(z2).sum(axis=1, keepdims=True))
+    nll = -logp[np.arange(len(z2)), np.where(counted.ravel(), t.ravel(), 0)]
+    return nll[counted.ravel()].mean()
+
+
+def test_log_softmax_matches_definition_and_is_stable():
+    x = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    out = losses.log_softmax(x)
+    np.testing.assert_allclose(out[0], x[0] - np.log(np.exp(x[0]).sum()))
+    np.testing.assert_allclose(out[1], [0.0, -1000.0, -2000.0])
+    assert np.isfinite(out).all()
+
+
+def test_cross_entropy_value_and_gradient_with_mask_and_ignore_index(float64):
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((3, 4, 5))
+    t = rng.integers(0, 5, (3, 4))
+    t[0, 1] = -100                       # ignored by index
+    mask = np.ones((3, 4), dtype=bool)
+    mask[2, 2:] = False                  # padding
+    loss = losses.SoftmaxCrossEntropy()
+    value = loss.forward(z, t, mask=mask)
+    counted = (t != -100) & mask
+    assert loss.count == int(counted.sum()) == 9
+    np.testing.assert_allclose(value, _ce_reference(z, t, counted), rtol=1e-12)
+    dz = loss.backward().copy()
+    assert dz.shape == z.shape
+    assert not dz[~counted].any()        # uncounted positions get no gradient
+    num = numerical_grad(lambda: losses.SoftmaxCrossEntropy().forward(z, t, mask=mask), z)
+    assert rel_error(dz, num) < 1e-6
+
+
+def test_cross_entropy_is_stable_for_huge_logits_and_keeps_float32():
+    z = np.array([[1e4, -1e4, 0.0], [0.0, 3e4, 3e4]], dtype=np.float32)
+    t = np.array([0, 2])
+    loss = losses.SoftmaxCrossEntropy()
+    value = loss.forward(z, t)
+    np.testing.assert_allclose(value, (0.0 + np.log(2.0)) / 2, rtol=1e-6)
+    dz = loss.backward()
+    assert dz.dtype == np.float32 and np.isfinite(dz).all()
+    np.testing.assert_allclose(dz, [[0, 0, 0], [0, 0.25, -0.25]], atol=1e-7)
+
+
+def test_cross_entropy_gradient_rows_sum_to_zero_and_buffer_is_reused():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((6, 7)).astype(np.float32)
+    t = rng.integers(0, 7, 6)
+    loss = losses.SoftmaxCrossEntropy()
+    loss.forward(z, t)
+    d1 = loss.backward()
+    np.testing.assert_allclose(d1.sum(axis=1), 0.0, atol=1e-7)
+    z_before = z.copy()
+    loss.forward(z, t)
+    d2 = loss.backward()
+    np.testing.assert_array_equal(z, z_before)      # logits are never written
+    assert np.shares_memory(d1, d2)                 # no new (N, V) array per step
+
+
+def test_cross_entropy_nothing_counted_gives_zero():
+    loss = losses.SoftmaxCrossEntropy(ignore_index=0)
+    z = np.ones((2, 3), dtype=np.float32)
+    assert loss.forward(z, np.array([0, 0])) == 0.0 and loss.count == 0
+    assert not loss.backward().any()
+
+
+def test_cross_entropy_bad_input_names_loss_and_shapes():
+    loss = losses.SoftmaxCrossEntropy()
+    z = np.zeros((2, 3, 5), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy.*\(2, 3, 5\).*\(2, 3\).*\(3, 2\)"):
+        loss.forward(z, np.zeros((3, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy.*\[0, 5\).*\[9, 9\]"):
+        loss.forward(z, np.full((2, 3), 9))
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: mask.*\(2, 2\).*\(2, 3\)"):
+        loss.forward(z, np.zeros((2, 3), dtype=np.int64), mask=np.ones((2, 2), dtype=bool))
+
+
+def test_sigmoid_bce_value_gradient_and_stability(float64):
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((4, 3, 2)) * 3
+    y = (rng.random((4, 3, 2)) > 0.5).astype(np.float64)
+    mask = rng.random((4, 3)) > 0.3
+    loss = losses.SigmoidBCE()
+    value = loss.forward(z, y, mask=mask)
+    s = 1 / (1 + np.exp(-z))
+    elem = -(y * np.log(s) + (1 - y) * np.log(1 - s))
+    m = np.broadcast_to(mask[..., None], z.shape)
+    assert loss.count == int(m.sum())
+    np.testing.assert_allclose(value, elem[m].mean(), rtol=1e-12)
+    dz = loss.backward()
+    num = numerical_grad(lambda: losses.SigmoidBCE().forward(z, y, mask=mask), z)
+    assert rel_error(dz, num) < 1e-6
+    big = np.array([1e4, -1e4])
+    assert np.isfinite(losses.SigmoidBCE().forward(big, np.array([0.0, 1.0])))
+
+
+def test_mse_value_and_gradient(float64):
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal((5, 2))
+    y = rng.standard_normal((5, 2))
+    loss = losses.MSE()
+    np.testing.assert_allclose(loss.forward(p, y), ((p - y) ** 2).mean())
+    d = loss.backward()
+    num = numerical_grad(lambda: losses.MSE().forward(p, y), p)
+    assert rel_error(d, num) < 1e-6
+    mask = np.array([True, False, True, True, False])
+    np.testing.assert_allclose(loss.forward(p, y, mask=mask), ((p - y)[mask] ** 2).mean())
+    assert loss.count == 6
+    with pytest.raises(ValueError, match=r"MSE.*\(5, 2\).*\(5, 3\)"):
+        loss.forward(p, np.zeros((5, 3)))
