@@ -28,7 +28,6 @@ import importlib
 import inspect
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
+from ..fileio import atomic_write
 
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1
@@ -189,19 +189,8 @@ def save_checkpoint(path, model, optimizer=None, state=None) -> Path:
                         f"JSON-serialisable: {err}") from err
     arrays[META_KEY] = np.frombuffer(meta_bytes, dtype=np.uint8)
 
+    atomic_write(path, lambda f: np.savez(f, **arrays))
     folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     _fsync_dir(folder)
     return path
 

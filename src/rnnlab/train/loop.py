@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
+
+from ..fileio import atomic_write
 
 
 class TrainingDiverged(RuntimeError):
@@ -39,18 +40,7 @@ def check_finite_loss(loss: float, where: str) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder + rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(text), binary=False)
 
 
 class RunDir:
