@@ -61,9 +61,9 @@ def main():
         result = train_seq2seq(config, out / name)
         rows = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
         curves[name] = [r["valid_exact_match"] for r in rows]
-        table[name] = {"final_exact_match": result["exact_match"],
+        table[name] = {"best_exact_match": result["exact_match"],
                        "seconds_per_epoch": sum(r["epoch_s"] for r in rows) / len(rows)}
-        print(f"{name}: exact match {100 * result['exact_match']:.2f}% after {args.epochs} epochs")
+        print(f"{name}: exact match {100 * result['exact_match']:.2f}% (epoch with the lowest evaluation loss)")
 
     epochs = range(1, args.epochs + 1)
     rows = [{"epoch": e, **{name: curves[name][e - 1] for name in curves}} for e in epochs]
