@@ -66,6 +66,26 @@ def test_layer_gradients_with_mask_or_lengths(float64, kind, how):
     check_layer_gradients(layer, x_data(1), kwargs)
 
 
+@pytest.mark.parametrize("mask", [None, MASK, np.array([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)])
+def test_lstm_backward_in_blocks_of_steps_is_exact(float64, monkeypatch, mask):
+    """LSTM computes its backward factors a block of steps at a time; blocks of 2 steps over
+    T = 5 (2 + 2 + 1) must give the gradients of one block over all steps, and pass the check."""
+    def run():
+        layer = make("lstm", return_sequences=True, return_state=True)
+        y, h, c = layer.forward(x_data(2), mask=mask)
+        dy = np.random.default_rng(3).standard_normal(y.shape)
+        dx = layer.backward(dy, [np.ones_like(h), -np.ones_like(c)])
+        return [dx, *layer.dinitial_state, *layer.grads]
+
+    whole = run()
+    monkeypatch.setattr(LSTM, "FACTOR_BLOCK", 2 * B * 4 * H)
+    blocked = run()
+    for a, b in zip(whole, blocked):
+        np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-13)
+    check_layer_gradients(make("lstm", return_sequences=True, return_state=True), x_data(1),
+                          {"mask": mask} if mask is not None else {})
+
+
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
 def test_simple_rnn_activation_gradients(float64, activation):
     check_layer_gradients(make("rnn", activation=activation, return_sequences=True), x_data(2), {"mask": MASK})

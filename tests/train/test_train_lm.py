@@ -158,3 +158,26 @@ def test_presets_hold_the_published_settings():
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         make_config("huge")
     assert LMConfig.from_dict(json.loads(json.dumps(small.to_dict()))) == small
+
+
+
+def test_sum_over_time_scales_the_gradient_by_the_window_length(tmp_path, monkeypatch):
+    """Zaremba's loss (summed over the window's steps, averaged over the batch) has bptt times
+    the gradient of the per-token mean; the first window starts from the same weights either way."""
+    norms = []
+
+    def record(grads, max_norm):
+        norms.append(float(np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))))
+        return norms[-1]
+
+    def stop(epoch, window):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lm_train, "clip_grad_norm", record)
+    for sum_over_time in (False, True):
+        config = _char_config(tmp_path, optimizer="sgd", dropout=0.0, clip=None, sum_over_time=sum_over_time)
+        with pytest.raises(KeyboardInterrupt):
+            train_lm(config, tmp_path / f"run{sum_over_time}", progress=False, on_window=stop)
+    mean_norm, sum_norm = norms
+    assert sum_norm == pytest.approx(config.bptt * mean_norm, rel=1e-5)
+    assert make_config("zaremba-small").sum_over_time and make_config("zaremba-medium").sum_over_time

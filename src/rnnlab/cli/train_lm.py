@@ -43,6 +43,9 @@ def register(ctx) -> None:
     opt.add_argument("--lr-decay", type=float, help="multiply the lr by this after each epoch >= --decay-start")
     opt.add_argument("--decay-start", type=int, help="epochs at the initial lr before decaying")
     opt.add_argument("--clip", type=float, help="global gradient-norm clipping (0: none)")
+    opt.add_argument("--sum-over-time", action="store_true", default=None,
+                     help="gradient of the loss summed over the window's steps, as Zaremba et al. "
+                          "(the zaremba presets set it); default: the mean over all tokens")
     opt.add_argument("--bptt", type=int, help="truncated-BPTT window length")
     opt.add_argument("--batch", type=int, help="parallel streams")
     opt.add_argument("--epochs", type=int)
@@ -76,7 +79,8 @@ def config_from_args(args):
     overrides = {name: getattr(args, name, None) for name in (
         "text", "valid_text", "test_text", "split", "level", "data_dir", "limit", "cell", "layers", "hidden",
         "emb", "dropout", "variational", "tie_weights", "init_scale", "optimizer", "lr", "lr_decay",
-        "decay_start", "bptt", "batch", "epochs", "eval_batch", "seed", "max_minutes", "checkpoint_every")}
+        "decay_start", "bptt", "batch", "epochs", "eval_batch", "seed", "max_minutes", "checkpoint_every",
+        "sum_over_time")}
     if args.dataset is not None:
         overrides["dataset"] = args.dataset
     overrides["clip"] = args.clip  # 0 turns clipping off
@@ -93,7 +97,7 @@ def run_command(args):
     if args.resume:
         ignored = [f"--{n.replace('_', '-')}" for n in (
             "preset", "dataset", "text", "level", "cell", "layers", "hidden", "emb", "lr", "optimizer", "bptt",
-            "batch", "seed", "dropout", "tie_weights", "init_scale", "clip", "limit") if getattr(args, n, None) is not None]
+            "batch", "seed", "dropout", "tie_weights", "init_scale", "clip", "limit", "sum_over_time") if getattr(args, n, None) is not None]
         if ignored:
             print(f"rnnlab train lm: --resume keeps the stored config of {args.out}; ignoring "
                   f"{', '.join(ignored)}", file=sys.stderr)
