@@ -40,6 +40,20 @@ def test_cross_entropy_value_and_gradient_with_mask_and_ignore_index(float64):
     assert rel_error(dz, num) < 1e-6
 
 
+@pytest.mark.parametrize("row_block", [5, 10, 15])   # blocks of 1, 2 and 3 rows over 12 rows
+def test_cross_entropy_in_row_blocks_equals_all_rows_at_once(float64, monkeypatch, row_block):
+    rng = np.random.default_rng(1)
+    z, t = rng.standard_normal((3, 4, 5)) * 3, rng.integers(0, 5, (3, 4))
+    mask = np.ones((3, 4), dtype=bool)
+    mask[1, 3] = False
+    whole = losses.SoftmaxCrossEntropy()
+    expected = whole.forward(z, t, mask=mask), whole.backward().copy()
+    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "ROW_BLOCK", row_block)
+    blocked = losses.SoftmaxCrossEntropy()
+    assert blocked.forward(z, t, mask=mask) == pytest.approx(expected[0], rel=1e-14)
+    np.testing.assert_allclose(blocked.backward(), expected[1], rtol=1e-13, atol=1e-15)
+
+
 def test_cross_entropy_is_stable_for_huge_logits_and_keeps_float32():
     z = np.array([[1e4, -1e4, 0.0], [0.0, 3e4, 3e4]], dtype=np.float32)
     t = np.array([0, 2])

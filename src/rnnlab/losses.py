@@ -47,11 +47,14 @@ class SoftmaxCrossEntropy:
         dL/dz_n = (p_n - onehot(t_n)) / count      for counted n,   0 otherwise.
 
     Written for a 10,000-word vocabulary: forward computes exp(z - max) once into a buffer
-    that this object keeps (float32 stays float32), and ``backward`` turns that buffer into
+    that this object keeps (float32 stays float32), a block of rows at a time so that each
+    block stays in cache, and ``backward`` turns that buffer into
     dL/dz in place over all rows at once: one multiply by a per-row factor 1 / (sum * count),
     then minus 1 / count at each target. The returned gradient *is* that buffer, so it stays
     valid until the next ``forward``.
     """
+
+    ROW_BLOCK = 1 << 17
 
     def __init__(self, ignore_index: int = -100):
         self.ignore_index = ignore_index
@@ -89,12 +92,19 @@ class SoftmaxCrossEntropy:
         if self._buf is None or self._buf.shape != z.shape or self._buf.dtype != z.dtype:
             self._buf = xp.empty(z.shape, dtype=z.dtype)
         e = self._buf
-        zmax = z.max(axis=1, keepdims=True)
-        xp.subtract(z, zmax, out=e)
+        s = xp.empty(N, dtype=z.dtype)
+        z_t = xp.empty(N, dtype=z.dtype)
+        # Row blocks of about ROW_BLOCK values, so that the block stays in cache through its
+        # four passes (max, subtract, exp, sum); on a GPU one block covers all rows.
+        block = N if backend.backend_name() == "cupy" else max(1, self.ROW_BLOCK // V)
+        for r0 in range(0, N, block):
+            r1 = min(N, r0 + block)
+            zb, eb = z[r0:r1], e[r0:r1]
+            xp.subtract(zb, zb.max(axis=1, keepdims=True), out=eb)
+            z_t[r0:r1] = eb[xp.arange(r1 - r0), t_safe[r0:r1]]  # z[t] - max, before exp overwrites it
+            xp.exp(eb, out=eb)
+            eb.sum(axis=1, out=s[r0:r1])
         rows = xp.arange(N)
-        z_t = e[rows, t_safe]  # z[t] - max, gathered before exp overwrites e
-        xp.exp(e, out=e)
-        s = e.sum(axis=1)
         per_row = xp.log(s) - z_t  # -log p[t] = log sum exp(z - max) - (z[t] - max)
         if all_valid:
             total = float(per_row.sum(dtype=np.float64))
