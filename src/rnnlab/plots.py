@@ -5,6 +5,7 @@ functions raise a RuntimeError that says so, and training runs skip their plots 
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -63,7 +64,8 @@ def plot_attention(weights, source_tokens: Sequence[str], target_tokens: Sequenc
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     if title:
-        ax.set_title(title)
+        # long sentences: wrap the title to the figure's width (about 9 characters an inch)
+        ax.set_title(textwrap.fill(title, max(20, int(width * 9))), fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     path = Path(path)

@@ -46,6 +46,22 @@ def reset_name_counts() -> None:
     _name_counts.clear()
 
 
+_ONES: dict = {}
+
+
+def ones_vector(n: int, dtype):
+    """A cached vector of n ones: a bias gradient as one GEMV, 1^T dY, is faster than
+    ``dY.sum(axis=0)`` (a strided reduction over rows). Never write into it."""
+    xp = backend.xp
+    key = (xp.__name__, int(n), np.dtype(dtype).str)
+    a = _ONES.get(key)
+    if a is None:
+        if len(_ONES) > 64:   # shapes change rarely; keep the cache small anyway
+            _ONES.clear()
+        a = _ONES[key] = xp.ones(int(n), dtype=dtype)
+    return a
+
+
 class ShapeError(ValueError):
     """A layer got an input (or mask, or state) of the wrong shape."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from .base import Layer, ShapeError
+from .base import Layer, ShapeError, ones_vector
 
 # ---- activations: forward, and derivative expressed through the output y ----------------
 
@@ -109,10 +109,11 @@ class Dense(Layer):
 
     def backward(self, dout):
         x_shape, x2, y = self.cache
+        xp = backend.xp
         dh = ACTIVATIONS[self.activation][1](y, dout.reshape(-1, self.units))
-        self._grads[0][...] = x2.T @ dh
+        xp.matmul(x2.T, dh, out=self._grads[0])     # out=: no (D, U) temporary to copy
         if self.use_bias:
-            self._grads[1][...] = dh.sum(axis=0)
+            xp.matmul(ones_vector(dh.shape[0], dh.dtype), dh, out=self._grads[1])
         return (dh @ self.kernel.T).reshape(x_shape)
 
     def compute_output_shape(self, input_shape):

@@ -41,7 +41,7 @@ Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4
 from __future__ import annotations
 
 from .. import backend
-from .base import Layer, ShapeError, layer_from_dict, layer_to_dict
+from .base import Layer, ShapeError, layer_from_dict, layer_to_dict, ones_vector
 from .cells import RNN_ACTIVATIONS, c_order, lstm_bias_initializer
 from .core import _init_name
 
@@ -139,14 +139,6 @@ class _Recurrent(Layer):
         if a is None or a.shape != shape or a.dtype != dtype or not isinstance(a, xp.ndarray):
             a = xp.empty(shape, dtype=dtype)
             self._buffers[name] = a
-        return a
-
-    def _ones(self, n):
-        """A vector of n ones (bias gradients as one GEMV: 1^T dZ, faster than sum(axis=0))."""
-        a = self._buffers.get("ones")
-        if a is None or a.shape != (n,) or a.dtype != self.kernel.dtype or not isinstance(a, backend.xp.ndarray):
-            a = backend.xp.ones(n, dtype=self.kernel.dtype)
-            self._buffers["ones"] = a
         return a
 
     # ---- states -----------------------------------------------------------------------------------
@@ -402,7 +394,7 @@ class SimpleRNN(_Recurrent):
                 dh_next += tmp
         dA = F.reshape(T * B, H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dA, out=self._grads[1])
-        xp.matmul(self._ones(T * B), dA, out=self._grads[2])
+        xp.matmul(ones_vector(T * B, dA.dtype), dA, out=self._grads[2])
         return self._input_side_grads(X, dA), [dh_next]
 
     def get_config(self):
@@ -555,7 +547,7 @@ class LSTM(_Recurrent):
                     dh_next += tmp
         dZ = self._buf("F", (T, B, 4, H)).reshape(T * B, 4 * H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
-        xp.matmul(self._ones(T * B), dZ, out=self._grads[2])
+        xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2])
         return self._input_side_grads(X, dZ), [dh_next, dc]
 
     def get_config(self):
@@ -711,9 +703,9 @@ class GRU(_Recurrent):
             dh_next += tmp
         dZ = F.reshape(T * B, 3 * H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
-        xp.matmul(self._ones(T * B), dZ, out=self._grads[2][1])
+        xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][1])
         xp.multiply(dH, Fh, out=F[:, :, 2])          # dHZ -> dXZ: the h block is dh Fh, not dh Fh r
-        xp.matmul(self._ones(T * B), dZ, out=self._grads[2][0])
+        xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][0])
         return self._input_side_grads(X, dZ), [dh_next]
 
     def _backward_loop_reset_before(self, dH, dlast, mk):
@@ -760,7 +752,7 @@ class GRU(_Recurrent):
         dZ = dZ3.reshape(T * B, 3 * H)
         self._grads[1][:, :2 * H] = Hs[:-1].reshape(T * B, H).T @ dZ[:, :2 * H]
         self._grads[1][:, 2 * H:] = RH.reshape(T * B, H).T @ dZ[:, 2 * H:]
-        xp.matmul(self._ones(T * B), dZ, out=self._grads[2])
+        xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2])
         return self._input_side_grads(X, dZ), [dh_next]
 
     def get_config(self):
