@@ -23,7 +23,9 @@ def test_dense_acts_on_last_axis_of_sequence(float64):
     np.testing.assert_allclose(y[1, 5], x[1, 5] @ layer.kernel + layer.bias)
 
 
-def test_embedding_gradient_sums_repeated_ids(float64):
+@pytest.mark.parametrize("one_hot_max_ids", [512, 0])   # the one-hot GEMM, then the segment sums
+def test_embedding_gradient_sums_repeated_ids(float64, monkeypatch, one_hot_max_ids):
+    monkeypatch.setattr(L.Embedding, "ONE_HOT_MAX_IDS", one_hot_max_ids)
     ids = np.array([[1, 2, 1], [3, 1, 0]])
     layer = L.Embedding(5, 4, seed=0)
     out = layer.forward(ids)

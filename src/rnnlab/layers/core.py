@@ -128,10 +128,13 @@ class Dense(Layer):
 class Embedding(Layer):
     """Integer ids (B, T) -> vectors (B, T, E): row lookup in ``embeddings`` (V, E).
 
-    Backward: dW[v] = sum of dout over every position holding id v (sorted segment sums,
-    not ``np.add.at``, which is slow). The input has no gradient; ``backward`` returns None.
+    Backward: dW[v] = sum of dout over every position holding id v: for a small vocabulary
+    (characters) one GEMM, onehot(ids)^T dout; otherwise sorted segment sums (not
+    ``np.add.at``, which is slow). The input has no gradient; ``backward`` returns None.
     ``mask_zero=True`` marks id 0 as padding: ``compute_mask(ids)`` gives ids != 0.
     """
+
+    ONE_HOT_MAX_IDS = 512   # up to this vocabulary size, the one-hot GEMM beats the segment sums
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform:0.05",
                  mask_zero: bool = False, **kwargs):
@@ -162,6 +165,11 @@ class Embedding(Layer):
         dW[...] = 0
         flat = self.ids.ravel()
         d = dout.reshape(-1, self.output_dim)
+        if self.input_dim <= self.ONE_HOT_MAX_IDS:
+            onehot = xp.zeros((flat.size, self.input_dim), dtype=dW.dtype)
+            onehot[xp.arange(flat.size), flat] = 1
+            xp.matmul(onehot.T, d, out=dW)
+            return None
         if backend.backend_name() == "cupy":  # pragma: no cover - GPU only
             import cupyx
             cupyx.scatter_add(dW, flat, d)
