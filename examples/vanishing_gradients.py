@@ -37,11 +37,12 @@ def main():
         picks = [rel[-1 - d] for d in (1, 5, 10, 25) if d < len(rel)]
         print(f"  {name:30s} " + "  ".join(f"{v:9.2e}" for v in picks))
     try:
-        from rnnlab.plots import _pyplot
-        plt = _pyplot()
-    except RuntimeError as err:
-        print(f"(no plot: {err})")
+        import matplotlib
+    except ImportError:
+        print("(no plot: pip install matplotlib)")
         return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, norms in curves.items():
         ax.semilogy(np.arange(args.steps)[::-1], norms / norms[-1], label=name)
