@@ -66,23 +66,26 @@ def test_layer_gradients_with_mask_or_lengths(float64, kind, how):
     check_layer_gradients(layer, x_data(1), kwargs)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("mask", [None, MASK, np.array([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)])
-def test_lstm_backward_in_blocks_of_steps_is_exact(float64, monkeypatch, mask):
-    """LSTM computes its backward factors a block of steps at a time; blocks of 2 steps over
-    T = 5 (2 + 2 + 1) must give the gradients of one block over all steps, and pass the check."""
+def test_backward_in_blocks_of_steps_is_exact(float64, monkeypatch, kind, mask):
+    """LSTM and GRU compute their backward factors a block of steps at a time; blocks of 2 steps
+    over T = 5 (2 + 2 + 1) must give the gradients of one block over all steps, and pass the check."""
+    cls = LSTM if kind == "lstm" else GRU
+
     def run():
-        layer = make("lstm", return_sequences=True, return_state=True)
-        y, h, c = layer.forward(x_data(2), mask=mask)
+        layer = make(kind, return_sequences=True, return_state=True)
+        y, *states = layer.forward(x_data(2), mask=mask)
         dy = np.random.default_rng(3).standard_normal(y.shape)
-        dx = layer.backward(dy, [np.ones_like(h), -np.ones_like(c)])
+        dx = layer.backward(dy, [np.ones_like(h) * (-1) ** k for k, h in enumerate(states)])
         return [dx, *layer.dinitial_state, *layer.grads]
 
     whole = run()
-    monkeypatch.setattr(LSTM, "FACTOR_BLOCK", 2 * B * 4 * H)
+    monkeypatch.setattr(cls, "FACTOR_BLOCK", 2 * B * cls.GATES * H)
     blocked = run()
     for a, b in zip(whole, blocked):
         np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-13)
-    check_layer_gradients(make("lstm", return_sequences=True, return_state=True), x_data(1),
+    check_layer_gradients(make(kind, return_sequences=True, return_state=True), x_data(1),
                           {"mask": mask} if mask is not None else {})
 
 

@@ -30,11 +30,11 @@ s(z) = 0.5 tanh(z / 2) + 0.5: the factor 1/2 is folded into the projections (an 
 by a power of two), so one ``tanh`` call covers all four LSTM gates and two in-place
 ``*= alpha; += beta`` with per-column vectors turn the sigmoid columns into s(z) and leave the
 tanh column as is. In backward, the derivative factors (e.g. g i (1 - i)) are computed with
-whole-array operations over a block of steps just before the loop reaches it (LSTM: blocks of
-about 2^17 values, which stay in cache; GRU: all steps at once), the loop does only what needs
-the recurrence (a few products and dz_t @ U^T with a contiguous U^T), and dW = X^T dZ, dU = H_prev^T dZ,
-db = 1^T dZ and dX = dZ W^T are each one GEMM over all steps after it. Arrays keep the
-parameters' dtype (float32 by default) throughout.
+whole-array operations over a block of steps just before the loop reaches it (blocks of about
+2^17 values, which stay in cache; GRU with reset_after=False: all steps at once), the loop
+does only what needs the recurrence (a few products and dz_t @ U^T with a contiguous U^T), and
+dW = X^T dZ, dU = H_prev^T dZ, db = 1^T dZ and dX = dZ W^T are each one GEMM over all steps
+after it. Arrays keep the parameters' dtype (float32 by default) throughout.
 
 Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4, GRU 3).
 """
@@ -573,6 +573,8 @@ class GRU(_Recurrent):
 
     GATES = 3
 
+    FACTOR_BLOCK = 1 << 17
+
     def __init__(self, units: int, reset_after: bool = True, **kwargs):
         super().__init__(units, **kwargs)
         self.reset_after = bool(reset_after)
@@ -649,19 +651,47 @@ class GRU(_Recurrent):
             self._fw = (X, Z, Hs, RH)
         return Hs, [Hs[T]]
 
-    def _update_factors(self, Z):
-        """The gate values z, r, hh (views of Z) and, for all steps, Fh = (1 - z)(1 - hh^2)
-        (dh_t Fh is the gradient of the candidate's pre-activation) and 1 - z."""
+    def _update_factors(self, Z, steps=slice(None)):
+        """The gate values z, r, hh (views of Z) and, for the steps in ``steps``,
+        Fh = (1 - z)(1 - hh^2) (dh_t Fh is the gradient of the candidate's pre-activation) and 1 - z."""
         xp = backend.xp
         T, B = Z.shape[0], Z.shape[1]
-        gates = Z.reshape(T, B, 3, self.units)
+        gates = Z.reshape(T, B, 3, self.units)[steps]
         z, r, hh = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2]
-        Fh, one_minus_z = self._buf("Fh", (T, B, self.units)), self._buf("one_minus_z", (T, B, self.units))
+        Fh = self._buf("Fh", (T, B, self.units))[steps]
+        one_minus_z = self._buf("one_minus_z", (T, B, self.units))[steps]
         xp.multiply(hh, hh, out=Fh)
         xp.subtract(1.0, Fh, out=Fh)
         xp.subtract(1.0, z, out=one_minus_z)
         Fh *= one_minus_z
         return z, r, hh, Fh, one_minus_z
+
+    def _backward_factors(self, steps, mk):
+        """reset_after: F (steps, B, 3, H) = [Fz, Fr, Fhr] of the steps in ``steps`` (F becomes
+        dHZ in place in the loop), the masked Fh (kept whole for the input side) and z_pass."""
+        xp = backend.xp
+        X, Z, Hs, HZ = self._fw
+        T, B, _ = X.shape
+        H = self.units
+        z, r, hh, Fh, one_minus_z = self._update_factors(Z, steps)
+        F = self._buf("F", (T, B, 3, H))[steps]
+        Fz, Fr, Fhr = F[:, :, 0], F[:, :, 1], F[:, :, 2]
+        xp.subtract(Hs[:-1][steps], hh, out=Fz)
+        Fz *= z
+        Fz *= one_minus_z                            # (h_{t-1} - hh) z (1 - z)
+        xp.subtract(1.0, r, out=Fr)
+        Fr *= r
+        Fr *= HZ[steps][:, :, 2 * H:]
+        Fr *= Fh                                     # Fh hz_h r (1 - r)
+        xp.multiply(Fh, r, out=Fhr)                  # Fh r
+        z_pass = z
+        if mk is not None:
+            F *= mk.m[steps][..., None]
+            Fh *= mk.m[steps]
+            z_pass = self._buf("z_pass", (T, B, H))[steps]
+            z_pass[...] = z
+            xp.copyto(z_pass, 1.0, where=mk.keep[steps])  # masked: dh passes through unchanged
+        return F, z_pass
 
     def _backward_loop(self, dH, dlast, mk):
         if not self.reset_after:
@@ -670,41 +700,28 @@ class GRU(_Recurrent):
         X, Z, Hs, HZ = self._fw
         T, B, D = X.shape
         H = self.units
-        z, r, hh, Fh, one_minus_z = self._update_factors(Z)
-        F = self._buf("F", (T, B, 3, H))
-        Fz, Fr, Fhr = F[:, :, 0], F[:, :, 1], F[:, :, 2]
-        xp.subtract(Hs[:-1], hh, out=Fz)
-        Fz *= z
-        Fz *= one_minus_z                            # (h_{t-1} - hh) z (1 - z)
-        xp.subtract(1.0, r, out=Fr)
-        Fr *= r
-        Fr *= HZ[:, :, 2 * H:]
-        Fr *= Fh                                     # Fh hz_h r (1 - r)
-        xp.multiply(Fh, r, out=Fhr)                  # Fh r
-        z_pass = z
-        if mk is not None:
-            F *= mk.m[..., None]
-            Fh *= mk.m
-            z_pass = self._buf("z_pass", (T, B, H))
-            z_pass[...] = z
-            xp.copyto(z_pass, 1.0, where=mk.keep)    # masked: dh passes through unchanged
         UT = self._buf("UT", (3 * H, H))
         UT[...] = self.recurrent_kernel.T
         dh_next, tmp = self._buf("dh_next", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
-        F2 = F.reshape(T, B, 3 * H)
-        for t in range(T - 1, -1, -1):
-            dh = dH[t]                               # dH keeps dh_t for the input side below
-            dh += dh_next
-            dhz = F[t]
-            dhz *= dh[:, None, :]                    # F becomes dHZ in place
-            xp.matmul(F2[t], UT, out=dh_next)
-            xp.multiply(dh, z_pass[t], out=tmp)
-            dh_next += tmp
+        # factors a block of steps at a time, while they are still in cache (as LSTM)
+        block = max(1, self.FACTOR_BLOCK // (B * 3 * H))
+        for stop in range(T, 0, -block):
+            start = max(0, stop - block)
+            F, z_pass = self._backward_factors(slice(start, stop), mk)
+            for t in range(stop - 1 - start, -1, -1):
+                dh = dH[start + t]                   # dH keeps dh_t for the input side below
+                dh += dh_next
+                dhz = F[t]
+                dhz *= dh[:, None, :]                # F becomes dHZ in place
+                xp.matmul(dhz.reshape(B, 3 * H), UT, out=dh_next)
+                xp.multiply(dh, z_pass[t], out=tmp)
+                dh_next += tmp
+        F = self._buf("F", (T, B, 3, H))
         dZ = F.reshape(T * B, 3 * H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
         xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][1])
-        xp.multiply(dH, Fh, out=F[:, :, 2])          # dHZ -> dXZ: the h block is dh Fh, not dh Fh r
+        xp.multiply(dH, self._buf("Fh", (T, B, H)), out=F[:, :, 2])  # dHZ -> dXZ: the h block is dh Fh, not dh Fh r
         xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][0])
         return self._input_side_grads(X, dZ), [dh_next]
 
