@@ -96,15 +96,15 @@ class SoftmaxCrossEntropy:
         z_t = xp.empty(N, dtype=z.dtype)
         # Row blocks of about ROW_BLOCK values, so that the block stays in cache through its
         # four passes (max, subtract, exp, sum); on a GPU one block covers all rows.
+        rows = xp.arange(N)
         block = N if backend.backend_name() == "cupy" else max(1, self.ROW_BLOCK // V)
         for r0 in range(0, N, block):
             r1 = min(N, r0 + block)
             zb, eb = z[r0:r1], e[r0:r1]
             xp.subtract(zb, zb.max(axis=1, keepdims=True), out=eb)
-            z_t[r0:r1] = eb[xp.arange(r1 - r0), t_safe[r0:r1]]  # z[t] - max, before exp overwrites it
+            z_t[r0:r1] = eb[rows[:r1 - r0], t_safe[r0:r1]]  # z[t] - max, before exp overwrites it
             xp.exp(eb, out=eb)
             eb.sum(axis=1, out=s[r0:r1])
-        rows = xp.arange(N)
         per_row = xp.log(s) - z_t  # -log p[t] = log sum exp(z - max) - (z[t] - max)
         if all_valid:
             total = float(per_row.sum(dtype=np.float64))

@@ -162,14 +162,14 @@ class Embedding(Layer):
     def backward(self, dout):
         xp = backend.xp
         dW = self._grads[0]
-        dW[...] = 0
         flat = self.ids.ravel()
         d = dout.reshape(-1, self.output_dim)
         if self.input_dim <= self.ONE_HOT_MAX_IDS:
             onehot = xp.zeros((flat.size, self.input_dim), dtype=dW.dtype)
             onehot[xp.arange(flat.size), flat] = 1
-            xp.matmul(onehot.T, d, out=dW)
+            xp.matmul(onehot.T, d, out=dW)       # overwrites dW: no zeroing needed
             return None
+        dW[...] = 0
         if backend.backend_name() == "cupy":  # pragma: no cover - GPU only
             import cupyx
             cupyx.scatter_add(dW, flat, d)

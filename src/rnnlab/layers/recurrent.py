@@ -74,6 +74,7 @@ class _Recurrent(Layer):
 
     GATES = 1
     N_STATES = 1
+    FACTOR_BLOCK = 1 << 17   # gate values per block of steps in backward (about 512 KB in float32)
 
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, kernel_initializer="glorot_uniform",
@@ -140,6 +141,15 @@ class _Recurrent(Layer):
             a = xp.empty(shape, dtype=dtype)
             self._buffers[name] = a
         return a
+
+    def _step_blocks(self, T, B):
+        """(start, stop) of blocks of steps, last block first, each holding about FACTOR_BLOCK gate
+        values (at least one step): backward computes a block's derivative factors just before
+        its loop reaches them, while they are still in cache (all steps at once is ~1.7x slower
+        at the char shape)."""
+        block = max(1, self.FACTOR_BLOCK // (B * self.GATES * self.units))
+        for stop in range(T, 0, -block):
+            yield max(0, stop - block), stop
 
     # ---- states -----------------------------------------------------------------------------------
     def reset_states(self, states=None) -> None:
@@ -419,7 +429,6 @@ class LSTM(_Recurrent):
 
     GATES = 4
     N_STATES = 2
-    FACTOR_BLOCK = 1 << 17
 
     def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs):
         super().__init__(units, **kwargs)
@@ -525,13 +534,9 @@ class LSTM(_Recurrent):
         dh_next, dc, tmp = self._buf("dh_next", (B, H)), self._buf("dc", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
         dc[...] = dlast[1]
-        # The factors are computed a block of steps at a time, just before the loop needs them,
-        # so that they are still in cache (all steps at once is ~1.7x slower at the char shape);
-        # a block holds about FACTOR_BLOCK gate values, and at least one step.
-        block = max(1, self.FACTOR_BLOCK // (B * 4 * H))
-        for stop in range(T, 0, -block):
-            start = max(0, stop - block)
+        for start, stop in self._step_blocks(T, B):
             F, K, f_pass = self._backward_factors(slice(start, stop), mk)
+            F2 = F.reshape(stop - start, B, 4 * H)
             for t in range(stop - 1 - start, -1, -1):
                 dh = dH[start + t]
                 dh += dh_next
@@ -541,7 +546,7 @@ class LSTM(_Recurrent):
                 xp.multiply(dz[:, :3], dc[:, None, :], out=dz[:, :3])
                 xp.multiply(dz[:, 3], dh, out=dz[:, 3])
                 dc *= f_pass[t]
-                xp.matmul(dz.reshape(B, 4 * H), UT, out=dh_next)
+                xp.matmul(F2[t], UT, out=dh_next)
                 if mk is not None and mk.partial[start + t]:
                     xp.multiply(dh, mk.keepf[start + t], out=tmp)
                     dh_next += tmp
@@ -572,8 +577,6 @@ class GRU(_Recurrent):
     """
 
     GATES = 3
-
-    FACTOR_BLOCK = 1 << 17
 
     def __init__(self, units: int, reset_after: bool = True, **kwargs):
         super().__init__(units, **kwargs)
@@ -704,17 +707,15 @@ class GRU(_Recurrent):
         UT[...] = self.recurrent_kernel.T
         dh_next, tmp = self._buf("dh_next", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
-        # factors a block of steps at a time, while they are still in cache (as LSTM)
-        block = max(1, self.FACTOR_BLOCK // (B * 3 * H))
-        for stop in range(T, 0, -block):
-            start = max(0, stop - block)
+        for start, stop in self._step_blocks(T, B):
             F, z_pass = self._backward_factors(slice(start, stop), mk)
+            F2 = F.reshape(stop - start, B, 3 * H)
             for t in range(stop - 1 - start, -1, -1):
                 dh = dH[start + t]                   # dH keeps dh_t for the input side below
                 dh += dh_next
                 dhz = F[t]
                 dhz *= dh[:, None, :]                # F becomes dHZ in place
-                xp.matmul(dhz.reshape(B, 3 * H), UT, out=dh_next)
+                xp.matmul(F2[t], UT, out=dh_next)
                 xp.multiply(dh, z_pass[t], out=tmp)
                 dh_next += tmp
         F = self._buf("F", (T, B, 3, H))
