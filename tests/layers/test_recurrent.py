@@ -89,6 +89,47 @@ def test_backward_in_blocks_of_steps_is_exact(float64, monkeypatch, kind, mask):
                           {"mask": mask} if mask is not None else {})
 
 
+@pytest.mark.parametrize("kind,options", [("rnn", {}), ("lstm", {}), ("gru", {}), ("gru", {"reset_after": False})])
+@pytest.mark.parametrize("mask", [None, MASK])
+def test_transposed_step_products_are_exact(float64, monkeypatch, kind, options, mask):
+    """The per-step products h U and dz U^T may run as (U^T h^T)^T and (U dz^T)^T (whichever is
+    faster here); forcing each orientation must give the same outputs and gradients, and the
+    transposed one must pass the gradient check too."""
+    from rnnlab.layers.recurrent import _Recurrent
+
+    def run():
+        layer = make(kind, return_sequences=True, return_state=True, **options)
+        y, *states = layer.forward(x_data(2), mask=mask)
+        dy = np.random.default_rng(3).standard_normal(y.shape)
+        dx = layer.backward(dy, [np.ones_like(h) * (-1) ** k for k, h in enumerate(states)])
+        return [y, *states, dx, *layer.dinitial_state, *layer.grads]
+
+    monkeypatch.setattr(_Recurrent, "TRANSPOSED_PRODUCTS", False)
+    plain = run()
+    monkeypatch.setattr(_Recurrent, "TRANSPOSED_PRODUCTS", True)
+    transposed = run()
+    for a, b in zip(plain, transposed):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+    check_layer_gradients(make(kind, return_sequences=True, return_state=True, **options), x_data(1),
+                          {"mask": mask} if mask is not None else {})
+
+
+def test_orientation_is_timed_once_per_shape(monkeypatch):
+    """With TRANSPOSED_PRODUCTS unset, the layer times both orientations once per product shape
+    and reuses the answer."""
+    from rnnlab.layers import recurrent
+
+    calls = []
+    monkeypatch.setattr(recurrent._Recurrent, "_orientation", {})
+    monkeypatch.setattr(recurrent, "_time_orientations", lambda *shape: calls.append(shape) or True)
+    layer = LSTM(3, return_sequences=True, seed=0)
+    for _ in range(2):
+        layer.forward(np.ones((2, 4, 5), np.float32))
+        layer.backward(np.ones((2, 4, 3), np.float32))
+    # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3); each timed once
+    assert sorted(shape[:3] for shape in calls) == [(2, 3, 12), (2, 12, 3)]
+
+
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
 def test_simple_rnn_activation_gradients(float64, activation):
     check_layer_gradients(make("rnn", activation=activation, return_sequences=True), x_data(2), {"mask": MASK})
