@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from rnnlab.bench import CONFIGS, format_table, run_benchmark
+from rnnlab.bench import CONFIGS, SETTLE_S, format_table, run_benchmark
 
 
 def main(argv=None) -> int:
@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--model", default="lm", choices=["lm", "layers"])
+    ap.add_argument("--settle", type=float, default=SETTLE_S, help="seconds of sleep before each timed step")
     ap.add_argument("--json", metavar="PATH", help="also write all results to this JSON file")
     args = ap.parse_args(argv)
     results = []
@@ -30,7 +31,8 @@ def main(argv=None) -> int:
         for cell in args.cells.split(","):
             print(f"bench {name}/{cell} ...", file=sys.stderr, flush=True)
             results.append(run_benchmark(name, cell=cell, steps=args.steps, warmup=args.warmup,
-                                         memory=not args.no_memory, model=args.model, progress=True))
+                                         memory=not args.no_memory, model=args.model, progress=True,
+                                         settle=args.settle))
             print(format_table(results[-1:]).splitlines()[2], file=sys.stderr, flush=True)
     print(format_table(results))
     if args.json:

@@ -42,7 +42,7 @@ def test_flops_by_hand():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_run_benchmark_tiny(cell):
-    res = run_benchmark(TINY, cell=cell, steps=2, warmup=1)
+    res = run_benchmark(TINY, cell=cell, steps=2, warmup=1, settle=0)
     for key in PROMISED + ["train_flops", "gemm_peak_gflops", "gemm_only_ms", "openblas_env", "notes"]:
         assert key in res, key
     assert res["config"] == "custom" and res["cell"] == cell
@@ -64,6 +64,22 @@ def test_run_benchmark_tiny(cell):
         assert abs(res["rnnlab_train_loss"] - res["torch_train_loss"]) < 0.2
     else:
         assert res["torch_train_tok_s"] is None and res["ratio_train"] is None
+
+
+def test_each_timed_step_starts_after_the_settle_pause(monkeypatch):
+    """The other library's threads spin for a while after it returns: every timed step (not the
+    warm-up ones) must start after a sleep of ``settle`` seconds, and the result records it."""
+    slept = []
+    monkeypatch.setattr(bench.time, "sleep", slept.append)
+    calls = []
+    times = bench._interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                               warmup=1, steps=3, settle=0.25)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]   # warm-up, then alternating order
+    assert slept == [0.25] * 6 and all(len(t) == 3 for t in times.values())
+    res = run_benchmark(TINY, cell="lstm", steps=1, warmup=0, gemm=False, use_torch=False, settle=0.25)
+    assert res["settle_s"] == 0.25 and slept[6:] == [0.25] * 2   # one training, one inference step
+    with pytest.raises(ValueError, match="settle must be >= 0"):
+        run_benchmark(TINY, settle=-1)
 
 
 def test_without_torch(monkeypatch):

@@ -15,6 +15,15 @@ both initialised from U(-0.1, 0.1), on the same random token windows. The two ar
 turns, one step each, alternating which goes first, so that a change in machine load hits
 both alike. Throughput is tokens (B * T) per second of the median step time.
 
+Before every timed step the process sleeps ``settle`` seconds (``SETTLE_S`` = 0.2 by default),
+untimed. Both libraries leave worker threads spinning after they return (OpenBLAS's for about
+0.1 s, its THREAD_TIMEOUT; PyTorch's OpenMP threads too), so a step started at once after the
+other library's shares the two cores with those spinning threads, which no user running one
+library sees. Measured on ptb-small LSTM (AMD EPYC, 2 cores): with no pause PyTorch's inference
+ran at 13-15k tok/s, with pauses of 0.1-0.3 s at 19-26k; rnnlab's training at 12.7k and
+13.3-14.4k. Results from before the pause (``settle_s`` missing) favour whichever side the
+other's spinning threads slowed less.
+
 What a result holds (``run_benchmark`` returns a dict; the keys the CLI promises are
 ``config``, ``rnnlab_train_tok_s``, ``torch_train_tok_s``, ``ratio_train``,
 ``rnnlab_infer_tok_s``, ``torch_infer_tok_s``, ``ratio_infer``, ``blas``):
@@ -104,6 +113,7 @@ CLIP = 5.0
 LR = 1.0
 INIT = 0.1
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+SETTLE_S = 0.2   # seconds of idle before each timed step: the other side's threads stop spinning
 
 
 def get_config(config) -> BenchConfig:
@@ -478,8 +488,9 @@ class TorchRunner:
 # ---- timing ------------------------------------------------------------------------------
 
 
-def _interleaved(fns: dict, warmup: int, steps: int, progress=None) -> dict:
-    """Per-step seconds of each callable, run in turns (order alternating every step)."""
+def _interleaved(fns: dict, warmup: int, steps: int, progress=None, settle: float = 0.0) -> dict:
+    """Per-step seconds of each callable, run in turns (order alternating every step), each
+    timed step after ``settle`` seconds of sleep (see the module docstring)."""
     names = list(fns)
     for _ in range(warmup):
         for name in names:
@@ -489,6 +500,8 @@ def _interleaved(fns: dict, warmup: int, steps: int, progress=None) -> dict:
     times = {name: [] for name in names}
     for i in range(steps):
         for name in (names if i % 2 == 0 else names[::-1]):
+            if settle > 0:
+                time.sleep(settle)
             t0 = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - t0)
@@ -594,7 +607,8 @@ def measure_memory(config, cell: str = "lstm", side: str = "rnnlab", seed: int =
 
 def run_benchmark(config_name="ptb-small", cell: str = "lstm", steps: int = 20, warmup: int = 3,
                   infer: bool = True, use_torch: bool = True, memory: bool = False, gemm: bool = True,
-                  threads: int | None = None, seed: int = 0, model: str = "lm", progress: bool = False) -> dict:
+                  threads: int | None = None, seed: int = 0, model: str = "lm", progress: bool = False,
+                  settle: float = SETTLE_S) -> dict:
     """Time rnnlab and PyTorch on one config (interleaved, same data); return the figures.
 
     ``config_name``: a name in ``CONFIGS``, a ``BenchConfig`` or a dict of its fields.
@@ -603,11 +617,14 @@ def run_benchmark(config_name="ptb-small", cell: str = "lstm", steps: int = 20, 
     the peak-RSS subprocess measurements; ``gemm=False`` skips the GEMM peak and GEMM-only
     timings. ``threads``: BLAS and torch threads (default: NumPy's BLAS thread count).
     ``model``: ``"lm"`` (``LanguageModel``) or ``"layers"`` (``LayerStackLM``).
+    ``settle``: seconds of sleep before each timed step (0: back to back).
     """
     cfg = get_config(config_name)
     _check_cell(cell)
     if steps < 1 or warmup < 0:
         raise ValueError(f"run_benchmark: need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    if not settle >= 0:
+        raise ValueError(f"run_benchmark: settle must be >= 0 seconds, got {settle}")
     notes = []
     torch = _import_torch() if use_torch else None
     if use_torch and torch is None:
@@ -630,7 +647,7 @@ def run_benchmark(config_name="ptb-small", cell: str = "lstm", steps: int = 20, 
             torch.set_num_threads(n_threads)
         try:
             result = _run(cfg, cell, steps, warmup, infer, torch, memory, gemm, n_threads, seed, model,
-                          progress, notes)
+                          progress, notes, settle)
         finally:
             if old_torch_threads is not None:
                 torch.set_num_threads(old_torch_threads)
@@ -640,7 +657,7 @@ def run_benchmark(config_name="ptb-small", cell: str = "lstm", steps: int = 20, 
     return result
 
 
-def _run(cfg, cell, steps, warmup, infer, torch, memory, gemm, n_threads, seed, model, progress, notes):
+def _run(cfg, cell, steps, warmup, infer, torch, memory, gemm, n_threads, seed, model, progress, notes, settle):
     env = openblas_env()
     if any(env.values()):
         set_vars = ", ".join(f"{k}={v}" for k, v in env.items() if v)
@@ -670,20 +687,20 @@ def _run(cfg, cell, steps, warmup, infer, torch, memory, gemm, n_threads, seed, 
         from tqdm import tqdm
         bar = tqdm(total=(warmup + steps) * (2 if infer else 1), desc=f"bench {cfg.name}/{cell}",
                    file=sys.stderr, leave=False)
-    train_t = _interleaved({k: s.train_step for k, s in sides.items()}, warmup, steps, bar)
+    train_t = _interleaved({k: s.train_step for k, s in sides.items()}, warmup, steps, bar, settle)
     train_loss = {k: s.last_loss for k, s in sides.items()}
     infer_t = None
     if infer:
         for s in sides.values():
             s.reset()
-        infer_t = _interleaved({k: s.infer_step for k, s in sides.items()}, warmup, steps, bar)
+        infer_t = _interleaved({k: s.infer_step for k, s in sides.items()}, warmup, steps, bar, settle)
     if bar is not None:
         bar.close()
     foreign = _foreign_share(cpu_before, _cpu_snapshot())
 
     train_flops, infer_flops = matmul_flops(cfg, cell, True), matmul_flops(cfg, cell, False)
     res = {"config": cfg.name, "cell": cell, **{k: v for k, v in asdict(cfg).items() if k != "name"},
-           "steps": steps, "warmup": warmup, "tokens_per_step": tokens, "threads": n_threads,
+           "steps": steps, "warmup": warmup, "settle_s": settle, "tokens_per_step": tokens, "threads": n_threads,
            "rnnlab_model": model, "backend": backend.backend_name(), "torch_device": device if torch else None,
            "dtype": backend.floatx()}
     for phase, times in (("train", train_t), ("infer", infer_t)):

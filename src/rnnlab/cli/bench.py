@@ -21,7 +21,7 @@ import sys
 
 
 def register(ctx) -> None:
-    from ..bench import CONFIGS
+    from ..bench import CONFIGS, SETTLE_S
 
     parser = ctx.commands.add_parser(
         "bench", parents=[ctx.common], help="benchmark rnnlab against PyTorch (tokens/s, FLOPs, memory)",
@@ -39,6 +39,9 @@ def register(ctx) -> None:
     parser.add_argument("--model", default="lm", choices=["lm", "layers"],
                         help="rnnlab side: models.LanguageModel (lm) or public layers stacked by hand")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
+                        help=f"sleep before each timed step, so that the other library's idle threads stop "
+                             f"spinning (default {SETTLE_S}; 0 = back to back)")
     parser.set_defaults(func=run)
 
 
@@ -56,7 +59,7 @@ def run(args) -> dict:
             results.append(run_benchmark(name, cell=cell, steps=args.steps, warmup=args.warmup,
                                          use_torch=not args.no_torch, memory=not args.no_memory,
                                          threads=args.threads, seed=args.seed, model=args.model,
-                                         progress=True))
+                                         progress=True, settle=args.settle))
     print(format_table(results))
     if len(results) == 1:
         return results[0]
