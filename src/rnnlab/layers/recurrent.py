@@ -709,24 +709,24 @@ class GRU(_Recurrent):
             b_hh = b[1][2 * H:]
             HZ = self._buf("HZ", (T, B, 3 * H))      # h_{t-1} U (+ b_hh in the h block)
             recurrent = self._step_product("Us", Us, B)
-            for t in range(T):
-                z, hz = Z[t], HZ[t]
-                recurrent(Hs[t], hz)
-                hz[:, 2 * H:] += b_hh
-                zr = z[:, :2 * H]
-                zr += hz[:, :2 * H]
+            # each step's views by iteration (half the cost of indexing them, see LSTM)
+            steps = zip(Z[:, :, :2 * H], Z[:, :, :H], Z[:, :, H:2 * H], Z[:, :, 2 * H:], HZ,
+                        HZ[:, :, :2 * H], HZ[:, :, 2 * H:], Hs[:-1], Hs[1:])
+            for t, (zr, z, r, hh, hz, hz_zr, hz_h, h_prev, h) in enumerate(steps):
+                recurrent(h_prev, hz)
+                hz_h += b_hh
+                zr += hz_zr
                 xp.tanh(zr, out=zr)
                 zr *= 0.5
                 zr += 0.5
-                hh = z[:, 2 * H:]
-                xp.multiply(z[:, H:2 * H], hz[:, 2 * H:], out=tmp_h)
+                xp.multiply(r, hz_h, out=tmp_h)
                 hh += tmp_h
                 xp.tanh(hh, out=hh)
-                xp.subtract(Hs[t], hh, out=tmp_h)
-                tmp_h *= z[:, :H]
-                xp.add(hh, tmp_h, out=Hs[t + 1])
+                xp.subtract(h_prev, hh, out=tmp_h)
+                tmp_h *= z
+                xp.add(hh, tmp_h, out=h)
                 if mk is not None and mk.partial[t]:
-                    xp.copyto(Hs[t + 1], Hs[t], where=mk.keep[t])
+                    xp.copyto(h, h_prev, where=mk.keep[t])
             self._fw = (X, Z, Hs, HZ)
         else:
             U_zr = self._buf("U_zr", (H, 2 * H))
@@ -810,14 +810,12 @@ class GRU(_Recurrent):
         dh_next[...] = dlast[0]
         for start, stop in self._step_blocks(T, B):
             F, z_pass = self._backward_factors(slice(start, stop), mk)
-            F2 = F.reshape(stop - start, B, 3 * H)
-            for t in range(stop - 1 - start, -1, -1):
-                dh = dH[start + t]                   # dH keeps dh_t for the input side below
-                dh += dh_next
-                dhz = F[t]
+            steps = zip(dH[start:stop], F, F.reshape(stop - start, B, 3 * H), z_pass)
+            for dh, dhz, dhz_flat, z in reversed(list(steps)):
+                dh += dh_next                        # dH keeps dh_t for the input side below
                 dhz *= dh[:, None, :]                # F becomes dHZ in place
-                backprop(F2[t], dh_next)
-                xp.multiply(dh, z_pass[t], out=tmp)
+                backprop(dhz_flat, dh_next)
+                xp.multiply(dh, z, out=tmp)
                 dh_next += tmp
         F = self._buf("F", (T, B, 3, H))
         dZ = F.reshape(T * B, 3 * H)
