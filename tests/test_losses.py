@@ -54,20 +54,22 @@ def test_cross_entropy_in_row_blocks_equals_all_rows_at_once(float64, monkeypatc
     np.testing.assert_allclose(blocked.backward(), expected[1], rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.parametrize("offsets", ["small", "rows_far_apart"])
-def test_cross_entropy_shared_shift_equals_per_row_shift_in_float32(monkeypatch, offsets):
-    """A block whose logits lie within SHARED_SHIFT_SPREAD uses one shift for all its rows; the
-    loss and gradient must match the per-row shift (forced with spread 0) and a float64
-    reference. Rows 60 apart take the per-row shift and must match too."""
+@pytest.mark.parametrize("offsets", ["none", "all_large", "rows_far_apart"])
+def test_cross_entropy_shift_choices_equal_per_row_shift_in_float32(monkeypatch, offsets):
+    """Logits within (-SHIFT_RANGE, SHIFT_RANGE) are not shifted, logits within SHIFT_RANGE of
+    each other share one shift; either way loss and gradient must match the per-row shift
+    (forced with SHIFT_RANGE = 0) and a float64 reference. Rows 60 apart (per-row) too."""
     rng = np.random.default_rng(2)
     z = (rng.standard_normal((40, 50)) * 3).astype(np.float32)
+    if offsets == "all_large":
+        z += 100.0
     if offsets == "rows_far_apart":
         z += np.linspace(-60, 60, 40, dtype=np.float32)[:, None]
     t = rng.integers(0, 50, 40)
     reference = _ce_reference(z.astype(np.float64), t, np.ones(40, bool))
     shared = losses.SoftmaxCrossEntropy()
     value, dz = shared.forward(z, t), shared.backward().copy()
-    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "SHARED_SHIFT_SPREAD", 0.0)
+    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "SHIFT_RANGE", 0.0)
     per_row = losses.SoftmaxCrossEntropy()
     assert value == pytest.approx(per_row.forward(z, t), rel=2e-6)
     np.testing.assert_allclose(dz, per_row.backward(), rtol=1e-5, atol=1e-9)
