@@ -8,11 +8,35 @@ from rnnlab.layers import ShapeError
 
 
 @pytest.mark.parametrize("activation", ["linear", "tanh", "sigmoid", "relu", "softmax"])
-def test_dense_gradients_on_every_time_step(float64, activation):
+@pytest.mark.parametrize("units", [6, 3])   # wider than the 5 inputs: bias inside the GEMM; narrower: h += b
+def test_dense_gradients_on_every_time_step(float64, activation, units):
     x = np.random.default_rng(1).standard_normal((3, 4, 5))
-    layer = L.Dense(6, activation=activation, seed=0)
+    layer = L.Dense(units, activation=activation, seed=0)
     errors = check_layer_gradients(layer, x)
     assert set(errors) == {"param0", "param1", "input"}
+
+
+def test_dense_without_bias_gradients(float64):
+    errors = check_layer_gradients(L.Dense(7, use_bias=False, seed=0), np.random.default_rng(1).standard_normal((3, 5)))
+    assert set(errors) == {"param0", "input"}
+
+
+@pytest.mark.parametrize("units", [6, 3])
+def test_dense_kernel_and_bias_are_one_array_and_in_place_updates_count(float64, units):
+    """kernel and bias are views of one [W; b] (gradients of one [dW; db]); an in-place update of
+    either, as optimizers and set_weights make, changes what forward computes on both paths."""
+    layer = L.Dense(units, seed=0)
+    x = np.random.default_rng(2).standard_normal((4, 5))
+    layer.forward(x)
+    assert layer.params[0] is layer.kernel and layer.params[1] is layer.bias
+    assert layer.kernel.base is layer.bias.base and layer.grads[0].base is layer.grads[1].base
+    layer.set_weights([np.ones((5, units)), np.arange(units, dtype=float)])
+    layer.bias[0] -= 10.0
+    expected = x @ np.ones((5, units)) + np.arange(units) - 10.0 * (np.arange(units) == 0)
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12)
+    layer.backward(np.ones((4, units)))
+    np.testing.assert_allclose(layer.grads[0], np.repeat(x.sum(axis=0)[:, None], units, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(layer.grads[1], np.full(units, 4.0))
 
 
 def test_dense_acts_on_last_axis_of_sequence(float64):
