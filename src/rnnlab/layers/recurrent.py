@@ -21,26 +21,31 @@ Public contract (see docs/ARCHITECTURE.md, "Recurrent layers"):
 - ``go_backwards=True``: processes the sequence from the last step to the first and returns
   the output sequence in that (reversed) order, as Keras.
 
-**How the time loop is written for speed.** Internally everything is time-major and
-contiguous: X (T, B, D+1), gates (T, B, G*H), states (T+1, B, H), all in buffers kept from one
-call to the next (reallocated only when the shape changes). X carries a column of ones, so the
-input projections of all steps, bias included, are one GEMM, (T*B, D+1) @ [W; b]; inside the
-loop only h_{t-1} @ U remains, written with ``out=`` into preallocated memory, and the gate
-math runs in place on each step's views (handed out by iterating over the buffers, which costs
-half of indexing them). Sigmoids use s(z) = 0.5 tanh(z / 2) + 0.5: the factor 1/2 is folded
-into [W; b] and U (an exact scaling by a power of two), so one ``tanh`` call covers all four
-LSTM gates and two in-place ``*= alpha; += beta`` with per-column vectors turn the sigmoid
-columns into s(z) and leave the tanh column as is. In backward, the derivative factors (e.g.
-g i (1 - i)) are computed with whole-array operations over a block of steps just before the
-loop reaches it (blocks of about 2^17 values, which stay in cache; GRU with reset_after=False:
-all steps at once), the loop does only what needs the recurrence (a few products and
-dz_t @ U^T with a contiguous U^T), and [dW; db] = X^T dZ (the ones column gives db),
-dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it. Arrays keep the
-parameters' dtype (float32 by default) throughout.
+**How the time loop is written for speed.** Internally everything is time-major and contiguous:
+X (T, B, D+1), gates (T, B, G*H), states (T+1, B, H), all in buffers kept from one call to the
+next (reallocated only when the shape changes). X carries a column of ones, so the input
+projections of all steps, bias included, are one GEMM, (T*B, D+1) @ [W; b]; inside the loop
+only h_{t-1} @ U remains (in whichever orientation, h U or (U^T h^T)^T, is faster for the shape
+on this machine: ``_Recurrent._step_product``), written with ``out=`` into preallocated memory,
+and the gate math runs in place on each step's views (handed out by iterating over the buffers,
+which costs half of indexing them). Sigmoids use s(z) = 0.5 tanh(z / 2) + 0.5: the factor 1/2
+is folded into [W; b] and U (an exact scaling by a power of two), so one ``tanh`` call covers
+all four LSTM gates and two in-place ``*= alpha; += beta`` with per-column vectors turn the
+sigmoid columns into s(z) and leave the tanh column as is. In backward, the derivative factors
+(e.g. g i (1 - i)) are computed with whole-array operations over a block of steps just before
+the loop reaches it (blocks of about 2^17 values, which stay in cache; GRU with
+reset_after=False: all steps at once), the loop does only what needs the recurrence (a few
+products and dz_t @ U^T with a contiguous U^T), and [dW; db] = X^T dZ (the ones column gives
+db), dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it. Arrays keep
+the parameters' dtype (float32 by default) throughout.
 
 Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4, GRU 3).
 """
 from __future__ import annotations
+
+import time
+
+import numpy as np
 
 from .. import backend
 from .base import Layer, ShapeError, layer_from_dict, layer_to_dict, ones_vector, transpose_into
@@ -67,10 +72,6 @@ class _Mask:
 def _time_orientations(B, K, N, dtype, repeats=7) -> bool:
     """Whether (M^T a^T) beats a @ M by more than 5% for a (B, K), M (K, N): best of ``repeats``
     interleaved timings of each, after a warm-up (a few ms, once per shape)."""
-    import time
-
-    import numpy as np
-
     rng = np.random.default_rng(0)
     a, M = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
     MT, out, outT = np.ascontiguousarray(M.T), np.empty((B, N), dtype), np.empty((N, B), dtype)
