@@ -106,7 +106,7 @@ class SoftmaxCrossEntropy:
         s = xp.empty(N, dtype=z.dtype)
         z_t = xp.empty(N, dtype=z.dtype)
         # Row blocks of about ROW_BLOCK values, so that the block stays in cache through its
-        # four passes (max, subtract, exp, sum); on a GPU one block covers all rows.
+        # passes (max and min, the shift if any, exp, sum); on a GPU one block covers all rows.
         rows = xp.arange(N)
         block = N if backend.backend_name() == "cupy" else max(1, self.ROW_BLOCK // V)
         ones = ones_vector(V, z.dtype)
@@ -140,7 +140,6 @@ class SoftmaxCrossEntropy:
 
     def backward(self):
         """dL/dlogits (same shape as logits), computed in place in the forward buffer."""
-        xp = backend.xp
         if self._cache is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
         shape, rows, t, valid, all_valid, s = self._cache

@@ -35,7 +35,7 @@ sigmoid columns into s(z) and leave the tanh column as is. In backward, the deri
 (e.g. g i (1 - i)) are computed with whole-array operations over a block of steps just before
 the loop reaches it (blocks of about 2^17 values, which stay in cache; GRU with
 reset_after=False: all steps at once), the loop does only what needs the recurrence (a few
-products and dz_t @ U^T with a contiguous U^T), and [dW; db] = X^T dZ (the ones column gives
+products and dz_t @ U^T, again in the faster orientation), and [dW; db] = X^T dZ (the ones column gives
 db), dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it. Arrays keep
 the parameters' dtype (float32 by default) throughout.
 
@@ -401,17 +401,19 @@ class _Recurrent(Layer):
         backend.xp.matmul(X.reshape(T * B, D1), self._input_matrix(), out=Z.reshape(T * B, -1))
         return Z
 
-    def _input_side_grads(self, X, dZ):
+    def _input_side_grads(self, X, dZ, bias_grad=None):
         """After the loop, all steps at once: [dW; db] = X^T dZ (one GEMM: X's ones column gives
-        db) and dX = dZ W^T. Returns dX (T, B, D) and [dW; db] (D+1, G H) for the subclass to
-        store (the layout of the bias gradient differs between cells)."""
+        db) and dX = dZ W^T. Stores dW in ``grads[0]`` and db in ``bias_grad`` (default
+        ``grads[2]``; GRU's reset_after bias has two rows); returns dX (T, B, D)."""
         xp = backend.xp
         T, B, D1 = X.shape
         dWb = self._buf("dWb", (D1, dZ.shape[1]))
         xp.matmul(X.reshape(T * B, D1).T, dZ, out=dWb)
+        self._grads[0][...] = dWb[:-1]
+        (self._grads[2] if bias_grad is None else bias_grad)[...] = dWb[-1]
         dX = self._buf("dX", (T, B, D1 - 1))
         xp.matmul(dZ, self.kernel.T, out=dX.reshape(T * B, D1 - 1))
-        return dX, dWb
+        return dX
 
 
 class SimpleRNN(_Recurrent):
@@ -495,10 +497,7 @@ class SimpleRNN(_Recurrent):
                 dh_next += tmp
         dA = F.reshape(T * B, H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dA, out=self._grads[1])
-        dX, dWb = self._input_side_grads(X, dA)
-        self._grads[0][...] = dWb[:-1]
-        self._grads[2][...] = dWb[-1]
-        return dX, [dh_next]
+        return self._input_side_grads(X, dA), [dh_next]
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -645,10 +644,7 @@ class LSTM(_Recurrent):
                     dh_next += tmp
         dZ = self._buf("F", (T, B, 4, H)).reshape(T * B, 4 * H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
-        dX, dWb = self._input_side_grads(X, dZ)
-        self._grads[0][...] = dWb[:-1]
-        self._grads[2][...] = dWb[-1]
-        return dX, [dh_next, dc]
+        return self._input_side_grads(X, dZ), [dh_next, dc]
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
@@ -823,10 +819,7 @@ class GRU(_Recurrent):
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
         xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][1])
         xp.multiply(dH, self._buf("Fh", (T, B, H)), out=F[:, :, 2])  # dHZ -> dXZ: the h block is dh Fh, not dh Fh r
-        dX, dWb = self._input_side_grads(X, dZ)
-        self._grads[0][...] = dWb[:-1]
-        self._grads[2][0] = dWb[-1]
-        return dX, [dh_next]
+        return self._input_side_grads(X, dZ, bias_grad=self._grads[2][0]), [dh_next]
 
     def _backward_loop_reset_before(self, dH, dlast, mk):
         xp = backend.xp
@@ -872,10 +865,7 @@ class GRU(_Recurrent):
         dZ = dZ3.reshape(T * B, 3 * H)
         self._grads[1][:, :2 * H] = Hs[:-1].reshape(T * B, H).T @ dZ[:, :2 * H]
         self._grads[1][:, 2 * H:] = RH.reshape(T * B, H).T @ dZ[:, 2 * H:]
-        dX, dWb = self._input_side_grads(X, dZ)
-        self._grads[0][...] = dWb[:-1]
-        self._grads[2][...] = dWb[-1]
-        return dX, [dh_next]
+        return self._input_side_grads(X, dZ), [dh_next]
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
