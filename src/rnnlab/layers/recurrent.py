@@ -35,9 +35,9 @@ sigmoid columns into s(z) and leave the tanh column as is. In backward, the deri
 (e.g. g i (1 - i)) are computed with whole-array operations over a block of steps just before
 the loop reaches it (blocks of about 2^17 values, which stay in cache; GRU with
 reset_after=False: all steps at once), the loop does only what needs the recurrence (a few
-products and dz_t @ U^T, again in the faster orientation), and [dW; db] = X^T dZ (the ones column gives
-db), dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it. Arrays keep
-the parameters' dtype (float32 by default) throughout.
+products and dz_t @ U^T, again in the faster orientation), and [dW; db] = X^T dZ (the ones
+column gives db), dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it.
+Arrays keep the parameters' dtype (float32 by default) throughout.
 
 Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4, GRU 3).
 """
