@@ -14,3 +14,16 @@ def float64():
     rnnlab.set_floatx("float64")
     yield
     rnnlab.set_floatx(previous)
+
+
+@pytest.fixture(params=["numpy", "fused"])
+def both_kernel_paths(request, monkeypatch):
+    """Run the test once with the recurrent layers' NumPy loops and once with the fused numba
+    kernels (LSTM, and GRU with reset_after; the other layers have only the NumPy loops)."""
+    from gradcheck import require_numba
+    from rnnlab.layers.recurrent import _Recurrent
+
+    if request.param == "fused":
+        require_numba()
+    monkeypatch.setattr(_Recurrent, "FUSED", request.param == "fused")
+    return request.param

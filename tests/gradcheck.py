@@ -20,6 +20,18 @@ def require_torch():
     return torch
 
 
+def require_numba():
+    """The fused LSTM kernels need numba: outside CI a missing numba skips the test with a reason;
+    in CI it is an error (the test extra installs it, so both LSTM paths always run there)."""
+    from rnnlab.layers import fused
+
+    if fused.numba is None:
+        if os.environ.get("CI"):
+            raise ImportError("numba is not installed, but CI must test the fused LSTM kernels")
+        pytest.skip("numba is not installed: the fused LSTM kernels need `pip install numba`")
+    return fused
+
+
 def numerical_grad(f, array, eps=1e-6):
     """Central differences of the scalar f() with respect to every entry of ``array`` (in place)."""
     assert array.flags.c_contiguous, "numerical_grad perturbs a flat view: the array must be C-contiguous"

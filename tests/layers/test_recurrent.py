@@ -7,6 +7,9 @@ from gradcheck import check_layer_gradients, numerical_grad, rel_error
 from rnnlab.layers import (GRU, LSTM, Bidirectional, GRUCell, LSTMCell, RNNCell, ShapeError, SimpleRNN,
                            layer_from_dict, layer_to_dict)
 
+# every test twice: the NumPy loops and the fused numba kernels (LSTM, GRU)
+pytestmark = pytest.mark.usefixtures("both_kernel_paths")
+
 KINDS = ["rnn", "lstm", "gru", "gru_reset_before"]
 B, T, D, H = 3, 5, 4, 3
 MASK = np.array([[1, 1, 1, 0, 0],      # right padding

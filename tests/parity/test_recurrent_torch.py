@@ -8,6 +8,9 @@ from gradcheck import require_torch
 from rnnlab import interop
 from rnnlab.layers import GRUCell, LSTMCell, RNNCell
 
+# every test twice: the NumPy loops and the fused numba kernels (LSTM, GRU)
+pytestmark = pytest.mark.usefixtures("both_kernel_paths")
+
 TOL = 1e-9
 B, T, D, H = 3, 6, 4, 5
 

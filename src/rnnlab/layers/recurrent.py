@@ -50,6 +50,7 @@ import numpy as np
 from .. import backend
 from .base import Layer, ShapeError, layer_from_dict, layer_to_dict, ones_vector, transpose_into
 from .cells import RNN_ACTIVATIONS, c_order, lstm_bias_initializer
+from . import fused
 from .core import _init_name
 
 
@@ -103,6 +104,7 @@ class _Recurrent(Layer):
     N_STATES = 1
     FACTOR_BLOCK = 1 << 17   # gate values per block of steps in backward (about 512 KB in float32)
     TRANSPOSED_PRODUCTS = None  # per-step products: None = time both orientations once, or force True/False
+    FUSED = None   # fused step kernels (fused.py) where a layer has them: None = when numba is installed
     _orientation: dict = {}     # (B, K, N, dtype) -> whether the transposed product is faster
 
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
@@ -205,6 +207,21 @@ class _Recurrent(Layer):
             else:
                 out[...] = tmpT.T
         return product_transposed
+
+    def _has_kernels(self) -> bool:
+        """Whether fused.py has step kernels for this layer (LSTM; GRU with reset_after)."""
+        return False
+
+    def _fused(self, dtype) -> bool:
+        """Whether the loops run the fused step kernels of ``fused.py`` (see ``FUSED``)."""
+        if not self._has_kernels() or backend.backend_name() != "numpy" or \
+                np.dtype(dtype) not in (np.float32, np.float64):
+            return False
+        if self.FUSED is None:
+            return fused.available()
+        if self.FUSED and fused.numba is None:
+            raise RuntimeError(f"{self.describe()}: FUSED = True needs numba: pip install 'rnnlab[fast]'")
+        return bool(self.FUSED)
 
     def _transposed_is_faster(self, B, K, N, dtype) -> bool:
         if self.TRANSPOSED_PRODUCTS is not None:
@@ -517,6 +534,9 @@ class LSTM(_Recurrent):
         dh_t = dy_t + dz_{t+1} U^T,   dc_t = f_{t+1} dc_{t+1} + dh_t K_t,
         dz_t = [dc_t, dc_t, dc_t, dh_t] * F_t;
     then [dW; db] = X^T dZ, dU = H_prev^T dZ, dX = dZ W^T.
+    With numba installed, each step's elementwise math (forward, and backward with its factors)
+    is one call of a fused kernel instead (``fused.py``: the same equations; ``FUSED`` forces
+    either way).
     """
 
     GATES = 4
@@ -549,6 +569,9 @@ class LSTM(_Recurrent):
         Wb *= self._gate_vectors()[0]
         return Wb
 
+    def _has_kernels(self) -> bool:
+        return True
+
     def _forward_loop(self, X, init, mk):
         xp = backend.xp
         T, B, _ = X.shape
@@ -562,12 +585,22 @@ class LSTM(_Recurrent):
         Hs, Cs, TC = self._buf("Hs", (T + 1, B, H)), self._buf("Cs", (T + 1, B, H)), self._buf("TC", (T, B, H))
         self._set_initial(Hs[0], init, 0)
         self._set_initial(Cs[0], init, 1)
+        self._fw = (X, Z, Hs, Cs, TC)
+        # iterating over arrays hands out each step's views at half the cost of indexing them
+        states = zip(Hs[:-1], Hs[1:], Cs[:-1], Cs[1:], TC)
+        if self._fused(Z.dtype):
+            recurrent, r = self._step_product("Us", Us, B), self._buf("r", (B, 4 * H))
+            for t, (z, (h_prev, h, c_prev, c, tc)) in enumerate(zip(Z, states)):
+                recurrent(h_prev, r)                 # r = h_{t-1} U
+                fused.lstm_forward_step(z, r, c_prev, c, tc, h)
+                if mk is not None and mk.partial[t]:
+                    xp.copyto(h, h_prev, where=mk.keep[t])
+                    xp.copyto(c, c_prev, where=mk.keep[t])
+            return Hs, [Hs[T], Cs[T]]
         add_recurrent = self._step_product("Us", Us, B, accumulate=True)
         tmp_h = self._buf("tmp_h", (B, H))
         Zi, Zf, Zg, Zo = Z.reshape(T, B, 4, H).transpose(2, 0, 1, 3)
-        # iterating over arrays hands out each step's views at half the cost of indexing them
-        steps = zip(Z, Zi, Zf, Zg, Zo, Hs[:-1], Hs[1:], Cs[:-1], Cs[1:], TC)
-        for t, (z, i, f, g, o, h_prev, h, c_prev, c, tc) in enumerate(steps):
+        for t, (z, i, f, g, o, (h_prev, h, c_prev, c, tc)) in enumerate(zip(Z, Zi, Zf, Zg, Zo, states)):
             add_recurrent(h_prev, z)             # z += h_{t-1} U
             xp.tanh(z, out=z)
             z *= alpha
@@ -580,7 +613,6 @@ class LSTM(_Recurrent):
             if mk is not None and mk.partial[t]:
                 xp.copyto(h, h_prev, where=mk.keep[t])
                 xp.copyto(c, c_prev, where=mk.keep[t])
-        self._fw = (X, Z, Hs, Cs, TC)
         return Hs, [Hs[T], Cs[T]]
 
     def _backward_factors(self, steps, mk):
@@ -628,20 +660,32 @@ class LSTM(_Recurrent):
         dh_next, dc, tmp = self._buf("dh_next", (B, H)), self._buf("dc", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
         dc[...] = dlast[1]
-        for start, stop in self._step_blocks(T, B):
-            F, K, f_pass = self._backward_factors(slice(start, stop), mk)
-            steps = zip(dH[start:stop], F, F.reshape(stop - start, B, 4 * H), K, f_pass)
-            for t, (dh, dz, dz_flat, k, f) in reversed(list(enumerate(steps, start))):
-                dh += dh_next
-                xp.multiply(dh, k, out=tmp)
-                dc += tmp
-                xp.multiply(dz[:, :3], dc[:, None, :], out=dz[:, :3])   # F (B, 4, H) becomes dz
-                xp.multiply(dz[:, 3], dh, out=dz[:, 3])
-                dc *= f
-                backprop(dz_flat, dh_next)
+        if self._fused(Z.dtype):
+            real = self._buf("real", (T, B))          # 1 at a real step, 0 at a masked one
+            real[...] = 1.0 if mk is None else mk.m[..., 0]
+            dZ = self._buf("F", (T, B, 4, H)).reshape(T, B, 4 * H)
+            steps = zip(Z, Cs[:-1], TC, dH, dZ, real)
+            for t, (gates, c_prev, tc, dh, dz, m) in reversed(list(enumerate(steps))):
+                fused.lstm_backward_step(gates, c_prev, tc, dh, dh_next, dc, m, dz)
+                backprop(dz, dh_next)
                 if mk is not None and mk.partial[t]:
                     xp.multiply(dh, mk.keepf[t], out=tmp)
                     dh_next += tmp
+        else:
+            for start, stop in self._step_blocks(T, B):
+                F, K, f_pass = self._backward_factors(slice(start, stop), mk)
+                steps = zip(dH[start:stop], F, F.reshape(stop - start, B, 4 * H), K, f_pass)
+                for t, (dh, dz, dz_flat, k, f) in reversed(list(enumerate(steps, start))):
+                    dh += dh_next
+                    xp.multiply(dh, k, out=tmp)
+                    dc += tmp
+                    xp.multiply(dz[:, :3], dc[:, None, :], out=dz[:, :3])   # F (B, 4, H) becomes dz
+                    xp.multiply(dz[:, 3], dh, out=dz[:, 3])
+                    dc *= f
+                    backprop(dz_flat, dh_next)
+                    if mk is not None and mk.partial[t]:
+                        xp.multiply(dh, mk.keepf[t], out=tmp)
+                        dh_next += tmp
         dZ = self._buf("F", (T, B, 4, H)).reshape(T * B, 4 * H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
         return self._input_side_grads(X, dZ), [dh_next, dc]
@@ -676,6 +720,9 @@ class GRU(_Recurrent):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
+    def _has_kernels(self) -> bool:
+        return self.reset_after
+
     def _input_matrix(self):
         """[W; b_input] with the z, r columns halved (tanh form of the sigmoid). reset_after:
         the input bias is b[0] plus the recurrent z, r biases (they add like input biases)."""
@@ -706,6 +753,14 @@ class GRU(_Recurrent):
             b_hh = b[1][2 * H:]
             HZ = self._buf("HZ", (T, B, 3 * H))      # h_{t-1} U (+ b_hh in the h block)
             recurrent = self._step_product("Us", Us, B)
+            self._fw = (X, Z, Hs, HZ)
+            if self._fused(Z.dtype):
+                for t, (x, hz, h_prev, h) in enumerate(zip(Z, HZ, Hs[:-1], Hs[1:])):
+                    recurrent(h_prev, hz)
+                    fused.gru_forward_step(x, hz, b_hh, h_prev, h)
+                    if mk is not None and mk.partial[t]:
+                        xp.copyto(h, h_prev, where=mk.keep[t])
+                return Hs, [Hs[T]]
             # each step's views by iteration (half the cost of indexing them, see LSTM)
             steps = zip(Z[:, :, :2 * H], Z[:, :, :H], Z[:, :, H:2 * H], Z[:, :, 2 * H:], HZ,
                         HZ[:, :, :2 * H], HZ[:, :, 2 * H:], Hs[:-1], Hs[1:])
@@ -724,7 +779,6 @@ class GRU(_Recurrent):
                 xp.add(hh, tmp_h, out=h)
                 if mk is not None and mk.partial[t]:
                     xp.copyto(h, h_prev, where=mk.keep[t])
-            self._fw = (X, Z, Hs, HZ)
         else:
             U_zr = self._buf("U_zr", (H, 2 * H))
             xp.multiply(U[:, :2 * H], 0.5, out=U_zr)
@@ -802,23 +856,37 @@ class GRU(_Recurrent):
         X, Z, Hs, HZ = self._fw
         T, B, _ = X.shape
         H = self.units
-        backprop = self._step_product("UT", self.recurrent_kernel.T, B)   # dhz_t U^T, part of dh_{t-1}
         dh_next, tmp = self._buf("dh_next", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
-        for start, stop in self._step_blocks(T, B):
-            F, z_pass = self._backward_factors(slice(start, stop), mk)
-            steps = zip(dH[start:stop], F, F.reshape(stop - start, B, 3 * H), z_pass)
-            for dh, dhz, dhz_flat, z in reversed(list(steps)):
-                dh += dh_next                        # dH keeps dh_t for the input side below
-                dhz *= dh[:, None, :]                # F becomes dHZ in place
-                backprop(dhz_flat, dh_next)
-                xp.multiply(dh, z, out=tmp)
-                dh_next += tmp
-        F = self._buf("F", (T, B, 3, H))
+        F = self._buf("F", (T, B, 3, H))             # the factors, then dHZ, in place
+        if self._fused(Z.dtype):
+            backprop = self._step_product("UT", self.recurrent_kernel.T, B, accumulate=True)
+            real = self._buf("real", (T, B))          # 1 at a real step, 0 at a masked one
+            real[...] = 1.0 if mk is None else mk.m[..., 0]
+            dXh = self._buf("Fh", (T, B, H))          # the gradient of x_t W_h + b[0]_h
+            steps = zip(Z, HZ, Hs[:-1], dH, real, F.reshape(T, B, 3 * H), dXh)
+            for gates, hz, h_prev, dh, m, dhz, dxh in reversed(list(steps)):
+                fused.gru_backward_step(gates, hz, h_prev, dh, dh_next, m, dhz, dxh)
+                backprop(dhz, dh_next)               # dh_next += dhz_t U^T
+        else:
+            backprop = self._step_product("UT", self.recurrent_kernel.T, B)   # dhz_t U^T, part of dh_{t-1}
+            for start, stop in self._step_blocks(T, B):
+                F_block, z_pass = self._backward_factors(slice(start, stop), mk)
+                steps = zip(dH[start:stop], F_block, F_block.reshape(stop - start, B, 3 * H), z_pass)
+                for dh, dhz, dhz_flat, z in reversed(list(steps)):
+                    dh += dh_next                    # dH keeps dh_t for the input side below
+                    dhz *= dh[:, None, :]            # F becomes dHZ in place
+                    backprop(dhz_flat, dh_next)
+                    xp.multiply(dh, z, out=tmp)
+                    dh_next += tmp
         dZ = F.reshape(T * B, 3 * H)
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
         xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][1])
-        xp.multiply(dH, self._buf("Fh", (T, B, H)), out=F[:, :, 2])  # dHZ -> dXZ: the h block is dh Fh, not dh Fh r
+        # dHZ -> dXZ: the h block is dh Fh, not dh Fh r
+        if self._fused(Z.dtype):
+            F[:, :, 2] = self._buf("Fh", (T, B, H))  # the kernel wrote dh Fh there
+        else:
+            xp.multiply(dH, self._buf("Fh", (T, B, H)), out=F[:, :, 2])
         return self._input_side_grads(X, dZ, bias_grad=self._grads[2][0]), [dh_next]
 
     def _backward_loop_reset_before(self, dH, dlast, mk):

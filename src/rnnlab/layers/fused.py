@@ -1,0 +1,182 @@
+"""Fused LSTM and GRU step kernels, compiled by numba when it is installed (``pip install "rnnlab[fast]"``).
+
+Why: with NumPy alone, the elementwise part of one LSTM time step is about ten array calls,
+each a pass over the step's gates. For narrow layers (H = 64) the cost of the calls, not the
+arithmetic, sets the speed; for wide ones each pass streams the gates through the cache again,
+and backward first computes the derivative factors of a block of steps in whole-array passes.
+A kernel here does one step's whole elementwise math in one call, reading each value once;
+the matrix products stay NumPy's (BLAS) calls. ``LSTM`` and ``GRU`` (reset_after=True, the
+default) use these kernels on the NumPy backend when numba can be imported (the class attribute
+``FUSED`` and ``RNNLAB_FUSED=0`` switch them off) and fall back to their ufunc sequences
+otherwise; both compute the same equations (GRU's are in ``recurrent.GRU``).
+
+The equations are LSTM's (see ``recurrent.LSTM``), on the same buffers: the sigmoid columns of
+z arrive halved, so s(z) = 0.5 tanh(z') + 0.5 with z' = z / 2 (exact). Forward, per row b and unit j:
+
+    i, f, o = s(z_i + r_i), s(z_f + r_f), s(z_o + r_o),   g = tanh(z_g + r_g)
+    c = f c_prev + i g,   tc = tanh(c),   h = o tc
+
+where z holds x_t W + b and r = h_{t-1} U; the gate values overwrite z. Backward, with m = 1 at a
+real step and 0 at a masked one:
+
+    dh = dy_t + dh_next                      (written back over dy_t)
+    dc_t = dc + m dh o (1 - tc^2)
+    dz = m [dc_t g i(1-i), dc_t c_prev f(1-f), dc_t i (1-g^2), dh tc o(1-o)]
+    dc <- dc_t (m f + 1 - m)                 (the carry to step t-1)
+
+tanh: float64 calls the C library's tanh. float32 uses x P(x^2) / Q(x^2) on [-9, 9] (tanh rounds
+to +-1 in float32 beyond), a rational fit of our own (``tools/fit_tanh.py``: relative error
+7e-9 in exact arithmetic, at most 6 float32 ulps as evaluated here; NumPy's own tanh is within
+2), because the C library's scalar tanhf cannot be vectorized and a vectorized loop is the point.
+NaN stays NaN (no fast-math "no NaNs" flag; the clamp is written so that NaN passes).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+try:  # optional: the layers work without it
+    import numba
+    from numba.extending import overload
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None
+
+# tanh(x) ~ x P(x^2) / Q(x^2) for |x| <= 9, coefficients from tools/fit_tanh.py (float32)
+_TANH_P = tuple(np.float32(v) for v in (1.0, 0.1308402419090271, 0.003103971714153886,
+                                        1.1154465937579516e-05, -2.022583878158457e-08,
+                                        5.278227507843347e-11, -8.489380937592647e-14))
+_TANH_Q = tuple(np.float32(v) for v in (1.0, 0.4641735255718231, 0.024495240300893784,
+                                        0.0002546167524997145))
+_CLAMP = np.float32(9.0)
+_HALF = np.float32(0.5)   # exact in any precision, so it keeps float32 math in float32
+_ONE = np.float32(1.0)
+
+
+def tanh32(x):
+    """The float32 rational tanh on NumPy arrays (what the kernels compute; used by tests)."""
+    x = np.asarray(x, dtype=np.float32)
+    x = np.where(x > _CLAMP, _CLAMP, np.where(x < -_CLAMP, -_CLAMP, x))
+    s = x * x
+    p = np.zeros_like(s)
+    for coef in reversed(_TANH_P):
+        p = p * s + coef
+    q = np.zeros_like(s)
+    for coef in reversed(_TANH_Q):
+        q = q * s + coef
+    return x * p / q
+
+
+def available() -> bool:
+    """numba importable and not switched off with RNNLAB_FUSED=0."""
+    return numba is not None and os.environ.get("RNNLAB_FUSED", "1") != "0"
+
+
+if numba is not None:
+    P0, P1, P2, P3, P4, P5, P6 = _TANH_P
+    Q0, Q1, Q2, Q3 = _TANH_Q
+    # no "nnan"/"ninf": a NaN must reach the loss, where training stops on it
+    _FLAGS = {"contract", "arcp", "reassoc", "nsz"}
+    _jit = dict(fastmath=_FLAGS, error_model="numpy", cache=True, nogil=True)
+
+    def _tanh(x):  # pragma: no cover - replaced by the overload below inside kernels
+        return math.tanh(x)
+
+    @overload(_tanh, fastmath=_FLAGS)
+    def _tanh_for(x):
+        if x == numba.types.float32:
+            def tanh_float32(x):
+                if x > _CLAMP:      # written so that NaN falls through both tests
+                    x = _CLAMP
+                elif x < -_CLAMP:
+                    x = -_CLAMP
+                s = x * x
+                p = P0 + s * (P1 + s * (P2 + s * (P3 + s * (P4 + s * (P5 + s * P6)))))
+                q = Q0 + s * (Q1 + s * (Q2 + s * Q3))
+                return x * p / q
+            return tanh_float32
+        return lambda x: math.tanh(x)
+
+    @numba.njit(**_jit)
+    def lstm_forward_step(z, r, c_prev, c, tc, h):
+        """z (B, 4H): x_t W + b, becomes the gates [i, f, g, o]; r (B, 4H): h_{t-1} U (any
+        layout); c_prev, c, tc, h (B, H): writes c_t, tanh(c_t), h_t."""
+        B, H = c.shape
+        for b in range(B):
+            zi, zf, zg, zo = z[b, :H], z[b, H:2 * H], z[b, 2 * H:3 * H], z[b, 3 * H:]
+            ri, rf, rg, ro = r[b, :H], r[b, H:2 * H], r[b, 2 * H:3 * H], r[b, 3 * H:]
+            cp, cb, tcb, hb = c_prev[b], c[b], tc[b], h[b]
+            for j in range(H):
+                i = _HALF * _tanh(zi[j] + ri[j]) + _HALF
+                f = _HALF * _tanh(zf[j] + rf[j]) + _HALF
+                g = _tanh(zg[j] + rg[j])
+                o = _HALF * _tanh(zo[j] + ro[j]) + _HALF
+                zi[j], zf[j], zg[j], zo[j] = i, f, g, o
+                cj = f * cp[j] + i * g
+                t = _tanh(cj)
+                cb[j], tcb[j], hb[j] = cj, t, o * t
+
+    @numba.njit(**_jit)
+    def lstm_backward_step(gates, c_prev, tc, dh, dh_next, dc, m, dz):
+        """gates (B, 4H) = [i, f, g, o]; c_prev, tc (B, H); dh (B, H): dL/dy_t in, the whole
+        dL/dh_t out; dh_next (B, H): dz_{t+1} U^T; dc (B, H): in f_{t+1} dc_{t+1}, out f_t dc_t;
+        m (B,): 1 real step, 0 masked; dz (B, 4H) out."""
+        B, H = dc.shape
+        for b in range(B):
+            gi, gf, gg, go = gates[b, :H], gates[b, H:2 * H], gates[b, 2 * H:3 * H], gates[b, 3 * H:]
+            di, df, dg, do = dz[b, :H], dz[b, H:2 * H], dz[b, 2 * H:3 * H], dz[b, 3 * H:]
+            cp, tcb, dhb, dnb, dcb = c_prev[b], tc[b], dh[b], dh_next[b], dc[b]
+            mb = m[b]
+            for j in range(H):
+                i, f, g, o, t = gi[j], gf[j], gg[j], go[j], tcb[j]
+                d = dhb[j] + dnb[j]
+                dhb[j] = d
+                dcj = dcb[j] + mb * d * o * (_ONE - t * t)
+                di[j] = mb * dcj * g * i * (_ONE - i)
+                df[j] = mb * dcj * cp[j] * f * (_ONE - f)
+                dg[j] = mb * dcj * i * (_ONE - g * g)
+                do[j] = mb * d * t * o * (_ONE - o)
+                dcb[j] = dcj * (mb * f + _ONE - mb)
+
+    @numba.njit(**_jit)
+    def gru_forward_step(x, hz, b_hh, h_prev, h):
+        """GRU, reset_after: x (B, 3H): x_t W + input biases (z, r columns halved), becomes the
+        gates [z, r, hh]; hz (B, 3H): h_{t-1} U (z, r columns halved), its h block gets + b_hh
+        (backward needs it); b_hh (H,); h_prev, h (B, H): writes h_t."""
+        B, H = h.shape
+        for b in range(B):
+            xz, xr, xh = x[b, :H], x[b, H:2 * H], x[b, 2 * H:]
+            hzz, hzr, hzh = hz[b, :H], hz[b, H:2 * H], hz[b, 2 * H:]
+            hp, hb = h_prev[b], h[b]
+            for j in range(H):
+                z = _HALF * _tanh(xz[j] + hzz[j]) + _HALF
+                r = _HALF * _tanh(xr[j] + hzr[j]) + _HALF
+                a = hzh[j] + b_hh[j]
+                hh = _tanh(xh[j] + r * a)
+                hzh[j] = a
+                xz[j], xr[j], xh[j] = z, r, hh
+                hb[j] = hh + z * (hp[j] - hh)
+
+    @numba.njit(**_jit)
+    def gru_backward_step(gates, hz, h_prev, dh, dh_next, m, dhz, dxh):
+        """GRU, reset_after: gates (B, 3H) = [z, r, hh]; hz (B, 3H) as left by the forward step;
+        dh (B, H): dL/dy_t in, the whole dL/dh_t out; dh_next (B, H): in dh_t's share from step
+        t+1, out dh_t (m z + 1 - m) (the direct path; the caller adds dhz U^T); m (B,); writes
+        dhz (B, 3H), the gradient of h_{t-1} U + b[1], and dxh (B, H), that of x_t W_h + b[0]_h."""
+        B, H = h_prev.shape
+        for b in range(B):
+            gz, gr, gh = gates[b, :H], gates[b, H:2 * H], gates[b, 2 * H:]
+            dz, dr, dhh = dhz[b, :H], dhz[b, H:2 * H], dhz[b, 2 * H:]
+            hzh, hp, dhb, dnb, dxb = hz[b, 2 * H:], h_prev[b], dh[b], dh_next[b], dxh[b]
+            mb = m[b]
+            for j in range(H):
+                z, r, hh = gz[j], gr[j], gh[j]
+                d = dhb[j] + dnb[j]
+                dhb[j] = d
+                fh = mb * d * (_ONE - z) * (_ONE - hh * hh)     # d(pre-activation of hh)
+                dz[j] = mb * d * (hp[j] - hh) * z * (_ONE - z)
+                dr[j] = fh * hzh[j] * r * (_ONE - r)
+                dhh[j] = fh * r
+                dxb[j] = fh
+                dnb[j] = d * (mb * z + _ONE - mb)

@@ -1,0 +1,126 @@
+"""The fused LSTM and GRU kernels (layers/fused.py): the float32 tanh, agreement with the NumPy
+loops in float64 and float32, NaN propagation, that the switches pick the path they say.
+(test_recurrent.py and the PyTorch parity tests run every check on both paths as well.)"""
+import numpy as np
+import pytest
+
+from gradcheck import check_layer_gradients, require_numba
+from rnnlab import backend
+from rnnlab.layers import GRU, LSTM, fused
+from rnnlab.layers.recurrent import _Recurrent
+
+MASK = np.array([[1, 1, 1, 0, 0, 0, 0],
+                 [1, 0, 1, 1, 1, 1, 1],
+                 [0, 0, 0, 0, 0, 0, 0],
+                 [1, 1, 1, 1, 1, 1, 1]], dtype=bool)
+
+
+def test_float32_tanh_is_within_6_ulps_and_keeps_nan_and_limits():
+    x = np.concatenate([np.linspace(-12, 12, 1_200_001), np.geomspace(1e-30, 1, 20_001)]).astype(np.float32)
+    x = np.concatenate([x, -x])
+    exact = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    err = np.abs(fused.tanh32(x).astype(np.float64) - exact) / ulp
+    assert err.max() <= 6, f"max error {err.max():.2f} ulps at x = {x[np.argmax(err)]}"
+    assert err.mean() < 1.0
+    out = fused.tanh32(np.array([np.nan, np.inf, -np.inf, 0.0], np.float32))
+    assert np.isnan(out[0]) and out[1] == 1.0 and out[2] == -1.0 and out[3] == 0.0
+
+
+def run_layer(cls, fused_on, monkeypatch, x, mask=None, seed=0):
+    """Forward and backward of one layer (outputs, states and every gradient), on one path."""
+    monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
+    layer = cls(6, return_sequences=True, return_state=True, seed=seed, bias_initializer="uniform:0.5")
+    rng = np.random.default_rng(seed + 1)
+    n_states = 2 if cls is LSTM else 1
+    init = [rng.standard_normal((x.shape[0], 6)).astype(x.dtype) for _ in range(n_states)]
+    y, *states = layer.forward(x, mask=mask, initial_state=init)
+    dy = rng.standard_normal(y.shape).astype(x.dtype)
+    dx = layer.backward(dy, [rng.standard_normal(s.shape).astype(x.dtype) for s in states])
+    return [y, *states, dx, *layer.dinitial_state, *layer.grads]
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize("mask", [None, MASK], ids=["unmasked", "masked"])
+def test_fused_equals_numpy_loops_in_float64(float64, monkeypatch, cls, mask):
+    require_numba()
+    x = np.random.default_rng(5).standard_normal((4, 7, 3))
+    numpy_path = run_layer(cls, False, monkeypatch, x, mask)
+    fused_path = run_layer(cls, True, monkeypatch, x, mask)
+    assert len(numpy_path) == len(fused_path) == (9 if cls is LSTM else 7)
+    for k, (a, b) in enumerate(zip(numpy_path, fused_path)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13, err_msg=f"array {k}")
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize("mask", [None, MASK], ids=["unmasked", "masked"])
+def test_fused_float64_gradient_check(float64, monkeypatch, cls, mask):
+    require_numba()
+    monkeypatch.setattr(_Recurrent, "FUSED", True)
+    layer = cls(3, return_sequences=True, return_state=True, seed=2, bias_initializer="uniform:0.5")
+    check_layer_gradients(layer, np.random.default_rng(6).standard_normal((4, 7, 2)),
+                          {"mask": mask} if mask is not None else {})
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_fused_float32_agrees_with_numpy_loops(monkeypatch, cls):
+    """float32: the kernels' rational tanh against NumPy's tanh."""
+    require_numba()
+    assert backend.floatx() == "float32"
+    x = np.random.default_rng(7).standard_normal((4, 7, 3)).astype(np.float32)
+    numpy_path = run_layer(cls, False, monkeypatch, x, MASK)
+    fused_path = run_layer(cls, True, monkeypatch, x, MASK)
+    for a, b in zip(numpy_path, fused_path):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("cls,kernels", [(LSTM, ("lstm_forward_step", "lstm_backward_step")),
+                                         (GRU, ("gru_forward_step", "gru_backward_step"))])
+def test_switch_picks_the_path(monkeypatch, cls, kernels):
+    """FUSED=True runs the kernels once per step each way; False never calls them."""
+    require_numba()
+    calls = {name: 0 for name in kernels}
+    for name in kernels:
+        kernel = getattr(fused, name)
+
+        def counting(*args, _kernel=kernel, _name=name):
+            calls[_name] += 1
+            return _kernel(*args)
+        monkeypatch.setattr(fused, name, counting)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    for fused_on, expected in ((True, 5), (False, 0)):
+        monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
+        calls.update({name: 0 for name in kernels})
+        layer = cls(4, return_sequences=True, seed=0)
+        layer.backward(np.ones_like(layer.forward(x)))
+        assert calls == {name: expected for name in kernels}
+
+
+def test_nan_input_reaches_the_output(monkeypatch):
+    """No fast-math 'no NaNs' assumption: a NaN must survive the kernels (training stops on it)."""
+    require_numba()
+    monkeypatch.setattr(_Recurrent, "FUSED", True)
+    layer = LSTM(4, return_sequences=True, seed=0)
+    x = np.ones((2, 3, 2), np.float32)
+    layer.check_finite = lambda *args, **kwargs: None     # let the NaN past the input check
+    x[0, 1, 0] = np.nan
+    y = layer.forward(x)
+    assert np.isnan(y[0, 1:]).all() and np.isfinite(y[0, 0]).all() and np.isfinite(y[1]).all()
+
+
+def test_switches(monkeypatch):
+    assert not GRU(2, reset_after=False)._fused(np.float32)   # no kernels for this form
+    layer = LSTM(2)
+    monkeypatch.setattr(_Recurrent, "FUSED", False)
+    assert not layer._fused(np.float32)
+    monkeypatch.setattr(_Recurrent, "FUSED", None)
+    monkeypatch.setenv("RNNLAB_FUSED", "0")
+    assert not layer._fused(np.float32)
+    monkeypatch.setattr(fused, "numba", None)
+    monkeypatch.delenv("RNNLAB_FUSED")
+    assert not layer._fused(np.float32)       # numba absent: the NumPy loops, silently
+    monkeypatch.setattr(_Recurrent, "FUSED", True)
+    with pytest.raises(RuntimeError, match="needs numba"):
+        layer._fused(np.float32)
+    assert not layer._fused(np.float16)       # no kernel for float16: the NumPy loops
