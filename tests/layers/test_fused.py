@@ -124,3 +124,27 @@ def test_switches(monkeypatch):
     with pytest.raises(RuntimeError, match="needs numba"):
         layer._fused(np.float32)
     assert not layer._fused(np.float16)       # no kernel for float16: the NumPy loops
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_projection_in_chunks_is_exact(float64, monkeypatch, cls):
+    """The fused loops project the inputs a chunk of steps at a time; chunks of 2 steps over
+    T = 7 (2 + 2 + 2 + 1) must give what one GEMM over all steps gives."""
+    require_numba()
+    x = np.random.default_rng(8).standard_normal((4, 7, 3))
+    whole = run_layer(cls, True, monkeypatch, x, MASK)
+    gates = cls.GATES
+    monkeypatch.setattr(_Recurrent, "PROJECTION_CHUNK", 2 * 4 * gates * 6)
+    monkeypatch.setattr(_Recurrent, "PROJECTION_MIN_ROWS", 1)
+    calls = []
+    original = _Recurrent._projected_chunks
+
+    def recording(self, X):
+        for start, stop in original(self, X):
+            calls.append((start, stop))
+            yield start, stop
+    monkeypatch.setattr(_Recurrent, "_projected_chunks", recording)
+    chunked = run_layer(cls, True, monkeypatch, x, MASK)
+    assert calls == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-14)

@@ -39,6 +39,13 @@ products and dz_t @ U^T, again in the faster orientation), and [dW; db] = X^T dZ
 column gives db), dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it.
 Arrays keep the parameters' dtype (float32 by default) throughout.
 
+**Fused kernels.** When numba is installed (``pip install "rnnlab[fast]"``), LSTM and GRU
+(reset_after=True) replace each step's elementwise calls, and in backward the factor passes
+too, by one call of a compiled kernel from ``fused.py`` that reads every value once (the same
+equations, on the same buffers; the products stay BLAS calls). ``FUSED = None`` (default) uses
+them when numba imports, ``True``/``False`` forces; ``RNNLAB_FUSED=0`` switches them off. The
+tests run every recurrent check on both paths.
+
 Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4, GRU 3).
 """
 from __future__ import annotations
@@ -105,6 +112,8 @@ class _Recurrent(Layer):
     FACTOR_BLOCK = 1 << 17   # gate values per block of steps in backward (about 512 KB in float32)
     TRANSPOSED_PRODUCTS = None  # per-step products: None = time both orientations once, or force True/False
     FUSED = None   # fused step kernels (fused.py) where a layer has them: None = when numba is installed
+    PROJECTION_CHUNK = 1 << 18     # gate values per chunk of the input projection (1 MB in float32)
+    PROJECTION_MIN_ROWS = 256      # smaller chunks are not worth it: one GEMM for all steps
     _orientation: dict = {}     # (B, K, N, dtype) -> whether the transposed product is faster
 
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
@@ -418,6 +427,24 @@ class _Recurrent(Layer):
         backend.xp.matmul(X.reshape(T * B, D1), self._input_matrix(), out=Z.reshape(T * B, -1))
         return Z
 
+    def _projected_chunks(self, X):
+        """Z (T, B, G H) as ``_project_inputs``, but computed a chunk of steps at a time: yields
+        (start, stop) after projecting steps [start, stop), so the loop reads each chunk while
+        it is still in cache (1.2x faster at long-small). Chunks hold about PROJECTION_CHUNK
+        values and are used only when a chunk has at least PROJECTION_MIN_ROWS rows (a GEMM with
+        fewer rows repacks [W; b] too often to pay); otherwise one chunk of all steps."""
+        T, B, D1 = X.shape
+        Z = self._buf("Z", (T, B, self.GATES * self.units))
+        Wb = self._input_matrix()
+        steps = max(1, self.PROJECTION_CHUNK // (B * self.GATES * self.units))
+        if steps * B < self.PROJECTION_MIN_ROWS:
+            steps = T
+        X2, Z2 = X.reshape(T * B, D1), Z.reshape(T * B, -1)
+        for start in range(0, T, steps):
+            stop = min(T, start + steps)
+            backend.xp.matmul(X2[start * B:stop * B], Wb, out=Z2[start * B:stop * B])
+            yield start, stop
+
     def _input_side_grads(self, X, dZ, bias_grad=None):
         """After the loop, all steps at once: [dW; db] = X^T dZ (one GEMM: X's ones column gives
         db) and dX = dZ W^T. Stores dW in ``grads[0]`` and db in ``bias_grad`` (default
@@ -579,7 +606,7 @@ class LSTM(_Recurrent):
         scale, alpha, beta = self._gate_vectors()
         # s(z) = 0.5 tanh(z / 2) + 0.5: with the sigmoid columns of W, b and U halved (exact, a
         # power of two), one tanh covers all four gates
-        Z = self._project_inputs(X)                  # becomes the gate values [i, f, g, o]
+        Z = self._buf("Z", (T, B, 4 * H))            # x_t W + b, becomes the gate values [i, f, g, o]
         Us = self._buf("Us", (H, 4 * H))
         xp.multiply(self.recurrent_kernel, scale, out=Us)
         Hs, Cs, TC = self._buf("Hs", (T + 1, B, H)), self._buf("Cs", (T + 1, B, H)), self._buf("TC", (T, B, H))
@@ -590,13 +617,15 @@ class LSTM(_Recurrent):
         states = zip(Hs[:-1], Hs[1:], Cs[:-1], Cs[1:], TC)
         if self._fused(Z.dtype):
             recurrent, r = self._step_product("Us", Us, B), self._buf("r", (B, 4 * H))
-            for t, (z, (h_prev, h, c_prev, c, tc)) in enumerate(zip(Z, states)):
-                recurrent(h_prev, r)                 # r = h_{t-1} U
-                fused.lstm_forward_step(z, r, c_prev, c, tc, h)
-                if mk is not None and mk.partial[t]:
-                    xp.copyto(h, h_prev, where=mk.keep[t])
-                    xp.copyto(c, c_prev, where=mk.keep[t])
+            for start, stop in self._projected_chunks(X):
+                for t, z, (h_prev, h, c_prev, c, tc) in zip(range(start, stop), Z[start:stop], states):
+                    recurrent(h_prev, r)                 # r = h_{t-1} U
+                    fused.lstm_forward_step(z, r, c_prev, c, tc, h)
+                    if mk is not None and mk.partial[t]:
+                        xp.copyto(h, h_prev, where=mk.keep[t])
+                        xp.copyto(c, c_prev, where=mk.keep[t])
             return Hs, [Hs[T], Cs[T]]
+        self._project_inputs(X)
         add_recurrent = self._step_product("Us", Us, B, accumulate=True)
         tmp_h = self._buf("tmp_h", (B, H))
         Zi, Zf, Zg, Zo = Z.reshape(T, B, 4, H).transpose(2, 0, 1, 3)
@@ -742,7 +771,9 @@ class GRU(_Recurrent):
         T, B, _ = X.shape
         H = self.units
         U, b = self.recurrent_kernel, self.bias
-        Z = self._project_inputs(X)                  # becomes the gate values [z, r, hh]
+        fused_steps = self._fused(X.dtype)           # then the projection goes a chunk at a time
+        # x_t W + b, becomes the gate values [z, r, hh]
+        Z = self._buf("Z", (T, B, 3 * H)) if fused_steps else self._project_inputs(X)
         Hs = self._buf("Hs", (T + 1, B, H))
         self._set_initial(Hs[0], init, 0)
         tmp_h = self._buf("tmp_h", (B, H))
@@ -754,12 +785,14 @@ class GRU(_Recurrent):
             HZ = self._buf("HZ", (T, B, 3 * H))      # h_{t-1} U (+ b_hh in the h block)
             recurrent = self._step_product("Us", Us, B)
             self._fw = (X, Z, Hs, HZ)
-            if self._fused(Z.dtype):
-                for t, (x, hz, h_prev, h) in enumerate(zip(Z, HZ, Hs[:-1], Hs[1:])):
-                    recurrent(h_prev, hz)
-                    fused.gru_forward_step(x, hz, b_hh, h_prev, h)
-                    if mk is not None and mk.partial[t]:
-                        xp.copyto(h, h_prev, where=mk.keep[t])
+            if fused_steps:
+                states = zip(Hs[:-1], Hs[1:])
+                for start, stop in self._projected_chunks(X):
+                    for t, x, hz, (h_prev, h) in zip(range(start, stop), Z[start:stop], HZ[start:stop], states):
+                        recurrent(h_prev, hz)
+                        fused.gru_forward_step(x, hz, b_hh, h_prev, h)
+                        if mk is not None and mk.partial[t]:
+                            xp.copyto(h, h_prev, where=mk.keep[t])
                 return Hs, [Hs[T]]
             # each step's views by iteration (half the cost of indexing them, see LSTM)
             steps = zip(Z[:, :, :2 * H], Z[:, :, :H], Z[:, :, H:2 * H], Z[:, :, 2 * H:], HZ,
