@@ -56,6 +56,10 @@ def test_run_benchmark_tiny(cell):
     assert set(res["openblas_env"]) == {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
     assert res["foreign_cpu_share"] is None or 0.0 <= res["foreign_cpu_share"] <= 1.0
     assert "name" in res["blas"]
+    # the result says which loops ran: the fused kernels exactly when the layers use them
+    from rnnlab.layers import fused
+    assert res["fused_kernels"] is fused.available()
+    assert res["versions"]["numba"] == getattr(fused.numba, "__version__", None)
     json.dumps(res)  # the CLI prints it as JSON
     if _has_torch():
         for phase in ("train", "infer"):

@@ -262,7 +262,17 @@ def versions(torch=None) -> dict:
         out["threadpoolctl"] = threadpoolctl.__version__
     except ImportError:
         out["threadpoolctl"] = None
+    from .layers import fused
+    out["numba"] = getattr(fused.numba, "__version__", None)
     return out
+
+
+def fused_kernels(cell: str) -> bool:
+    """Whether rnnlab's layers of this cell run the fused numba step kernels here."""
+    from .layers import GRU, LSTM
+
+    layer = LSTM(1) if cell == "lstm" else GRU(1)
+    return layer._fused(backend.floatx())
 
 
 def _import_torch():
@@ -702,7 +712,7 @@ def _run(cfg, cell, steps, warmup, infer, torch, memory, gemm, n_threads, seed, 
     res = {"config": cfg.name, "cell": cell, **{k: v for k, v in asdict(cfg).items() if k != "name"},
            "steps": steps, "warmup": warmup, "settle_s": settle, "tokens_per_step": tokens, "threads": n_threads,
            "rnnlab_model": model, "backend": backend.backend_name(), "torch_device": device if torch else None,
-           "dtype": backend.floatx()}
+           "dtype": backend.floatx(), "fused_kernels": fused_kernels(cell)}
     for phase, times in (("train", train_t), ("infer", infer_t)):
         for side in ("rnnlab", "torch"):
             s = _summary(times[side], tokens) if times is not None and side in times else None
@@ -796,6 +806,10 @@ def format_table(results: list) -> str:
         m, v = r["machine"], r["versions"]
         out.append(f"machine: {m['cpu']}, {m['cores']} cores; rnnlab {v['rnnlab']}, numpy {v['numpy']}, "
                    f"torch {v['torch']}, python {v['python']}")
+        kernels = {res["cell"]: res.get("fused_kernels") for res in results}
+        out.append("rnnlab step loops: " + ", ".join(
+            f"{cell} {'fused numba kernels' if on else 'NumPy'}" for cell, on in kernels.items())
+            + f" (numba {v.get('numba') or 'not installed'})")
         for note in dict.fromkeys(n for res in results for n in res["notes"]):
             out.append(f"note: {note}")
     return "\n".join(out)
