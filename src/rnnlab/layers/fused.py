@@ -78,7 +78,15 @@ if numba is not None:
     Q0, Q1, Q2, Q3 = _TANH_Q
     # no "nnan"/"ninf": a NaN must reach the loss, where training stops on it
     _FLAGS = {"contract", "arcp", "reassoc", "nsz"}
-    _jit = dict(fastmath=_FLAGS, error_model="numpy", cache=True, nogil=True)
+    _jit = dict(fastmath=_FLAGS, error_model="numpy", nogil=True)
+
+    def _kernel(fn):
+        """njit with the compiled code cached on disk (about 1 s saved per process), or without
+        the cache where numba finds no writable folder for it."""
+        try:
+            return numba.njit(cache=True, **_jit)(fn)
+        except RuntimeError:
+            return numba.njit(**_jit)(fn)
 
     def _tanh(x):  # pragma: no cover - replaced by the overload below inside kernels
         return math.tanh(x)
@@ -98,7 +106,7 @@ if numba is not None:
             return tanh_float32
         return lambda x: math.tanh(x)
 
-    @numba.njit(**_jit)
+    @_kernel
     def lstm_forward_step(z, r, c_prev, c, tc, h):
         """z (B, 4H): x_t W + b, becomes the gates [i, f, g, o]; r (B, 4H): h_{t-1} U (any
         layout); c_prev, c, tc, h (B, H): writes c_t, tanh(c_t), h_t."""
@@ -117,7 +125,7 @@ if numba is not None:
                 t = _tanh(cj)
                 cb[j], tcb[j], hb[j] = cj, t, o * t
 
-    @numba.njit(**_jit)
+    @_kernel
     def lstm_backward_step(gates, c_prev, tc, dh, dh_next, dc, m, dz):
         """gates (B, 4H) = [i, f, g, o]; c_prev, tc (B, H); dh (B, H): dL/dy_t in, the whole
         dL/dh_t out; dh_next (B, H): dz_{t+1} U^T; dc (B, H): in f_{t+1} dc_{t+1}, out f_t dc_t;
@@ -139,7 +147,7 @@ if numba is not None:
                 do[j] = mb * d * t * o * (_ONE - o)
                 dcb[j] = dcj * (mb * f + _ONE - mb)
 
-    @numba.njit(**_jit)
+    @_kernel
     def gru_forward_step(x, hz, b_hh, h_prev, h):
         """GRU, reset_after: x (B, 3H): x_t W + input biases (z, r columns halved), becomes the
         gates [z, r, hh]; hz (B, 3H): h_{t-1} U (z, r columns halved), its h block gets + b_hh
@@ -158,7 +166,7 @@ if numba is not None:
                 xz[j], xr[j], xh[j] = z, r, hh
                 hb[j] = hh + z * (hp[j] - hh)
 
-    @numba.njit(**_jit)
+    @_kernel
     def gru_backward_step(gates, hz, h_prev, dh, dh_next, m, dhz, dxh):
         """GRU, reset_after: gates (B, 3H) = [z, r, hh]; hz (B, 3H) as left by the forward step;
         dh (B, H): dL/dy_t in, the whole dL/dh_t out; dh_next (B, H): in dh_t's share from step

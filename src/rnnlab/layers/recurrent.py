@@ -55,9 +55,9 @@ import time
 import numpy as np
 
 from .. import backend
+from . import fused
 from .base import Layer, ShapeError, layer_from_dict, layer_to_dict, ones_vector, transpose_into
 from .cells import RNN_ACTIVATIONS, c_order, lstm_bias_initializer
-from . import fused
 from .core import _init_name
 
 
