@@ -56,6 +56,8 @@ What a result holds (``run_benchmark`` returns a dict; the keys the CLI promises
   were timed (/proc/stat busy time minus this process's CPU time; 0 = quiet machine). Above
   0.05 a note marks the result as noisy. ``spread`` values: interquartile range / median of
   the step times of each side.
+- ``fused_kernels``: whether rnnlab's layers ran the fused numba step kernels (``layers/fused.py``;
+  numba installed and ``RNNLAB_FUSED`` not 0), with ``versions["numba"]``.
 - ``blas``: NumPy's BLAS as threadpoolctl reports it (name, version, kernel, threads), and
   ``openblas_env`` whether ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` were set (they force
   a kernel when OpenBLAS loads; benchmark with both unset:
