@@ -21,14 +21,14 @@ def require_torch():
 
 
 def require_numba():
-    """The fused LSTM kernels need numba: outside CI a missing numba skips the test with a reason;
+    """The fused LSTM and GRU kernels need numba: outside CI a missing numba skips the test with a reason;
     in CI it is an error (the test extra installs it, so both LSTM paths always run there)."""
     from rnnlab.layers import fused
 
     if fused.numba is None:
         if os.environ.get("CI"):
-            raise ImportError("numba is not installed, but CI must test the fused LSTM kernels")
-        pytest.skip("numba is not installed: the fused LSTM kernels need `pip install numba`")
+            raise ImportError("numba is not installed, but CI must test the fused LSTM and GRU kernels")
+        pytest.skip("numba is not installed: the fused LSTM and GRU kernels need `pip install numba`")
     return fused
 
 
