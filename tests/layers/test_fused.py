@@ -15,15 +15,27 @@ MASK = np.array([[1, 1, 1, 0, 0, 0, 0],
                  [1, 1, 1, 1, 1, 1, 1]], dtype=bool)
 
 
-def test_float32_tanh_is_within_6_ulps_and_keeps_nan_and_limits():
+def compiled_tanh(x):
+    out = np.empty_like(x)
+    fused.tanh_into(x, out)
+    return out
+
+
+@pytest.mark.parametrize("how", ["formula", "compiled"])
+def test_float32_tanh_is_within_6_ulps_and_keeps_nan_and_limits(how):
+    """The rational tanh as written in NumPy operations, and as the kernels compile it (with
+    fused multiply-adds and reassociation allowed), against float64's tanh."""
+    if how == "compiled":
+        require_numba()
+    tanh = fused.tanh32 if how == "formula" else compiled_tanh
     x = np.concatenate([np.linspace(-12, 12, 1_200_001), np.geomspace(1e-30, 1, 20_001)]).astype(np.float32)
     x = np.concatenate([x, -x])
     exact = np.tanh(x.astype(np.float64))
     ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
-    err = np.abs(fused.tanh32(x).astype(np.float64) - exact) / ulp
+    err = np.abs(tanh(x).astype(np.float64) - exact) / ulp
     assert err.max() <= 6, f"max error {err.max():.2f} ulps at x = {x[np.argmax(err)]}"
     assert err.mean() < 1.0
-    out = fused.tanh32(np.array([np.nan, np.inf, -np.inf, 0.0], np.float32))
+    out = tanh(np.array([np.nan, np.inf, -np.inf, 0.0], np.float32))
     assert np.isnan(out[0]) and out[1] == 1.0 and out[2] == -1.0 and out[3] == 0.0
 
 

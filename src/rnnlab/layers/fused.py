@@ -26,8 +26,9 @@ real step and 0 at a masked one:
 
 tanh: float64 calls the C library's tanh. float32 uses x P(x^2) / Q(x^2) on [-9, 9] (tanh rounds
 to +-1 in float32 beyond), a rational fit of our own (``tools/fit_tanh.py``: relative error
-7e-9 in exact arithmetic, at most 6 float32 ulps as evaluated here; NumPy's own tanh is within
-2), because the C library's scalar tanhf cannot be vectorized and a vectorized loop is the point.
+7e-9 in exact arithmetic; evaluated in float32 as compiled here, at most 4.6 ulps, mean 0.6,
+against 1.4 and 0.3 for NumPy's tanh; the tests allow 6), because the C library's scalar tanhf
+cannot be vectorized and a vectorized loop is the point.
 NaN stays NaN (no fast-math "no NaNs" flag; the clamp is written so that NaN passes).
 """
 from __future__ import annotations
@@ -55,7 +56,7 @@ _ONE = np.float32(1.0)
 
 
 def tanh32(x):
-    """The float32 rational tanh on NumPy arrays (what the kernels compute; used by tests)."""
+    """The float32 rational tanh in NumPy operations (the formula the kernels compile)."""
     x = np.asarray(x, dtype=np.float32)
     x = np.where(x > _CLAMP, _CLAMP, np.where(x < -_CLAMP, -_CLAMP, x))
     s = x * x
@@ -105,6 +106,12 @@ if numba is not None:
                 return x * p / q
             return tanh_float32
         return lambda x: math.tanh(x)
+
+    @_kernel
+    def tanh_into(x, out):
+        """out = tanh(x) for 1-D arrays, as the kernels compute it (tests check its accuracy)."""
+        for k in range(x.shape[0]):
+            out[k] = _tanh(x[k])
 
     @_kernel
     def lstm_forward_step(z, r, c_prev, c, tc, h):
