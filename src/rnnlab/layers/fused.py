@@ -26,9 +26,9 @@ real step and 0 at a masked one:
 
 tanh: float64 calls the C library's tanh. float32 uses x P(x^2) / Q(x^2) on [-9, 9] (tanh rounds
 to +-1 in float32 beyond), a rational fit of our own (``tools/fit_tanh.py``: relative error
-7e-9 in exact arithmetic; evaluated in float32 as compiled here, at most 4.6 ulps, mean 0.6,
-against 1.4 and 0.3 for NumPy's tanh; the tests allow 6), because the C library's scalar tanhf
-cannot be vectorized and a vectorized loop is the point.
+7e-9 in exact arithmetic; evaluated in float32 as compiled here, at most 4.9 ulps over 16
+million points, mean 0.7, against 1.4 and 0.4 for NumPy's tanh; the tests allow 6), because
+the C library's scalar tanhf cannot be vectorized and a vectorized loop is the point.
 NaN stays NaN (no fast-math "no NaNs" flag; the clamp is written so that NaN passes).
 """
 from __future__ import annotations
