@@ -115,8 +115,9 @@ if numba is not None:
 
     @_kernel
     def lstm_forward_step(z, r, c_prev, c, tc, h):
-        """z (B, 4H): x_t W + b, becomes the gates [i, f, g, o]; r (B, 4H): h_{t-1} U (any
-        layout); c_prev, c, tc, h (B, H): writes c_t, tanh(c_t), h_t."""
+        """z (B, 4H): x_t W + b, becomes the gates [i, f, g, o]; r (B, 4H): h_{t-1} U (C order:
+        a transposed view works but reads 10x slower); c_prev, c, tc, h (B, H): writes c_t,
+        tanh(c_t), h_t."""
         B, H = c.shape
         for b in range(B):
             zi, zf, zg, zo = z[b, :H], z[b, H:2 * H], z[b, 2 * H:3 * H], z[b, 3 * H:]
