@@ -422,28 +422,33 @@ class _Recurrent(Layer):
     def _project_inputs(self, X):
         """Z (T, B, G H) = x_t W + b for all steps as one GEMM, X (T, B, D+1) @ [W; b]: X's
         column of ones adds the bias inside the GEMM (no pass over Z of its own)."""
-        T, B, D1 = X.shape
-        Z = self._buf("Z", (T, B, self.GATES * self.units))
-        backend.xp.matmul(X.reshape(T * B, D1), self._input_matrix(), out=Z.reshape(T * B, -1))
-        return Z
+        for _ in self._projected_chunks(X, whole=True):
+            pass
+        return self._buf("Z", (X.shape[0], X.shape[1], self.GATES * self.units))
 
-    def _projected_chunks(self, X):
-        """Z (T, B, G H) as ``_project_inputs``, but computed a chunk of steps at a time: yields
-        (start, stop) after projecting steps [start, stop), so the loop reads each chunk while
-        it is still in cache (1.2x faster at long-small). Chunks hold about PROJECTION_CHUNK
-        values and are used only when a chunk has at least PROJECTION_MIN_ROWS rows (a GEMM with
-        fewer rows repacks [W; b] too often to pay); otherwise one chunk of all steps."""
+    def _projected_chunks(self, X, whole=False):
+        """Z as ``_project_inputs``, but a chunk of steps at a time: yields (start, stop) after
+        projecting steps [start, stop), so the loop reads each chunk while it is still in cache
+        (1.2x faster at long-small). Chunks hold about PROJECTION_CHUNK values and are used only
+        when a chunk has at least PROJECTION_MIN_ROWS rows (a GEMM with fewer rows repacks
+        [W; b] too often to pay); otherwise, or with ``whole``, one chunk of all steps."""
         T, B, D1 = X.shape
         Z = self._buf("Z", (T, B, self.GATES * self.units))
         Wb = self._input_matrix()
         steps = max(1, self.PROJECTION_CHUNK // (B * self.GATES * self.units))
-        if steps * B < self.PROJECTION_MIN_ROWS:
+        if whole or steps * B < self.PROJECTION_MIN_ROWS:
             steps = T
         X2, Z2 = X.reshape(T * B, D1), Z.reshape(T * B, -1)
         for start in range(0, T, steps):
             stop = min(T, start + steps)
             backend.xp.matmul(X2[start * B:stop * B], Wb, out=Z2[start * B:stop * B])
             yield start, stop
+
+    def _real_steps(self, T, B, mk):
+        """(T, B): 1 at a real step, 0 at a masked one (what the fused backward kernels take)."""
+        real = self._buf("real", (T, B))
+        real[...] = 1.0 if mk is None else mk.m[..., 0]
+        return real
 
     def _input_side_grads(self, X, dZ, bias_grad=None):
         """After the loop, all steps at once: [dW; db] = X^T dZ (one GEMM: X's ones column gives
@@ -690,10 +695,8 @@ class LSTM(_Recurrent):
         dh_next[...] = dlast[0]
         dc[...] = dlast[1]
         if self._fused(Z.dtype):
-            real = self._buf("real", (T, B))          # 1 at a real step, 0 at a masked one
-            real[...] = 1.0 if mk is None else mk.m[..., 0]
             dZ = self._buf("F", (T, B, 4, H)).reshape(T, B, 4 * H)
-            steps = zip(Z, Cs[:-1], TC, dH, dZ, real)
+            steps = zip(Z, Cs[:-1], TC, dH, dZ, self._real_steps(T, B, mk))
             for t, (gates, c_prev, tc, dh, dz, m) in reversed(list(enumerate(steps))):
                 fused.lstm_backward_step(gates, c_prev, tc, dh, dh_next, dc, m, dz)
                 backprop(dz, dh_next)
@@ -892,12 +895,11 @@ class GRU(_Recurrent):
         dh_next, tmp = self._buf("dh_next", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
         F = self._buf("F", (T, B, 3, H))             # the factors, then dHZ, in place
-        if self._fused(Z.dtype):
+        fused_steps = self._fused(Z.dtype)
+        if fused_steps:
             backprop = self._step_product("UT", self.recurrent_kernel.T, B, accumulate=True)
-            real = self._buf("real", (T, B))          # 1 at a real step, 0 at a masked one
-            real[...] = 1.0 if mk is None else mk.m[..., 0]
             dXh = self._buf("Fh", (T, B, H))          # the gradient of x_t W_h + b[0]_h
-            steps = zip(Z, HZ, Hs[:-1], dH, real, F.reshape(T, B, 3 * H), dXh)
+            steps = zip(Z, HZ, Hs[:-1], dH, self._real_steps(T, B, mk), F.reshape(T, B, 3 * H), dXh)
             for gates, hz, h_prev, dh, m, dhz, dxh in reversed(list(steps)):
                 fused.gru_backward_step(gates, hz, h_prev, dh, dh_next, m, dhz, dxh)
                 backprop(dhz, dh_next)               # dh_next += dhz_t U^T
@@ -916,7 +918,7 @@ class GRU(_Recurrent):
         xp.matmul(Hs[:-1].reshape(T * B, H).T, dZ, out=self._grads[1])
         xp.matmul(ones_vector(T * B, dZ.dtype), dZ, out=self._grads[2][1])
         # dHZ -> dXZ: the h block is dh Fh, not dh Fh r
-        if self._fused(Z.dtype):
+        if fused_steps:
             F[:, :, 2] = self._buf("Fh", (T, B, H))  # the kernel wrote dh Fh there
         else:
             xp.multiply(dH, self._buf("Fh", (T, B, H)), out=F[:, :, 2])
