@@ -4,3 +4,4 @@ from .core import Input, Dense, Embedding, Flatten, Dropout, Activation
 from .attention import BahdanauAttention, LuongAttention
 from .cells import RNNCell, LSTMCell, GRUCell
 from .recurrent import SimpleRNN, LSTM, GRU, Bidirectional
+from .kinds import KINDS, GATES, N_STATES, cell_kind, layer_class, cell_class
