@@ -8,7 +8,8 @@ average their gradients, so the optimizer steps identically everywhere::
 
     w = dist.world()                        # rank, size (size 1 and no mpi4py without mpiexec)
     with dist.fail_fast():                  # an error on one rank aborts all (no rank hangs)
-        dist.broadcast_(model.params)       # every rank starts from rank 0's weights
+        dist.broadcast_(model.params)       # every rank starts from rank 0's weights (once the
+                                            # model is built: Seq2Seq builds on its first forward)
         for x, y in global_batches:
             x, y = dist.shard(x, y)         # this rank's rows (LM: its parallel streams)
             loss = loss_fn.forward(model.forward(x), y)
@@ -255,11 +256,18 @@ def allreduce_sum(values) -> np.ndarray:
 def broadcast_(params, root: int = 0) -> None:
     """Overwrite every rank's ``params`` (in place) with those of rank ``root``: one ``Bcast``
     of one flattened buffer. Call it once after the model is built (or loaded), so the ranks
-    start identical even when their seeds differ."""
+    start identical even when their seeds differ.
+
+    Layers build their weights on their first forward: a model that builds lazily (Seq2Seq)
+    must run one forward pass first (in eval mode, on any batch), or its weights would not be
+    in ``params`` yet. An empty list is therefore refused."""
+    params = _unique(params)
+    if not params:
+        raise ValueError("broadcast_: no weights to broadcast: the model builds its layers on their first "
+                         "forward, so run one forward pass (model.eval(); model.forward(batch)) first")
     w = world()
     if not w.distributed:
         return
-    params = _unique(params)
     dtype = np.result_type(*[p.dtype for p in params]) if params else np.dtype(np.float64)
     buf = w.buffer(sum(int(p.size) for p in params), dtype)
     offset = 0
