@@ -275,27 +275,33 @@ import os, signal, sys
 from rnnlab import distributed as dist
 
 w = dist.world()
+if w.rank == 1 and sys.argv[1] == "uncaught":  # outside fail_fast: world()'s excepthook aborts
+    raise ValueError("shard 1 is broken on purpose")
 with dist.fail_fast():
     if w.rank == 1:
         if sys.argv[1] == "raise":
             raise ValueError("shard 1 is broken on purpose")
+        if sys.argv[1] == "exit":  # what the CLI does for a user's mistake
+            raise SystemExit(2)
         os.kill(os.getpid(), signal.SIGKILL)   # a hard death: no Python left to report it
     dist.allreduce_sum([1.0])  # rank 0 waits in a collective that rank 1 never joins
     print("rank 0 passed the collective", flush=True)
 """
 
 
-@pytest.mark.parametrize("fault", ["raise", "kill"])
+@pytest.mark.parametrize("fault", ["raise", "uncaught", "exit", "kill"])
 def test_a_failing_rank_takes_the_job_down(tmp_path, fault):
-    """Rank 1 raises (or is killed) while rank 0 waits in an all-reduce: the job ends with a
-    non-zero exit within the timeout (no hang), and a raised error is named on one line."""
+    """Rank 1 raises (inside ``fail_fast`` or uncaught), exits with code 2, or is killed,
+    while rank 0 waits in an all-reduce: the job ends with a non-zero exit within the timeout
+    (no hang), and the error is named on one line with the rank."""
     script = write(tmp_path, "fault.py", FAULT_SCRIPT)
     result = run_mpi(script, fault, check=False)
     assert result.returncode != 0
     assert "rank 0 passed the collective" not in result.stdout
-    if fault == "raise":
-        assert ("rnnlab: rank 1 of 2: ValueError: shard 1 is broken on purpose; aborting all 2 processes"
-                in result.stderr), result.stderr
+    broken = "ValueError: shard 1 is broken on purpose"
+    expected = {"raise": broken, "uncaught": broken, "exit": "exited with code 2"}.get(fault)
+    if expected:
+        assert f"rnnlab: rank 1 of 2: {expected}; aborting all 2 processes" in result.stderr, result.stderr
 
 
 # ---- single process: no MPI --------------------------------------------------------------------
@@ -346,6 +352,8 @@ def test_rows_of_needs_a_row_per_process():
         dist.rows_of(3, 0, 4)
     with pytest.raises(ValueError, match="rank 2 is not in"):
         dist.rows_of(8, 2, 2)
+    # evaluation on fewer rows than processes: the last ranks take nothing
+    assert [dist.rows_of(1, r, 3, allow_empty=True) for r in range(3)] == [slice(0, 1), slice(1, 1), slice(1, 1)]
 
 
 def test_shard_splits_arrays_together_and_passes_none():

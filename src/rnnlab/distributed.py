@@ -119,6 +119,8 @@ def world() -> World:
                                    f"(or set RNNLAB_MPI=0 to run as a single process)") from None
             comm = MPI.COMM_WORLD
             _WORLD = World(comm.Get_rank(), comm.Get_size(), comm)
+            if _WORLD.distributed:
+                _install_excepthook()
     return _WORLD
 
 
@@ -128,12 +130,15 @@ def is_writer() -> bool:
 
 
 # ---- splitting a global batch ------------------------------------------------------------------
-def rows_of(n: int, rank: int | None = None, size: int | None = None) -> slice:
+def rows_of(n: int, rank: int | None = None, size: int | None = None, allow_empty: bool = False) -> slice:
     """The contiguous rows of a global batch of ``n`` rows that ``rank`` of ``size`` takes.
 
     Balanced: shares differ by at most one row, the first ``n % size`` ranks take the larger
     one; in rank order the shares tile ``[0, n)``. For the language model the rows are the
     parallel streams of truncated BPTT, so each rank carries the state of its own streams.
+    Training needs a row on every rank (n >= size); evaluation may pass ``allow_empty=True``
+    (e.g. the LM's final figures on 1 stream): the ranks past row n get an empty share and
+    add zeros to ``allreduce_sum``.
     """
     if rank is None or size is None:
         w = world()
@@ -141,7 +146,7 @@ def rows_of(n: int, rank: int | None = None, size: int | None = None) -> slice:
     n, rank, size = int(n), int(rank), int(size)
     if not 0 <= rank < size:
         raise ValueError(f"rows_of: rank {rank} is not in [0, {size})")
-    if n < size:
+    if n < size and not allow_empty:
         raise ValueError(f"a global batch of {n} rows cannot be split across {size} processes: each needs at "
                          f"least one row (use a batch of at least {size}, or fewer processes)")
     base, extra = divmod(n, size)
@@ -149,7 +154,7 @@ def rows_of(n: int, rank: int | None = None, size: int | None = None) -> slice:
     return slice(start, start + base + (rank < extra))
 
 
-def shard(*arrays, rank: int | None = None, size: int | None = None):
+def shard(*arrays, rank: int | None = None, size: int | None = None, allow_empty: bool = False):
     """This rank's rows (``rows_of``) of each array (all with the same number of rows, axis 0).
 
     One array in, one out; several in, a tuple out; None passes through (an absent mask).
@@ -161,7 +166,7 @@ def shard(*arrays, rank: int | None = None, size: int | None = None):
     for a in present:
         if a.shape[0] != n:
             raise ValueError(f"shard: arrays of {n} and {a.shape[0]} rows cannot be split together")
-    rows = rows_of(n, rank, size)
+    rows = rows_of(n, rank, size, allow_empty)
     out = tuple(None if a is None else a[rows] for a in arrays)
     return out[0] if len(arrays) == 1 else out
 
@@ -310,6 +315,20 @@ def abort(message: str, code: int = 1) -> None:
     w.comm.Abort(code)
 
 
+def _install_excepthook() -> None:
+    """Abort the job on an exception that nothing caught. Without this, the failing rank
+    would finalize MPI at exit while the others wait in their next collective forever."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        if issubclass(kind, KeyboardInterrupt):
+            abort("interrupted", 130)
+        abort(f"{kind.__name__}: {value}", 1)
+
+    sys.excepthook = hook
+
+
 @contextlib.contextmanager
 def fail_fast():
     """Run a block so that an error on one rank ends every rank.
@@ -318,6 +337,9 @@ def fail_fast():
     ``abort`` message naming the rank, and aborts the job with exit code 1 (a ``SystemExit``
     with a non-zero code, e.g. the CLI's exit 2 for a user's mistake, keeps its code; Ctrl-C
     gives 130). In a single process the block runs unchanged: exceptions propagate as usual.
+    (``world()`` also installs a ``sys.excepthook`` that aborts on an uncaught exception, but
+    a ``SystemExit`` never reaches that hook: a rank leaving with ``exit(2)`` outside this block
+    would leave the others waiting.)
     """
     w = world()
     if not w.distributed:
