@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from gradcheck import numerical_grad, rel_error
-from rnnlab.decode import beam_search, greedy_decode
+from rnnlab.search import beam_search, greedy_decode
 from rnnlab.models.seq2seq import Seq2Seq, reverse_padded
 
 V_SRC, V_TGT = 7, 6
