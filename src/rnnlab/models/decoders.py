@@ -16,9 +16,11 @@ from ..layers.base import Layer
 from ..layers.core import Dense, Dropout, Embedding, log_softmax
 
 
-def recurrent_layer(kind: str, units: int, seed=None, name=None):
-    """A whole-sequence layer of ``kind`` returning its sequence and its states."""
-    return kinds.layer_class(kind)(units, return_sequences=True, return_state=True, seed=seed, name=name)
+def recurrent_layer(kind: str, units: int, seed=None, name=None, options=None):
+    """A whole-sequence layer of ``kind`` returning its sequence and its states; ``options``:
+    the kind's own arguments (``activation`` of a SimpleRNN, ``reset_after`` of a GRU, ...)."""
+    return kinds.layer_class(kind)(units, return_sequences=True, return_state=True, seed=seed, name=name,
+                                   **(options or {}))
 
 
 def _seed(seed, k):
@@ -105,14 +107,15 @@ class Decoder(Layer):
     """
 
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
-                 peeky: bool = False, dropout: float = 0.0, **kwargs):
+                 peeky: bool = False, dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.cell_options = dict(cell_options) if cell_options else None
         self.vocab_size, self.emb, self.hidden = int(vocab_size), int(emb), int(hidden)
         self.cell, self.layers, self.peeky, self.dropout = kinds.cell_kind(cell), int(layers), bool(peeky), float(dropout)
         seed = self.seed
         self.embedding = Embedding(self.vocab_size, self.emb, seed=_seed(seed, 0), name=f"{self.name}_embedding")
-        self.rnns = [recurrent_layer(self.cell, self.hidden, _seed(seed, 1 + l), f"{self.name}_{self.cell}_{l}")
-                     for l in range(self.layers)]
+        self.rnns = [recurrent_layer(self.cell, self.hidden, _seed(seed, 1 + l), f"{self.name}_{self.cell}_{l}",
+                                     self.cell_options) for l in range(self.layers)]
         self.drops = [Dropout(self.dropout, seed=_seed(seed, 100 + l)) for l in range(self.layers + 1)]
         self._make_output(seed)
 
@@ -203,7 +206,8 @@ class Decoder(Layer):
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "emb": self.emb, "hidden": self.hidden,
-                "cell": self.cell, "layers": self.layers, "peeky": self.peeky, "dropout": self.dropout}
+                "cell": self.cell, "layers": self.layers, "peeky": self.peeky, "dropout": self.dropout,
+                **({"cell_options": self.cell_options} if self.cell_options else {})}
 
 
 class AttentionDecoder(Decoder):
@@ -217,12 +221,12 @@ class AttentionDecoder(Decoder):
 
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
                  attention: str = "luong", score: str = "dot", attention_units: int | None = None,
-                 peeky: bool = False, dropout: float = 0.0, **kwargs):
+                 peeky: bool = False, dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
         if attention not in ("luong", "bahdanau"):
             raise ValueError(f"AttentionDecoder: attention must be 'luong' or 'bahdanau', got {attention!r}")
         self.attention, self.score = attention, score
         self.attention_units = int(attention_units or hidden)
-        super().__init__(vocab_size, emb, hidden, cell, layers, peeky, dropout, **kwargs)
+        super().__init__(vocab_size, emb, hidden, cell, layers, peeky, dropout, cell_options, **kwargs)
 
     def _make_output(self, seed):
         if self.attention == "luong":

@@ -28,9 +28,11 @@ Variants (``Seq2Seq`` arguments):
   equations of ``layers/steps.py``): the embedding part of the
   input projection is one GEMM for all steps, and each step adds only c_t W_c + s_{t-1} U.
 
-Any cell (``"lstm"``, ``"gru"``, ``"rnn"``, as ``layers/kinds.py`` names them), any number of stacked layers (``layers``;
-encoder and decoder have the same number, layer l of the decoder starts from layer l of the
-encoder). For inference (``rnnlab.search``) the model is a step model: ``init_decode``,
+Any cell (``"lstm"``, ``"gru"``, ``"rnn"``, as ``layers/kinds.py`` names them) with any of its
+options (``cell_options``, e.g. ``{"activation": "relu"}`` for "rnn", ``{"reset_after": False}``
+for "gru"; every decoder, the step-by-step one included, honours them), any number of
+stacked layers (``layers``; encoder and decoder have the same number, layer l of the decoder
+starts from layer l of the encoder). For inference (``rnnlab.search``) the model is a step model: ``init_decode``,
 ``decode_step``, ``select_state``; ``translate_batch`` decodes and returns the attention
 weights of each decoded sentence in source order (also when the source was reversed).
 """
@@ -71,8 +73,9 @@ class Encoder(Layer):
     """
 
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, **kwargs):
+                 bidirectional: bool = False, dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.cell_options = dict(cell_options) if cell_options else None
         self.vocab_size, self.emb, self.hidden = int(vocab_size), int(emb), int(hidden)
         self.cell, self.layers = kinds.cell_kind(cell), int(layers)
         self.bidirectional, self.dropout = bool(bidirectional), float(dropout)
@@ -83,7 +86,8 @@ class Encoder(Layer):
         units = self.hidden // 2 if self.bidirectional else self.hidden
         self.rnns = []
         for l in range(self.layers):
-            rnn = recurrent_layer(self.cell, units, _seed(seed, 1 + l), f"{self.name}_{self.cell}_{l}")
+            rnn = recurrent_layer(self.cell, units, _seed(seed, 1 + l), f"{self.name}_{self.cell}_{l}",
+                                  self.cell_options)
             if self.bidirectional:
                 rnn = Bidirectional(rnn, merge_mode="concat", name=f"{self.name}_bidirectional_{l}")
             self.rnns.append(rnn)
@@ -125,7 +129,7 @@ class Encoder(Layer):
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "emb": self.emb, "hidden": self.hidden,
                 "cell": self.cell, "layers": self.layers, "bidirectional": self.bidirectional,
-                "dropout": self.dropout}
+                "dropout": self.dropout, **({"cell_options": self.cell_options} if self.cell_options else {})}
 
 
 # ---- the model -------------------------------------------------------------------------------------
@@ -144,8 +148,9 @@ class Seq2Seq(Model):
                  cell: str = "lstm", layers: int = 1, attention: str = "none", score: str = "dot",
                  attention_units: int | None = None, reverse: bool = False, peeky: bool = False,
                  bidirectional: bool = False, dropout: float = 0.0, bos_id: int = 2, eos_id: int = 3,
-                 **kwargs):
+                 cell_options: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.cell_options = dict(cell_options) if cell_options else None
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         if int(layers) < 1:
@@ -158,14 +163,15 @@ class Seq2Seq(Model):
         self.dropout, self.bos_id, self.eos_id = float(dropout), int(bos_id), int(eos_id)
         seed = self.seed
         self.encoder = Encoder(self.src_vocab_size, self.emb, self.hidden, self.cell, self.layers,
-                               self.bidirectional, self.dropout, seed=_seed(seed, 0), name="encoder")
+                               self.bidirectional, self.dropout, self.cell_options, seed=_seed(seed, 0),
+                               name="encoder")
         if attention == "none":
             self.decoder = Decoder(self.tgt_vocab_size, self.emb, self.hidden, self.cell, self.layers, self.peeky,
-                                   self.dropout, seed=_seed(seed, 1000), name="decoder")
+                                   self.dropout, self.cell_options, seed=_seed(seed, 1000), name="decoder")
         else:
             self.decoder = AttentionDecoder(self.tgt_vocab_size, self.emb, self.hidden, self.cell, self.layers,
                                             attention, score, attention_units, self.peeky, self.dropout,
-                                            seed=_seed(seed, 1000), name="decoder")
+                                            self.cell_options, seed=_seed(seed, 1000), name="decoder")
         self.sublayers = [self.encoder, self.decoder]
 
     # ---- training -----------------------------------------------------------------------------------
@@ -281,4 +287,5 @@ class Seq2Seq(Model):
                 "emb": self.emb, "hidden": self.hidden, "cell": self.cell, "layers": self.layers,
                 "attention": self.attention, "score": self.score, "attention_units": self.attention_units,
                 "reverse": self.reverse, "peeky": self.peeky, "bidirectional": self.bidirectional,
-                "dropout": self.dropout, "bos_id": self.bos_id, "eos_id": self.eos_id}
+                "dropout": self.dropout, "bos_id": self.bos_id, "eos_id": self.eos_id,
+                **({"cell_options": self.cell_options} if self.cell_options else {})}
