@@ -63,18 +63,24 @@ def lstm_backward(dhs, cache, W, U, dh_last=None, dc_last=None):
     return dx, (dW, dU, db), (dh, dc)
 
 
-# ---- SimpleRNN ----------------------------------------------------------------------------------------
-def rnn_forward(x, W, U, b, h0=None, activation="tanh"):
-    """x (B, T, D) -> hs (B, T, H) and the cache for ``rnn_backward``."""
+# ---- SimpleRNN and GRU: one state, h -------------------------------------------------------------------
+def _one_state_forward(x, W, b_in, h0, H, step):
+    """The loop of ``lstm_forward`` for a one-state kind: h, cache = step(x_t W + b_in, h)."""
     xp = backend.xp
     B, T, _ = x.shape
-    h = _zeros(B, U.shape[0], W) if h0 is None else h0
-    hs = xp.empty((B, T, U.shape[0]), dtype=W.dtype)
+    h = _zeros(B, H, W) if h0 is None else h0
+    hs = xp.empty((B, T, H), dtype=W.dtype)
     caches = []
     for t in range(T):
-        h, cache = rnn_step(x[:, t] @ W + b, h, U, activation)
+        h, cache = step(x[:, t] @ W + b_in, h)
         hs[:, t] = h
         caches.append(cache)
+    return hs, caches
+
+
+def rnn_forward(x, W, U, b, h0=None, activation="tanh"):
+    """x (B, T, D) -> hs (B, T, H) and the cache for ``rnn_backward``."""
+    hs, caches = _one_state_forward(x, W, b, h0, U.shape[0], lambda xz, h: rnn_step(xz, h, U, activation))
     return hs, (x, caches, activation)
 
 
@@ -95,20 +101,11 @@ def rnn_backward(dhs, cache, W, U, dh_last=None):
     return dx, (dW, dU, db), (dh,)
 
 
-# ---- GRU ---------------------------------------------------------------------------------------------
 def gru_forward(x, W, U, b, h0=None):
     """x (B, T, D) -> hs (B, T, H) and the cache for ``gru_backward``. ``b`` (2, 3H) is the
     reset_after form (input row, recurrent row), (3H,) the reset_after=False form."""
-    xp = backend.xp
-    B, T, _ = x.shape
     b_in, b_rec = (b[0], b[1]) if b.ndim == 2 else (b, None)
-    h = _zeros(B, U.shape[0], W) if h0 is None else h0
-    hs = xp.empty((B, T, U.shape[0]), dtype=W.dtype)
-    caches = []
-    for t in range(T):
-        h, cache = gru_step(x[:, t] @ W + b_in, h, U, b_rec)
-        hs[:, t] = h
-        caches.append(cache)
+    hs, caches = _one_state_forward(x, W, b_in, h0, U.shape[0], lambda xz, h: gru_step(xz, h, U, b_rec))
     return hs, (x, caches, b.ndim)
 
 

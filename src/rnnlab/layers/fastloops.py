@@ -195,9 +195,7 @@ class LSTMLoops:
             # masked steps: no gate gradient, and dh, dc pass to the previous step unchanged
             F *= mk.m[steps][..., None]
             K *= mk.m[steps]
-            f_pass = self._buf("f_pass", (T, B, H))[steps]
-            f_pass[...] = f
-            xp.copyto(f_pass, 1.0, where=mk.keep[steps])
+            f_pass = self._pass_through("f_pass", f, mk, steps)
         return F, K, f_pass
 
     def _backward_loop(self, dH, dlast, mk):
@@ -373,9 +371,7 @@ class GRULoops:
         if mk is not None:
             F *= mk.m[steps][..., None]
             Fh *= mk.m[steps]
-            z_pass = self._buf("z_pass", (T, B, H))[steps]
-            z_pass[...] = z
-            xp.copyto(z_pass, 1.0, where=mk.keep[steps])  # masked: dh passes through unchanged
+            z_pass = self._pass_through("z_pass", z, mk, steps)
         return F, z_pass
 
     def _backward_loop(self, dH, dlast, mk):
@@ -435,9 +431,7 @@ class GRULoops:
         if mk is not None:
             Fh *= mk.m
             Fz *= mk.m
-            z_pass = self._buf("z_pass", (T, B, H))
-            z_pass[...] = z
-            xp.copyto(z_pass, 1.0, where=mk.keep)
+            z_pass = self._pass_through("z_pass", z, mk)
         U = self.recurrent_kernel
         U_zrT, U_hT = self._buf("U_zrT", (2 * H, H)), self._buf("U_hT", (H, H))
         transpose_into(U_zrT, U[:, :2 * H])

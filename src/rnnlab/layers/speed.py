@@ -44,7 +44,7 @@ import numpy as np
 
 from .. import backend
 from . import fused
-from .base import ones_vector, transpose_into
+from .base import transpose_into
 
 _ORIENTATION: dict = {}     # (B, K, N, dtype) -> whether the transposed product is faster
 
@@ -229,6 +229,15 @@ class FastPath:
             stop = min(T, start + steps)
             backend.xp.matmul(X2[start * B:stop * B], Wb, out=Z2[start * B:stop * B])
             yield start, stop
+
+    def _pass_through(self, name, gate, mk, steps=slice(None)):
+        """A copy of ``gate`` (steps, B, H) with 1.0 at masked steps: the factor by which the
+        state's gradient passes to the previous step (a masked step keeps its state)."""
+        T, B, H = mk.m.shape[0], gate.shape[1], gate.shape[2]
+        passed = self._buf(name, (T, B, H))[steps]
+        passed[...] = gate
+        backend.xp.copyto(passed, 1.0, where=mk.keep[steps])
+        return passed
 
     def _real_steps(self, T, B, mk):
         """(T, B): 1 at a real step, 0 at a masked one (what the fused backward kernels take)."""
