@@ -133,9 +133,8 @@ class FastPath:
 
         It computes either a @ M or the transposed product (M^T a^T)^T. The BLAS packs its
         operands on every call, and with few rows (B <= 64) some CPUs run the second form much
-        faster (AMD Zen 5, OpenBLAS 0.3.31: 64x512 @ 512x2048 456 -> 322 us, 20x2600 @ 2600x650
-        412 -> 283 us) while others do not; so, like ``cudnn.benchmark``, both are timed once per
-        shape and the faster is kept (``TRANSPOSED_PRODUCTS`` = True or False forces one). The
+        faster while others do not (timings: benchmarks/README.md); so, like
+        ``cudnn.benchmark``, both are timed once per shape and the faster is kept (``TRANSPOSED_PRODUCTS`` = True or False forces one). The
         price of the transposed form is a transposed add or copy of the (B, N) result.
         """
         xp = backend.xp
@@ -189,8 +188,8 @@ class FastPath:
     def _step_blocks(self, T, B):
         """(start, stop) of blocks of steps, last block first, each holding about FACTOR_BLOCK gate
         values (at least one step): backward computes a block's derivative factors just before
-        its loop reaches them, while they are still in cache (all steps at once is ~1.7x slower
-        at the char shape)."""
+        its loop reaches them, while they are still in cache (rather than all steps at once,
+        which leaves cache before the loop reads them)."""
         block = max(1, self.FACTOR_BLOCK // (B * self.GATES * self.units))
         for stop in range(T, 0, -block):
             yield max(0, stop - block), stop
@@ -214,8 +213,8 @@ class FastPath:
 
     def _projected_chunks(self, X, whole=False):
         """Z as ``_project_inputs``, but a chunk of steps at a time: yields (start, stop) after
-        projecting steps [start, stop), so the loop reads each chunk while it is still in cache
-        (1.2x faster at long-small). Chunks hold about PROJECTION_CHUNK values and are used only
+        projecting steps [start, stop), so the loop reads each chunk while it is still in cache.
+        Chunks hold about PROJECTION_CHUNK values and are used only
         when a chunk has at least PROJECTION_MIN_ROWS rows (a GEMM with fewer rows repacks
         [W; b] too often to pay); otherwise, or with ``whole``, one chunk of all steps."""
         T, B, D1 = X.shape

@@ -111,7 +111,8 @@ class Decoder(Layer):
         super().__init__(**kwargs)
         self.cell_options = dict(cell_options) if cell_options else None
         self.vocab_size, self.emb, self.hidden = int(vocab_size), int(emb), int(hidden)
-        self.cell, self.layers, self.peeky, self.dropout = kinds.cell_kind(cell), int(layers), bool(peeky), float(dropout)
+        self.cell, self.layers = kinds.cell_kind(cell), int(layers)
+        self.peeky, self.dropout = bool(peeky), float(dropout)
         seed = self.seed
         self.embedding = Embedding(self.vocab_size, self.emb, seed=_seed(seed, 0), name=f"{self.name}_embedding")
         self.rnns = [recurrent_layer(self.cell, self.hidden, _seed(seed, 1 + l), f"{self.name}_{self.cell}_{l}",
