@@ -261,78 +261,100 @@ class GRULoops:
         return Wb
 
     def _forward_loop(self, X, init, mk):
-        xp = backend.xp
+        """One of three loops, chosen once: the fused kernels (reset_after, numba), the NumPy
+        reset_after loop, or the reset_before loop (its candidate needs (r h) U_h)."""
+        T, B, _ = X.shape
+        Hs = self._buf("Hs", (T + 1, B, self.units))
+        self._set_initial(Hs[0], init, 0)
+        if not self.reset_after:
+            self._forward_reset_before(X, Hs, mk)
+        elif self._fused(X.dtype):
+            self._forward_fused(X, Hs, mk)
+        else:
+            self._forward_reset_after(X, Hs, mk)
+        return Hs, [Hs[T]]
+
+    def _recurrent_part(self, X):
+        """reset_after: HZ (T, B, 3H) for h_{t-1} U (+ b_hh in the h block), the product with the
+        z, r columns of U halved, and b_hh."""
         T, B, _ = X.shape
         H = self.units
-        U, b = self.recurrent_kernel, self.bias
-        fused_steps = self._fused(X.dtype)           # then the projection goes a chunk at a time
-        # x_t W + b, becomes the gate values [z, r, hh]
-        Z = self._buf("Z", (T, B, 3 * H)) if fused_steps else self._project_inputs(X)
-        Hs = self._buf("Hs", (T + 1, B, H))
-        self._set_initial(Hs[0], init, 0)
-        tmp_h = self._buf("tmp_h", (B, H))
-        if self.reset_after:
-            Us = self._buf("Us", (H, 3 * H))
-            Us[...] = U
-            Us[:, :2 * H] *= 0.5
-            b_hh = b[1][2 * H:]
-            HZ = self._buf("HZ", (T, B, 3 * H))      # h_{t-1} U (+ b_hh in the h block)
-            recurrent = self._step_product("Us", Us, B)
-            self._fw = (X, Z, Hs, HZ)
-            if fused_steps:
-                states = zip(Hs[:-1], Hs[1:])
-                for start, stop in self._projected_chunks(X):
-                    for t, x, hz, (h_prev, h) in zip(range(start, stop), Z[start:stop], HZ[start:stop], states):
-                        recurrent(h_prev, hz)
-                        fused.gru_forward_step(x, hz, b_hh, h_prev, h)
-                        if mk is not None and mk.partial[t]:
-                            xp.copyto(h, h_prev, where=mk.keep[t])
-                return Hs, [Hs[T]]
-            # each step's views by iteration (half the cost of indexing them, see LSTM)
-            steps = zip(Z[:, :, :2 * H], Z[:, :, :H], Z[:, :, H:2 * H], Z[:, :, 2 * H:], HZ,
-                        HZ[:, :, :2 * H], HZ[:, :, 2 * H:], Hs[:-1], Hs[1:])
-            for t, (zr, z, r, hh, hz, hz_zr, hz_h, h_prev, h) in enumerate(steps):
+        Us = self._buf("Us", (H, 3 * H))
+        Us[...] = self.recurrent_kernel
+        Us[:, :2 * H] *= 0.5
+        HZ = self._buf("HZ", (T, B, 3 * H))
+        return HZ, self._step_product("Us", Us, B), self.bias[1][2 * H:]
+
+    def _forward_fused(self, X, Hs, mk):
+        xp = backend.xp
+        T, B, _ = X.shape
+        Z = self._buf("Z", (T, B, 3 * self.units))   # projected a chunk at a time below
+        HZ, recurrent, b_hh = self._recurrent_part(X)
+        self._fw = (X, Z, Hs, HZ)
+        states = zip(Hs[:-1], Hs[1:])
+        for start, stop in self._projected_chunks(X):
+            for t, x, hz, (h_prev, h) in zip(range(start, stop), Z[start:stop], HZ[start:stop], states):
                 recurrent(h_prev, hz)
-                hz_h += b_hh
-                zr += hz_zr
-                xp.tanh(zr, out=zr)
-                zr *= 0.5
-                zr += 0.5
-                xp.multiply(r, hz_h, out=tmp_h)
-                hh += tmp_h
-                xp.tanh(hh, out=hh)
-                xp.subtract(h_prev, hh, out=tmp_h)
-                tmp_h *= z
-                xp.add(hh, tmp_h, out=h)
+                fused.gru_forward_step(x, hz, b_hh, h_prev, h)
                 if mk is not None and mk.partial[t]:
                     xp.copyto(h, h_prev, where=mk.keep[t])
-        else:
-            U_zr = self._buf("U_zr", (H, 2 * H))
-            xp.multiply(U[:, :2 * H], 0.5, out=U_zr)
-            U_h = self._buf("U_h", (H, H))
-            U_h[...] = U[:, 2 * H:]
-            RH = self._buf("RH", (T, B, H))          # r * h_{t-1}, kept for dU_h
-            tmp_zr = self._buf("tmp_zr", (B, 2 * H))
-            for t in range(T):
-                z = Z[t]
-                xp.matmul(Hs[t], U_zr, out=tmp_zr)
-                zr = z[:, :2 * H]
-                zr += tmp_zr
-                xp.tanh(zr, out=zr)
-                zr *= 0.5
-                zr += 0.5
-                xp.multiply(z[:, H:2 * H], Hs[t], out=RH[t])
-                xp.matmul(RH[t], U_h, out=tmp_h)
-                hh = z[:, 2 * H:]
-                hh += tmp_h
-                xp.tanh(hh, out=hh)
-                xp.subtract(Hs[t], hh, out=tmp_h)
-                tmp_h *= z[:, :H]
-                xp.add(hh, tmp_h, out=Hs[t + 1])
-                if mk is not None and mk.partial[t]:
-                    xp.copyto(Hs[t + 1], Hs[t], where=mk.keep[t])
-            self._fw = (X, Z, Hs, RH)
-        return Hs, [Hs[T]]
+
+    def _forward_reset_after(self, X, Hs, mk):
+        xp = backend.xp
+        B, H = X.shape[1], self.units
+        Z = self._project_inputs(X)                  # x_t W + b, becomes the gate values [z, r, hh]
+        HZ, recurrent, b_hh = self._recurrent_part(X)
+        tmp_h = self._buf("tmp_h", (B, H))
+        self._fw = (X, Z, Hs, HZ)
+        # each step's views by iteration (half the cost of indexing them, see LSTM)
+        steps = zip(Z[:, :, :2 * H], Z[:, :, :H], Z[:, :, H:2 * H], Z[:, :, 2 * H:], HZ,
+                    HZ[:, :, :2 * H], HZ[:, :, 2 * H:], Hs[:-1], Hs[1:])
+        for t, (zr, z, r, hh, hz, hz_zr, hz_h, h_prev, h) in enumerate(steps):
+            recurrent(h_prev, hz)
+            hz_h += b_hh
+            zr += hz_zr
+            xp.tanh(zr, out=zr)
+            zr *= 0.5
+            zr += 0.5
+            xp.multiply(r, hz_h, out=tmp_h)
+            hh += tmp_h
+            xp.tanh(hh, out=hh)
+            xp.subtract(h_prev, hh, out=tmp_h)
+            tmp_h *= z
+            xp.add(hh, tmp_h, out=h)
+            if mk is not None and mk.partial[t]:
+                xp.copyto(h, h_prev, where=mk.keep[t])
+
+    def _forward_reset_before(self, X, Hs, mk):
+        xp = backend.xp
+        T, B, _ = X.shape
+        H, U = self.units, self.recurrent_kernel
+        Z = self._project_inputs(X)                  # x_t W + b, becomes the gate values [z, r, hh]
+        U_zr = self._buf("U_zr", (H, 2 * H))
+        xp.multiply(U[:, :2 * H], 0.5, out=U_zr)
+        U_h = self._buf("U_h", (H, H))
+        U_h[...] = U[:, 2 * H:]
+        RH = self._buf("RH", (T, B, H))              # r * h_{t-1}, kept for dU_h
+        tmp_h, tmp_zr = self._buf("tmp_h", (B, H)), self._buf("tmp_zr", (B, 2 * H))
+        for t in range(T):
+            z = Z[t]
+            xp.matmul(Hs[t], U_zr, out=tmp_zr)
+            zr = z[:, :2 * H]
+            zr += tmp_zr
+            xp.tanh(zr, out=zr)
+            zr *= 0.5
+            zr += 0.5
+            xp.multiply(z[:, H:2 * H], Hs[t], out=RH[t])
+            xp.matmul(RH[t], U_h, out=tmp_h)
+            hh = z[:, 2 * H:]
+            hh += tmp_h
+            xp.tanh(hh, out=hh)
+            xp.subtract(Hs[t], hh, out=tmp_h)
+            tmp_h *= z[:, :H]
+            xp.add(hh, tmp_h, out=Hs[t + 1])
+            if mk is not None and mk.partial[t]:
+                xp.copyto(Hs[t + 1], Hs[t], where=mk.keep[t])
+        self._fw = (X, Z, Hs, RH)
 
     def _update_factors(self, Z, steps=slice(None)):
         """The gate values z, r, hh (views of Z) and, for the steps in ``steps``,

@@ -95,10 +95,42 @@ class StepRNN:
             grads[2][...] = dxz.sum(axis=0)
 
 
+# ---- what the encoder and the decoders share -----------------------------------------------------------
+
+
+class EmbeddedStack(Layer):
+    """An embedding, then ``layers`` recurrent layers of one kind (``cell``, with its
+    ``cell_options``), with dropout on the connections between them: the common part of
+    ``seq2seq.Encoder`` and the decoders. Seeds: the embedding ``seed``, layer l ``seed + 1 + l``,
+    dropout k ``seed + 100 + k``."""
+
+    def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
+                 dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.cell_options = dict(cell_options) if cell_options else None
+        self.vocab_size, self.emb, self.hidden = int(vocab_size), int(emb), int(hidden)
+        self.cell, self.layers, self.dropout = kinds.cell_kind(cell), int(layers), float(dropout)
+        self.embedding = Embedding(self.vocab_size, self.emb, seed=_seed(self.seed, 0),
+                                   name=f"{self.name}_embedding")
+
+    def _make_rnns(self, units: int) -> list:
+        return [recurrent_layer(self.cell, units, _seed(self.seed, 1 + l), f"{self.name}_{self.cell}_{l}",
+                                self.cell_options) for l in range(self.layers)]
+
+    def _make_drops(self, n: int) -> None:
+        self.drops = [Dropout(self.dropout, seed=_seed(self.seed, 100 + k)) for k in range(n)]
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for d in self.drops:
+            d.train(mode)
+        return self
+
+
 # ---- decoders -------------------------------------------------------------------------------------
 
 
-class Decoder(Layer):
+class Decoder(EmbeddedStack):
     """Decoder without attention, over the whole target at once (teacher forcing).
 
     ``forward(tgt_in, init_states, peek=None)`` -> logits (B, T, V). ``peek`` (B, H): the
@@ -108,28 +140,16 @@ class Decoder(Layer):
 
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
                  peeky: bool = False, dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.cell_options = dict(cell_options) if cell_options else None
-        self.vocab_size, self.emb, self.hidden = int(vocab_size), int(emb), int(hidden)
-        self.cell, self.layers = kinds.cell_kind(cell), int(layers)
-        self.peeky, self.dropout = bool(peeky), float(dropout)
-        seed = self.seed
-        self.embedding = Embedding(self.vocab_size, self.emb, seed=_seed(seed, 0), name=f"{self.name}_embedding")
-        self.rnns = [recurrent_layer(self.cell, self.hidden, _seed(seed, 1 + l), f"{self.name}_{self.cell}_{l}",
-                                     self.cell_options) for l in range(self.layers)]
-        self.drops = [Dropout(self.dropout, seed=_seed(seed, 100 + l)) for l in range(self.layers + 1)]
-        self._make_output(seed)
+        self.peeky = bool(peeky)
+        super().__init__(vocab_size, emb, hidden, cell, layers, dropout, cell_options, **kwargs)
+        self.rnns = self._make_rnns(self.hidden)
+        self._make_drops(self.layers + 1)
+        self._make_output(self.seed)
 
     def _make_output(self, seed):
         self.dense = Dense(self.vocab_size, seed=_seed(seed, 50), name=f"{self.name}_dense")
         self.sublayers = [self.embedding, *self.rnns, self.dense]
         self.steppers = [StepRNN(r) for r in self.rnns]
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for d in self.drops:
-            d.train(mode)
-        return self
 
     def _peek_cat(self, x, peek):
         """[x_t; peek] for every step t of x (B, T, D)."""

@@ -40,11 +40,10 @@ from __future__ import annotations
 
 from .. import backend
 from ..layers import kinds
-from ..layers.base import Layer, ShapeError
+from ..layers.base import ShapeError
 from ..layers.recurrent import Bidirectional
-from ..layers.core import Dropout, Embedding
 from .base import Model
-from .decoders import AttentionDecoder, Decoder, _seed, recurrent_layer
+from .decoders import AttentionDecoder, Decoder, EmbeddedStack, _seed
 
 ATTENTIONS = ("none", "bahdanau", "luong")
 
@@ -64,7 +63,7 @@ def reverse_padded(x, lengths):
 # ---- encoder ------------------------------------------------------------------------------------
 
 
-class Encoder(Layer):
+class Encoder(EmbeddedStack):
     """Embedding, then ``layers`` stacked recurrent layers over the (masked) source.
 
     ``forward(src, mask)`` -> (outputs (B, S, hidden), states): ``states[l]`` is the list of
@@ -74,31 +73,16 @@ class Encoder(Layer):
 
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.cell_options = dict(cell_options) if cell_options else None
-        self.vocab_size, self.emb, self.hidden = int(vocab_size), int(emb), int(hidden)
-        self.cell, self.layers = kinds.cell_kind(cell), int(layers)
-        self.bidirectional, self.dropout = bool(bidirectional), float(dropout)
+        super().__init__(vocab_size, emb, hidden, cell, layers, dropout, cell_options, **kwargs)
+        self.bidirectional = bool(bidirectional)
         if self.bidirectional and self.hidden % 2:
             raise ValueError(f"bidirectional encoder: hidden must be even (hidden // 2 units each way), got {hidden}")
-        seed = self.seed
-        self.embedding = Embedding(self.vocab_size, self.emb, seed=_seed(seed, 0), name=f"{self.name}_embedding")
-        units = self.hidden // 2 if self.bidirectional else self.hidden
-        self.rnns = []
-        for l in range(self.layers):
-            rnn = recurrent_layer(self.cell, units, _seed(seed, 1 + l), f"{self.name}_{self.cell}_{l}",
-                                  self.cell_options)
-            if self.bidirectional:
-                rnn = Bidirectional(rnn, merge_mode="concat", name=f"{self.name}_bidirectional_{l}")
-            self.rnns.append(rnn)
-        self.drops = [Dropout(self.dropout, seed=_seed(seed, 100 + l)) for l in range(self.layers)]
+        self.rnns = self._make_rnns(self.hidden // 2 if self.bidirectional else self.hidden)
+        if self.bidirectional:
+            self.rnns = [Bidirectional(rnn, merge_mode="concat", name=f"{self.name}_bidirectional_{l}")
+                         for l, rnn in enumerate(self.rnns)]
+        self._make_drops(self.layers)
         self.sublayers = [self.embedding, *self.rnns]
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for d in self.drops:
-            d.train(mode)
-        return self
 
     def forward(self, src, mask=None):
         xp = backend.xp
