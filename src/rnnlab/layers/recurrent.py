@@ -23,9 +23,10 @@ Public contract (see docs/ARCHITECTURE.md, "Recurrent layers"):
   the output sequence in that (reversed) order, as Keras.
 
 **Where the speed is.** The time loops (``_forward_loop`` / ``_backward_loop``) are in
-``fastloops.py``, built from the machinery of ``speed.py`` (buffers, the per-step product in
-the faster orientation, blocks of steps, projected chunks, the gate-vector trick) and the
-fused kernels of ``fused.py``; this module holds the equations, the contract and the checks.
+``fastloops.py`` (with the gate-vector form of the sigmoid), built from the machinery of
+``speed.py`` (buffers, the per-step product in the faster orientation, blocks of steps,
+projected chunks) and the fused kernels of ``fused.py``; this module holds the equations, the
+contract and the checks.
 
 Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4, GRU 3).
 """
