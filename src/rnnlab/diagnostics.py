@@ -16,16 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from .layers import kinds
 
-GATE_NAMES = {"SimpleRNN": ("h",), "LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h")}
-
-
-def _cell_kind(layer) -> str:
-    kind = type(layer).__name__.replace("Cell", "")
-    kind = {"RNN": "SimpleRNN"}.get(kind, kind)
-    if kind not in GATE_NAMES:
-        raise TypeError(f"{layer!r} is not a SimpleRNN, LSTM or GRU layer or cell")
-    return kind
+GATE_NAMES = {"rnn": ("h",), "lstm": ("i", "f", "c", "o"), "gru": ("z", "r", "h")}
 
 
 def gradient_norm_per_step(layer, x, seed: int = 0) -> np.ndarray:
@@ -46,7 +39,10 @@ def gradient_norm_per_step(layer, x, seed: int = 0) -> np.ndarray:
 
 def recurrent_singular_values(layer) -> dict[str, np.ndarray]:
     """Singular values of each gate block of the recurrent kernel U (H, G*H), largest first."""
-    kind = _cell_kind(layer)
+    try:
+        kind = kinds.cell_kind(layer)
+    except ValueError:
+        raise TypeError(f"{layer!r} is not a SimpleRNN, LSTM or GRU layer or cell") from None
     u = backend.to_numpy(layer.recurrent_kernel).astype(np.float64)
     units = u.shape[0]
     return {gate: np.linalg.svd(u[:, i * units:(i + 1) * units], compute_uv=False)

@@ -19,15 +19,7 @@ import numpy as np
 
 from . import backend
 from .layers.base import ones_vector
-
-
-def log_softmax(x, axis: int = -1):
-    """log softmax(x) = x - max - log(sum(exp(x - max))), stable for any magnitude of x."""
-    xp = backend.xp
-    shifted = x - x.max(axis=axis, keepdims=True)
-    lse = xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    shifted -= lse
-    return shifted
+from .layers.core import log_softmax  # noqa: F401  (the one log-softmax; losses.log_softmax stays importable)
 
 
 def _check_mask(name: str, mask, shape: tuple):

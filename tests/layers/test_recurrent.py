@@ -120,11 +120,11 @@ def test_transposed_step_products_are_exact(float64, monkeypatch, kind, options,
 def test_orientation_is_timed_once_per_shape(monkeypatch):
     """With TRANSPOSED_PRODUCTS unset, the layer times both orientations once per product shape
     and reuses the answer."""
-    from rnnlab.layers import recurrent
+    from rnnlab.layers import speed
 
     calls = []
-    monkeypatch.setattr(recurrent._Recurrent, "_orientation", {})
-    monkeypatch.setattr(recurrent, "_time_orientations", lambda *shape: calls.append(shape) or True)
+    monkeypatch.setattr(speed, "_ORIENTATION", {})
+    monkeypatch.setattr(speed, "time_orientations", lambda *shape: calls.append(shape) or True)
     layer = LSTM(3, return_sequences=True, seed=0)
     for _ in range(2):
         layer.forward(np.ones((2, 4, 5), np.float32))

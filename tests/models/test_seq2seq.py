@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from gradcheck import numerical_grad, rel_error
-from rnnlab.decode import beam_search, greedy_decode
+from rnnlab.search import beam_search, greedy_decode
 from rnnlab.models.seq2seq import Seq2Seq, reverse_padded
 
 V_SRC, V_TGT = 7, 6
@@ -23,6 +23,14 @@ VARIANTS = {
     "bahdanau_gru_2layers": dict(attention="bahdanau", cell="gru", layers=2),
     "bahdanau_rnn_peeky_reverse": dict(attention="bahdanau", cell="rnn", peeky=True, reverse=True),
     "bahdanau_bidirectional": dict(attention="bahdanau", bidirectional=True),
+    # the step-by-step (Bahdanau) decoder runs the step equations of layers/steps.py, so it
+    # honours every option of its layers: a SimpleRNN's activation, GRU(reset_after=False)
+    "bahdanau_rnn_relu": dict(attention="bahdanau", cell="rnn", cell_options={"activation": "relu"}),
+    "bahdanau_rnn_sigmoid_2layers": dict(attention="bahdanau", cell="rnn", layers=2,
+                                         cell_options={"activation": "sigmoid"}),
+    "bahdanau_gru_reset_before_2layers": dict(attention="bahdanau", cell="gru", layers=2,
+                                              cell_options={"reset_after": False}),
+    "luong_gru_reset_before": dict(attention="luong", cell="gru", cell_options={"reset_after": False}),
 }
 
 
@@ -131,3 +139,42 @@ def test_summary_lists_the_parts_with_open_time_axes():
     assert f"Total params: {model.count_params():,}" in text
     assert sum(row["params"] for row in model.summary_rows()) == model.count_params()
     assert "(None, None, 4)" in text
+
+
+@pytest.mark.parametrize("cell,options", [("rnn", {"activation": "relu"}), ("rnn", {"activation": "linear"}),
+                                          ("gru", {"reset_after": False}), ("gru", {}), ("lstm", {})])
+def test_step_decoder_equals_the_whole_sequence_layer(float64, cell, options):
+    """StepRNN stepping a layer's weights gives that layer's outputs and gradients (to 1e-12)."""
+    from rnnlab.layers import kinds
+    from rnnlab.models.decoders import StepRNN
+
+    rng = np.random.default_rng(4)
+    layer = kinds.layer_class(cell)(3, return_sequences=True, return_state=True, seed=0,
+                                    bias_initializer="uniform:0.5", **options)
+    x = rng.standard_normal((2, 5, 4))
+    y, *final = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    layer.backward(dy)
+    expected = [g.copy() for g in layer.grads]
+    stepper = StepRNN(layer)
+    stepper.start()
+    states = [np.zeros((2, 3)) for _ in final]
+    for t in range(5):
+        states = stepper.step(stepper.project(x[:, t]), states)
+        np.testing.assert_allclose(states[0], y[:, t], rtol=0, atol=1e-12)
+    carry, dxz = [np.zeros((2, 3)) for _ in final], [None] * 5
+    for t in reversed(range(5)):
+        carry[0] = carry[0] + dy[:, t]
+        dxz[t], carry = stepper.step_backward(carry)
+    stepper.finish()
+    stepper.input_grads(x.transpose(1, 0, 2).reshape(10, 4), np.concatenate(dxz, axis=0))
+    for g, ref in zip(layer.grads, expected):
+        np.testing.assert_allclose(g, ref, rtol=0, atol=1e-12)
+
+
+def test_cell_options_round_trip_through_the_config():
+    model = Seq2Seq(V_SRC, V_TGT, emb=3, hidden=4, cell="gru", attention="bahdanau",
+                    cell_options={"reset_after": False}, seed=0)
+    again = Seq2Seq.from_config(model.get_config())
+    assert again.get_config() == model.get_config()
+    assert all(not rnn.reset_after for rnn in again.encoder.rnns + again.decoder.rnns)

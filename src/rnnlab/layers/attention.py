@@ -35,15 +35,9 @@ from __future__ import annotations
 
 from .. import backend
 from .base import Layer, ShapeError
+from .core import softmax
 
 _NEG = -1e9  # added to the scores of padded positions: exp(-1e9 - max) is exactly 0
-
-
-def _softmax_last(s):
-    xp = backend.xp
-    e = xp.exp(s - s.max(axis=-1, keepdims=True))
-    e /= e.sum(axis=-1, keepdims=True)
-    return e
 
 
 class _Attention(Layer):
@@ -97,7 +91,7 @@ class _Attention(Layer):
         scores, _ = self._scores_with(query[:, None, :], prepared["keys_proj"])
         if prepared["bias"] is not None:
             scores += prepared["bias"]
-        a = _softmax_last(scores)
+        a = softmax(scores)
         return (a @ prepared["keys"])[:, 0], a[:, 0]
 
     def _check_query(self, q):
@@ -129,7 +123,7 @@ class _Attention(Layer):
         scores, aux = self._scores(q3)
         if self.bias is not None:
             scores += self.bias
-        a = _softmax_last(scores)
+        a = softmax(scores)
         context = a @ self.keys
         if keep:
             self.steps.append((q3, a, aux, single))

@@ -1,8 +1,8 @@
 """One time step of a recurrent layer: ``RNNCell``, ``LSTMCell``, ``GRUCell``.
 
-A cell maps (x_t, states_{t-1}) to (h_t, states_t). It is the plain, readable reference for
-the whole-sequence layers in ``recurrent.py`` (whose time loop is written for speed; a test
-proves both agree), and it is usable on its own, e.g. in a hand-written decoder loop::
+A cell maps (x_t, states_{t-1}) to (h_t, states_t) with the step equations of ``steps.py``
+(written once, shared with ``bptt.py`` and the seq2seq decoder). It is usable on its own,
+e.g. in a hand-written decoder loop::
 
     cell = LSTMCell(32)
     states = None                               # zeros
@@ -27,6 +27,10 @@ Weights in the Keras layout (gate blocks side by side on the last axis):
 ``kernel`` W (D, G*H), ``recurrent_kernel`` U (H, G*H), ``bias`` b, with G = 1 (RNN),
 4 (LSTM, gates i, f, c, o), 3 (GRU, gates z, r, h). Shapes: B batch, D input, H units.
 Defaults as Keras: glorot-uniform W, orthogonal U, zero b, LSTM forget-gate bias 1.
+
+The weights, their options (``activation``, ``unit_forget_bias``, ``reset_after``) and the
+config are those of ``RecurrentWeights`` and its kind classes ``RNNWeights``, ``LSTMWeights``,
+``GRUWeights``, which the whole-sequence layers of ``recurrent.py`` share.
 """
 from __future__ import annotations
 
@@ -34,16 +38,10 @@ import numpy as np
 
 from .. import backend
 from .. import initializers
+from . import kinds, steps
 from .base import Layer, ShapeError
-from .core import ACTIVATIONS, _init_name
-
-RNN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
-
-
-def sigmoid(x):
-    """sigma(x) = 1 / (1 + exp(-x)), computed as 0.5 tanh(x / 2) + 0.5 (no overflow)."""
-    xp = backend.xp
-    return 0.5 * xp.tanh(0.5 * x) + 0.5
+from .core import _init_name
+from .steps import RNN_ACTIVATIONS
 
 
 def c_order(initializer):
@@ -73,11 +71,13 @@ def lstm_bias_initializer(bias_initializer, units: int):
     return init
 
 
-class _Cell(Layer):
-    """Shared parts: weights, state checks, the cache stack, config."""
+# ---- the weights and options every cell and whole-sequence layer shares -----------------------------
+class RecurrentWeights(Layer):
+    """``units``, the three weights (kernel W (D, G*H), recurrent_kernel U (H, G*H), bias), their
+    initializers and config; a kind class (below) adds its option. ``KIND`` names the kind in
+    ``kinds.py``, which gives G (gates) and the number of states."""
 
-    GATES = 1
-    N_STATES = 1
+    KIND = "rnn"
 
     def __init__(self, units: int, kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", **kwargs):
@@ -88,11 +88,12 @@ class _Cell(Layer):
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
-        self._caches: list = []
 
-    @property
-    def state_size(self) -> list[int]:
-        return [self.units] * self.N_STATES
+    GATES, N_STATES = kinds.GATES["rnn"], kinds.N_STATES["rnn"]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.GATES, cls.N_STATES = kinds.GATES[cls.KIND], kinds.N_STATES[cls.KIND]   # from the one table
 
     def _bias_shape(self) -> tuple:
         return (self.GATES * self.units,)
@@ -108,6 +109,91 @@ class _Cell(Layer):
         self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, GH),
                                                 c_order(self.recurrent_initializer), rng)
         self.bias = self.add_weight("bias", self._bias_shape(), c_order(self._bias_init()), rng)
+
+    def input_bias(self):
+        """The bias added to x W (b, or b[0] of a GRU with reset_after)."""
+        return self.bias[0] if self.bias.ndim == 2 else self.bias
+
+    def step_options(self) -> dict:
+        """The keyword arguments of ``steps.step`` for this layer's weights and options."""
+        return {}
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "kernel_initializer": _init_name(self.kernel_initializer),
+                "recurrent_initializer": _init_name(self.recurrent_initializer),
+                "bias_initializer": _init_name(self.bias_initializer)}
+
+
+class RNNWeights(RecurrentWeights):
+    """SimpleRNN weights and its ``activation`` (tanh, relu, sigmoid, linear)."""
+
+    KIND = "rnn"
+
+    def __init__(self, units: int, activation: str = "tanh", **kwargs):
+        super().__init__(units, **kwargs)
+        if activation not in RNN_ACTIVATIONS:
+            raise ValueError(f"{type(self).__name__}: activation must be one of {RNN_ACTIVATIONS}, "
+                             f"got {activation!r}")
+        self.activation = activation
+
+    def step_options(self):
+        return {"activation": self.activation}
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class LSTMWeights(RecurrentWeights):
+    """LSTM weights; ``unit_forget_bias=True`` (Keras default) starts the forget-gate bias at 1."""
+
+    KIND = "lstm"
+
+    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _bias_init(self):
+        if self.unit_forget_bias:
+            return lstm_bias_initializer(self.bias_initializer, self.units)
+        return self.bias_initializer
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRUWeights(RecurrentWeights):
+    """GRU weights: bias (2, 3H) = [input row; recurrent row] with ``reset_after=True`` (Keras 2
+    default, the cuDNN and PyTorch form), or (3H,) with ``reset_after=False``."""
+
+    KIND = "gru"
+
+    def __init__(self, units: int, reset_after: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.reset_after = bool(reset_after)
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def step_options(self):
+        return {"b_rec": self.bias[1]} if self.reset_after else {}
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}
+
+
+# ---- cells ------------------------------------------------------------------------------------------
+class _Cell(RecurrentWeights):
+    """One step on the shared weights: state checks, the cache stack, forward and backward
+    through ``steps.step`` / ``steps.step_backward``."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(units, **kwargs)
+        self._caches: list = []
+
+    @property
+    def state_size(self) -> list[int]:
+        return [self.units] * self.N_STATES
 
     def _check(self, x, states):
         """Validate x (B, D) and states; return the states as a list of (B, H) arrays."""
@@ -145,6 +231,29 @@ class _Cell(Layer):
             raise ShapeError(f"{self.describe()}: expected {self.N_STATES} state gradient(s), got {len(dstates)}")
         return [xp.zeros_like(like) if d is None else d for d in dstates]
 
+    def forward(self, x, states=None):
+        states = self._check(x, states)
+        xz = x @ self.kernel + self.input_bias()
+        new, cache = steps.step(self.KIND, xz, states, self.recurrent_kernel, **self.step_options())
+        self._caches.append((x, cache))
+        return new[0], new
+
+    def backward(self, dh, dstates=None):
+        """dW = x^T dxz, db = sum_B dxz (and the recurrent row from the step), dx = dxz W^T."""
+        x, cache = self._pop()
+        dnew = self._dstates(dstates, dh)
+        dnew[0] = dnew[0] + dh
+        activation = getattr(self, "activation", "tanh")
+        dxz, dprev, dU, db_rec = steps.step_backward(self.KIND, dnew, cache, self.recurrent_kernel, activation)
+        self._grads[0][...] = x.T @ dxz
+        self._grads[1][...] = dU
+        if db_rec is None:
+            self._grads[2][...] = dxz.sum(axis=0)
+        else:
+            self._grads[2][0] = dxz.sum(axis=0)
+            self._grads[2][1] = db_rec
+        return dxz @ self.kernel.T, dprev
+
     def clear(self) -> None:
         """Drop the cached steps (after stepping without backward)."""
         self._caches = []
@@ -152,186 +261,17 @@ class _Cell(Layer):
     def compute_output_shape(self, input_shape):
         return (self.units,)
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "kernel_initializer": _init_name(self.kernel_initializer),
-                "recurrent_initializer": _init_name(self.recurrent_initializer),
-                "bias_initializer": _init_name(self.bias_initializer)}
+
+class RNNCell(_Cell, RNNWeights):
+    """Vanilla (Elman) step:  h_t = f(h_{t-1} U + x_t W + b),  f = tanh by default
+    (``steps.rnn_step`` / ``rnn_step_backward``)."""
 
 
-class RNNCell(_Cell):
-    """Vanilla (Elman) step:  h_t = f(h_{t-1} U + x_t W + b),  f = tanh by default.
-
-    Forward, with a = x W + h U + b (B, H):  h' = f(a).
-    Backward, from dh' (output and state gradients summed):
-        da = dh' * f'(a)          (tanh: 1 - h'^2, computed from the output)
-        dW = x^T da,  dU = h^T da,  db = sum_B da,  dx = da W^T,  dh = da U^T.
-    """
-
-    def __init__(self, units: int, activation: str = "tanh", **kwargs):
-        super().__init__(units, **kwargs)
-        if activation not in RNN_ACTIVATIONS:
-            raise ValueError(f"{type(self).__name__}: activation must be one of {RNN_ACTIVATIONS}, got {activation!r}")
-        self.activation = activation
-
-    def forward(self, x, states=None):
-        (h,) = self._check(x, states)
-        a = x @ self.kernel + h @ self.recurrent_kernel + self.bias
-        h_new = ACTIVATIONS[self.activation][0](a)
-        self._caches.append((x, h, h_new))
-        return h_new, [h_new]
-
-    def backward(self, dh, dstates=None):
-        x, h, h_new = self._pop()
-        (dh_state,) = self._dstates(dstates, h_new)
-        da = ACTIVATIONS[self.activation][1](h_new, dh + dh_state)
-        self._grads[0][...] = x.T @ da
-        self._grads[1][...] = h.T @ da
-        self._grads[2][...] = da.sum(axis=0)
-        return da @ self.kernel.T, [da @ self.recurrent_kernel.T]
-
-    def get_config(self):
-        return {**super().get_config(), "activation": self.activation}
+class LSTMCell(_Cell, LSTMWeights):
+    """Long short-term memory step (Hochreiter & Schmidhuber 1997, with forget gate), gates
+    i, f, c, o (``steps.lstm_step`` / ``lstm_step_backward``)."""
 
 
-class LSTMCell(_Cell):
-    """Long short-term memory step (Hochreiter & Schmidhuber 1997, with forget gate), gates i, f, c, o.
-
-    Forward, with z = x W + h U + b (B, 4H) split into z_i, z_f, z_c, z_o:
-        i = s(z_i), f = s(z_f), g = tanh(z_c), o = s(z_o)       (s = sigmoid)
-        c' = f * c + i * g,   h' = o * tanh(c')
-    Backward, from dh' (output + state) and dc':
-        dc  = dc' + dh' * o * (1 - tanh(c')^2)
-        dz_i = dc * g * i(1 - i),  dz_f = dc * c * f(1 - f),
-        dz_c = dc * i * (1 - g^2), dz_o = dh' * tanh(c') * o(1 - o)
-        dc_prev = dc * f,  dh_prev = dz U^T,  dx = dz W^T,
-        dW = x^T dz,  dU = h^T dz,  db = sum_B dz.
-    """
-
-    GATES = 4
-    N_STATES = 2
-
-    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs):
-        super().__init__(units, **kwargs)
-        self.unit_forget_bias = bool(unit_forget_bias)
-
-    def _bias_init(self):
-        if self.unit_forget_bias:
-            return lstm_bias_initializer(self.bias_initializer, self.units)
-        return self.bias_initializer
-
-    def forward(self, x, states=None):
-        xp = backend.xp
-        h, c = self._check(x, states)
-        H = self.units
-        z = x @ self.kernel + h @ self.recurrent_kernel + self.bias
-        i, f, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 3 * H:])
-        g = xp.tanh(z[:, 2 * H:3 * H])
-        c_new = f * c + i * g
-        tc = xp.tanh(c_new)
-        h_new = o * tc
-        self._caches.append((x, h, c, i, f, g, o, tc))
-        return h_new, [h_new, c_new]
-
-    def backward(self, dh, dstates=None):
-        xp = backend.xp
-        x, h, c, i, f, g, o, tc = self._pop()
-        dh_state, dc_state = self._dstates(dstates, h)
-        dh = dh + dh_state
-        dc = dc_state + dh * o * (1.0 - tc * tc)
-        dz = xp.concatenate([dc * g * i * (1.0 - i), dc * c * f * (1.0 - f),
-                             dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], axis=1)
-        self._grads[0][...] = x.T @ dz
-        self._grads[1][...] = h.T @ dz
-        self._grads[2][...] = dz.sum(axis=0)
-        return dz @ self.kernel.T, [dz @ self.recurrent_kernel.T, dc * f]
-
-    def get_config(self):
-        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
-
-
-class GRUCell(_Cell):
-    """Gated recurrent unit step (Cho et al. 2014), Keras gate order z, r, h.
-
-    ``reset_after=True`` (Keras 2 default, cuDNN and PyTorch form), bias (2, 3H) = [input row;
-    recurrent row]:
-        xz = x W + b[0],  hz = h U + b[1]                       (B, 3H), split into z, r, h parts
-        z = s(xz_z + hz_z),  r = s(xz_r + hz_r),  hh = tanh(xz_h + r * hz_h)
-        h' = z * h + (1 - z) * hh
-    ``reset_after=False`` (the original form), bias (3H,):
-        z = s(x W_z + h U_z + b_z),  r = s(x W_r + h U_r + b_r)
-        hh = tanh(x W_h + (r * h) U_h + b_h),  h' = z * h + (1 - z) * hh
-    Backward (reset_after=True), from dh' (output + state):
-        da_h = dh' (1 - z)(1 - hh^2),  da_z = dh' (h - hh) z(1 - z),  da_r = da_h hz_h r(1 - r)
-        dxz = [da_z, da_r, da_h],  dhz = [da_z, da_r, da_h * r]
-        dW = x^T dxz, db[0] = sum dxz, dU = h^T dhz, db[1] = sum dhz,
-        dx = dxz W^T,  dh = dh' z + dhz U^T.
-    (reset_after=False: d(r h) = da_h U_h^T, da_r = d(r h) * h * r(1 - r),
-        dh = dh' z + d(r h) * r + [da_z, da_r] U_zr^T, dU_h = (r h)^T da_h.)
-    """
-
-    GATES = 3
-
-    def __init__(self, units: int, reset_after: bool = True, **kwargs):
-        super().__init__(units, **kwargs)
-        self.reset_after = bool(reset_after)
-
-    def _bias_shape(self):
-        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
-
-    def forward(self, x, states=None):
-        xp = backend.xp
-        (h,) = self._check(x, states)
-        H = self.units
-        W, U, b = self.kernel, self.recurrent_kernel, self.bias
-        if self.reset_after:
-            xz = x @ W + b[0]
-            hz = h @ U + b[1]
-            z = sigmoid(xz[:, :H] + hz[:, :H])
-            r = sigmoid(xz[:, H:2 * H] + hz[:, H:2 * H])
-            hh = xp.tanh(xz[:, 2 * H:] + r * hz[:, 2 * H:])
-            cache = (x, h, z, r, hh, hz[:, 2 * H:])
-        else:
-            xz = x @ W + b
-            hzr = h @ U[:, :2 * H]
-            z = sigmoid(xz[:, :H] + hzr[:, :H])
-            r = sigmoid(xz[:, H:2 * H] + hzr[:, H:])
-            rh = r * h
-            hh = xp.tanh(xz[:, 2 * H:] + rh @ U[:, 2 * H:])
-            cache = (x, h, z, r, hh, rh)
-        h_new = z * h + (1.0 - z) * hh
-        self._caches.append(cache)
-        return h_new, [h_new]
-
-    def backward(self, dh, dstates=None):
-        xp = backend.xp
-        H = self.units
-        W, U = self.kernel, self.recurrent_kernel
-        x, h, z, r, hh, extra = self._pop()
-        (dh_state,) = self._dstates(dstates, h)
-        dh = dh + dh_state
-        da_h = dh * (1.0 - z) * (1.0 - hh * hh)
-        da_z = dh * (h - hh) * z * (1.0 - z)
-        if self.reset_after:
-            hz_h = extra
-            da_r = da_h * hz_h * r * (1.0 - r)
-            dxz = xp.concatenate([da_z, da_r, da_h], axis=1)
-            dhz = xp.concatenate([da_z, da_r, da_h * r], axis=1)
-            self._grads[0][...] = x.T @ dxz
-            self._grads[1][...] = h.T @ dhz
-            self._grads[2][0] = dxz.sum(axis=0)
-            self._grads[2][1] = dhz.sum(axis=0)
-            return dxz @ W.T, [dh * z + dhz @ U.T]
-        rh = extra
-        drh = da_h @ U[:, 2 * H:].T
-        da_r = drh * h * r * (1.0 - r)
-        da = xp.concatenate([da_z, da_r, da_h], axis=1)
-        self._grads[0][...] = x.T @ da
-        self._grads[1][:, :2 * H] = h.T @ da[:, :2 * H]
-        self._grads[1][:, 2 * H:] = rh.T @ da_h
-        self._grads[2][...] = da.sum(axis=0)
-        dh_prev = dh * z + drh * r + da[:, :2 * H] @ U[:, :2 * H].T
-        return da @ W.T, [dh_prev]
-
-    def get_config(self):
-        return {**super().get_config(), "reset_after": self.reset_after}
+class GRUCell(_Cell, GRUWeights):
+    """Gated recurrent unit step (Cho et al. 2014), Keras gate order z, r, h, either
+    ``reset_after`` form (``steps.gru_step`` / ``gru_step_backward``)."""

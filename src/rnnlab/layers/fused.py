@@ -8,9 +8,9 @@ A kernel here does one step's whole elementwise math in one call, reading each v
 the matrix products stay NumPy's (BLAS) calls. ``LSTM`` and ``GRU`` (reset_after=True, the
 default) use these kernels on the NumPy backend when numba can be imported (the class attribute
 ``FUSED`` and ``RNNLAB_FUSED=0`` switch them off) and fall back to their ufunc sequences
-otherwise; both compute the same equations (GRU's are in ``recurrent.GRU``).
+otherwise; both compute the same equations (GRU's are ``steps.gru_step``).
 
-The equations are LSTM's (see ``recurrent.LSTM``), on the same buffers: the sigmoid columns of
+The equations are LSTM's (``steps.lstm_step``, looped in ``fastloops.LSTMLoops``), on the same buffers: the sigmoid columns of
 z arrive halved, so s(z) = 0.5 tanh(z') + 0.5 with z' = z / 2 (exact). Forward, per row b and unit j:
 
     i, f, o = s(z_i + r_i), s(z_f + r_f), s(z_o + r_o),   g = tanh(z_g + r_g)
@@ -116,7 +116,7 @@ if numba is not None:
     @_kernel
     def lstm_forward_step(z, r, c_prev, c, tc, h):
         """z (B, 4H): x_t W + b, becomes the gates [i, f, g, o]; r (B, 4H): h_{t-1} U (C order:
-        a transposed view works but reads 10x slower); c_prev, c, tc, h (B, H): writes c_t,
+        a transposed view works but reads with strides, much slower); c_prev, c, tc, h (B, H): writes c_t,
         tanh(c_t), h_t."""
         B, H = c.shape
         for b in range(B):

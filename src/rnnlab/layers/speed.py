@@ -1,34 +1,259 @@
-"""Choices the fast paths make by timing, kept so that a run can fix them.
+"""The speed machinery of the recurrent layers, kept apart from their equations.
 
-A recurrent layer times the two orientations of its per-step product once per shape (see
-``recurrent._Recurrent._step_product``). Which one runs changes the rounding, so a run resumed in
-a new process (or another rank of a data-parallel run) must make the same choices: the trainer
-saves ``timed_choices()`` with every checkpoint and calls ``set_timed_choices`` before resuming.
+``recurrent.py`` says what SimpleRNN, LSTM and GRU compute; ``fastloops.py`` holds their time
+loops; this module holds what those loops are built from: buffers kept between calls, the
+per-step product in the faster orientation (and the table of those timed choices), blocks of
+steps, the input projection in chunks, the mask in time-major form, and whether the fused
+numba kernels of ``fused.py`` run. ``bptt.py`` computes the same gradients plainly; the tests
+prove the fast loops equal to it.
+
+**How the time loop is written for speed.** Internally everything is time-major and contiguous:
+X (T, B, D+1), gates (T, B, G*H), states (T+1, B, H), all in buffers kept from one call to the
+next (reallocated only when the shape changes). X carries a column of ones, so the input
+projections of all steps, bias included, are one GEMM, (T*B, D+1) @ [W; b]; inside the loop
+only h_{t-1} @ U remains (in whichever orientation, h U or (U^T h^T)^T, is faster for the shape
+on this machine: ``FastPath._step_product``), written with ``out=`` into preallocated memory,
+and the gate math runs in place on each step's views (handed out by iterating over the buffers,
+which costs half of indexing them). Sigmoids use s(z) = 0.5 tanh(z / 2) + 0.5: the factor 1/2
+is folded into [W; b] and U (an exact scaling by a power of two), so one ``tanh`` call covers
+all four LSTM gates and two in-place ``*= alpha; += beta`` with per-column vectors turn the
+sigmoid columns into s(z) and leave the tanh column as is. In backward, the derivative factors
+(e.g. g i (1 - i)) are computed with whole-array operations over a block of steps just before
+the loop reaches it (blocks of about 2^17 values, which stay in cache; GRU with
+reset_after=False: all steps at once), the loop does only what needs the recurrence (a few
+products and dz_t @ U^T, again in the faster orientation), and [dW; db] = X^T dZ (the ones
+column gives db), dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it.
+Arrays keep the parameters' dtype (float32 by default) throughout.
+
+**Fused kernels.** When numba is installed (``pip install "rnnlab[fast]"``), LSTM and GRU
+(reset_after=True) replace each step's elementwise calls, and in backward the factor passes
+too, by one call of a compiled kernel from ``fused.py`` that reads every value once (the same
+equations, on the same buffers; the products stay BLAS calls). ``FUSED = None`` (default) uses
+them when numba imports, ``True``/``False`` forces; ``RNNLAB_FUSED=0`` switches them off. The
+tests run every recurrent check on both paths.
+
+**Timed choices.** Which orientation runs changes the rounding, so a run resumed in a new
+process (or another rank of a data-parallel run) must make the same choices: the trainer saves
+``timed_choices()`` with every checkpoint and calls ``set_timed_choices`` before resuming.
 """
 from __future__ import annotations
 
+import time
 
-def _table() -> dict:
-    from .recurrent import _Recurrent
+import numpy as np
 
-    return _Recurrent._orientation
+from .. import backend
+from . import fused
+from .base import transpose_into
+
+_ORIENTATION: dict = {}     # (B, K, N, dtype) -> whether the transposed product is faster
 
 
 def timed_choices() -> dict:
     """Every choice made so far in this process, JSON-serialisable:
     ``{"B,K,N,dtype": "transposed" | "plain"}``."""
     return {",".join(str(v) for v in key): ("transposed" if faster else "plain")
-            for key, faster in sorted(_table().items(), key=lambda kv: str(kv[0]))}
+            for key, faster in sorted(_ORIENTATION.items(), key=lambda kv: str(kv[0]))}
 
 
 def set_timed_choices(choices: dict) -> None:
     """Fix the choices in ``choices`` (as ``timed_choices`` returns them): shapes named there are
     never timed again in this process; other shapes are timed when first met."""
-    table = _table()
     for key, value in dict(choices).items():
         parts = str(key).split(",")
         if len(parts) != 4 or value not in ("transposed", "plain"):
             raise ValueError(f"timed choice {key!r}: {value!r} is not of the form 'B,K,N,dtype': "
                              f"'transposed' | 'plain'")
         B, K, N, dtype = int(parts[0]), int(parts[1]), int(parts[2]), parts[3]
-        table[(B, K, N, dtype)] = value == "transposed"
+        _ORIENTATION[(B, K, N, dtype)] = value == "transposed"
+
+
+class Mask:
+    """A (B, T) mask turned into what the time loops use, in time-major processing order.
+
+    m (T, B, 1): 1.0 at real steps, 0.0 at masked ones; keep (T, B, 1) bool: the step is
+    masked, so the state is kept; keepf: keep as floats; partial[t]: some row of step t is
+    masked (the loops do the extra work only on such steps).
+    """
+
+    def __init__(self, mask_tb, dtype):
+        xp = backend.xp
+        self.m = mask_tb[..., None].astype(dtype)
+        self.keep = ~mask_tb[..., None]
+        self.keepf = self.keep.astype(dtype)
+        self.partial = backend.to_numpy(~xp.all(mask_tb, axis=1)).tolist()
+
+
+def time_orientations(B, K, N, dtype, repeats=7) -> bool:
+    """Whether (M^T a^T) beats a @ M by more than 5% for a (B, K), M (K, N): best of ``repeats``
+    interleaved timings of each, after a warm-up (a few ms, once per shape)."""
+    rng = np.random.default_rng(0)
+    a, M = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    MT, out, outT = np.ascontiguousarray(M.T), np.empty((B, N), dtype), np.empty((N, B), dtype)
+    plain, transposed = [], []
+    for k in range(repeats + 2):
+        t0 = time.perf_counter()
+        np.matmul(a, M, out=out)
+        t1 = time.perf_counter()
+        np.matmul(MT, a.T, out=outT)
+        out += outT.T
+        t2 = time.perf_counter()
+        if k >= 2:
+            plain.append(t1 - t0)
+            transposed.append(t2 - t1)
+    return min(transposed) < 0.95 * min(plain)
+
+
+class FastPath:
+    """What the fast loops of a recurrent layer (``fastloops.py``) are built from; mixed into
+    ``recurrent._Recurrent``. The class constants tune or force the choices (the tests force
+    each one both ways)."""
+
+    FACTOR_BLOCK = 1 << 17   # gate values per block of steps in backward (about 512 KB in float32)
+    TRANSPOSED_PRODUCTS = None  # per-step products: None = time both orientations once, or force True/False
+    FUSED = None   # fused step kernels (fused.py) where a layer has them: None = when numba is installed
+    PROJECTION_CHUNK = 1 << 18     # gate values per chunk of the input projection (1 MB in float32)
+    PROJECTION_MIN_ROWS = 256      # smaller chunks are not worth it: one GEMM for all steps
+
+    def _buf(self, name, shape, dtype=None):
+        """A preallocated array for ``name``, reused while shape and dtype stay the same."""
+        xp = backend.xp
+        dtype = dtype or self.kernel.dtype
+        shape = tuple(int(s) for s in shape)
+        a = self._buffers.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype or not isinstance(a, xp.ndarray):
+            a = xp.empty(shape, dtype=dtype)
+            self._buffers[name] = a
+        return a
+
+    # ---- the per-step product, in the faster orientation -------------------------------------------
+    def _step_product(self, name, M, B, accumulate=False):
+        """A function ``product(a, out)`` for the recurrent product of every step, a (B, K) @ M (K, N):
+        ``out += a @ M`` with ``accumulate``, else ``out[...] = a @ M``.
+
+        It computes either a @ M or the transposed product (M^T a^T)^T. The BLAS packs its
+        operands on every call, and with few rows (B <= 64) some CPUs run the second form much
+        faster while others do not (timings: benchmarks/README.md); so, like
+        ``cudnn.benchmark``, both are timed once per shape and the faster is kept (``TRANSPOSED_PRODUCTS`` = True or False forces one). The
+        price of the transposed form is a transposed add or copy of the (B, N) result.
+        """
+        xp = backend.xp
+        K, N = M.shape
+        if not self._transposed_is_faster(B, K, N, M.dtype):
+            Mc = M if M.flags.c_contiguous else transpose_into(self._buf(name, (K, N)), M.T)
+            if not accumulate:
+                return lambda a, out: xp.matmul(a, Mc, out=out)
+            tmp = self._buf(name + "_out", (B, N))
+
+            def product(a, out):
+                xp.matmul(a, Mc, out=tmp)
+                out += tmp
+            return product
+        MT = M.T if M.T.flags.c_contiguous else transpose_into(self._buf(name + "T", (N, K)), M)
+        tmpT = self._buf(name + "_outT", (N, B))
+
+        def product_transposed(a, out):
+            xp.matmul(MT, a.T, out=tmpT)
+            if accumulate:
+                out += tmpT.T
+            else:
+                out[...] = tmpT.T
+        return product_transposed
+
+    def _has_kernels(self) -> bool:
+        """Whether fused.py has step kernels for this layer (LSTM; GRU with reset_after)."""
+        return False
+
+    def _fused(self, dtype) -> bool:
+        """Whether the loops run the fused step kernels of ``fused.py`` (see ``FUSED``)."""
+        if not self._has_kernels() or backend.backend_name() != "numpy" or \
+                np.dtype(dtype) not in (np.float32, np.float64):
+            return False
+        if self.FUSED is None:
+            return fused.available()
+        if self.FUSED and fused.numba is None:
+            raise RuntimeError(f"{self.describe()}: FUSED = True needs numba: pip install 'rnnlab[fast]'")
+        return bool(self.FUSED)
+
+    def _transposed_is_faster(self, B, K, N, dtype) -> bool:
+        if self.TRANSPOSED_PRODUCTS is not None:
+            return bool(self.TRANSPOSED_PRODUCTS)
+        if backend.backend_name() != "numpy":
+            return False
+        key = (B, K, N, str(dtype))
+        if key not in _ORIENTATION:
+            _ORIENTATION[key] = time_orientations(B, K, N, dtype)
+        return _ORIENTATION[key]
+
+    def _step_blocks(self, T, B):
+        """(start, stop) of blocks of steps, last block first, each holding about FACTOR_BLOCK gate
+        values (at least one step): backward computes a block's derivative factors just before
+        its loop reaches them, while they are still in cache (rather than all steps at once,
+        which leaves cache before the loop reads them)."""
+        block = max(1, self.FACTOR_BLOCK // (B * self.GATES * self.units))
+        for stop in range(T, 0, -block):
+            yield max(0, stop - block), stop
+
+    # ---- states -----------------------------------------------------------------------------------
+    def _input_matrix(self):
+        """(D+1, G H): the kernel with the bias as its last row. Subclasses reorder or scale the
+        gate columns here into the layout their loop works in."""
+        D = self.kernel.shape[0]
+        Wb = self._buf("Wb", (D + 1, self.kernel.shape[1]))
+        Wb[:D] = self.kernel
+        Wb[D] = self.bias
+        return Wb
+
+    def _project_inputs(self, X):
+        """Z (T, B, G H) = x_t W + b for all steps as one GEMM, X (T, B, D+1) @ [W; b]: X's
+        column of ones adds the bias inside the GEMM (no pass over Z of its own)."""
+        for _ in self._projected_chunks(X, whole=True):
+            pass
+        return self._buf("Z", (X.shape[0], X.shape[1], self.GATES * self.units))
+
+    def _projected_chunks(self, X, whole=False):
+        """Z as ``_project_inputs``, but a chunk of steps at a time: yields (start, stop) after
+        projecting steps [start, stop), so the loop reads each chunk while it is still in cache.
+        Chunks hold about PROJECTION_CHUNK values and are used only
+        when a chunk has at least PROJECTION_MIN_ROWS rows (a GEMM with fewer rows repacks
+        [W; b] too often to pay); otherwise, or with ``whole``, one chunk of all steps."""
+        T, B, D1 = X.shape
+        Z = self._buf("Z", (T, B, self.GATES * self.units))
+        Wb = self._input_matrix()
+        steps = max(1, self.PROJECTION_CHUNK // (B * self.GATES * self.units))
+        if whole or steps * B < self.PROJECTION_MIN_ROWS:
+            steps = T
+        X2, Z2 = X.reshape(T * B, D1), Z.reshape(T * B, -1)
+        for start in range(0, T, steps):
+            stop = min(T, start + steps)
+            backend.xp.matmul(X2[start * B:stop * B], Wb, out=Z2[start * B:stop * B])
+            yield start, stop
+
+    def _pass_through(self, name, gate, mk, steps=slice(None)):
+        """A copy of ``gate`` (steps, B, H) with 1.0 at masked steps: the factor by which the
+        state's gradient passes to the previous step (a masked step keeps its state)."""
+        T, B, H = mk.m.shape[0], gate.shape[1], gate.shape[2]
+        passed = self._buf(name, (T, B, H))[steps]
+        passed[...] = gate
+        backend.xp.copyto(passed, 1.0, where=mk.keep[steps])
+        return passed
+
+    def _real_steps(self, T, B, mk):
+        """(T, B): 1 at a real step, 0 at a masked one (what the fused backward kernels take)."""
+        real = self._buf("real", (T, B))
+        real[...] = 1.0 if mk is None else mk.m[..., 0]
+        return real
+
+    def _input_side_grads(self, X, dZ, bias_grad=None):
+        """After the loop, all steps at once: [dW; db] = X^T dZ (one GEMM: X's ones column gives
+        db) and dX = dZ W^T. Stores dW in ``grads[0]`` and db in ``bias_grad`` (default
+        ``grads[2]``; GRU's reset_after bias has two rows); returns dX (T, B, D)."""
+        xp = backend.xp
+        T, B, D1 = X.shape
+        dWb = self._buf("dWb", (D1, dZ.shape[1]))
+        xp.matmul(X.reshape(T * B, D1).T, dZ, out=dWb)
+        self._grads[0][...] = dWb[:-1]
+        (self._grads[2] if bias_grad is None else bias_grad)[...] = dWb[-1]
+        dX = self._buf("dX", (T, B, D1 - 1))
+        xp.matmul(dZ, self.kernel.T, out=dX.reshape(T * B, D1 - 1))
+        return dX

@@ -33,25 +33,16 @@ import numpy as np
 
 from .. import backend
 from ..layers import core as L
+from ..layers import kinds
 from ..layers.base import ShapeError
 from .base import Model
-
-CELLS = ("lstm", "gru", "rnn")
-
-
-def _recurrent_class(cell: str):
-    from ..layers import recurrent
-
-    classes = {"lstm": recurrent.LSTM, "gru": recurrent.GRU, "rnn": recurrent.SimpleRNN}
-    if cell not in classes:
-        raise ValueError(f"LanguageModel: unknown cell {cell!r}; use one of {list(CELLS)}")
-    return classes[cell]
-
 
 class LanguageModel(Model):
     """Embedding -> ``layers`` stacked recurrent layers with carried state -> Dense(vocab_size).
 
     ``forward(ids)``: ids (B, T) int -> logits (B, T, V), starting from the carried state.
+    Parts: ``embedding``, ``rnns`` (one per layer), ``drops``, and ``output``, the Dense to the
+    vocabulary (None with ``tie_weights``: then the embedding matrix and ``output_bias``).
     ``backward(dlogits)``: fills ``grads`` (truncated at the window start); returns None.
     """
 
@@ -69,9 +60,10 @@ class LanguageModel(Model):
                              f"size (the output layer reuses the (vocab, emb) embedding matrix as its "
                              f"(hidden, vocab) kernel), got emb={emb}, hidden={hidden}")
         self.vocab_size, self.emb, self.hidden, self.layers = int(vocab_size), int(emb), int(hidden), int(layers)
+        cell = kinds.cell_kind(cell)   # "lstm", "gru" or "rnn" (ValueError naming them otherwise)
         self.cell, self.dropout, self.variational = cell, float(dropout), bool(variational)
         self.tie_weights, self.init_scale = bool(tie_weights), init_scale
-        rnn_class = _recurrent_class(cell)
+        rnn_class = kinds.layer_class(cell)
 
         # One seed per part, drawn from the model's seed: parts of equal shape must not start equal.
         seeds = np.random.default_rng(self.seed).integers(0, 2**31 - 1, size=2 * self.layers + 4).tolist() \
@@ -97,11 +89,11 @@ class LanguageModel(Model):
         noise_shape = (None, 1, None) if self.variational else None
         self.drops = [L.Dropout(self.dropout, noise_shape=noise_shape, seed=seeds[1 + self.layers + i])
                       for i in range(self.layers + 1)] if self.dropout > 0 else []
-        self.decoder = None
+        self.output = None
         if not self.tie_weights:
-            self.decoder = L.Dense(self.vocab_size, seed=seeds[-2], **winit)
-            self.decoder.build((None, self.hidden))
-        self.sublayers += [self.embedding, *self.rnns, *self.drops] + ([self.decoder] if self.decoder else [])
+            self.output = L.Dense(self.vocab_size, seed=seeds[-2], **winit)
+            self.output.build((None, self.hidden))
+        self.sublayers += [self.embedding, *self.rnns, *self.drops] + ([self.output] if self.output else [])
         self.input_shape, self.built = (None,), True
         self._states = None  # per layer: list of state arrays (LSTM: [h, c]), each (B, H)
 
@@ -157,8 +149,8 @@ class LanguageModel(Model):
             new_states.append([s.copy() for s in last])
             x = self._drop(i + 1, x)
         self._states = new_states
-        if self.decoder is not None:
-            return self.decoder.forward(x)
+        if self.output is not None:
+            return self.output.forward(x)
         B, T, H = x.shape
         self._h = x.reshape(B * T, H)
         logits = self._h @ self.embedding.embeddings.T
@@ -166,8 +158,8 @@ class LanguageModel(Model):
         return logits.reshape(B, T, self.vocab_size)
 
     def backward(self, dlogits):
-        if self.decoder is not None:
-            dx = self.decoder.backward(dlogits)
+        if self.output is not None:
+            dx = self.output.backward(dlogits)
         else:
             d2 = dlogits.reshape(-1, self.vocab_size)
             self._grads[0][...] = d2.sum(axis=0)
@@ -176,7 +168,7 @@ class LanguageModel(Model):
             dx = self._drop_back(i + 1, dx)
             dx = self.rnns[i].backward(dx)  # no state gradient: truncated at the window start
         self.embedding.backward(self._drop_back(0, dx))
-        if self.decoder is None:
+        if self.output is None:
             # tied: the output layer's share of dE, added after the embedding wrote its own
             self.embedding.grads[0] += d2.T @ self._h
         return None

@@ -1,4 +1,4 @@
-"""Decoding a conditional language model: greedy search and beam search.
+"""Search for the best output of a conditional language model: greedy search and beam search.
 
 Both work with any *step model*, an object with three methods (``Seq2Seq`` has them):
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rnnlab.decode import beam_search, decode, greedy_decode
+from rnnlab.search import beam_search, decode, greedy_decode
 
 BOS, EOS = 1, 2
 
