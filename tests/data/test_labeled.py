@@ -78,3 +78,12 @@ def test_sst2_sentences_and_glue_by_name():
     assert 0.45 < data.train.labels.mean() < 0.6
     glue = load_sst2("glue")
     assert len(glue.train) == 67349 and len(glue.valid) == 872 and glue.test is None
+
+
+def test_word_tokenize_writes_raw_text_as_sst2_does():
+    from rnnlab.data.labeled import word_tokenize
+
+    assert word_tokenize("a gorgeous, witty film!") == ["a", "gorgeous", ",", "witty", "film", "!"]
+    assert word_tokenize("I don't like the film's end...") == ["I", "do", "n't", "like", "the", "film", "'s",
+                                                               "end", "..."]
+    assert word_tokenize("it 's a mess , do n't go") == ["it", "'s", "a", "mess", ",", "do", "n't", "go"]

@@ -21,6 +21,7 @@ there the test split is None).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -89,8 +90,8 @@ class ClassificationData:
         return None if self.mean is None else int(self.mean.size)
 
     def encode_text(self, text: str) -> list[int]:
-        """A new sentence -> word ids (unknown words -> ``<unk>``)."""
-        words = text.split()
+        """A new sentence, raw or tokenized -> word ids (``word_tokenize``; unknown -> ``<unk>``)."""
+        words = word_tokenize(text)
         if self.lowercase:
             words = [w.lower() for w in words]
         if not words:
@@ -102,6 +103,16 @@ class ClassificationData:
         from .timeseries import apply_standardization
 
         return apply_standardization([np.asarray(series, dtype=np.float64)], self.mean, self.std)[0]
+
+
+_CLITIC = re.compile(r"(?i)(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")
+_PUNCT = re.compile(r"(\.\.\.|[^\w\s'-])")
+
+
+def word_tokenize(text: str) -> list[str]:
+    """Raw text -> tokens the way SST-2 (Penn Treebank style) writes them: punctuation apart,
+    clitics split ("don't" -> "do n't", "film's" -> "film 's"). Already tokenized text stays."""
+    return _PUNCT.sub(r" \1 ", _CLITIC.sub(r"\1 \2", text)).split()
 
 
 # ---- TSV ------------------------------------------------------------------------------------
