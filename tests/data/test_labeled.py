@@ -87,3 +87,10 @@ def test_word_tokenize_writes_raw_text_as_sst2_does():
     assert word_tokenize("I don't like the film's end...") == ["I", "do", "n't", "like", "the", "film", "'s",
                                                                "end", "..."]
     assert word_tokenize("it 's a mess , do n't go") == ["it", "'s", "a", "mess", ",", "do", "n't", "go"]
+
+
+def test_read_texts_for_prediction_ignores_labels_and_header(tmp_path):
+    from rnnlab.data.labeled import read_texts
+
+    path = write(tmp_path / "p.tsv", "sentence\tlabel\na fine film\t1\n\nso bad\n")
+    assert read_texts(path) == (["a fine film", "so bad"], [2, 4])

@@ -90,3 +90,12 @@ def test_japanese_vowels_and_basic_motions():
     assert {len(s) for s in bm.train.inputs} == {100}
     batch = next(bm.train.batches(8))
     assert batch["x"].shape == (8, 100, 6) and batch["mask"].all()
+
+
+def test_unlabelled_series_for_prediction(tmp_path):
+    header = HEADER.replace("@classLabel true up down", "@classLabel false")
+    path = write(tmp_path, "1,2:3,4\n5:6\n", header)
+    with pytest.raises(ValueError, match="no '@classLabel true"):
+        read_ts(path)
+    ts = read_ts(path, require_labels=False)
+    assert ts.labels == [None, None] and ts.series[1].tolist() == [[5.0, 6.0]]

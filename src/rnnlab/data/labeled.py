@@ -157,6 +157,24 @@ def read_labeled_tsv(path, lowercase: bool = False) -> tuple[list, list, list]:
     return texts, labels, numbers
 
 
+def read_texts(path) -> tuple[list[str], list[int]]:
+    """Sentences to classify, one a line (blank lines skipped): (texts, 1-based line numbers).
+    A line with a tab is read as ``text<TAB>label`` and its label is ignored; a GLUE-style
+    header line (``sentence<TAB>label``) is skipped."""
+    path = Path(path)
+    texts, numbers = [], []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        text = line.rsplit("\t", 1)[0] if "\t" in line else line
+        if number == 1 and "\t" in line and line.rsplit("\t", 1)[-1].strip().lower() == "label":
+            continue
+        if text.strip():
+            texts.append(text.strip())
+            numbers.append(number)
+    if not texts:
+        raise DataError(f"{path} holds no sentences")
+    return texts, numbers
+
+
 def read_sst2_sentences(path, lowercase: bool = False) -> tuple[list, list, list]:
     """Kim's ``stsa.binary.*`` files: ``<label> <sentence>`` lines, label 0 or 1."""
     path = Path(path)

@@ -59,8 +59,10 @@ def _bool(value: str, path, number, tag) -> bool:
     return v == "true"
 
 
-def read_ts(path) -> TsFile:
-    """Parse a ``.ts`` classification file (see the module docstring)."""
+def read_ts(path, require_labels: bool = True) -> TsFile:
+    """Parse a ``.ts`` classification file (see the module docstring). With
+    ``require_labels=False`` (series to classify) ``@classLabel false`` is accepted, and then
+    the lines hold the dimensions only and ``labels`` are None."""
     path = Path(path)
     lines = read_text(path).splitlines()
     header: dict = {}
@@ -107,7 +109,8 @@ def read_ts(path) -> TsFile:
             raise ValueError(f"{path}, line {number}: unknown header tag @{tag}")
     if data_start is None:
         raise ValueError(f"{path}: no @data line: not a .ts file, or its header is incomplete")
-    if not header.get("classlabel"):
+    labelled = bool(header.get("classlabel"))
+    if not labelled and require_labels:
         raise ValueError(f"{path}, line {data_start}: the header has no '@classLabel true ...': rnnlab "
                          f"needs class labels")
     if header.get("timestamps"):
@@ -123,12 +126,12 @@ def read_ts(path) -> TsFile:
         if not line or line.startswith("#"):
             continue
         parts = line.split(":")
-        if len(parts) < 2:
+        if labelled and len(parts) < 2:
             raise ValueError(f"{path}, line {number}: expected dimensions separated by ':' and a class "
                              f"label last, got {line[:40]!r}")
-        *dim_texts, label = parts
-        label = label.strip()
-        if label not in class_labels:
+        *dim_texts, label = parts if labelled else (*parts, None)
+        label = label.strip() if labelled else None
+        if labelled and label not in class_labels:
             raise ValueError(f"{path}, line {number}: label {label!r} is not among the @classLabel labels "
                              f"({' '.join(class_labels)})")
         if dims is None:
