@@ -62,3 +62,35 @@ def test_bleu_matches_sacrebleu_on_random_sentences():
     assert ours == pytest.approx(theirs, abs=1e-9)
     partial = metrics.corpus_bleu(refs[:20] + hyps[20:], refs)
     assert partial == pytest.approx(sacrebleu.corpus_bleu(refs[:20] + hyps[20:], [refs]).score, abs=1e-9)
+
+
+# ---- classification and tagging ------------------------------------------------------------
+
+def test_confusion_matrix_accuracy_and_macro_f1_by_hand():
+    pred, ref = [0, 1, 1, 2, 2, 2], [0, 1, 2, 2, 2, 1]
+    matrix = metrics.confusion_matrix(pred, ref, 3)
+    assert matrix.tolist() == [[1, 0, 0], [0, 1, 1], [0, 1, 2]]          # rows true, columns predicted
+    assert metrics.accuracy(pred, ref) == pytest.approx(4 / 6)
+    # F1: class 0 = 1; class 1: TP 1, FP 1, FN 1 -> 1/2; class 2: TP 2, FP 1, FN 1 -> 2/3
+    assert metrics.macro_f1(pred, ref, 3) == pytest.approx((1 + 0.5 + 2 / 3) / 3)
+    # a class absent from both references and predictions does not count in the mean
+    assert metrics.macro_f1(pred, ref, 5) == pytest.approx((1 + 0.5 + 2 / 3) / 3)
+    table = metrics.confusion_table(matrix, ["neg", "pos", "neutral"])
+    assert table.splitlines()[0].split() == ["true", "\\", "pred", "neg", "pos", "neutral"]
+    assert table.splitlines()[3].split() == ["neutral", "0", "1", "2"]
+
+
+def test_masked_per_class_and_subset_accuracy():
+    pred = np.array([[1, 2, 0], [2, 2, 2]])
+    ref = np.array([[1, 1, 0], [2, 0, 0]])
+    mask = np.array([[1, 1, 0], [1, 0, 0]], dtype=bool)                  # 3 real positions
+    assert metrics.accuracy(pred, ref, mask) == pytest.approx(2 / 3)
+    per_tag = metrics.per_class_accuracy(pred, ref, ["A", "B", "C"], mask)
+    assert per_tag == {"B": (0.5, 2), "C": (1.0, 1)}
+    unseen = np.array([[0, 1, 1], [1, 1, 1]], dtype=bool)
+    assert metrics.subset_accuracy(pred, ref, unseen, mask) == (0.5, 2)
+    assert metrics.subset_accuracy(pred, ref, np.zeros_like(unseen), mask) == (0.0, 0)
+    with pytest.raises(ValueError, match="3 predictions for 2 references"):
+        metrics.accuracy([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match=r"class ids must lie in \[0, 2\)"):
+        metrics.confusion_matrix([0, 2], [0, 1], 2)

@@ -17,3 +17,26 @@ def test_plot_curves_and_attention_write_png(tmp_path):
 def test_plot_attention_checks_shape(tmp_path):
     with pytest.raises(ValueError, match=r"\(2, 3\).*3 target and 2 source"):
         plots.plot_attention(np.zeros((2, 3)), ["a", "b"], ["x", "y", "z"], tmp_path / "a.png")
+
+
+def test_confusion_matrix_and_captions_png(tmp_path):
+    matrix = np.array([[5, 1, 0], [2, 7, 1], [0, 0, 9]])
+    path = plots.plot_confusion_matrix(matrix, ["neg", "pos", "mid"], tmp_path / "cm.png", title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=r"\(3, 3\) does not match 2 labels"):
+        plots.plot_confusion_matrix(matrix, ["a", "b"], tmp_path / "x.png")
+    images = np.random.default_rng(0).random((5, 8, 32))
+    path = plots.plot_captions(images, ["one two"] * 5, tmp_path / "cap.png", references=["one two"] * 4 + ["six"])
+    assert path.stat().st_size > 1000
+    with pytest.raises(ValueError, match="4 captions for images of shape"):
+        plots.plot_captions(images, ["a"] * 4, tmp_path / "y.png")
+
+
+def test_plot_or_warn_keeps_going_without_matplotlib(tmp_path, monkeypatch):
+    def missing():
+        raise RuntimeError("plotting needs matplotlib: pip install 'rnnlab[plot]'")
+
+    monkeypatch.setattr(plots, "_pyplot", missing)
+    with pytest.warns(UserWarning, match="no figure .*cm.png.*needs matplotlib"):
+        result = plots.plot_or_warn(plots.plot_confusion_matrix, np.eye(2), ["a", "b"], tmp_path / "cm.png")
+    assert result is None and not (tmp_path / "cm.png").exists()

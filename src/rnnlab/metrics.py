@@ -1,4 +1,5 @@
-"""Evaluation figures: perplexity, bits per character, exact match, token accuracy, BLEU.
+"""Evaluation figures: perplexity, bits per character, exact match, token accuracy, BLEU; accuracy,
+macro F1, confusion matrices, per-class and subset accuracy (classifiers and taggers).
 
 ``corpus_bleu`` follows the definition of Papineni et al. (2002) with the conventions of
 sacreBLEU's defaults (13a tokenization, n-grams up to 4, one reference, 'exp' smoothing, score
@@ -10,6 +11,8 @@ import math
 import re
 from collections import Counter
 from typing import Sequence
+
+import numpy as np
 
 
 def perplexity(mean_nll: float) -> float:
@@ -97,3 +100,92 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], max_order:
         log_precision += math.log(precision) / max_order
     brevity = 1.0 if hyp_len >= ref_len else math.exp(1.0 - ref_len / hyp_len)
     return 100.0 * brevity * math.exp(log_precision)
+
+
+# ---- classification and tagging ------------------------------------------------------------
+
+def _flat_ints(values, what: str):
+    array = np.asarray(values)
+    if array.dtype.kind not in "iub":
+        raise ValueError(f"{what} must be integer class ids, got dtype {array.dtype}")
+    return array.reshape(-1).astype(np.int64)
+
+
+def _pair(predictions, references, mask=None):
+    """Flat int arrays of predictions and references (positions where ``mask`` is True)."""
+    pred, ref = _flat_ints(predictions, "predictions"), _flat_ints(references, "references")
+    if pred.shape != ref.shape:
+        raise ValueError(f"{pred.size} predictions for {ref.size} references")
+    if mask is not None:
+        keep = np.asarray(mask, dtype=bool).reshape(-1)
+        if keep.shape != pred.shape:
+            raise ValueError(f"mask of {keep.size} positions for {pred.size} predictions")
+        pred, ref = pred[keep], ref[keep]
+    return pred, ref
+
+
+def accuracy(predictions, references, mask=None) -> float:
+    """Fraction of positions (where ``mask`` is True) whose predicted id equals the reference;
+    0.0 when there are none. Arrays of any shape (a tagger's (B, T) with its mask)."""
+    pred, ref = _pair(predictions, references, mask)
+    return float((pred == ref).mean()) if ref.size else 0.0
+
+
+def confusion_matrix(predictions, references, num_classes: int | None = None, mask=None):
+    """(C, C) int64 counts: row = true class, column = predicted class."""
+    pred, ref = _pair(predictions, references, mask)
+    if num_classes is None:
+        num_classes = int(max(pred.max(initial=-1), ref.max(initial=-1))) + 1
+    if pred.size and (min(pred.min(), ref.min()) < 0 or max(pred.max(), ref.max()) >= num_classes):
+        raise ValueError(f"class ids must lie in [0, {num_classes})")
+    return np.bincount(ref * num_classes + pred, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes)
+
+
+def f1_per_class(matrix):
+    """F1 of each class from a confusion matrix: 2 TP / (2 TP + FP + FN); 0 where undefined."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    tp = np.diag(matrix)
+    denominator = matrix.sum(axis=0) + matrix.sum(axis=1)   # (TP + FP) + (TP + FN)
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+
+
+def macro_f1(predictions, references, num_classes: int | None = None, mask=None) -> float:
+    """Unweighted mean of the per-class F1 over the classes that occur (in the references or
+    the predictions), as scikit-learn's ``f1_score(average="macro")``."""
+    matrix = confusion_matrix(predictions, references, num_classes, mask)
+    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
+    return float(f1_per_class(matrix)[present].mean()) if present.any() else 0.0
+
+
+def per_class_accuracy(predictions, references, labels, mask=None) -> dict:
+    """{label: (fraction of that label's reference positions predicted right, count)}, for the
+    labels that occur in the references (a tagger's per-tag accuracy, i.e. recall per tag)."""
+    matrix = confusion_matrix(predictions, references, len(labels), mask)
+    totals = matrix.sum(axis=1)
+    return {str(label): (float(matrix[i, i] / totals[i]), int(totals[i]))
+            for i, label in enumerate(labels) if totals[i] > 0}
+
+
+def subset_accuracy(predictions, references, subset, mask=None) -> tuple[float, int]:
+    """(accuracy, count) over the positions where ``subset`` (and ``mask``) is True: e.g. the
+    words unseen in training. (0.0, 0) when there are none."""
+    keep = np.asarray(subset, dtype=bool)
+    if mask is not None:
+        keep = keep & np.asarray(mask, dtype=bool)
+    pred, ref = _pair(predictions, references, keep)
+    return (float((pred == ref).mean()) if ref.size else 0.0), int(ref.size)
+
+
+def confusion_table(matrix, labels, max_label: int = 12) -> str:
+    """The confusion matrix as a text table: rows true labels, columns predicted."""
+    matrix = np.asarray(matrix)
+    names = [str(label)[:max_label] for label in labels]
+    if matrix.shape != (len(names), len(names)):
+        raise ValueError(f"a {matrix.shape} matrix for {len(names)} labels")
+    width = max([len(n) for n in names] + [len(str(int(matrix.max(initial=0)))), 4])
+    head = "true \\ pred".ljust(max(len("true \\ pred"), width))
+    lines = [head + " " + " ".join(n.rjust(width) for n in names)]
+    for name, row in zip(names, matrix):
+        lines.append(name.ljust(len(head)) + " " + " ".join(str(int(v)).rjust(width) for v in row))
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Figures: training curves and attention heatmaps, written as PNG (matplotlib, Agg backend).
+"""Figures: training curves, attention heatmaps, confusion matrices and captioned images, written
+as PNG (matplotlib, Agg backend).
 
 matplotlib is an optional dependency (``pip install 'rnnlab[plot]'``); without it these
 functions raise a RuntimeError that says so, and training runs skip their plots with a warning.
@@ -67,6 +68,96 @@ def plot_attention(weights, source_tokens: Sequence[str], target_tokens: Sequenc
         # long sentences: wrap the title to the figure's width (about 9 characters an inch)
         ax.set_title(textwrap.fill(title, max(20, int(width * 9))), fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_or_warn(plot, *args, **kwargs) -> Path | None:
+    """Call a plot function of this module; when matplotlib is missing, warn and return None
+    instead of raising, so that a run that computed its results keeps them (the numbers behind
+    a figure go to results.json / the log whatever happens here)."""
+    import warnings
+
+    try:
+        return plot(*args, **kwargs)
+    except RuntimeError as err:
+        if "matplotlib" not in str(err):
+            raise
+        warnings.warn(f"no figure {kwargs.get('path', args[-1] if args else '')}: {err}", stacklevel=2)
+        return None
+
+
+def plot_confusion_matrix(matrix, labels: Sequence[str], path, title: str | None = None,
+                          normalize: bool = True) -> Path:
+    """Heatmap of a confusion matrix (rows true, columns predicted), each cell labelled with its
+    count; with ``normalize`` the colours are row fractions (recall), so rare classes show."""
+    import numpy as np
+
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape != (len(labels), len(labels)):
+        raise ValueError(f"confusion matrix of shape {matrix.shape} does not match {len(labels)} labels")
+    totals = matrix.sum(axis=1, keepdims=True)
+    shade = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0) if normalize else matrix
+    plt = _pyplot()
+    size = max(3.5, 0.45 * len(labels) + 2.0)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size), dpi=100)
+    image = ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
+    ticks = range(len(labels))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(label) for label in labels], rotation=90 if len(labels) > 6 else 0)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([str(label) for label in labels])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(labels) <= 20:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                        color="white" if shade[i, j] > 0.6 * (shade.max() or 1) else "black")
+    if title:
+        ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the row" if normalize else "count")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_captions(images, captions: Sequence[str], path, references: Sequence[str] | None = None,
+                  columns: int = 4, title: str | None = None) -> Path:
+    """A grid of images (N, h, w) in grey, each titled with its generated caption (and, when
+    given, its reference caption: a wrong caption is drawn in red)."""
+    import numpy as np
+
+    images = np.asarray(images, dtype=float)
+    if images.ndim != 3 or len(images) != len(captions):
+        raise ValueError(f"{len(captions)} captions for images of shape {images.shape} (expected (N, h, w))")
+    if references is not None and len(references) != len(captions):
+        raise ValueError(f"{len(references)} reference captions for {len(captions)} captions")
+    plt = _pyplot()
+    n = len(images)
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    aspect = images.shape[2] / images.shape[1]
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * (1.0 + 0.9 * aspect), rows * 1.9), dpi=100,
+                             squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(images[k], cmap="gray_r", vmin=0.0, vmax=max(1.0, float(images[k].max())))
+        text = captions[k]
+        color = "black"
+        if references is not None:
+            text = f"{captions[k]}\n(true: {references[k]})" if captions[k] != references[k] else captions[k]
+            color = "black" if captions[k] == references[k] else "red"
+        ax.set_title(text, fontsize=8, color=color)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

@@ -1,0 +1,237 @@
+"""Multivariate time series in the sktime / UEA ``.ts`` text format, for classification.
+
+A ``.ts`` file is a header of ``@`` lines, then ``@data``, then one series a line::
+
+    # comments start with '#'
+    @problemName BasicMotions
+    @timeStamps false          (true: values written as (t,v) pairs; not supported here)
+    @missing false
+    @univariate false
+    @dimensions 6
+    @equalLength true
+    @seriesLength 100
+    @classLabel true Standing Running Walking Badminton
+    @data
+    v,v,v,...:v,v,v,...:...:Standing
+
+Dimensions are separated by ``:``, values by ``,``; the class label comes last; ``?`` is a
+missing value (read as NaN). Every dimension of one series has the same length here (the
+frames of one utterance); series of one file may differ in length (``@equalLength false``).
+
+``read_ts(path)`` returns a ``TsFile`` of (T, D) float64 arrays; a malformed header or data line
+is a ValueError naming the file and line. ``standardization(series)`` gives the per-feature
+mean and standard deviation over every real (non-NaN) step of the training series;
+``apply_standardization`` uses them (missing values become 0, the training mean).
+``load_ts_classification`` reads train / test (/ valid) files into a ``ClassificationData``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .corpora import DataError, read_text
+from .labeled import ClassificationData, ClassSplit, find_data, label_ids, split_off
+from .padding import cap_lengths, describe_cut
+
+_BOOLEAN_TAGS = ("timestamps", "missing", "univariate", "equallength")
+
+
+@dataclass
+class TsFile:
+    """The series (list of (T, D) float64), their label strings, 1-based lines, and header facts."""
+
+    series: list
+    labels: list
+    lines: list
+    class_labels: list | None
+    problem: str | None
+    dimensions: int
+    source: str
+
+
+def _bool(value: str, path, number, tag) -> bool:
+    v = value.strip().lower()
+    if v not in ("true", "false"):
+        raise ValueError(f"{path}, line {number}: @{tag} must be true or false, got {value.strip()!r}")
+    return v == "true"
+
+
+def read_ts(path, require_labels: bool = True) -> TsFile:
+    """Parse a ``.ts`` classification file (see the module docstring). With
+    ``require_labels=False`` (series to classify) ``@classLabel false`` is accepted, and then
+    the lines hold the dimensions only and ``labels`` are None."""
+    path = Path(path)
+    lines = read_text(path).splitlines()
+    header: dict = {}
+    class_labels = None
+    data_start = None
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("@"):
+            raise ValueError(f"{path}, line {number}: expected a header line (@...) or @data before the "
+                             f"series, got {line[:40]!r}")
+        tag, _, value = line[1:].partition(" ")
+        tag = tag.lower()
+        if tag == "data":
+            data_start = number
+            break
+        if tag == "problemname":
+            header["problem"] = value.strip()
+        elif tag in _BOOLEAN_TAGS:
+            header[tag] = _bool(value, path, number, tag)
+        elif tag in ("dimensions", "serieslength"):
+            try:
+                header[tag] = int(value)
+                if header[tag] < 1:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"{path}, line {number}: @{tag} must be a positive integer, got "
+                                 f"{value.strip()!r}") from None
+        elif tag == "classlabel":
+            parts = value.split()
+            if not parts or parts[0].lower() not in ("true", "false"):
+                raise ValueError(f"{path}, line {number}: @classLabel must be 'true <labels...>' or 'false', "
+                                 f"got {value.strip()!r}")
+            if parts[0].lower() == "true":
+                if len(parts) < 2:
+                    raise ValueError(f"{path}, line {number}: @classLabel true lists no labels")
+                class_labels = parts[1:]
+            header["classlabel"] = parts[0].lower() == "true"
+        elif tag == "targetlabel":
+            raise ValueError(f"{path}, line {number}: @targetLabel (regression) is not supported: "
+                             f"rnnlab reads classification .ts files")
+        else:
+            raise ValueError(f"{path}, line {number}: unknown header tag @{tag}")
+    if data_start is None:
+        raise ValueError(f"{path}: no @data line: not a .ts file, or its header is incomplete")
+    labelled = bool(header.get("classlabel"))
+    if not labelled and require_labels:
+        raise ValueError(f"{path}, line {data_start}: the header has no '@classLabel true ...': rnnlab "
+                         f"needs class labels")
+    if header.get("timestamps"):
+        raise ValueError(f"{path}: @timeStamps true is not supported (write the values without time stamps)")
+    dims = header.get("dimensions", 1 if header.get("univariate") else None)
+    if header.get("univariate") and dims not in (None, 1):
+        raise ValueError(f"{path}: @univariate true but @dimensions {dims}")
+    fixed_length = header.get("serieslength") if header.get("equallength") else None
+
+    series, labels, numbers = [], [], []
+    for number in range(data_start + 1, len(lines) + 1):
+        line = lines[number - 1].strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(":")
+        if labelled and len(parts) < 2:
+            raise ValueError(f"{path}, line {number}: expected dimensions separated by ':' and a class "
+                             f"label last, got {line[:40]!r}")
+        *dim_texts, label = parts if labelled else (*parts, None)
+        label = label.strip() if labelled else None
+        if labelled and label not in class_labels:
+            raise ValueError(f"{path}, line {number}: label {label!r} is not among the @classLabel labels "
+                             f"({' '.join(class_labels)})")
+        if dims is None:
+            dims = len(dim_texts)
+        if len(dim_texts) != dims:
+            raise ValueError(f"{path}, line {number}: {len(dim_texts)} dimensions, the header says {dims}")
+        columns = []
+        for k, text in enumerate(dim_texts):
+            try:
+                values = [math.nan if v.strip() == "?" else float(v) for v in text.split(",")]
+            except ValueError:
+                bad = next(v for v in text.split(",") if not _is_number(v))
+                raise ValueError(f"{path}, line {number}: dimension {k + 1}: {bad.strip()[:20]!r} is not a "
+                                 f"number (or ? for missing)") from None
+            columns.append(values)
+        lengths = {len(c) for c in columns}
+        if len(lengths) != 1:
+            raise ValueError(f"{path}, line {number}: the dimensions have different lengths "
+                             f"{[len(c) for c in columns]}")
+        if fixed_length is not None and lengths != {fixed_length}:
+            raise ValueError(f"{path}, line {number}: series of length {lengths.pop()}, the header says "
+                             f"@seriesLength {fixed_length}")
+        series.append(np.asarray(columns, dtype=np.float64).T.copy())   # (T, D)
+        labels.append(label)
+        numbers.append(number)
+    if not series:
+        raise DataError(f"{path} holds no series after @data")
+    return TsFile(series, labels, numbers, class_labels, header.get("problem"), int(dims), str(path))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return text.strip() == "?"
+
+
+def standardization(series) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation (D,) over every non-NaN step of ``series``
+    (a constant feature gets std 1, so it maps to 0 rather than to inf)."""
+    stacked = np.concatenate([np.asarray(s, dtype=np.float64) for s in series], axis=0)
+    mean = np.nanmean(stacked, axis=0)
+    std = np.nanstd(stacked, axis=0)
+    std[~(std > 1e-12)] = 1.0
+    mean[np.isnan(mean)] = 0.0
+    return mean, std
+
+
+def apply_standardization(series, mean, std) -> list[np.ndarray]:
+    """(x - mean) / std for each series; a missing value (NaN) becomes 0."""
+    out = []
+    for s in series:
+        s = np.asarray(s, dtype=np.float64)
+        if s.ndim != 2 or s.shape[1] != mean.size:
+            raise ValueError(f"expected a series of shape (time, {mean.size}), got {s.shape}")
+        z = (s - mean) / std
+        z[np.isnan(z)] = 0.0
+        out.append(z)
+    return out
+
+
+def load_ts_classification(train, test=None, valid=None, max_len: int | None = None,
+                           valid_fraction: float = 0.0, seed: int = 0) -> ClassificationData:
+    """Train / (valid) / test ``.ts`` files -> standardized ``ClassificationData`` (kind "series").
+
+    Class names come from the training file's ``@classLabel`` list (its order); the mean and
+    std from the training series only. ``valid_fraction`` holds out part of train when no
+    valid file is given.
+    """
+    train_file = read_ts(train)
+    names = list(train_file.class_labels)
+    mean, std = standardization(train_file.series)
+    notes = []
+
+    def make(ts: TsFile | None):
+        if ts is None:
+            return None
+        if ts.dimensions != train_file.dimensions:
+            raise ValueError(f"{ts.source}: {ts.dimensions} dimensions, but the training file "
+                             f"{train_file.source} has {train_file.dimensions}")
+        series = apply_standardization(ts.series, mean, std)
+        note = describe_cut(cap_lengths(series, max_len, ts.lines, ts.source), ts.source, max_len or 0)
+        if note:
+            notes.append(note)
+        return ClassSplit(series, label_ids(ts.labels, names, ts.source, ts.lines), list(ts.lines), ts.source)
+
+    train_split = make(train_file)
+    valid_split = make(read_ts(valid)) if valid is not None else None
+    if valid_split is None and valid_fraction > 0:
+        train_split, valid_split = split_off(train_split, valid_fraction, seed)
+    test_split = make(read_ts(test)) if test is not None else None
+    return ClassificationData(train_split, valid_split, test_split, names, "series", mean=mean, std=std,
+                              notes=notes)
+
+
+def load_ts_dataset(name: str, path=None, max_len: int | None = None, valid_fraction: float = 0.0,
+                    seed: int = 0) -> ClassificationData:
+    """A UEA dataset by name from ``$RNNLAB_DATA/timeseries/<name>/<name>_{TRAIN,TEST}.ts``
+    (JapaneseVowels, BasicMotions in this workplace)."""
+    folder = find_data(f"timeseries/{name}", path)
+    return load_ts_classification(folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts", max_len=max_len,
+                                  valid_fraction=valid_fraction, seed=seed)

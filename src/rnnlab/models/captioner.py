@@ -1,0 +1,142 @@
+"""One-to-many: a captioner, a language model conditioned on a fixed feature vector.
+
+    f (B, F) -> h_0 = tanh(f W_init + b_init)  per decoder layer (LSTM: c_0 = 0)
+    [optional, feed_features] p = f W_feed + b_feed (B, P), fed to every step
+    x_t = [Embedding(y_{t-1}) ; p]  ->  RecurrentStack (one way, starting from h_0)
+        -> Dense(vocab) -> logits_t
+
+Training uses teacher forcing: ``forward(features, tgt_in)`` with ``tgt_in`` = ``<bos>`` w_1 ..
+w_n (padded with 0 after) predicts w_1 .. w_n ``<eos>``; the loss is masked over padding.
+``backward`` returns dL/d(features): the gradient reaches the features through h_0 (and p).
+
+For generation the captioner is a step model for ``rnnlab``'s greedy and beam search
+(``init_decode``, ``decode_step``, ``select_state``); ``caption(features, beam_width=...)``
+decodes a batch and returns their token ids.
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..layers import Dense, Embedding, N_STATES
+from ..layers.base import ShapeError
+from ..losses import log_softmax
+from .base import Model
+from .stack import RecurrentStack, part_seeds
+
+
+def _search_decode():
+    """The search entry point, ``rnnlab.search.decode`` (imported when used: search imports models)."""
+    from ..search import decode
+    return decode
+
+
+class Captioner(Model):
+    """See the module docstring. ``forward(features (B, F), tgt_in (B, T)) -> logits (B, T, V)``."""
+
+    def __init__(self, feature_dim: int, vocab_size: int, emb: int = 32, hidden: int = 128, layers: int = 1,
+                 cell: str = "lstm", feed_features: bool = False, feed_size: int = 32, bos_id: int = 2,
+                 eos_id: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.feature_dim, self.vocab_size = int(feature_dim), int(vocab_size)
+        self.emb, self.hidden, self.layers = int(emb), int(hidden), int(layers)
+        self.feed_features, self.feed_size = bool(feed_features), int(feed_size)
+        self.bos_id, self.eos_id = int(bos_id), int(eos_id)
+        seeds = part_seeds(self.seed, 5)
+        self.init_proj = Dense(self.layers * self.hidden, activation="tanh", seed=seeds[0])
+        self.init_proj.build((self.feature_dim,))
+        self.feed_proj = None
+        if self.feed_features:
+            self.feed_proj = Dense(self.feed_size, seed=seeds[1])
+            self.feed_proj.build((self.feature_dim,))
+        self.embedding = Embedding(self.vocab_size, self.emb, seed=seeds[2])
+        self.embedding.build((None,))
+        self.decoder = RecurrentStack(self.hidden, self.layers, cell, seed=seeds[3])
+        self.cell = self.decoder.cell
+        self.decoder.build((None, self.emb + (self.feed_size if self.feed_features else 0)))
+        self.head = Dense(self.vocab_size, seed=seeds[4])
+        self.head.build((None, self.hidden))
+        self.sublayers += [p for p in (self.init_proj, self.feed_proj, self.embedding, self.decoder, self.head)
+                           if p is not None]
+        self.input_shape, self.built = (self.feature_dim,), True
+
+    # ---- shared by training and decoding ------------------------------------------------------
+    def _initial_states(self, features):
+        xp = backend.xp
+        if features.ndim != 2 or features.shape[1] != self.feature_dim:
+            raise ShapeError(f"{self.describe()}: expected features of shape (batch, {self.feature_dim}), got "
+                             f"{tuple(features.shape)}")
+        h0 = self.init_proj.forward(features)
+        H = self.hidden
+        states = []
+        for layer in range(self.layers):
+            h = h0[:, layer * H:(layer + 1) * H]
+            states.append([h] + [xp.zeros_like(h) for _ in range(N_STATES[self.cell] - 1)])
+        return states
+
+    def _inputs(self, tokens, feed):
+        """(B, T) token ids -> decoder inputs (B, T, E [+ P])."""
+        x = self.embedding.forward(tokens)
+        if feed is None:
+            return x
+        xp = backend.xp
+        return xp.concatenate([x, xp.broadcast_to(feed[:, None, :], (*tokens.shape, feed.shape[1]))], axis=-1)
+
+    def forward(self, features, tgt_in, mask=None):
+        if tgt_in.ndim != 2 or tgt_in.shape[0] != features.shape[0]:
+            raise ShapeError(f"{self.describe()}: expected tgt_in (batch, time) for features of shape "
+                             f"{tuple(features.shape)}, got {tuple(tgt_in.shape)}")
+        states = self._initial_states(features)
+        feed = self.feed_proj.forward(features) if self.feed_proj is not None else None
+        # right padding after <eos> cannot reach the real steps: the decoder needs no mask
+        y = self.decoder.forward(self._inputs(tgt_in, feed), initial_state=states)
+        return self.head.forward(y)
+
+    def backward(self, dlogits):
+        xp = backend.xp
+        dx = self.decoder.backward(self.head.backward(dlogits))
+        self.embedding.backward(dx[..., :self.emb])
+        dh0 = xp.concatenate([d[0] for d in self.decoder.dinitial_state], axis=-1)
+        dfeatures = self.init_proj.backward(dh0)
+        if self.feed_proj is not None:
+            dfeatures = dfeatures + self.feed_proj.backward(dx[..., self.emb:].sum(axis=1))
+        return dfeatures
+
+    # ---- the step model for greedy and beam search --------------------------------------------
+    def init_decode(self, features, mask=None) -> dict:
+        state = {f"s{l}_{i}": s for l, layer in enumerate(self._initial_states(features)) for i, s in enumerate(layer)}
+        if self.feed_proj is not None:
+            state["feed"] = self.feed_proj.forward(features)
+        return state
+
+    def decode_step(self, state, tokens):
+        k = N_STATES[self.cell]
+        states = [[state[f"s{l}_{i}"] for i in range(k)] for l in range(self.layers)]
+        y = self.decoder.forward(self._inputs(tokens[:, None], state.get("feed")), initial_state=states)
+        logp = log_softmax(self.head.forward(y)[:, 0])
+        new = dict(state)
+        new.update({f"s{l}_{i}": s.copy() for l, layer in enumerate(self.decoder.final_states)
+                    for i, s in enumerate(layer)})
+        return logp, new, None
+
+    def select_state(self, state, rows):
+        return {key: value[rows] for key, value in state.items()}
+
+    def caption(self, features, max_len: int = 20, beam_width: int = 1, length_penalty: float = 1.0):
+        """Decode a batch of features (eval mode, restored after): an ``rnnlab.search.Decoded``
+        whose ``tokens`` are the caption ids without ``<eos>``."""
+        decode = _search_decode()
+        was_training = self.training
+        self.eval()
+        try:
+            return decode(self, backend.xp.asarray(features, dtype=self.head.kernel.dtype), None, max_len,
+                          self.bos_id, self.eos_id, beam_width, length_penalty)
+        finally:
+            self.train(was_training)
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.vocab_size)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "feature_dim": self.feature_dim, "vocab_size": self.vocab_size,
+                "emb": self.emb, "hidden": self.hidden, "layers": self.layers, "cell": self.cell,
+                "feed_features": self.feed_features, "feed_size": self.feed_size, "bos_id": self.bos_id,
+                "eos_id": self.eos_id}

@@ -1,0 +1,111 @@
+"""Many-to-one: a sequence classifier, for sentences (word ids) or series (float vectors).
+
+    words:   ids (B, T), 0 = padding -> Embedding (V, E) -> x (B, T, E), mask = ids != 0
+    series:  x (B, T, D) floats, mask (B, T) given (True at real steps)
+    x -> RecurrentStack (stacked, optionally bidirectional; masked steps keep the state)
+      -> y (B, T, H')  -> SequencePooling (last / mean / max over real steps) -> (B, H')
+      -> [Dropout] -> Dense(classes) -> logits (B, C)
+
+Give ``vocab_size`` for words or ``input_dim`` for vectors (exactly one). Trained with
+softmax cross-entropy on the logits; ``predict_proba`` gives the class probabilities.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..layers import Dense, Dropout, Embedding
+from ..layers.base import ShapeError
+from .base import Model
+from .stack import RecurrentStack, SequencePooling, part_seeds
+
+
+def softmax(logits):
+    """Row-wise softmax of (..., C) logits (float64 on the host is not needed: same dtype)."""
+    xp = backend.xp
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = xp.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class SequenceClassifier(Model):
+    """See the module docstring. ``forward(x, mask=None) -> logits (B, classes)``."""
+
+    def __init__(self, classes: int, vocab_size: int | None = None, input_dim: int | None = None,
+                 emb: int = 64, hidden: int = 64, layers: int = 1, cell: str = "lstm",
+                 bidirectional: bool = False, pooling: str = "last", dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if (vocab_size is None) == (input_dim is None):
+            raise ValueError(f"{self.describe()}: give vocab_size (word ids in) or input_dim (vectors in), "
+                             f"exactly one")
+        if int(classes) < 2:
+            raise ValueError(f"{self.describe()}: needs at least 2 classes, got {classes}")
+        self.classes, self.vocab_size, self.input_dim = int(classes), vocab_size, input_dim
+        self.emb, self.hidden, self.layers, self.cell = int(emb), int(hidden), int(layers), cell
+        self.bidirectional, self.pooling, self.dropout = bool(bidirectional), pooling, float(dropout)
+        seeds = part_seeds(self.seed, 4)
+        self.embedding = None
+        if vocab_size is not None:
+            self.embedding = Embedding(int(vocab_size), self.emb, mask_zero=True, seed=seeds[0])
+            self.embedding.build((None,))
+        self.encoder = RecurrentStack(self.hidden, self.layers, cell, self.bidirectional, self.dropout,
+                                      seed=seeds[1])
+        self.encoder.build((None, self.emb if vocab_size is not None else int(input_dim)))
+        self.cell = self.encoder.cell
+        self.pool = SequencePooling(pooling, bidirectional=self.bidirectional)
+        self.pool.build((None, self.encoder.output_units))
+        self.drop = Dropout(self.dropout, seed=seeds[2]) if self.dropout > 0 else None
+        self.head = Dense(self.classes, seed=seeds[3])
+        self.head.build((self.encoder.output_units,))
+        parts = [self.embedding, self.encoder, self.pool, self.drop, self.head]
+        self.sublayers += [p for p in parts if p is not None]
+        self.input_shape, self.built = (None,) if vocab_size is not None else (None, int(input_dim)), True
+
+    def forward(self, x, mask=None):
+        xp = backend.xp
+        if self.embedding is not None:
+            if x.ndim != 2 or x.dtype.kind not in "iu":
+                raise ShapeError(f"{self.describe()}: expected word ids of shape (batch, time), got "
+                                 f"{tuple(x.shape)} {x.dtype}")
+            mask = self.embedding.compute_mask(x) if mask is None else mask
+            h = self.embedding.forward(x)
+        else:
+            if x.ndim != 3 or x.shape[-1] != self.input_dim:
+                raise ShapeError(f"{self.describe()}: expected vectors of shape (batch, time, {self.input_dim}), "
+                                 f"got {tuple(x.shape)}")
+            h = x
+        if mask is None:
+            mask = xp.ones(x.shape[:2], dtype=bool)
+        y = self.encoder.forward(h, mask=mask)
+        pooled = self.pool.forward(y, mask=mask)
+        if self.drop is not None:
+            pooled = self.drop.forward(pooled)
+        return self.head.forward(pooled)
+
+    def backward(self, dlogits):
+        d = self.head.backward(dlogits)
+        if self.drop is not None:
+            d = self.drop.backward(d)
+        dx = self.encoder.backward(self.pool.backward(d))
+        if self.embedding is not None:
+            self.embedding.backward(dx)
+            return None
+        return dx
+
+    def predict_proba(self, x, mask=None) -> np.ndarray:
+        """Class probabilities (B, C) on the host, in eval mode (the mode is restored after)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return backend.to_numpy(softmax(self.forward(x, mask)))
+        finally:
+            self.train(was_training)
+
+    def compute_output_shape(self, input_shape):
+        return (self.classes,)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "classes": self.classes, "vocab_size": self.vocab_size,
+                "input_dim": self.input_dim, "emb": self.emb, "hidden": self.hidden, "layers": self.layers,
+                "cell": self.cell, "bidirectional": self.bidirectional, "pooling": self.pooling,
+                "dropout": self.dropout}

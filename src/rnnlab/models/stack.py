@@ -1,0 +1,173 @@
+"""Parts the task models share: a stacked (bidirectional) recurrent encoder and masked pooling.
+
+``RecurrentStack(units, layers, cell, bidirectional, dropout)``: x (B, T, D) -> y (B, T, H')
+with H' = units (2 * units when bidirectional, the two directions concatenated); every layer
+returns its whole sequence and its final states; inverted dropout (rate ``dropout``) sits
+between layers. ``forward(x, mask=None, initial_state=None)``: ``initial_state`` lists, per
+layer, the state arrays (LSTM: h, c; bidirectional: forward's then backward's); the final
+states are left in ``final_states`` in the same layout, so a unidirectional stack can be run
+a step at a time (the state of step t is the initial state of step t+1).
+``backward(dy, dstates=None)`` returns dL/dx and leaves dL/d(initial states) in
+``dinitial_state`` (what a model whose initial state is computed, a captioner, needs).
+
+``SequencePooling(mode, bidirectional=False)``: y (B, T, H), mask (B, T) -> (B, H), over the
+real (mask True) steps of each row only:
+
+    last:  y[b, t_b]                t_b the row's last real step
+    mean:  sum_t m_bt y_bt / sum_t m_bt
+    max:   max over real t of y_bt  (per feature; the gradient goes to the arg max)
+
+With ``bidirectional=True`` (y = [forward; backward] halves), "last" takes the forward half at
+t_b and the backward half at step 0: each direction's state after reading the whole sequence.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..layers import Bidirectional, Dropout, N_STATES, cell_kind, layer_class
+from ..layers.base import Layer, ShapeError
+
+POOLINGS = ("last", "mean", "max")
+
+
+def part_seeds(seed, n: int) -> list:
+    """n seeds drawn from a model's seed (None: all None): parts of equal shape must differ."""
+    if seed is None:
+        return [None] * n
+    return np.random.default_rng(seed).integers(0, 2**31 - 1, size=n).tolist()
+
+
+class RecurrentStack(Layer):
+    """``layers`` recurrent layers of ``units`` each (see the module docstring)."""
+
+    def __init__(self, units: int, layers: int = 1, cell: str = "lstm", bidirectional: bool = False,
+                 dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if int(layers) < 1:
+            raise ValueError(f"{self.describe()}: layers must be >= 1, got {layers}")
+        self.units, self.layers, self.cell = int(units), int(layers), cell_kind(cell)
+        self.bidirectional, self.dropout = bool(bidirectional), float(dropout)
+        seeds = part_seeds(self.seed, 2 * self.layers)
+        self.rnns = []
+        for i in range(self.layers):
+            rnn = layer_class(self.cell)(self.units, return_sequences=True, return_state=True, seed=seeds[i])
+            self.rnns.append(Bidirectional(rnn) if self.bidirectional else rnn)
+        self.drops = [Dropout(self.dropout, seed=seeds[self.layers + i])
+                      for i in range(self.layers - 1)] if self.dropout > 0 else []
+        self.sublayers = [*self.rnns, *self.drops]
+        self.n_states = N_STATES[self.cell] * (2 if self.bidirectional else 1)  # arrays per layer
+        self.final_states = None
+        self.dinitial_state = None
+
+    @property
+    def output_units(self) -> int:
+        return self.units * (2 if self.bidirectional else 1)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        D = input_shape[-1]
+        for i, rnn in enumerate(self.rnns):
+            if not rnn.built:
+                rnn.build((None, D if i == 0 else self.output_units))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.output_units)
+
+    def forward(self, x, mask=None, initial_state=None):
+        self.maybe_build(x)
+        if initial_state is not None and len(initial_state) != self.layers:
+            raise ShapeError(f"{self.describe()}: initial_state must hold one list of states per layer "
+                             f"({self.layers}), got {len(initial_state)}")
+        finals = []
+        for i, rnn in enumerate(self.rnns):
+            if i > 0 and self.drops:
+                x = self.drops[i - 1].forward(x)
+            x, *states = rnn.forward(x, mask=mask, initial_state=None if initial_state is None else initial_state[i])
+            finals.append(states)
+        self.final_states = finals
+        return x
+
+    def backward(self, dy, dstates=None):
+        dinit = [None] * self.layers
+        for i in reversed(range(self.layers)):
+            dy = self.rnns[i].backward(dy, None if dstates is None else dstates[i])
+            dinit[i] = self.rnns[i].dinitial_state
+            if i > 0 and self.drops:
+                dy = self.drops[i - 1].backward(dy)
+        self.dinitial_state = dinit
+        return dy
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "layers": self.layers, "cell": self.cell,
+                "bidirectional": self.bidirectional, "dropout": self.dropout}
+
+
+class SequencePooling(Layer):
+    """(B, T, H) and a (B, T) mask -> (B, H) by "last", "mean" or "max" over the real steps."""
+
+    def __init__(self, mode: str = "last", bidirectional: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in POOLINGS:
+            raise ValueError(f"{self.describe()}: pooling must be one of {', '.join(POOLINGS)}, got {mode!r}")
+        self.mode, self.bidirectional = mode, bool(bidirectional)
+        self._cache = None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[-1],)
+
+    def forward(self, y, mask=None, **kwargs):
+        xp = backend.xp
+        self.check_input(y, ndim=3, layout="(batch, time, features)")
+        self.maybe_build(y)
+        B, T, H = y.shape
+        if mask is None:
+            mask = xp.ones((B, T), dtype=bool)
+        mask = xp.asarray(mask).astype(bool)
+        if tuple(mask.shape) != (B, T):
+            raise ShapeError(f"{self.describe()}: mask must have shape {(B, T)}, got {tuple(mask.shape)}")
+        counts = mask.sum(axis=1)
+        if bool((counts == 0).any()):
+            row = int(xp.flatnonzero(counts == 0)[0])
+            raise ValueError(f"{self.describe()}: row {row} of the batch has no real step to pool")
+        rows = xp.arange(B)
+        if self.mode == "last":
+            last = counts - 1   # right padding: the last real step
+            if self.bidirectional:
+                half = H // 2
+                out = xp.concatenate([y[rows, last, :half], y[:, 0, half:]], axis=1)
+            else:
+                out = y[rows, last]
+            self._cache = (y.shape, last)
+        elif self.mode == "mean":
+            m = mask[..., None].astype(y.dtype)
+            out = (y * m).sum(axis=1) / counts[:, None].astype(y.dtype)
+            self._cache = (y.shape, m / counts[:, None, None].astype(y.dtype))
+        else:
+            masked = xp.where(mask[..., None], y, -xp.inf)
+            arg = masked.argmax(axis=1)                                  # (B, H)
+            out = xp.take_along_axis(y, arg[:, None, :], axis=1)[:, 0]
+            self._cache = (y.shape, arg)
+        return out
+
+    def backward(self, dout):
+        xp = backend.xp
+        shape, saved = self._cache
+        B, T, H = shape
+        dy = xp.zeros(shape, dtype=dout.dtype)
+        rows = xp.arange(B)
+        if self.mode == "last":
+            if self.bidirectional:
+                half = H // 2
+                dy[rows, saved, :half] = dout[:, :half]
+                dy[:, 0, half:] += dout[:, half:]
+            else:
+                dy[rows, saved] = dout
+        elif self.mode == "mean":
+            dy[...] = dout[:, None, :] * saved
+        else:
+            xp.put_along_axis(dy, saved[:, None, :], dout[:, None, :], axis=1)
+        return dy
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "bidirectional": self.bidirectional}

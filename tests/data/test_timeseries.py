@@ -1,0 +1,101 @@
+"""The sktime/UEA .ts reader, standardization from train, the real UEA files."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlab.data.timeseries import apply_standardization, load_ts_classification, load_ts_dataset, read_ts, \
+    standardization
+
+DATA = os.environ.get("RNNLAB_DATA")
+needs_data = pytest.mark.skipif(not DATA or not Path(DATA, "timeseries").is_dir(),
+                                reason="RNNLAB_DATA does not point at the shared datasets (timeseries/)")
+
+HEADER = """# a comment
+@problemName Toy
+@timeStamps false
+@missing true
+@univariate false
+@dimensions 2
+@equalLength false
+@classLabel true up down
+@data
+"""
+
+
+def write(tmp_path, body, header=HEADER, name="toy.ts"):
+    path = tmp_path / name
+    path.write_text(header + body, encoding="utf-8")
+    return path
+
+
+def test_reads_dimensions_unequal_lengths_labels_and_missing(tmp_path):
+    ts = read_ts(write(tmp_path, "1,2,3:4,5,6:up\n7,?:9,10:down\n"))
+    assert ts.problem == "Toy" and ts.dimensions == 2 and ts.class_labels == ["up", "down"]
+    assert ts.series[0].shape == (3, 2) and ts.series[0][:, 1].tolist() == [4, 5, 6]
+    assert np.isnan(ts.series[1][1, 0]) and ts.labels == ["up", "down"] and ts.lines == [10, 11]
+
+
+def test_standardization_uses_train_only_and_fills_missing_with_the_mean(tmp_path):
+    train = write(tmp_path, "1,3:10,10:up\n5,?:10,30:down\n")
+    test = write(tmp_path, "100,3:10,10:up\n", name="test.ts")
+    data = load_ts_classification(train, test)
+    mean, std = standardization(read_ts(train).series)
+    assert mean.tolist() == [3.0, 15.0]
+    assert std[1] == pytest.approx(np.std([10, 10, 10, 30]))
+    assert data.train.inputs[1][1, 0] == 0.0                     # the missing value
+    assert data.test.inputs[0][0, 0] == pytest.approx((100 - 3) / std[0])
+    constant = apply_standardization([np.ones((2, 1))], *standardization([np.ones((3, 1))]))
+    assert constant[0].tolist() == [[0.0], [0.0]]                # std 0 -> 1, not inf
+
+
+@pytest.mark.parametrize("header, body, message", [
+    (HEADER.replace("@dimensions 2", "@dimensions two"), "1:2:up\n", r"line 6: @dimensions must be a positive"),
+    (HEADER.replace("@univariate false", "@univariate maybe"), "1:2:up\n", r"line 5: @univariate must be true or false"),
+    (HEADER.replace("@classLabel true up down", "@classLabel"), "1:2:up\n", r"line 8: @classLabel must be"),
+    (HEADER.replace("@classLabel true up down\n", ""), "1:2:up\n", r"no '@classLabel true"),
+    (HEADER.replace("@data\n", ""), "", r"no @data line"),
+    (HEADER.replace("@problemName Toy", "@frobnicate 3"), "1:2:up\n", r"line 2: unknown header tag @frobnicate"),
+    (HEADER, "1,2:3,4:sideways\n", r"line 10: label 'sideways' is not among"),
+    (HEADER, "1,2:3:up\n", r"line 10: the dimensions have different lengths"),
+    (HEADER, "1,2:up\n", r"line 10: 1 dimensions, the header says 2"),
+    (HEADER, "1,x:3,4:up\n", r"line 10: dimension 1: 'x' is not a number"),
+    (HEADER.replace("@equalLength false", "@equalLength true\n@seriesLength 3"), "1,2:3,4:up\n",
+     r"line 11: series of length 2, the header says @seriesLength 3"),
+])
+def test_malformed_files_name_file_and_line(tmp_path, header, body, message):
+    with pytest.raises(ValueError, match=r"toy\.ts.*" + message):
+        read_ts(write(tmp_path, body, header))
+
+
+def test_test_file_with_other_dimensions_is_refused(tmp_path):
+    train = write(tmp_path, "1,2:3,4:up\n")
+    other = write(tmp_path, "1,2:up\n", HEADER.replace("@dimensions 2", "@dimensions 1"), name="other.ts")
+    with pytest.raises(ValueError, match=r"other\.ts: 1 dimensions, but the training file"):
+        load_ts_classification(train, other)
+
+
+@needs_data
+def test_japanese_vowels_and_basic_motions():
+    jv = load_ts_dataset("JapaneseVowels")
+    assert (len(jv.train), len(jv.test), jv.input_dim, jv.num_classes) == (270, 370, 12, 9)
+    lengths = [len(s) for s in jv.train.inputs + jv.test.inputs]
+    assert min(lengths) == 7 and max(lengths) == 29
+    stacked = np.concatenate(jv.train.inputs)
+    assert np.allclose(stacked.mean(axis=0), 0, atol=1e-9) and np.allclose(stacked.std(axis=0), 1)
+    bm = load_ts_dataset("BasicMotions")
+    assert (len(bm.train), len(bm.test), bm.input_dim) == (40, 40, 6)
+    assert bm.labels == ["Standing", "Running", "Walking", "Badminton"]
+    assert {len(s) for s in bm.train.inputs} == {100}
+    batch = next(bm.train.batches(8))
+    assert batch["x"].shape == (8, 100, 6) and batch["mask"].all()
+
+
+def test_unlabelled_series_for_prediction(tmp_path):
+    header = HEADER.replace("@classLabel true up down", "@classLabel false")
+    path = write(tmp_path, "1,2:3,4\n5:6\n", header)
+    with pytest.raises(ValueError, match="no '@classLabel true"):
+        read_ts(path)
+    ts = read_ts(path, require_labels=False)
+    assert ts.labels == [None, None] and ts.series[1].tolist() == [[5.0, 6.0]]

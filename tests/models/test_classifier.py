@@ -1,0 +1,59 @@
+"""SequenceClassifier: float64 gradient checks of every parameter, masking, save/load, errors."""
+import numpy as np
+import pytest
+
+import rnnlab
+from gradcheck import check_layer_gradients
+from rnnlab.models.classifier import SequenceClassifier
+
+IDS = np.array([[3, 4, 5, 0, 0], [6, 2, 1, 7, 0], [1, 2, 3, 4, 5]])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gradients_word_ids(float64, cell, pooling, bidirectional):
+    model = SequenceClassifier(3, vocab_size=8, emb=3, hidden=3, layers=2, cell=cell, bidirectional=bidirectional,
+                               pooling=pooling, seed=1)
+    check_layer_gradients(model, IDS)
+
+
+@pytest.mark.parametrize("pooling", ["last", "max"])
+def test_gradients_vectors_with_mask_and_input(float64, pooling):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5, 2))
+    mask = IDS != 0
+    model = SequenceClassifier(4, input_dim=2, hidden=3, bidirectional=True, pooling=pooling, seed=2)
+    errors = check_layer_gradients(model, x, {"mask": mask})
+    assert "input" in errors
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_padding_does_not_change_the_logits(float64, pooling):
+    model = SequenceClassifier(2, vocab_size=8, emb=3, hidden=4, bidirectional=True, pooling=pooling, seed=3)
+    alone = model.forward(np.array([[3, 4, 5]]))
+    padded = model.forward(np.array([[3, 4, 5, 0, 0, 0], [1, 2, 3, 4, 5, 6]]))[:1]
+    np.testing.assert_allclose(padded, alone, rtol=0, atol=1e-13)
+
+
+def test_predict_proba_and_save_load(tmp_path):
+    model = SequenceClassifier(3, vocab_size=8, emb=4, hidden=5, layers=2, cell="gru", pooling="mean",
+                               dropout=0.2, seed=4)
+    probs = model.predict_proba(IDS)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    assert model.training                               # the mode is restored
+    loaded = rnnlab.models.load(model.save(tmp_path / "clf.npz"))
+    assert isinstance(loaded, SequenceClassifier) and loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.predict_proba(IDS), probs)
+    assert [row["class_name"] for row in model.summary_rows()] == ["Embedding", "RecurrentStack", "SequencePooling",
+                                                                   "Dropout", "Dense"]
+
+
+def test_bad_arguments_and_inputs():
+    with pytest.raises(ValueError, match="exactly one"):
+        SequenceClassifier(2, vocab_size=5, input_dim=3)
+    with pytest.raises(ValueError, match="unknown recurrent cell 'lstmm'"):
+        SequenceClassifier(2, vocab_size=5, cell="lstmm")
+    model = SequenceClassifier(2, input_dim=3)
+    with pytest.raises(ValueError, match=r"expected vectors of shape \(batch, time, 3\)"):
+        model.forward(np.zeros((2, 4, 5)))
