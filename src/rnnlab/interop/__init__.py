@@ -36,11 +36,12 @@ def to_torch(model):
     return _to(model)
 
 
-def from_torch(module):
-    """A module made by ``to_torch`` (possibly trained in PyTorch) back as an rnnlab model."""
+def from_torch(module, config=None):
+    """A module made by ``to_torch`` (possibly trained in PyTorch), or a state dict with
+    ``config``, back as an rnnlab model: see ``rnnlab.interop.pytorch``."""
     from .pytorch import from_torch as _from
 
-    return _from(module)
+    return _from(module, config=config)
 
 
 def export_onnx(model, path, **kwargs):
