@@ -153,3 +153,22 @@ def test_config_is_read_as_data_only(tmp_path):
         interop.load_keras(weights)
     with pytest.raises(FileNotFoundError):
         interop.load_keras(tmp_path / "missing.keras")
+
+
+def test_keras_file_to_onnx_through_the_cli(keras, tmp_path):
+    """`rnnlab export model.keras --format onnx`: onnxruntime gives Keras's outputs (float32)."""
+    from rnnlab.cli import main
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("needs onnxruntime")
+    model, _ = _models(keras)["bidirectional"]
+    _randomize(model, np.random.default_rng(5))
+    x = _inputs("ids", model, np.random.default_rng(6))
+    model.save(tmp_path / "m.keras")
+    assert main(["export", str(tmp_path / "m.keras"), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"ids": x})[0], model.predict(x, verbose=0), rtol=0, atol=1e-5)
