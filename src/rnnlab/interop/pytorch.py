@@ -339,12 +339,12 @@ def _lm_from_state(model, state):
         rnn.set_weights(torch_to_keras(_kind(rnn), rnn_state, layer=k))
     output = lm_output_layer(model)
     if output is None:
-        model.output_bias[...] = backend_array(_get(state, "output_bias"), model.output_bias.dtype)
+        model.output_bias[...] = _backend_array(_get(state, "output_bias"), model.output_bias.dtype)
     else:
         output.set_weights([_get(state, "output.weight").T, _get(state, "output.bias")])
 
 
-def backend_array(a, dtype):
+def _backend_array(a, dtype):
     from .. import backend
 
     return backend.xp.asarray(a, dtype=dtype)
