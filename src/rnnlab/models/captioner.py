@@ -19,14 +19,11 @@ from .. import backend
 from ..layers import Dense, Embedding, N_STATES
 from ..layers.base import ShapeError
 from ..losses import log_softmax
+from ..search import decode as search_decode
 from .base import Model
 from .stack import RecurrentStack, part_seeds
 
 
-def _search_decode():
-    """The search entry point, ``rnnlab.search.decode`` (imported when used: search imports models)."""
-    from ..search import decode
-    return decode
 
 
 class Captioner(Model):
@@ -123,11 +120,10 @@ class Captioner(Model):
     def caption(self, features, max_len: int = 20, beam_width: int = 1, length_penalty: float = 1.0):
         """Decode a batch of features (eval mode, restored after): an ``rnnlab.search.Decoded``
         whose ``tokens`` are the caption ids without ``<eos>``."""
-        decode = _search_decode()
         was_training = self.training
         self.eval()
         try:
-            return decode(self, backend.xp.asarray(features, dtype=self.head.kernel.dtype), None, max_len,
+            return search_decode(self, backend.xp.asarray(features, dtype=self.head.kernel.dtype), None, max_len,
                           self.bos_id, self.eos_id, beam_width, length_penalty)
         finally:
             self.train(was_training)

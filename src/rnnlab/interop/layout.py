@@ -34,22 +34,21 @@ from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("rnn", "lstm", "gru")
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+from ..layers.kinds import GATES, KINDS, cell_kind
+
 # PyTorch gate block k holds Keras gate block PERM[kind][k]
 PERM = {"rnn": [0], "lstm": [0, 1, 2, 3], "gru": [1, 0, 2]}
-_ALIASES = {"rnn": "rnn", "simplernn": "rnn", "simple_rnn": "rnn", "rnncell": "rnn", "lstm": "lstm",
-            "lstmcell": "lstm", "gru": "gru", "grucell": "gru"}
 
 
 def kind_of(kind_or_layer) -> str:
     """'rnn', 'lstm' or 'gru' from a name ("LSTM", "SimpleRNN", "gru", ...), an rnnlab layer or
-    cell, or a torch module (nn.RNN/LSTM/GRU and their Cell versions)."""
-    name = kind_or_layer if isinstance(kind_or_layer, str) else type(kind_or_layer).__name__
-    kind = _ALIASES.get(name.lower())
-    if kind is None:
-        raise ValueError(f"unknown recurrent kind {name!r}: use one of {KINDS} (or SimpleRNN, LSTM, GRU)")
-    return kind
+    cell, or a torch module (nn.RNN/LSTM/GRU and their Cell versions): ``layers.kinds.cell_kind``,
+    with the error message this module always gave."""
+    try:
+        return cell_kind(kind_or_layer)
+    except ValueError:
+        name = kind_or_layer if isinstance(kind_or_layer, str) else type(kind_or_layer).__name__
+        raise ValueError(f"unknown recurrent kind {name!r}: use one of {KINDS} (or SimpleRNN, LSTM, GRU)") from None
 
 
 def _suffix(layer, reverse) -> str:
@@ -158,7 +157,7 @@ def torch_to_keras(kind, state_dict, layer: int | None = 0, reverse: bool = Fals
 
 def _directions(layer):
     """The (sublayer, reverse) pairs of one rnnlab stack entry."""
-    from .layers.recurrent import Bidirectional, _Recurrent
+    from ..layers.recurrent import Bidirectional, _Recurrent
 
     if isinstance(layer, Bidirectional):
         return [(layer.forward_layer, False), (layer.backward_layer, True)]
@@ -245,7 +244,7 @@ def layers_from_torch(module, return_sequences: bool = True, return_state: bool 
     """rnnlab layers equivalent to a torch ``nn.RNN/LSTM/GRU`` (its weights copied): one per
     torch layer, wrapped in ``Bidirectional(merge_mode="concat")`` when the module is
     bidirectional. Feed them one after the other (batch first); ``kwargs`` go to each layer."""
-    from .layers import recurrent
+    from ..layers import recurrent
 
     kind, num_layers, bidirectional = _module_info(module)
     H = int(module.hidden_size)
