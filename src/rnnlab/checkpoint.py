@@ -259,9 +259,13 @@ def model_from_config(spec: dict):
     return layer_from_dict(spec)
 
 
-def load_checkpoint(path) -> Checkpoint:
+def load_checkpoint(path, into=None) -> Checkpoint:
     """Rebuild the model a checkpoint holds (with the dtype it was saved in), load its weights
-    exactly, and return it with the optimizer state and the saved ``state``."""
+    exactly, and return it with the optimizer state and the saved ``state``.
+
+    ``into``: an existing model of the same architecture to load the weights into instead
+    (a trainer resuming keeps its own model object); layers it has not built yet are built as
+    the checkpoint records."""
     path = Path(path)
     where = f"checkpoint {str(path)!r}"
     meta, arrays = read_checkpoint(path)
@@ -269,10 +273,13 @@ def load_checkpoint(path) -> Checkpoint:
     previous = backend.floatx()
     try:
         backend.set_floatx(meta.get("dtype", previous))
-        try:
-            model = model_from_config(meta["model"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{where}: cannot rebuild the model from its config: {err}") from err
+        if into is not None:
+            model = into
+        else:
+            try:
+                model = model_from_config(meta["model"])
+            except (KeyError, TypeError, ValueError) as err:
+                raise CheckpointError(f"{where}: cannot rebuild the model from its config: {err}") from err
         layers = list(_walk(model))
         records = meta.get("build") or []
         if len(records) == len(layers):

@@ -264,8 +264,8 @@ class Trainer:
             if self.timed_choices:
                 speed.set_timed_choices(self.timed_choices)
             if self.writes and not resume:
-                self.run.start({"task": task.name, **task.config.to_dict(), **task.run_config(),
-                                "params": model.count_params()})
+                config = task.config.to_dict() if task.config is not None else {}
+                self.run.start({"task": task.name, **config, **task.run_config(), "params": model.count_params()})
                 task.write_files(self.run)
         if self.run is not None:
             self.history = self.run.read_metrics()[:pos["rows"]] if resume else []
@@ -335,6 +335,7 @@ class Trainer:
         epoch_done = pos["batch"] >= n
 
         # -- end of the epoch (or of the budget): validate, log, checkpoint, schedule
+        self._check_weights(f"at the end of epoch {epoch}, {task.unit} {pos['batch']}")
         mean = pos["loss_sum"] / max(pos["count"], 1)
         row = {"epoch": epoch, "train_loss": mean, **task.train_metrics(mean, pos["count"], seconds),
                **self._validate(), "lr": task.optimizer.lr, "step": pos["step"], "wall_s": self.wall()}
@@ -405,8 +406,8 @@ class Trainer:
         """The NaN guard before a save: never replace a good checkpoint by a broken one."""
         xp_finite = all(bool(_isfinite(p)) for p in self.task.model.params)
         if not xp_finite:
-            raise TrainingDiverged(f"training diverged: the weights hold NaN or inf before saving {what}; "
-                                   f"stopped, keeping the last good checkpoint")
+            raise TrainingDiverged(f"training diverged: the weights hold NaN or inf {what}; stopped, keeping "
+                                   f"the last good checkpoint")
 
     def _state(self) -> dict:
         from ..layers import speed
@@ -418,7 +419,7 @@ class Trainer:
                 "rng": dropout_rng_state(task.model)}
 
     def _save_last(self) -> None:
-        self._check_weights("last.npz")
+        self._check_weights("before saving last.npz")
         if not self.writes:
             return
         state = self._state()
@@ -428,7 +429,7 @@ class Trainer:
             self.run.write_config({**stored, "timed_choices": state["timed_choices"]})
 
     def _save_best(self, epoch: int, value: float) -> None:
-        self._check_weights("best.npz")
+        self._check_weights("before saving best.npz")
         if self.writes:
             save_checkpoint(self.run.best_path, self.task.model, state={"epoch": epoch, self.monitor: value})
         elif self.run is None and self.restore_best:
@@ -439,11 +440,10 @@ class Trainer:
 
         task, model = self.task, self.task.model
         task.check_resume(self.run)
-        ckpt = load_checkpoint(self.run.last_path)
+        ckpt = load_checkpoint(self.run.last_path, into=model)  # builds a lazily built model too
         state = ckpt.state or {}
         # fixed before the first step: the resumed steps run the same products as the lost ones
         speed.set_timed_choices(state.get("timed_choices") or {})
-        model.set_weights(ckpt.model.get_weights())
         task.optimizer.load_state_dict(ckpt.optimizer_arrays, ckpt.optimizer_meta)
         if task.schedule is not None and state.get("schedule") is not None:
             task.schedule.load_state_dict(state["schedule"])
@@ -461,7 +461,7 @@ class Trainer:
         task, model = self.task, self.task.model
         if self.restore_best:
             if self.run is not None and self.run.best_path.exists():
-                model.set_weights(load_checkpoint(self.run.best_path).model.get_weights())
+                load_checkpoint(self.run.best_path, into=model)
             elif self._best_weights is not None:
                 model.set_weights(self._best_weights)
         model.eval()
@@ -542,10 +542,25 @@ def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | 
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def _walk(layer):
+def _walk(layer, seen=None):
+    """Every layer reachable from ``layer``: its sublayers, then layers held in its attributes
+    (a model may keep its dropout layers outside ``sublayers``, as models/seq2seq.py does); each
+    once, in a fixed order."""
+    from ..layers.base import Layer
+
+    seen = set() if seen is None else seen
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
     yield layer
-    for sub in getattr(layer, "sublayers", ()):
-        yield from _walk(sub)
+    children = list(getattr(layer, "sublayers", ()))
+    for value in vars(layer).values():
+        if isinstance(value, Layer):
+            children.append(value)
+        elif isinstance(value, (list, tuple)):
+            children.extend(v for v in value if isinstance(v, Layer))
+    for child in children:
+        yield from _walk(child, seen)
 
 
 def dropout_rng_state(model):

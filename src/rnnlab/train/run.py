@@ -13,7 +13,7 @@ a run killed while saving never leaves a half-written config behind.
 ``RunDir.open(path, resume=..., overwrite=...)`` is how a trainer opens a folder to write in:
 it takes the lock for the whole run (a second process on the same folder fails with a clear
 message), removes stale ``*.tmp`` files a killed writer left, refuses a folder that holds
-another run unless ``overwrite`` (then that run's files are deleted) and, with ``resume``,
+another run unless ``overwrite`` (that run's files are deleted when the new run starts) and, with ``resume``,
 needs one. It writes nothing else: the trainer writes config.json (``start``) only once the
 run really starts, so a start that fails (bad data path, bad config) rewrites nothing.
 ``RunDir(path, create=False)`` reads a run without locking it.
@@ -50,6 +50,7 @@ class RunDir:
     def __init__(self, path, create: bool = True):
         self.path = Path(path)
         self._lock_fd = None
+        self._replace_on_start = False
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"run directory {self.path} exists and is not a folder")
         if create:
@@ -75,8 +76,7 @@ class RunDir:
                 if not overwrite:
                     raise ValueError(f"{run.path} already holds a run ({run.config_path}): continue it with "
                                      f"--resume, replace it with --overwrite, or choose another --out")
-                for name in run.RUN_FILES:
-                    (run.path / name).unlink(missing_ok=True)
+                run._replace_on_start = True  # the old run goes only once the new one really starts
         except BaseException:
             run.close()
             raise
@@ -118,7 +118,12 @@ class RunDir:
         return removed
 
     def start(self, config: dict) -> Path:
-        """Write config.json of a run that really starts (data read, model built)."""
+        """Write config.json of a run that really starts (data read, model built); with
+        ``overwrite``, the files of the run that was there are deleted first (only now)."""
+        if self._replace_on_start:
+            for name in self.RUN_FILES:
+                (self.path / name).unlink(missing_ok=True)
+            self._replace_on_start = False
         return self.write_config(config)
 
     @property
