@@ -38,7 +38,7 @@ import numpy as np
 
 from . import backend
 from .fileio import atomic_write
-from .layers.base import LAYER_CLASSES, layer_from_dict, layer_to_dict
+from .layers.base import layer_from_dict, layer_to_dict
 
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1

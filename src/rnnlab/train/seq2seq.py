@@ -2,18 +2,22 @@
 ``translate``).
 
     config = Seq2SeqConfig(generated="dates", n=20000, attention="luong", epochs=6)
-    result = train_seq2seq(config, "runs/dates")      # dict: exact_match, token_accuracy, bleu ...
+    result = train_seq2seq(config, "runs/dates")      # TrainResult: result["exact_match"], .history
+    result = train_seq2seq(config, pairs=(train, valid, test))   # pairs in memory, no folder
     translate("runs/dates", ["september 27, 1994"])   # [{"source", "translation", ...}]
 
 The data is a TSV of pairs (``pairs``, with ``valid``/``test`` files or split by ``split``
 fractions) or generated (``generated`` "dates", "addition" or "copy", with ``n`` and
-``data_seed``). Each epoch: shuffled batches (``bucket``: of similar lengths); teacher-forced softmax
-cross-entropy over the real target tokens; backward; global-norm clipping; an optimizer
-step. After each epoch the validation split is decoded greedily (exact match, token accuracy,
-BLEU) and one row goes to ``RUN_DIR/metrics.jsonl``; ``last.npz`` is saved every epoch and
-``best.npz`` whenever the validation loss improves. At the end the best model is evaluated on
-the test split. ``config.json`` holds the configuration and both vocabularies, so a run
-directory is all that ``translate`` and ``eval`` need.
+``data_seed``), or given in memory (``pairs=``). The loop is ``train/loop.py``'s ``Trainer``;
+this module supplies ``Seq2SeqTask``. Each epoch: shuffled batches (``bucket``: of similar
+lengths); teacher-forced softmax cross-entropy over the real target tokens; backward;
+global-norm clipping; an optimizer step. After each epoch the validation split is decoded
+greedily (exact match, token accuracy, BLEU) and one row goes to ``RUN_DIR/metrics.jsonl``;
+``last.npz`` is saved every epoch (and every ``checkpoint_every`` batches or
+``checkpoint_seconds``), ``best.npz`` whenever the validation loss improves; ``resume``
+continues exactly, ``max_minutes`` stops cleanly. At the end the best model is evaluated on the
+test split. ``config.json`` holds the configuration and both vocabularies, so a run directory
+is all that ``translate`` and ``eval`` need.
 """
 from __future__ import annotations
 
