@@ -97,7 +97,8 @@ class Task:
         """Called before the epoch's first step (``batch`` > 0 when resuming mid-epoch)."""
 
     def train_metrics(self, mean_loss: float, count: int, seconds: float) -> dict:
-        """Extra entries of the epoch's row from its training loss (e.g. ``train_ppl``)."""
+        """Extra entries of the epoch's row from its training loss (e.g. ``train_ppl``): ``count``
+        items averaged so far in the epoch, ``seconds`` of training in it (across resumes)."""
         return {}
 
     def final_metrics(self, history: list[dict]) -> dict:
@@ -191,8 +192,8 @@ class Trainer:
     # fields of a task's config that, where present, set the loop (Trainer.from_config)
     CONFIG_SETTINGS = ("epochs", "clip", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience",
                        "progress")
-    RESUME_STATE = ("epoch", "batch", "step", "loss_sum", "count", "best", "bad_epochs", "wall_s",
-                    "rows", "stopped")
+    RESUME_STATE = ("epoch", "batch", "step", "loss_sum", "count", "train_s", "best", "bad_epochs",
+                    "wall_s", "rows", "stopped")
 
     def __init__(self, task: Task, run: RunDir | None = None, *, epochs: int = 1, clip: float | None = None,
                  max_minutes: float | None = None, checkpoint_every: int | None = None,
@@ -251,7 +252,7 @@ class Trainer:
         task, model = self.task, self.task.model
         if model is None:
             raise RuntimeError(f"{type(task).__name__}.setup() must run before Trainer.fit (no model)")
-        pos = {"epoch": 1, "batch": 0, "step": 0, "loss_sum": 0.0, "count": 0, "best": None,
+        pos = {"epoch": 1, "batch": 0, "step": 0, "loss_sum": 0.0, "count": 0, "train_s": 0.0, "best": None,
                "bad_epochs": 0, "wall_s": 0.0, "rows": 0, "stopped": None}
         if resume and self.run is not None and self.run.last_path.exists():
             pos = self._restore(pos)
@@ -303,7 +304,8 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
         bar = self._bar(n, pos["batch"], f"epoch {epoch}/{self.epochs}")
-        t_epoch, count_epoch, last_save = time.perf_counter(), 0, time.perf_counter()
+        t_epoch, last_save = time.perf_counter(), time.perf_counter()
+        train_s_before = pos["train_s"]
         out_of_time = False
         for i in range(pos["batch"], n):
             loss, count = self._step(batches[i], f"epoch {epoch}, {task.unit} {i + 1}/{n}")
@@ -311,7 +313,7 @@ class Trainer:
             pos["count"] += count
             pos["step"] += 1
             pos["batch"] = i + 1
-            count_epoch += count
+            pos["train_s"] = train_s_before + time.perf_counter() - t_epoch
             if bar is not None:
                 bar.update(1)
                 if i % 10 == 0 or i + 1 == n:
@@ -331,13 +333,13 @@ class Trainer:
                 break
         if bar is not None:
             bar.close()
-        seconds = time.perf_counter() - t_epoch
+        pos["train_s"] = train_s_before + time.perf_counter() - t_epoch
         epoch_done = pos["batch"] >= n
 
         # -- end of the epoch (or of the budget): validate, log, checkpoint, schedule
         self._check_weights(f"at the end of epoch {epoch}, {task.unit} {pos['batch']}")
         mean = pos["loss_sum"] / max(pos["count"], 1)
-        row = {"epoch": epoch, "train_loss": mean, **task.train_metrics(mean, pos["count"], seconds),
+        row = {"epoch": epoch, "train_loss": mean, **task.train_metrics(mean, pos["count"], pos["train_s"]),
                **self._validate(), "lr": task.optimizer.lr, "step": pos["step"], "wall_s": self.wall()}
         if not epoch_done:
             row["partial"] = pos["batch"] / n
@@ -367,7 +369,7 @@ class Trainer:
         elif epoch_done:
             if task.schedule is not None:
                 task.schedule.epoch_end(epoch)
-            pos.update(epoch=epoch + 1, batch=0, loss_sum=0.0, count=0)
+            pos.update(epoch=epoch + 1, batch=0, loss_sum=0.0, count=0, train_s=0.0)
             if self.patience is not None and pos["bad_epochs"] >= self.patience:
                 stop = "early_stopping"
                 if self.log:
