@@ -46,7 +46,7 @@ def main():
                            min_freq=2, attention=args.attention, score="general", bidirectional=True,
                            cell="lstm", emb=args.emb, hidden=args.hidden, dropout=0.2, epochs=args.epochs,
                            batch=64, lr=1e-3, clip=5.0, seed=args.seed, beam=args.beam, eval_limit=1000)
-    result = train_seq2seq(config, args.out, examples=10)
+    result = train_seq2seq(config, args.out, examples=10, overwrite=True)
     print(f"test BLEU {result['bleu']:.2f} (beam {args.beam}), exact match {100 * result['exact_match']:.2f}% "
           f"on {result['test_pairs']} held-out pairs; {result['wall_s']:.0f} s")
     for ex in result["examples"]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rnnlab.data import corpora
-from rnnlab.data.corpora import DataError, load_text, read_text, tokenize
+from rnnlab.data.corpora import DataError, load_text, read_text, tokenize_lines
 
 
 def write(path: Path, text: str, encoding="utf-8") -> Path:
@@ -18,7 +18,7 @@ def write(path: Path, text: str, encoding="utf-8") -> Path:
 
 
 def test_word_tokens_end_each_line_with_eos_and_skip_blank_lines():
-    assert tokenize(" the cat \n\n sat down\n", "word") == ["the", "cat", "<eos>", "sat", "down", "<eos>"]
+    assert tokenize_lines(" the cat \n\n sat down\n", "word") == ["the", "cat", "<eos>", "sat", "down", "<eos>"]
 
 
 def test_word_vocab_comes_from_train_only(tmp_path):
@@ -85,7 +85,7 @@ def test_too_short_text_to_split_says_so(tmp_path):
 
 def test_unknown_level_and_dataset_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="level 'bytes'"):
-        tokenize("x", "bytes")
+        tokenize_lines("x", "bytes")
     with pytest.raises(ValueError, match="unknown dataset 'wiki'"):
         corpora.load_corpus("wiki")
 

@@ -8,7 +8,7 @@ import pytest
 import rnnlab as rl
 from rnnlab import layers as L
 from rnnlab import optim
-from rnnlab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rnnlab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def _model(seed=0):

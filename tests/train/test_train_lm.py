@@ -9,7 +9,8 @@ import pytest
 
 from rnnlab.data.corpora import load_ptb
 from rnnlab.train import lm as lm_train
-from rnnlab.train.checkpoint import load_checkpoint
+from rnnlab.train import loop as train_loop
+from rnnlab.checkpoint import load_checkpoint
 from rnnlab.train.lm import LMConfig, evaluate, load_run, make_config, sample_lm, train_lm
 from rnnlab.train.loop import RunDir, TrainingDiverged
 
@@ -90,7 +91,7 @@ def test_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         train_lm(config, tmp_path / "killed", progress=False, on_window=kill)
     state = load_checkpoint(tmp_path / "killed" / "last.npz").state
-    assert (state["epoch"], state["window"]) == (2, 8)
+    assert (state["epoch"], state["batch"]) == (2, 8)
     resumed = train_lm(config, tmp_path / "killed", resume=True, progress=False)
     assert resumed["perplexity"] == whole["perplexity"]
     assert resumed["valid_perplexity"] == whole["valid_perplexity"]
@@ -123,7 +124,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 1, window 5.*last good checkpoint"):
         train_lm(config, tmp_path / "run", progress=False)
     state = load_checkpoint(tmp_path / "run" / "last.npz").state
-    assert state["window"] == 3
+    assert state["batch"] == 3
     assert all(np.isfinite(p).all() for p in load_checkpoint(tmp_path / "run" / "last.npz").model.params)
 
 
@@ -132,7 +133,7 @@ def test_time_budget_stops_mid_epoch_and_a_larger_budget_goes_on(tmp_path):
     rows = RunDir(tmp_path / "run").read_metrics()
     assert len(rows) == 1 and 0 < rows[0]["partial"] < 1  # one window, then out of time
     assert result["epochs"] == 1 and (tmp_path / "run" / "best.npz").exists()
-    assert load_checkpoint(tmp_path / "run" / "last.npz").state["window"] == 1
+    assert load_checkpoint(tmp_path / "run" / "last.npz").state["batch"] == 1
     train_lm(None, tmp_path / "run", resume=True, progress=False, overrides={"max_minutes": 1e6})
     rows = RunDir(tmp_path / "run").read_metrics()
     assert [r["epoch"] for r in rows] == [1, 2] and not any("partial" in r for r in rows)
@@ -173,7 +174,7 @@ def test_sum_over_time_scales_the_gradient_by_the_window_length(tmp_path, monkey
     def stop(epoch, window):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lm_train, "clip_grad_norm", record)
+    monkeypatch.setattr(train_loop, "clip_grad_norm", record)
     for sum_over_time in (False, True):
         config = _char_config(tmp_path, optimizer="sgd", dropout=0.0, clip=None, sum_over_time=sum_over_time)
         with pytest.raises(KeyboardInterrupt):

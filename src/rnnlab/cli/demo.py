@@ -86,12 +86,11 @@ def run(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {**DEMO, "epochs": args.epochs, "n": args.n}
-    config = Seq2SeqConfig(**settings, seed=args.seed, data_seed=args.seed, progress=not args.no_progress)
+    config = Seq2SeqConfig(**settings, seed=args.seed, data_seed=args.seed, progress=False if args.no_progress else None)
     print(f"rnnlab demo: {config.n} generated dates, {config.attention} attention ({config.score}), "
           f"{config.cell.upper()} {config.hidden}, {config.epochs} epochs", file=sys.stderr)
-    result = train_seq2seq(config, out / "run", examples=8)
-    model = result.pop("model")
-    result.pop("data")
+    trained = train_seq2seq(config, out / "run", examples=8, overwrite=True)  # a demo run replaces the last one
+    model, result = trained.model, trained.metrics
 
     print("held-out dates:")
     for ex in result["examples"]:

@@ -31,7 +31,14 @@ def run(args):
     if task == "seq2seq":
         from ..train.seq2seq import evaluate_run
 
-        return evaluate_run(args)
+        if args.text is not None or args.batch is not None:
+            raise ValueError(f"{args.run_dir} is a seq2seq run: --text and --batch are for language models")
+        result = evaluate_run(args.run_dir, pairs=args.pairs, split=args.split, beam=args.beam or 1,
+                              length_penalty=args.length_penalty or 1.0, checkpoint=args.checkpoint)
+        print(f"{result['n']} pairs from {result['pairs']}: exact match {100 * result['exact_match']:.2f}%, "
+              f"token accuracy {100 * result['token_accuracy']:.2f}%, BLEU {result['bleu']:.2f}, "
+              f"loss {result['loss']:.4f}")
+        return result
     if task != "lm":
         raise ValueError(f"{args.run_dir}/config.json names task {task!r}: expected 'lm' or 'seq2seq'")
     if args.pairs is not None or args.beam is not None or args.length_penalty is not None:
@@ -40,7 +47,7 @@ def run(args):
     from ..train.lm import evaluate_lm
 
     result = evaluate_lm(args.run_dir, split=args.split, text=args.text, batch=args.batch,
-                         checkpoint=args.checkpoint, progress=not args.no_progress)
+                         checkpoint=args.checkpoint, progress=False if args.no_progress else None)
     line = f"{result['split']}: perplexity {result['perplexity']:.2f}, loss {result['loss']:.4f} nats"
     if "bits_per_char" in result:
         line += f", {result['bits_per_char']:.3f} bits/char"

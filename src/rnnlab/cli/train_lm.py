@@ -58,7 +58,10 @@ def register(ctx) -> None:
     run.add_argument("--out", metavar="RUN_DIR", default="runs/lm",
                      help="run directory: config, best/last checkpoints, metrics.jsonl, curves.png")
     run.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from last.npz")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    run.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (default: bars when stderr is a terminal)")
     p.set_defaults(func=run_command)
 
 
@@ -80,7 +83,7 @@ def config_from_args(args):
         "text", "valid_text", "test_text", "split", "level", "data_dir", "limit", "cell", "layers", "hidden",
         "emb", "dropout", "variational", "tie_weights", "init_scale", "optimizer", "lr", "lr_decay",
         "decay_start", "bptt", "batch", "epochs", "eval_batch", "seed", "max_minutes", "checkpoint_every",
-        "sum_over_time")}
+        "sum_over_time", "patience")}
     if args.dataset is not None:
         overrides["dataset"] = args.dataset
     overrides["clip"] = args.clip  # 0 turns clipping off
@@ -94,6 +97,7 @@ def run_command(args):
 
     from ..train.lm import RESUME_OVERRIDES
 
+    progress = False if args.no_progress else None
     if args.resume:
         ignored = [f"--{n.replace('_', '-')}" for n in (
             "preset", "dataset", "text", "level", "cell", "layers", "hidden", "emb", "lr", "optimizer", "bptt",
@@ -102,9 +106,10 @@ def run_command(args):
             print(f"rnnlab train lm: --resume keeps the stored config of {args.out}; ignoring "
                   f"{', '.join(ignored)}", file=sys.stderr)
         overrides = {name: getattr(args, name, None) for name in RESUME_OVERRIDES}
-        result = train_lm(None, args.out, resume=True, progress=not args.no_progress, overrides=overrides)
+        result = train_lm(None, args.out, resume=True, progress=progress, overrides=overrides)
     else:
-        result = train_lm(config_from_args(args), args.out, progress=not args.no_progress)
+        result = train_lm(config_from_args(args), args.out, progress=progress, overwrite=args.overwrite)
+    result = dict(result.metrics)
     line = f"test perplexity {result['perplexity']:.2f} (loss {result['loss']:.4f}"
     if "bits_per_char" in result:
         line += f", {result['bits_per_char']:.3f} bits/char"

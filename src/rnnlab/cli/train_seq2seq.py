@@ -2,6 +2,7 @@
 
     rnnlab train seq2seq --pairs data.tsv --attention luong --epochs 10 --out runs/s2s
     rnnlab train seq2seq --generated addition --n 50000 --reverse --peeky --out runs/add
+    rnnlab train seq2seq --out runs/add --resume --max-minutes 30   # continue a run exactly
 
 With ``--json`` the last line of stdout is one JSON object with the test figures of the best
 model (``exact_match``, ``token_accuracy``, ``bleu``, ``loss``) and ``epochs``, ``wall_s``.
@@ -63,7 +64,7 @@ def register(ctx) -> None:
     g.add_argument("--max-vocab", type=int, help="vocabulary size limit (incl. specials)")
     add_model_arguments(parser)
     g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--epochs", type=int, help=f"passes over the training pairs (default {d.epochs})")
     g.add_argument("--batch", type=int, default=d.batch)
     g.add_argument("--no-bucket", action="store_true",
                    help="batches of random pairs instead of pairs of similar length (more padding; on small "
@@ -76,9 +77,20 @@ def register(ctx) -> None:
     g.add_argument("--clip", type=float, default=d.clip, help="global gradient-norm clip (0: off)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--beam", type=int, default=d.beam, help="beam width of the final test decoding")
+    g.add_argument("--max-decode-len", type=int, help="longest decoded output (default: longest training "
+                                                          "target + 10)")
     g.add_argument("--eval-limit", type=int, help="decode at most this many validation pairs per epoch")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--out", metavar="RUN_DIR", help="run directory (config, checkpoints, metrics, curves)")
+    g.add_argument("--max-minutes", type=float, help="stop after this much training time (validate, save; "
+                                                     "--resume goes on)")
+    g.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss")
+    g.add_argument("--checkpoint-every", type=int, metavar="BATCHES",
+                   help="save last.npz every this many batches (default: every 60 s)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars when stderr "
+                                                              "is a terminal)")
+    g = parser.add_argument_group("run")
+    g.add_argument("--out", metavar="RUN_DIR", help="run directory (config, checkpoints, metrics, curves)")
+    g.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.npz")
+    g.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
     parser.set_defaults(func=run)
 
 
@@ -91,18 +103,27 @@ def config_from_args(args) -> Seq2SeqConfig:
         level=args.level, lower=args.lower, max_src_len=args.max_src_len, max_tgt_len=args.max_tgt_len,
         min_freq=args.min_freq, max_vocab=args.max_vocab, attention=args.attention, score=args.score, cell=args.cell,
         layers=args.layers, emb=args.emb, hidden=args.hidden, reverse=args.reverse, peeky=args.peeky,
-        bidirectional=args.bidirectional, dropout=args.dropout, epochs=args.epochs, batch=args.batch,
+        bidirectional=args.bidirectional, dropout=args.dropout,
+        epochs=args.epochs if args.epochs is not None else Seq2SeqConfig.epochs, batch=args.batch,
         bucket=not args.no_bucket,
         optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay, decay_start=args.decay_start,
         clip=args.clip, seed=args.seed, beam=args.beam, eval_limit=args.eval_limit,
-        progress=not args.no_progress)
+        max_decode_len=args.max_decode_len, max_minutes=args.max_minutes, patience=args.patience,
+        checkpoint_every=args.checkpoint_every, progress=False if args.no_progress else None)
 
 
 def run(args) -> dict:
-    config = config_from_args(args)
-    result = train_seq2seq(config, args.out)
-    result.pop("model", None)
-    result.pop("data", None)
+    if args.resume:
+        if not args.out:
+            raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
+        overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "patience": args.patience,
+                     "checkpoint_every": args.checkpoint_every}
+        if args.no_progress:
+            overrides["progress"] = False
+        result = train_seq2seq(None, args.out, resume=True, overrides=overrides)
+    else:
+        result = train_seq2seq(config_from_args(args), args.out, overwrite=args.overwrite)
+    result = dict(result.metrics)
     for ex in result["examples"]:
         print(f"{ex['source']}  ->  {ex['prediction']}   (reference: {ex['reference']})")
     print(f"test: exact match {100 * result['exact_match']:.2f}%, token accuracy "

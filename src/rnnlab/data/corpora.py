@@ -78,7 +78,7 @@ class Corpus:
 
     def decode(self, ids) -> str:
         """Ids back to text: words joined by spaces (``<eos>`` as a newline), chars concatenated."""
-        return detokenize(self.vocab.decode(ids, strip_specials=False), self.level)
+        return detokenize_lines(self.vocab.decode(ids, strip_specials=False), self.level)
 
     def summary(self) -> str:
         return (f"{self.name} ({self.level} level): vocabulary {len(self.vocab):,}, tokens train "
@@ -107,8 +107,10 @@ def read_text(path) -> str:
     return text
 
 
-def tokenize(text: str, level: str) -> list[str]:
-    """Word level: each line's tokens then ``<eos>`` (blank lines skipped); char level: characters."""
+def tokenize_lines(text: str, level: str) -> list[str]:
+    """A language-model corpus as tokens. Word level: each line's whitespace-separated words then
+    ``<eos>`` (blank lines skipped); char level: characters. (``data.pairs.tokenize`` is the other
+    one: one sentence into word and punctuation tokens.)"""
     check_level(level)
     if level == "char":
         return list(text)
@@ -121,7 +123,7 @@ def tokenize(text: str, level: str) -> list[str]:
     return tokens
 
 
-def detokenize(tokens: Sequence[str], level: str) -> str:
+def detokenize_lines(tokens: Sequence[str], level: str) -> str:
     """Tokens back to text: chars concatenated; words joined by spaces, ``<eos>`` ends a line."""
     if level == "char":
         return "".join(tokens)
@@ -237,7 +239,7 @@ def load_ptb(path=None, level: str = "word", download: bool = True, limit: int |
     splits = {}
     for part in ("train", "valid", "test"):
         file = dataset_file("ptb", part, path, download)
-        splits[part] = tokenize(read_text(file), level)[:limit]
+        splits[part] = tokenize_lines(read_text(file), level)[:limit]
     return make_corpus(splits["train"], splits["valid"], splits["test"], level, name="ptb")
 
 
@@ -267,12 +269,12 @@ def load_text(path, level: str = "char", split: Sequence[float] = (0.9, 0.05, 0.
             fractions[1] = 0.0
         if given["test"] is not None:
             fractions[2] = 0.0
-        parts = _split_tokens(tokenize(text, level), level, fractions, source=path)
+        parts = _split_tokens(tokenize_lines(text, level), level, fractions, source=path)
     else:
-        parts = [tokenize(text, level), [], []]
+        parts = [tokenize_lines(text, level), [], []]
     for index, name in ((1, "valid"), (2, "test")):
         if given[name] is not None:
-            parts[index] = tokenize(given[name], level)
+            parts[index] = tokenize_lines(given[name], level)
     parts = [p[:limit] for p in parts]
     return make_corpus(*parts, level=level, name=Path(path).name)
 
@@ -280,7 +282,7 @@ def load_text(path, level: str = "char", split: Sequence[float] = (0.9, 0.05, 0.
 def split_corpus(text: str, level: str, split: Sequence[float] = (0.9, 0.05, 0.05),
                  name: str = "text", source=None, limit: int | None = None) -> Corpus:
     """One text cut in order into train / valid / test by the fractions ``split``."""
-    parts = _split_tokens(tokenize(text, level), level, list(_check_split(split)), source=source or name)
+    parts = _split_tokens(tokenize_lines(text, level), level, list(_check_split(split)), source=source or name)
     return make_corpus(*[p[:limit] for p in parts], level=level, name=name)
 
 

@@ -181,14 +181,14 @@ class Model(Layer):
     def save(self, path, optimizer=None, state=None):
         """Write a checkpoint (weights, JSON config, optionally optimizer state and a JSON
         ``state`` dict) atomically to ``path``; ``rnnlab.load(path)`` rebuilds the model."""
-        from ..train.checkpoint import save_checkpoint
+        from ..checkpoint import save_checkpoint
 
         return save_checkpoint(path, self, optimizer=optimizer, state=state)
 
 
 def load(path) -> Model:
     """Rebuild a model saved with ``Model.save`` / ``save_checkpoint`` and load its weights."""
-    from ..train.checkpoint import load_checkpoint
+    from ..checkpoint import load_checkpoint
 
     return load_checkpoint(path).model
 

@@ -1,2 +1,7 @@
-"""Training: checkpoints, the shared run-directory helpers, and the trainers (lm, seq2seq)."""
-from .checkpoint import save_checkpoint, load_checkpoint, Checkpoint, CheckpointError
+"""Training: one loop (``loop``: Task, Trainer, Callback, TrainResult, train), the run folder
+(``run``: RunDir), the config base (``config``: TaskConfig), and the tasks (``lm``, ``seq2seq``).
+Checkpoints live in ``rnnlab.checkpoint`` (re-exported here)."""
+from ..checkpoint import save_checkpoint, load_checkpoint, Checkpoint, CheckpointError
+from .config import TaskConfig
+from .loop import Callback, Task, Trainer, TrainResult, TrainingDiverged, train
+from .run import RunDir, RunLocked

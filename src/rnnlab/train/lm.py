@@ -1,8 +1,11 @@
 """Train a recurrent language model with truncated BPTT (Zaremba et al. 2014), and evaluate it.
 
     config = LMConfig(**PRESETS["zaremba-small"])
-    result = train_lm(config, "runs/ptb-small")      # {"perplexity": ..., "loss": ..., ...}
+    result = train_lm(config, "runs/ptb-small")      # TrainResult: result["perplexity"], .history
     evaluate_lm("runs/ptb-small", split="test")
+
+The loop is ``train/loop.py``'s ``Trainer``; this module supplies ``LMTask`` (its windows, its
+loss and backward, its validation, its carried state) and the functions around a run.
 
 One epoch reads the training text once as ``batch`` parallel streams, ``bptt`` tokens at a
 time (``data.batching``). The recurrent state is carried from one window to the next, but the
@@ -14,7 +17,7 @@ the next epoch (StepDecay: lr * decay ** max(epoch - decay_start, 0)).
 
 **Resume.** last.npz is also written every ``checkpoint_every`` windows (or
 ``checkpoint_seconds`` seconds) inside an epoch. It holds the model, the optimizer state, the
-schedule, the position (epoch, next window), the carried state, the epoch's running loss, the
+schedule, the position (epoch, next window: ``batch``), the carried state, the epoch's running loss, the
 dropout generators' states and the wall time so far, so ``train_lm(..., resume=True)`` after a
 kill continues exactly where that checkpoint stood and, with the same seed, ends at the same
 numbers as a run that was never interrupted.
@@ -25,26 +28,28 @@ import dataclasses
 import json
 import math
 import sys
-import time
-import warnings
 from dataclasses import dataclass
 
 from .. import initializers
+from ..checkpoint import load_checkpoint
 from ..data import corpora
 from ..data.batching import BPTTBatches
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import bits_per_char, perplexity
 from ..models.lm import LanguageModel
-from ..optim import StepDecay, clip_grad_norm
+from ..optim import StepDecay
 from ..optim import get as get_optimizer
-from .checkpoint import load_checkpoint, save_checkpoint
-from .loop import RunDir, atomic_write_text, check_finite_loss
+from .config import TaskConfig
+from .loop import Callback, RunDir, Task, TrainResult, Trainer, resumed_config
+from .run import atomic_write_text
 
 
 @dataclass
-class LMConfig:
+class LMConfig(TaskConfig):
     """Everything that defines a language-model run (stored in RUN_DIR/config.json)."""
+
+    RUN_KEYS = ("vocab_size", "corpus")
 
     # data
     dataset: str | None = "ptb"        # "ptb" or "shakespeare"; ignored when text is given
@@ -82,20 +87,8 @@ class LMConfig:
     checkpoint_every: int | None = None    # windows between mid-epoch checkpoints (None: by time)
     checkpoint_seconds: float = 60.0       # seconds between mid-epoch checkpoints
     max_minutes: float | None = None       # stop (validate, save) once this much training time passed
+    patience: int | None = None            # stop after this many epochs without a better valid loss
     preset: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LMConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        if "split" in values and values["split"] is not None:
-            values["split"] = tuple(values["split"])
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["split"] = list(self.split)
-        return data
 
 
 PRESETS = {
@@ -174,230 +167,173 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
     return {"loss": mean, "perplexity": perplexity(mean), "tokens": count}
 
 
-def _bar(iterable, progress: bool, **kwargs):
-    if not progress:
+def _bar(iterable, progress: bool | None, **kwargs):
+    if not (sys.stderr.isatty() if progress is None else progress):
         return iterable
     from tqdm import tqdm
 
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
 
 
-def _plot(run: RunDir, rows: list[dict], title: str) -> None:
-    try:
-        from ..plots import plot_curves
-
-        plot_curves(rows, run.curves_path, keys=("train_loss", "valid_loss"), title=title,
-                    ylabel="loss (nats per token)")
-    except RuntimeError as err:  # matplotlib is optional
-        warnings.warn(f"no curves.png: {err}", stacklevel=2)
-
-
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _save_last(run, model, optimizer, schedule, position: dict) -> None:
-    """last.npz: everything ``resume`` needs to continue from this exact point."""
-    state = {**position, "schedule": schedule.state_dict(), "carried": model.states,
-             "rng": model.rng_state()}
-    save_checkpoint(run.last_path, model, optimizer, state=state)
+# ---- the task -----------------------------------------------------------------------------
+
+
+class LMTask(Task):
+    """Language modelling on the loop: batches are truncated-BPTT windows; the carried state
+    is the task's own resumable state (it goes into every last.npz), reset at each epoch start;
+    validation carries its own state from zeros and puts the training state back."""
+
+    name = "lm"
+    unit = "window"
+
+    def __init__(self, config: LMConfig, corpus: corpora.Corpus | None = None, progress: bool = False):
+        self.config = config
+        self.corpus = corpus          # in memory; None: read as the config says
+        self.progress = progress
+        self.loss_fn = SoftmaxCrossEntropy()
+
+    def setup(self) -> None:
+        config = self.config
+        if self.corpus is None:
+            self.corpus = load_corpus(config)
+        _log(f"rnnlab train lm: {self.corpus.summary()}")
+        self.batches = BPTTBatches(self.corpus.train, config.batch, config.bptt)
+        initializers.seed(config.seed)
+        self.model = build_model(config, len(self.corpus.vocab))
+        self.optimizer = build_optimizer(config)
+        self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
+        _log(f"rnnlab train lm: {self.model.count_params():,} parameters, {len(self.batches)} windows of "
+             f"{config.batch} x {config.bptt} per epoch, {config.optimizer} lr {config.lr:g}")
+
+    @property
+    def level(self) -> str:
+        return self.corpus.level
+
+    def run_config(self) -> dict:
+        return {"level": self.level, "vocab_size": len(self.corpus.vocab), "corpus": self.corpus.name}
+
+    def write_files(self, run) -> None:
+        atomic_write_text(run.path / "vocab.json", json.dumps(self.corpus.vocab.to_json(), ensure_ascii=False))
+
+    def check_resume(self, run) -> None:
+        vocab_path = run.path / "vocab.json"
+        if vocab_path.exists() and Vocab.load(vocab_path).itos != self.corpus.vocab.itos:
+            raise ValueError(f"{vocab_path} does not match the vocabulary of the corpus the run was "
+                             f"configured with: was the data changed?")
+
+    def epoch_batches(self, epoch: int):
+        return self.batches  # the same windows every epoch (the streams are not shuffled)
+
+    def start_epoch(self, epoch: int, batch: int) -> None:
+        if batch == 0:  # a fresh epoch starts from a zero state
+            self.model.reset_states()
+
+    def train_step(self, batch) -> tuple[float, int]:
+        x, y = batch
+        # forward from the state carried from the previous window; backward stops at its start
+        loss = self.loss_fn.forward(self.model.forward(x), y)
+        dlogits = self.loss_fn.backward()
+        if self.config.sum_over_time:
+            dlogits *= x.shape[1]
+        self.model.backward(dlogits)
+        return loss, self.loss_fn.count
+
+    def validate(self) -> dict:
+        carried = self.model.states  # validation resets the state; training goes on from this one
+        valid = evaluate(self.model, self.corpus.valid, self.config.batch, self.config.bptt,
+                         progress=self.progress, desc="valid")
+        self.model.set_states(carried)
+        row = {"valid_loss": valid["loss"], "valid_ppl": valid["perplexity"]}
+        if self.level == "char":
+            row["valid_bpc"] = bits_per_char(valid["loss"])
+        return row
+
+    def train_metrics(self, mean_loss: float, count: int, seconds: float) -> dict:
+        return {"train_ppl": perplexity(mean_loss), "tokens": count, "tokens_per_s": count / max(seconds, 1e-9)}
+
+    def state_dict(self) -> dict:
+        return {"carried": self.model.states}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.set_states(state.get("carried"))
+
+    def final_metrics(self, history: list[dict]) -> dict:
+        """Valid and test figures of the (best) model: state carried, ``eval_batch`` streams."""
+        return evaluate_corpus(self.model, self.corpus, self.config, progress=self.progress)
+
+    def describe_epoch(self, row: dict) -> str:
+        return (f"train ppl {row['train_ppl']:.2f}, valid ppl {row['valid_ppl']:.2f} (loss "
+                f"{row['valid_loss']:.4f}), lr {row['lr']:g}, {row['tokens_per_s']:,.0f} tok/s, "
+                f"{row['wall_s']:.0f} s")
+
+    def postfix(self, mean_loss: float) -> str:
+        return f"ppl {math.exp(min(mean_loss, 700.0)):.2f}"
 
 
 # ---- training -----------------------------------------------------------------------------
 
 
-def train_lm(config: LMConfig | None, run_dir, resume: bool = False, progress: bool = True,
-             overrides: dict | None = None, on_window=None) -> dict:
-    """Train (or, with ``resume``, continue) a language model in ``run_dir``; returns the final
-    figures: test ``perplexity``, ``loss``, ``tokens`` (+ ``bits_per_char`` for characters),
-    ``valid_perplexity``, ``epochs``, ``wall_s`` ...
+RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")
 
-    With ``resume`` the run's stored config is used (``config`` may be None); ``overrides``
-    may change its ``epochs``, ``max_minutes``, ``checkpoint_every`` or ``checkpoint_seconds``.
-    ``on_window(epoch, window)``, when given, is called after every training window (tests
-    use it to interrupt a run).
+
+class _OnWindow(Callback):
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_batch_end(self, trainer, epoch, batch, loss):
+        self.fn(epoch, batch)
+
+
+def train_lm(config: LMConfig | None, run_dir=None, resume: bool = False, progress: bool | None = None,
+             overrides: dict | None = None, on_window=None, corpus: corpora.Corpus | None = None,
+             overwrite: bool = False, callbacks=(), timed_choices: dict | None = None) -> TrainResult:
+    """Train (or, with ``resume``, continue) a language model; with ``run_dir`` write the run
+    folder there, without one train in memory. Returns a ``TrainResult`` whose ``metrics`` are
+    the final figures: test ``perplexity``, ``loss``, ``tokens`` (+ ``bits_per_char`` for
+    characters), ``valid_perplexity``, ``epochs``, ``wall_s`` (``result["perplexity"]`` works).
+
+    ``corpus``: data in memory (a ``corpora.Corpus``) instead of the files the config names.
+    With ``resume`` the run's stored config is used (``config`` may be None); ``overrides`` may
+    change its ``epochs``, ``max_minutes``, ``checkpoint_every``, ``checkpoint_seconds`` or
+    ``patience``. ``on_window(epoch, window)``, when given, is called after every training
+    window (tests use it to interrupt a run). ``progress``: None shows bars when stderr is a
+    terminal. ``timed_choices``: fix the recurrent layers' timed choices of a new run.
     """
-    run = RunDir(run_dir, create=not resume)
     if resume:
-        config = _resumed_config(run, overrides or {})
-    elif config is None:
-        raise ValueError("train_lm: a new run needs a config")
-    elif run.config_path.exists():
-        raise ValueError(f"{run.path} already holds a run ({run.config_path}): continue it with --resume "
-                         f"or choose another --out")
-
-    # -- data
-    corpus = load_corpus(config)
-    vocab_path = run.path / "vocab.json"
-    if resume and vocab_path.exists() and Vocab.load(vocab_path).itos != corpus.vocab.itos:
-        raise ValueError(f"{vocab_path} does not match the vocabulary of the corpus the run was "
-                         f"configured with: was the data changed?")
-    level = corpus.level
-    _log(f"rnnlab train lm: {corpus.summary()}")
-    train_batches = BPTTBatches(corpus.train, config.batch, config.bptt)
-
-    # -- model, optimizer, schedule
-    initializers.seed(config.seed)
-    model = build_model(config, len(corpus.vocab))
-    optimizer = build_optimizer(config)
-    schedule = StepDecay(optimizer, config.lr_decay, config.decay_start)
-    loss_fn = SoftmaxCrossEntropy()
-    if not resume:
-        atomic_write_text(vocab_path, json.dumps(corpus.vocab.to_json(), ensure_ascii=False))
-        run.write_config({"task": "lm", **config.to_dict(), "level": level,
-                          "vocab_size": len(corpus.vocab), "corpus": corpus.name,
-                          "params": model.count_params()})
-
-    # -- where we are: epoch (1-based), next window, the epoch's running loss, best valid loss
-    position = {"epoch": 1, "window": 0, "epoch_nll": 0.0, "epoch_tokens": 0, "step": 0,
-                "best_valid": None, "wall_s": 0.0, "rows": 0}
-    if resume and run.last_path.exists():
-        ckpt = load_checkpoint(run.last_path)
-        model.set_weights(ckpt.model.get_weights())
-        optimizer.load_state_dict(ckpt.optimizer_arrays, ckpt.optimizer_meta)
-        state = ckpt.state
-        schedule.load_state_dict(state["schedule"])
-        model.set_states(state["carried"])
-        model.set_rng_state(state["rng"])
-        position = {k: state[k] for k in position}
-        # rows logged after this checkpoint was written belong to the lost part: drop them
-        run.truncate_metrics(position["rows"])
-        _log(f"rnnlab train lm: resuming {run.path} at epoch {position['epoch']}, window "
-             f"{position['window']} of {len(train_batches)}")
-    elif resume:
-        _log(f"rnnlab train lm: {run.last_path} does not exist yet: starting {run.path} from the beginning")
-        run.truncate_metrics(0)
-    optimizer.lr = schedule.lr_at(position["epoch"])
-    _log(f"rnnlab train lm: {model.count_params():,} parameters, {len(train_batches)} windows of "
-         f"{config.batch} x {config.bptt} per epoch, {config.optimizer} lr {optimizer.lr:g}")
-
-    t_start = time.perf_counter()
-    wall_before = position["wall_s"]
-    out_of_time = False
-
-    def wall() -> float:
-        return wall_before + time.perf_counter() - t_start
-
-    def budget_left() -> bool:  # a new run trains at least one window, whatever the budget
-        return config.max_minutes is None or wall() < 60.0 * config.max_minutes or position["step"] == 0
-
-    while position["epoch"] <= config.epochs and budget_left():
-        epoch = position["epoch"]
-        model.train()
-        if position["window"] == 0:  # a fresh epoch starts from a zero state
-            model.reset_states()
-        optimizer.lr = schedule.lr_at(epoch)
-        bar = _epoch_bar(progress, len(train_batches), position["window"], epoch, config.epochs)
-        t_epoch, tokens_epoch, last_ckpt = time.perf_counter(), 0, time.perf_counter()
-        for window in range(position["window"], len(train_batches)):
-            x, y = train_batches[window]
-            # forward, loss; the state carried from the previous window is the starting point
-            logits = model.forward(x)
-            loss = loss_fn.forward(logits, y)
-            check_finite_loss(loss, f"epoch {epoch}, window {window + 1}/{len(train_batches)}")
-            # backward (stops at the window start), clip, update
-            dlogits = loss_fn.backward()
-            if config.sum_over_time:
-                dlogits *= x.shape[1]
-            model.backward(dlogits)
-            norm = clip_grad_norm(model.grads, config.clip or None)
-            check_finite_loss(norm, f"epoch {epoch}, window {window + 1} (gradient norm)")
-            optimizer.step(model.params, model.grads)
-
-            position["epoch_nll"] += loss * loss_fn.count
-            position["epoch_tokens"] += loss_fn.count
-            position["step"] += 1
-            position["window"] = window + 1
-            tokens_epoch += loss_fn.count
-            if bar is not None:
-                bar.update(1)
-                if window % 10 == 0 or window + 1 == len(train_batches):
-                    rate = tokens_epoch / max(time.perf_counter() - t_epoch, 1e-9)
-                    bar.set_postfix_str(f"ppl {math.exp(position['epoch_nll'] / position['epoch_tokens']):.2f}"
-                                        f" {rate:,.0f} tok/s lr {optimizer.lr:.3g}", refresh=False)
-            if not budget_left() and position["window"] < len(train_batches):
-                out_of_time = True
-                break
-            due = (position["window"] % config.checkpoint_every == 0) if config.checkpoint_every else \
-                (time.perf_counter() - last_ckpt >= config.checkpoint_seconds)
-            if due and position["window"] < len(train_batches):
-                _save_last(run, model, optimizer, schedule, {**position, "wall_s": wall()})
-                last_ckpt = time.perf_counter()
-            if on_window is not None:
-                on_window(epoch, window + 1)
-        if bar is not None:
-            bar.close()
-
-        # -- end of the epoch (or of the time budget): validate, log, checkpoint, decay lr
-        carried = model.states  # validation resets the state; a stop mid-epoch must keep it
-        train_loss = position["epoch_nll"] / max(position["epoch_tokens"], 1)
-        valid = evaluate(model, corpus.valid, config.batch, config.bptt, progress=progress, desc="valid")
-        row = {"epoch": epoch, "train_loss": train_loss, "train_ppl": perplexity(train_loss),
-               "valid_loss": valid["loss"], "valid_ppl": valid["perplexity"], "lr": optimizer.lr,
-               "tokens": position["epoch_tokens"], "step": position["step"],
-               "tokens_per_s": tokens_epoch / max(time.perf_counter() - t_epoch, 1e-9), "wall_s": wall()}
-        if level == "char":
-            row["valid_bpc"] = bits_per_char(valid["loss"])
-        if out_of_time:
-            row["partial"] = position["window"] / len(train_batches)
-        # a row for part of this epoch (an earlier run stopped by its time budget) is superseded
-        run.filter_metrics(lambda r: not (r.get("partial") and r.get("epoch") == epoch))
-        run.log_metrics(row)
-        position["rows"] = len(run.read_metrics())
-        _log(f"epoch {epoch}/{config.epochs}: train ppl {row['train_ppl']:.2f}, valid ppl "
-             f"{row['valid_ppl']:.2f} (loss {valid['loss']:.4f}), lr {optimizer.lr:g}, "
-             f"{row['tokens_per_s']:,.0f} tok/s, {row['wall_s']:.0f} s")
-        if position["best_valid"] is None or valid["loss"] < position["best_valid"]:
-            position["best_valid"] = valid["loss"]
-            save_checkpoint(run.best_path, model, state={"epoch": epoch, "valid_loss": valid["loss"]})
-        if out_of_time:
-            # keep the mid-epoch position: a resume with a larger budget goes on from here
-            model.set_states(carried)
-            _log(f"rnnlab train lm: time budget of {config.max_minutes:g} min used up in epoch {epoch}")
-        else:
-            schedule.epoch_end(epoch)
-            position.update(epoch=epoch + 1, window=0, epoch_nll=0.0, epoch_tokens=0)
-            model.reset_states()
-        _save_last(run, model, optimizer, schedule, {**position, "wall_s": wall()})
-        _plot(run, run.read_metrics(), f"{config.preset or corpus.name}: {config.cell} "
-                                       f"{config.layers}x{config.hidden}")
-
-    # -- final figures: the best model on valid and test, state carried, eval_batch streams
-    result = evaluate_checkpoint(run.best_path if run.best_path.exists() else run.last_path, corpus,
-                                 config, progress=progress)
-    epochs_done = max((r["epoch"] for r in run.read_metrics()), default=0)
-    result.update(epochs=epochs_done, wall_s=round(wall(), 3), run_dir=str(run.path))
-    atomic_write_text(run.path / "results.json", json.dumps(result, indent=2) + "\n")
-    return result
+        if run_dir is None:
+            raise ValueError("train_lm: resume needs the run_dir to continue")
+        run = RunDir.open(run_dir, resume=True)
+    else:
+        if config is None:
+            raise ValueError("train_lm: a new run needs a config")
+        config = _absolute_paths(config)
+        run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
+    try:
+        if resume:
+            config = resumed_config(run, LMConfig, "lm", overrides, RESUME_OVERRIDES)
+        task = LMTask(config, corpus=corpus, progress=bool(progress))
+        task.setup()
+        callbacks = [*callbacks, *([_OnWindow(on_window)] if on_window is not None else [])]
+        title = f"{config.preset or task.corpus.name}: {config.cell} {config.layers}x{config.hidden}"
+        trainer = Trainer.from_config(task, run, progress=progress, callbacks=callbacks, plot_title=title,
+                                      timed_choices=timed_choices)
+        return trainer.fit(resume=resume)
+    finally:
+        if run is not None:
+            run.close()
 
 
-RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds")
+def _absolute_paths(config: LMConfig) -> LMConfig:
+    """The config with its data paths made absolute (a run folder names its data wherever it is read)."""
+    from pathlib import Path
 
-
-def _resumed_config(run: RunDir, overrides: dict) -> LMConfig:
-    stored = run.read_config()
-    if stored.get("task") != "lm":
-        raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not a language model")
-    config = LMConfig.from_dict(stored)
-    # a resumed run may be given more epochs or another time budget; nothing else changes
-    changed = {k: v for k, v in overrides.items() if v is not None and getattr(config, k) != v}
-    unknown = set(changed) - set(RESUME_OVERRIDES)
-    if unknown:
-        raise ValueError(f"a resumed run keeps its config; only {', '.join(RESUME_OVERRIDES)} can change, "
-                         f"not {', '.join(sorted(unknown))}")
-    if changed:
-        config = dataclasses.replace(config, **changed)
-        run.write_config({**stored, **config.to_dict()})
-    return config
-
-
-def _epoch_bar(progress: bool, total: int, initial: int, epoch: int, epochs: int):
-    if not progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=f"epoch {epoch}/{epochs}", unit="win",
-                file=sys.stderr, dynamic_ncols=True)
+    paths = {k: str(Path(v).resolve()) for k in ("text", "valid_text", "test_text", "data_dir")
+             if (v := getattr(config, k)) is not None}
+    return dataclasses.replace(config, **paths) if paths else config
 
 
 # ---- evaluation and sampling --------------------------------------------------------------
@@ -412,7 +348,11 @@ def _figures(loss: float, tokens: int, level: str) -> dict:
 
 def evaluate_checkpoint(path, corpus: corpora.Corpus, config: LMConfig, progress: bool = False) -> dict:
     """Valid and test figures of the checkpoint at ``path`` (test ones at the top level)."""
-    model = load_checkpoint(path).model
+    return evaluate_corpus(load_checkpoint(path).model, corpus, config, progress)
+
+
+def evaluate_corpus(model, corpus: corpora.Corpus, config: LMConfig, progress: bool = False) -> dict:
+    """Valid and test figures of ``model`` on ``corpus`` (test ones at the top level)."""
     batch = config.eval_batch
     valid = evaluate(model, corpus.valid, batch, config.bptt, progress=progress, desc="valid")
     test = evaluate(model, corpus.test, batch, config.bptt, progress=progress, desc="test")
@@ -429,8 +369,7 @@ def load_run(run_dir, checkpoint: str = "best"):
     stored = run.read_config()
     if stored.get("task") != "lm":
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not a language model")
-    config = LMConfig.from_dict(stored)
-    config.level = stored.get("level", config.level)
+    config = LMConfig.from_run_config(stored)
     vocab = Vocab.load(run.path / "vocab.json")
     path = run.best_path if checkpoint == "best" else run.last_path
     if not path.exists():
@@ -448,7 +387,7 @@ def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = Non
     config, vocab, model = load_run(run_dir, checkpoint)
     level = config.level
     if text is not None:
-        ids = corpora.encode(corpora.tokenize(corpora.read_text(text), level), vocab)
+        ids = corpora.encode(corpora.tokenize_lines(corpora.read_text(text), level), vocab)
         source = str(text)
     else:
         if split not in ("train", "valid", "test"):
@@ -471,13 +410,13 @@ def sample_lm(run_dir, prime: str = "", length: int = 200, temperature: float = 
     """Text generated by a run's model after ``prime``; the same seed gives the same text."""
     config, vocab, model = load_run(run_dir, checkpoint)
     level = config.level
-    tokens = corpora.tokenize(prime, level) if prime else []
+    tokens = corpora.tokenize_lines(prime, level) if prime else []
     if level == "word" and tokens and not prime.endswith("\n"):
-        tokens = tokens[:-1]  # tokenize ends every line with <eos>; an open prime continues the line
+        tokens = tokens[:-1]  # tokenize_lines ends every line with <eos>; an open prime continues the line
     if not tokens:  # start as a new line / text would
         tokens = ["<eos>"] if level == "word" else (["\n"] if "\n" in vocab else [vocab.itos[-1]])
     ids = model.generate(vocab.encode(tokens), length, temperature=temperature, top_k=top_k, seed=seed)
-    generated = corpora.detokenize(vocab.decode(ids, strip_specials=False), level)
+    generated = corpora.detokenize_lines(vocab.decode(ids, strip_specials=False), level)
     if level == "word" and prime and not prime.endswith(("\n", " ")) and not generated.startswith("\n"):
         generated = " " + generated
     return {"text": prime + generated, "prime": prime, "generated": generated, "length": length,

@@ -1,24 +1,36 @@
-"""Small helpers every trainer shares: the run directory and the divergence check.
+"""The one training loop: every task (lm, seq2seq, and the coming classify, tag, caption) runs on it.
 
-A run directory holds what one training run leaves behind::
+A task supplies its batches, the loss and backward of one batch, and its validation metrics
+(``Task``); the ``Trainer`` owns everything else: epochs and steps, train/eval mode, progress
+bars, metrics.jsonl, best/last checkpoints, exact mid-epoch resume, the time budget, the NaN
+guard, early stopping on a validation metric, curves, and the recorded timed choices.
 
-    RUN_DIR/config.json      the full configuration (with "task": "lm" or "seq2seq")
-    RUN_DIR/best.npz         checkpoint with the best validation loss so far
-    RUN_DIR/last.npz         the latest checkpoint (what --resume continues from)
-    RUN_DIR/metrics.jsonl    one JSON object per line (one per epoch, plus any extra rows)
-    RUN_DIR/curves.png       training and validation curves
+    task = LMTask(config)                        # any Task
+    result = train(task, out="runs/x")           # opens the run folder, fits, closes it
+    result = Trainer(task).fit()                 # in memory: no folder, no files
+    result.metrics["perplexity"], result.history, result.model
 
-``config.json`` is written atomically (temporary file in the same folder, fsync, rename), so
-a run killed while saving never leaves a half-written config behind.
+One optimizer step (``Trainer._step``)::
+
+    loss, count = task.train_step(batch)         # forward + loss + backward: grads in model.grads
+    check the loss is finite                     # else TrainingDiverged
+    self.reduce_gradients(model.grads)           # data-parallel: all-reduce here (no-op alone)
+    norm = clip_grad_norm(model.grads, clip)     # then check the norm is finite
+    optimizer.step(model.params, model.grads)
+
+Only a writer (``is_writer``: rank 0 of a data-parallel run) writes files; every rank reads
+the checkpoint it resumes from.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-from pathlib import Path
+import sys
+import time
+from dataclasses import dataclass, field
 
-from ..fileio import atomic_write
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..optim import clip_grad_norm
+from .run import RunDir, RunLocked  # noqa: F401  (RunDir is part of this module's interface)
 
 
 class TrainingDiverged(RuntimeError):
@@ -26,11 +38,7 @@ class TrainingDiverged(RuntimeError):
 
 
 def check_finite_loss(loss: float, where: str) -> None:
-    """Raise ``TrainingDiverged`` when ``loss`` is NaN or inf.
-
-    ``where`` says where it happened (e.g. ``"epoch 3, step 120"``). Call it before saving any
-    checkpoint of the step, so the checkpoints on disk are those of the last finite loss.
-    """
+    """Raise ``TrainingDiverged`` when ``loss`` is NaN or inf (``where``: e.g. "epoch 3, step 120")."""
     if not math.isfinite(float(loss)):
         raise TrainingDiverged(
             f"training diverged: loss is {float(loss)} at {where}; stopped, keeping the last good "
@@ -38,116 +46,553 @@ def check_finite_loss(loss: float, where: str) -> None:
             f"from last.npz)")
 
 
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder + rename."""
-    atomic_write(path, lambda f: f.write(text), binary=False)
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
-class RunDir:
-    """One training run's folder: config, checkpoints, metrics log.
+# ---- what a task supplies ---------------------------------------------------------------------
 
-    ``RunDir(path)`` creates the folder when it is missing (a new run); ``RunDir(path,
-    create=False)`` is for reading an existing run and raises FileNotFoundError without one.
+
+class Task:
+    """One kind of training. A subclass sets ``name`` and implements the methods marked
+    *required*; the others have defaults that fit a task without carried state.
+
+    After ``setup()`` the task holds ``model`` (a ``Model``: params, grads, train()/eval()),
+    ``optimizer`` and ``schedule`` (an object with ``lr_at(epoch)``, ``epoch_end(epoch)``,
+    ``state_dict()``/``load_state_dict()``, or None). ``config`` is its ``TaskConfig``.
     """
 
-    CONFIG = "config.json"
-    METRICS = "metrics.jsonl"
+    name = "task"               # config.json "task"
+    unit = "batch"              # what one step is called in messages and progress bars
+    monitor = "valid_loss"      # the validation metric for best.npz and early stopping
+    mode = "min"                # "min": lower is better; "max": higher is better
 
-    def __init__(self, path, create: bool = True):
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise NotADirectoryError(f"run directory {self.path} exists and is not a folder")
-        if create:
-            self.path.mkdir(parents=True, exist_ok=True)
-        elif not self.path.is_dir():
-            raise FileNotFoundError(f"run directory {self.path} does not exist")
+    config = None
+    model = None
+    optimizer = None
+    schedule = None
+
+    def setup(self) -> None:
+        """*Required.* Read the data, build the model, the optimizer (and schedule). Seeded by the
+        config, so every process builds the same. Called before the run folder gets a config."""
+        raise NotImplementedError
+
+    def epoch_batches(self, epoch: int):
+        """*Required.* The batches of ``epoch`` (1-based) as a sequence (``len``, ``[i]``); the same
+        for the same epoch in any process (shuffle with a generator seeded by seed and epoch)."""
+        raise NotImplementedError
+
+    def train_step(self, batch) -> tuple[float, int]:
+        """*Required.* Forward, loss and backward on ``batch``, leaving the gradients in
+        ``model.grads``. Returns (mean loss, number of items it averages over)."""
+        raise NotImplementedError
+
+    def validate(self) -> dict:
+        """*Required.* Validation metrics as metrics.jsonl entries (``valid_loss``, ...; must hold
+        ``monitor``). The trainer has switched the model to eval mode; a task with carried state
+        leaves its training state as it found it."""
+        raise NotImplementedError
+
+    def start_epoch(self, epoch: int, batch: int) -> None:
+        """Called before the epoch's first step (``batch`` > 0 when resuming mid-epoch)."""
+
+    def train_metrics(self, mean_loss: float, count: int, seconds: float) -> dict:
+        """Extra entries of the epoch's row from its training loss (e.g. ``train_ppl``): ``count``
+        items averaged so far in the epoch, ``seconds`` of training in it (across resumes)."""
+        return {}
+
+    def final_metrics(self, history: list[dict]) -> dict:
+        """Figures of the final model (the best one) once training ends, e.g. on the test split."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """The task's own state for an exact mid-epoch resume (e.g. a carried hidden state);
+        JSON values and arrays."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def run_config(self) -> dict:
+        """Entries config.json holds besides the config (vocabularies, sizes ...)."""
+        return {}
+
+    def write_files(self, run: RunDir) -> None:
+        """Files a new run writes once it really starts (e.g. vocab.json)."""
+
+    def check_resume(self, run: RunDir) -> None:
+        """Raise when a resumed run's data no longer matches what the run was trained on."""
+
+    def describe_epoch(self, row: dict) -> str:
+        return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                         for k, v in row.items() if k != "epoch")
+
+    def postfix(self, mean_loss: float) -> str:
+        return f"loss {mean_loss:.4f}"
+
+    def curve_keys(self) -> tuple:
+        return ("train_loss", "valid_loss")
+
+
+class Callback:
+    """Hooks into a fit (Keras style). Set ``trainer.stop_training = True`` to stop after the
+    current step (``on_batch_end``) or epoch (``on_epoch_end``); a stop by a callback is not
+    resumable as a time-budget stop is (the run's last.npz holds the position, though)."""
+
+    def on_train_begin(self, trainer: "Trainer") -> None: ...
+
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None: ...
+
+    def on_batch_end(self, trainer: "Trainer", epoch: int, batch: int, loss: float) -> None: ...
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, row: dict) -> None: ...
+
+    def on_train_end(self, trainer: "Trainer", result: "TrainResult") -> None: ...
+
+
+@dataclass
+class TrainResult:
+    """What a fit returns. ``metrics``: the final figures (``task.final_metrics``) plus ``epochs``,
+    ``wall_s`` (and ``run_dir``); ``history``: the metrics rows; ``stopped``: "epochs",
+    "early_stopping", "time_budget" or "callback". ``result["key"]`` reads ``metrics``."""
+
+    metrics: dict
+    history: list = field(default_factory=list)
+    model: object = None
+    run_dir: str | None = None
+    stopped: str = "epochs"
+    task: object = None
+
+    def __getitem__(self, key):
+        return self.metrics[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self.metrics
+
+    def get(self, key, default=None):
+        return self.metrics.get(key, default)
+
+
+# ---- the trainer --------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Fits ``task``; with ``run`` (an opened ``RunDir``) it writes the run folder, else nothing.
+
+    ``epochs``; ``clip`` (global gradient norm, None/0: off); ``max_minutes`` (time budget: stop
+    cleanly with a checkpoint; a new run trains at least one step); ``checkpoint_every`` steps or
+    ``checkpoint_seconds`` between mid-epoch last.npz; ``patience`` (epochs without improvement
+    of ``monitor`` before stopping; None: never); ``progress`` (None: bars only when stderr is a
+    terminal); ``callbacks``; ``is_writer`` (False on ranks other than 0); ``all_reduce``
+    (``f(grads)`` summing/averaging gradients in place across processes); ``timed_choices``
+    (fix the recurrent layers' timed choices of a new run; a resumed run restores its own);
+    ``restore_best`` (evaluate and return the best model rather than the last).
+    """
+
+    # fields of a task's config that, where present, set the loop (Trainer.from_config)
+    CONFIG_SETTINGS = ("epochs", "clip", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience",
+                       "progress")
+    RESUME_STATE = ("epoch", "batch", "step", "loss_sum", "count", "train_s", "best", "bad_epochs",
+                    "wall_s", "rows", "stopped")
+
+    def __init__(self, task: Task, run: RunDir | None = None, *, epochs: int = 1, clip: float | None = None,
+                 max_minutes: float | None = None, checkpoint_every: int | None = None,
+                 checkpoint_seconds: float = 60.0, patience: int | None = None, monitor: str | None = None,
+                 mode: str | None = None, progress: bool | None = None, callbacks=(), is_writer: bool = True,
+                 all_reduce=None, timed_choices: dict | None = None, restore_best: bool = True,
+                 plot_title: str | None = None, log: bool = True):
+        self.task = task
+        self.run = run
+        self.epochs = int(epochs)
+        self.clip = clip or None
+        self.max_minutes = max_minutes
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
+        self.patience = patience
+        self.monitor = monitor or task.monitor
+        self.mode = mode or task.mode
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        self.progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self.callbacks = list(callbacks)
+        self.is_writer = is_writer
+        self.all_reduce = all_reduce
+        self.timed_choices = timed_choices
+        self.restore_best = restore_best
+        self.plot_title = plot_title
+        self.log = log
+        self.stop_training = False
+        self.history: list[dict] = []
+        self._best_weights = None
+
+    @classmethod
+    def from_config(cls, task: Task, run: RunDir | None = None, **options) -> "Trainer":
+        """A trainer with the loop settings of ``task.config`` (a ``TaskConfig``); ``options`` win."""
+        c = task.config
+        settings = {name: getattr(c, name) for name in cls.CONFIG_SETTINGS if hasattr(c, name)}
+        settings.update(options)
+        return cls(task, run, **settings)
 
     @property
-    def config_path(self) -> Path:
-        return self.path / self.CONFIG
+    def writes(self) -> bool:
+        """Whether this process writes files: it has a run folder and is the writer (rank 0)."""
+        return self.run is not None and self.is_writer
 
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / self.METRICS
+    # -- the one place between backward and the optimizer step -------------------------------
+    def reduce_gradients(self, grads) -> None:
+        """Data-parallel training sums (or averages) ``grads`` across processes here, in place."""
+        if self.all_reduce is not None:
+            self.all_reduce(grads)
 
-    @property
-    def best_path(self) -> Path:
-        return self.path / "best.npz"
+    # -- fit ------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train (``resume``: continue the run folder's last.npz) and return the result."""
+        from ..layers import speed
 
-    @property
-    def last_path(self) -> Path:
-        return self.path / "last.npz"
+        task, model = self.task, self.task.model
+        if model is None:
+            raise RuntimeError(f"{type(task).__name__}.setup() must run before Trainer.fit (no model)")
+        pos = {"epoch": 1, "batch": 0, "step": 0, "loss_sum": 0.0, "count": 0, "train_s": 0.0, "best": None,
+               "bad_epochs": 0, "wall_s": 0.0, "rows": 0, "stopped": None}
+        if resume and self.run is not None and self.run.last_path.exists():
+            pos = self._restore(pos)
+        else:
+            if resume and self.run is not None:
+                _log(f"rnnlab train {task.name}: {self.run.last_path} does not exist yet: starting "
+                     f"{self.run.path} from the beginning")
+                if self.writes:
+                    self.run.truncate_metrics(0)
+            if self.timed_choices:
+                speed.set_timed_choices(self.timed_choices)
+            if self.writes and not resume:
+                config = task.config.to_dict() if task.config is not None else {}
+                self.run.start({"task": task.name, **config, **task.run_config(), "params": model.count_params()})
+                task.write_files(self.run)
+        if self.run is not None:
+            self.history = self.run.read_metrics()[:pos["rows"]] if resume else []
+        self.pos = pos
+        self._t0, self._wall_before = time.perf_counter(), pos["wall_s"]
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        stopped = pos["stopped"] or "epochs"
+        while pos["epoch"] <= self.epochs and not pos["stopped"] and self._budget_left():
+            stopped = self._epoch()
+            if stopped:
+                pos["stopped"] = stopped
+        if not pos["stopped"]:
+            stopped = "epochs" if pos["epoch"] > self.epochs else "time_budget"
+        return self._finish(stopped)
 
-    @property
-    def curves_path(self) -> Path:
-        return self.path / "curves.png"
+    def wall(self) -> float:
+        """Training time of the run so far (seconds, across resumes)."""
+        return self._wall_before + time.perf_counter() - self._t0
 
-    def write_config(self, config: dict) -> Path:
-        """Write ``config`` as pretty JSON, atomically."""
-        atomic_write_text(self.config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-        return self.config_path
+    def _budget_left(self) -> bool:
+        return (self.max_minutes is None or self.wall() < 60.0 * self.max_minutes
+                or self.pos["step"] == 0)
 
-    def read_config(self) -> dict:
-        if not self.config_path.exists():
-            raise FileNotFoundError(f"{self.config_path} does not exist: {self.path} is not an rnnlab "
-                                    f"run directory (train a model with --out {self.path} first)")
+    def _epoch(self) -> str | None:
+        """One epoch (or its rest, after a resume); returns why training stops, or None."""
+        task, model, pos = self.task, self.task.model, self.pos
+        epoch = pos["epoch"]
+        batches = task.epoch_batches(epoch)
+        n = len(batches)
+        model.train()
+        task.start_epoch(epoch, pos["batch"])
+        if task.schedule is not None:
+            task.optimizer.lr = task.schedule.lr_at(epoch)
+        for cb in self.callbacks:
+            cb.on_epoch_begin(self, epoch)
+        bar = self._bar(n, pos["batch"], f"epoch {epoch}/{self.epochs}")
+        t_epoch, last_save = time.perf_counter(), time.perf_counter()
+        train_s_before = pos["train_s"]
+        out_of_time = False
+        for i in range(pos["batch"], n):
+            loss, count = self._step(batches[i], f"epoch {epoch}, {task.unit} {i + 1}/{n}")
+            pos["loss_sum"] += loss * count
+            pos["count"] += count
+            pos["step"] += 1
+            pos["batch"] = i + 1
+            pos["train_s"] = train_s_before + time.perf_counter() - t_epoch
+            if bar is not None:
+                bar.update(1)
+                if i % 10 == 0 or i + 1 == n:
+                    bar.set_postfix_str(f"{task.postfix(pos['loss_sum'] / max(pos['count'], 1))} "
+                                        f"lr {task.optimizer.lr:.3g}", refresh=False)
+            if not self._budget_left() and pos["batch"] < n:
+                out_of_time = True
+                break
+            due = (pos["batch"] % self.checkpoint_every == 0) if self.checkpoint_every else \
+                (time.perf_counter() - last_save >= self.checkpoint_seconds)
+            if due and pos["batch"] < n:
+                self._save_last()
+                last_save = time.perf_counter()
+            for cb in self.callbacks:
+                cb.on_batch_end(self, epoch, i + 1, loss)
+            if self.stop_training:
+                break
+        if bar is not None:
+            bar.close()
+        pos["train_s"] = train_s_before + time.perf_counter() - t_epoch
+        epoch_done = pos["batch"] >= n
+
+        # -- end of the epoch (or of the budget): validate, log, checkpoint, schedule
+        self._check_weights(f"at the end of epoch {epoch}, {task.unit} {pos['batch']}")
+        mean = pos["loss_sum"] / max(pos["count"], 1)
+        row = {"epoch": epoch, "train_loss": mean, **task.train_metrics(mean, pos["count"], pos["train_s"]),
+               **self._validate(), "lr": task.optimizer.lr, "step": pos["step"], "wall_s": self.wall()}
+        if not epoch_done:
+            row["partial"] = pos["batch"] / n
+        if self.monitor not in row:
+            raise KeyError(f"{type(task).__name__}.validate() gave no {self.monitor!r} (the monitored metric); "
+                           f"it gave {sorted(row)}")
+        self.history = [r for r in self.history if not (r.get("partial") and r.get("epoch") == epoch)]
+        self.history.append(row)
+        if self.writes:
+            # a row for part of this epoch (an earlier run stopped by its time budget) is superseded
+            self.run.filter_metrics(lambda r: not (r.get("partial") and r.get("epoch") == epoch))
+            self.run.log_metrics(row)
+        pos["rows"] = len(self.history)
+        if self.log:
+            _log(f"epoch {epoch}/{self.epochs}: {task.describe_epoch(row)}")
+        value = row[self.monitor]
+        if pos["best"] is None or (value < pos["best"] if self.mode == "min" else value > pos["best"]):
+            pos["best"], pos["bad_epochs"] = value, 0
+            self._save_best(epoch, value)
+        elif epoch_done:
+            pos["bad_epochs"] += 1
+        stop = None
+        if out_of_time:
+            stop = "time_budget"
+            if self.log:
+                _log(f"rnnlab train {task.name}: time budget of {self.max_minutes:g} min used up in epoch {epoch}")
+        elif epoch_done:
+            if task.schedule is not None:
+                task.schedule.epoch_end(epoch)
+            pos.update(epoch=epoch + 1, batch=0, loss_sum=0.0, count=0, train_s=0.0)
+            if self.patience is not None and pos["bad_epochs"] >= self.patience:
+                stop = "early_stopping"
+                if self.log:
+                    _log(f"rnnlab train {task.name}: {self.monitor} did not improve for {self.patience} "
+                         f"epochs: stopping early")
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch, row)
+        if self.stop_training and stop is None:
+            stop = "callback"
+        # a time-budget stop stays resumable (a larger budget goes on); the others are final
+        self.pos["stopped"] = stop if stop not in (None, "time_budget") else None
+        self._save_last()
+        self._plot()
+        return stop
+
+    def _step(self, batch, where: str) -> tuple[float, int]:
+        task, model = self.task, self.task.model
+        loss, count = task.train_step(batch)
+        check_finite_loss(loss, where)
+        self.reduce_gradients(model.grads)
+        norm = clip_grad_norm(model.grads, self.clip)
+        check_finite_loss(norm, f"{where} (gradient norm)")
+        task.optimizer.step(model.params, model.grads)
+        return float(loss), int(count)
+
+    def _validate(self) -> dict:
+        model = self.task.model
+        model.eval()
         try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.config_path} is not valid JSON: {err}") from err
+            return self.task.validate()
+        finally:
+            model.train()
 
-    def log_metrics(self, row: dict) -> None:
-        """Append ``row`` as one JSON line to metrics.jsonl (flushed and fsynced)."""
-        line = json.dumps(row, ensure_ascii=False, default=_json_default)
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _check_weights(self, what: str) -> None:
+        """The NaN guard before a save: never replace a good checkpoint by a broken one."""
+        xp_finite = all(bool(_isfinite(p)) for p in self.task.model.params)
+        if not xp_finite:
+            raise TrainingDiverged(f"training diverged: the weights hold NaN or inf {what}; stopped, keeping "
+                                   f"the last good checkpoint")
 
-    def read_metrics(self) -> list[dict]:
-        """All rows of metrics.jsonl in order ([] when there is none yet).
+    def _state(self) -> dict:
+        from ..layers import speed
 
-        A last line cut short by a crash is ignored; a broken line elsewhere is an error.
-        """
-        if not self.metrics_path.exists():
-            return []
-        lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
-        rows = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                if number == len(lines):
-                    break
-                raise ValueError(f"{self.metrics_path}, line {number}: not valid JSON ({err})") from err
-        return rows
+        task = self.task
+        return {**{k: self.pos[k] for k in self.RESUME_STATE}, "wall_s": self.wall(),
+                "timed_choices": speed.timed_choices(), "task": task.state_dict(),
+                "schedule": task.schedule.state_dict() if task.schedule is not None else None,
+                "rng": dropout_rng_state(task.model)}
 
-    def filter_metrics(self, keep) -> None:
-        """Rewrite metrics.jsonl with only the rows for which ``keep(row)`` is true (atomic)."""
-        self._rewrite_metrics([r for r in self.read_metrics() if keep(r)])
+    def _save_last(self) -> None:
+        self._check_weights("before saving last.npz")
+        if not self.writes:
+            return
+        state = self._state()
+        save_checkpoint(self.run.last_path, self.task.model, self.task.optimizer, state)
+        stored = self.run.read_config()
+        if stored.get("timed_choices") != state["timed_choices"]:
+            self.run.write_config({**stored, "timed_choices": state["timed_choices"]})
 
-    def truncate_metrics(self, rows: int) -> None:
-        """Keep only the first ``rows`` rows of metrics.jsonl (atomic).
+    def _save_best(self, epoch: int, value: float) -> None:
+        self._check_weights("before saving best.npz")
+        if self.writes:
+            save_checkpoint(self.run.best_path, self.task.model, state={"epoch": epoch, self.monitor: value})
+        elif self.run is None and self.restore_best:
+            self._best_weights = [w.copy() for w in self.task.model.get_weights()]
 
-        A resumed run calls this with the number of rows its checkpoint had seen, dropping the
-        rows written after that checkpoint by the run that was killed.
-        """
-        current = self.read_metrics()
-        if len(current) > rows:
-            self._rewrite_metrics(current[:rows])
+    def _restore(self, pos: dict) -> dict:
+        from ..layers import speed
 
-    def _rewrite_metrics(self, rows: list[dict]) -> None:
-        atomic_write_text(self.metrics_path, "".join(
-            json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in rows))
+        task, model = self.task, self.task.model
+        task.check_resume(self.run)
+        ckpt = load_checkpoint(self.run.last_path, into=model)  # builds a lazily built model too
+        state = ckpt.state or {}
+        # fixed before the first step: the resumed steps run the same products as the lost ones
+        speed.set_timed_choices(state.get("timed_choices") or {})
+        task.optimizer.load_state_dict(ckpt.optimizer_arrays, ckpt.optimizer_meta)
+        if task.schedule is not None and state.get("schedule") is not None:
+            task.schedule.load_state_dict(state["schedule"])
+        set_dropout_rng_state(model, state.get("rng"))
+        task.load_state_dict(state.get("task") or {})
+        pos = {k: state.get(k, pos[k]) for k in pos}
+        if self.writes:  # rows logged after this checkpoint belong to the lost part: drop them
+            self.run.truncate_metrics(pos["rows"])
+        _log(f"rnnlab train {task.name}: resuming {self.run.path} at epoch {pos['epoch']}, {task.unit} "
+             f"{pos['batch']}")
+        return pos
 
-    def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r})"
+    # -- the end ----------------------------------------------------------------------------------
+    def _finish(self, stopped: str) -> TrainResult:
+        task, model = self.task, self.task.model
+        if self.restore_best:
+            if self.run is not None and self.run.best_path.exists():
+                load_checkpoint(self.run.best_path, into=model)
+            elif self._best_weights is not None:
+                model.set_weights(self._best_weights)
+        model.eval()
+        metrics = dict(task.final_metrics(self.history))
+        metrics.update(epochs=max((r["epoch"] for r in self.history), default=0), wall_s=round(self.wall(), 3))
+        if self.run is not None:
+            metrics["run_dir"] = str(self.run.path)
+        if self.writes:
+            import json
+
+            from .run import atomic_write_text
+
+            atomic_write_text(self.run.path / "results.json",
+                              json.dumps(metrics, indent=2, default=_json_default) + "\n")
+        result = TrainResult(metrics=metrics, history=list(self.history), model=model,
+                             run_dir=str(self.run.path) if self.run is not None else None, stopped=stopped,
+                             task=task)
+        for cb in self.callbacks:
+            cb.on_train_end(self, result)
+        return result
+
+    def _plot(self) -> None:
+        if not self.writes:
+            return
+        try:
+            from ..plots import plot_curves
+
+            keys = tuple(k for k in self.task.curve_keys() if any(k in r for r in self.history))
+            plot_curves(self.history, self.run.curves_path, keys=keys,
+                        title=self.plot_title or f"{self.task.name} training")
+        except RuntimeError as err:  # matplotlib missing: the metrics are kept all the same
+            _log(f"warning: no curves plot: {err}")
+
+    def _bar(self, total: int, initial: int, desc: str):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, unit=self.task.unit, file=sys.stderr,
+                    dynamic_ncols=True, leave=False)
+
+
+def train(task: Task, out=None, *, resume: bool = False, overwrite: bool = False, **options) -> TrainResult:
+    """Set up ``task`` and fit it; with ``out`` in a run folder opened (locked) for the whole run.
+
+    ``options`` go to ``Trainer.from_config``. A start that fails (data, model) writes nothing:
+    config.json is written once the run really starts."""
+    run = RunDir.open(out, resume=resume, overwrite=overwrite) if out is not None else None
+    try:
+        task.setup()
+        return Trainer.from_config(task, run, **options).fit(resume=resume)
+    finally:
+        if run is not None:
+            run.close()
+
+
+def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None,
+                   allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")):
+    """The config stored in ``run`` with the ``overrides`` a resume may change (more epochs,
+    another budget ...); anything else raises. config.json is rewritten with the change."""
+    stored = run.read_config()
+    if stored.get("task") != task_name:
+        raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not {task_name}")
+    config = config_class.from_run_config(stored)
+    changed = {k: v for k, v in (overrides or {}).items() if v is not None and getattr(config, k, None) != v}
+    unknown = set(changed) - set(allowed)
+    if unknown:
+        raise ValueError(f"a resumed run keeps its config; only {', '.join(allowed)} can change, "
+                         f"not {', '.join(sorted(unknown))}")
+    if changed:
+        import dataclasses
+
+        config = dataclasses.replace(config, **changed)
+        run.write_config({**stored, **config.to_dict()})
+    return config
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def _walk(layer, seen=None):
+    """Every layer reachable from ``layer``: its sublayers, then layers held in its attributes
+    (a model may keep its dropout layers outside ``sublayers``, as models/seq2seq.py does); each
+    once, in a fixed order."""
+    from ..layers.base import Layer
+
+    seen = set() if seen is None else seen
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    yield layer
+    children = list(getattr(layer, "sublayers", ()))
+    for value in vars(layer).values():
+        if isinstance(value, Layer):
+            children.append(value)
+        elif isinstance(value, (list, tuple)):
+            children.extend(v for v in value if isinstance(v, Layer))
+    for child in children:
+        yield from _walk(child, seen)
+
+
+def dropout_rng_state(model):
+    """States of every dropout generator in ``model`` (JSON; None on CuPy, whose generators do
+    not expose theirs: resume is not bit-exact there)."""
+    from .. import backend
+
+    if backend.backend_name() != "numpy":
+        return None
+    return [layer._generator().bit_generator.state for layer in _walk(model) if hasattr(layer, "_generator")]
+
+
+def set_dropout_rng_state(model, states) -> None:
+    if states is None:
+        return
+    layers = [layer for layer in _walk(model) if hasattr(layer, "_generator")]
+    if len(states) != len(layers):
+        raise ValueError(f"checkpoint holds {len(states)} dropout generator states; the model has {len(layers)}")
+    for layer, state in zip(layers, states):
+        layer._generator().bit_generator.state = state
+
+
+def _isfinite(a) -> bool:
+    from .. import backend
+
+    return bool(backend.xp.isfinite(a).all())
 
 
 def _json_default(obj):
     try:
-        return obj.item()  # NumPy scalars
+        return obj.item()
     except AttributeError:
         return str(obj)

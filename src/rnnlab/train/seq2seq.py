@@ -2,23 +2,26 @@
 ``translate``).
 
     config = Seq2SeqConfig(generated="dates", n=20000, attention="luong", epochs=6)
-    result = train_seq2seq(config, "runs/dates")      # dict: exact_match, token_accuracy, bleu ...
+    result = train_seq2seq(config, "runs/dates")      # TrainResult: result["exact_match"], .history
+    result = train_seq2seq(config, pairs=(train, valid, test))   # pairs in memory, no folder
     translate("runs/dates", ["september 27, 1994"])   # [{"source", "translation", ...}]
 
 The data is a TSV of pairs (``pairs``, with ``valid``/``test`` files or split by ``split``
 fractions) or generated (``generated`` "dates", "addition" or "copy", with ``n`` and
-``data_seed``). Each epoch: shuffled batches (``bucket``: of similar lengths); teacher-forced softmax
-cross-entropy over the real target tokens; backward; global-norm clipping; an optimizer
-step. After each epoch the validation split is decoded greedily (exact match, token accuracy,
-BLEU) and one row goes to ``RUN_DIR/metrics.jsonl``; ``last.npz`` is saved every epoch and
-``best.npz`` whenever the validation loss improves. At the end the best model is evaluated on
-the test split. ``config.json`` holds the configuration and both vocabularies, so a run
-directory is all that ``translate`` and ``eval`` need.
+``data_seed``), or given in memory (``pairs=``). The loop is ``train/loop.py``'s ``Trainer``;
+this module supplies ``Seq2SeqTask``. Each epoch: shuffled batches (``bucket``: of similar
+lengths); teacher-forced softmax cross-entropy over the real target tokens; backward;
+global-norm clipping; an optimizer step. After each epoch the validation split is decoded
+greedily (exact match, token accuracy, BLEU) and one row goes to ``RUN_DIR/metrics.jsonl``;
+``last.npz`` is saved every epoch (and every ``checkpoint_every`` batches or
+``checkpoint_seconds``), ``best.npz`` whenever the validation loss improves; ``resume``
+continues exactly, ``max_minutes`` stops cleanly. At the end the best model is evaluated on the
+test split. ``config.json`` holds the configuration and both vocabularies, so a run directory
+is all that ``translate`` and ``eval`` need.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -33,13 +36,16 @@ from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import corpus_bleu, exact_match, token_accuracy
 from ..models.seq2seq import Seq2Seq
-from ..optim import StepDecay, clip_grad_norm, get as get_optimizer
-from .checkpoint import load_checkpoint, save_checkpoint
-from .loop import RunDir, check_finite_loss
+from ..optim import StepDecay, get as get_optimizer
+from ..checkpoint import load_checkpoint
+from .config import TaskConfig
+from .loop import RunDir, Task, TrainResult, Trainer, resumed_config
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(TaskConfig):
+    RUN_KEYS = ("src_vocab", "tgt_vocab")
+
     # data
     pairs: str | None = None          # TSV file of source<TAB>target[<TAB>...] lines
     valid: str | None = None          # separate validation / test files (else split `pairs`)
@@ -77,28 +83,16 @@ class Seq2SeqConfig:
     decay_start: int = 1
     clip: float = 5.0
     seed: int = 0
+    max_minutes: float | None = None   # time budget: stop cleanly with a checkpoint (--resume goes on)
+    patience: int | None = None        # stop after this many epochs without a better valid loss
+    checkpoint_every: int | None = None    # batches between mid-epoch last.npz (None: by time)
+    checkpoint_seconds: float = 60.0
     # evaluation
     beam: int = 1
     length_penalty: float = 1.0
     max_decode_len: int | None = None  # default: longest training target + 10
     eval_limit: int | None = None      # decode at most this many validation pairs per epoch
-    progress: bool = True
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["split"] = list(self.split)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Seq2SeqConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown seq2seq config keys {unknown}")
-        d = dict(d)
-        if "split" in d:
-            d["split"] = tuple(d["split"])
-        return cls(**d)
+    progress: bool | None = None      # progress bars (None: when stderr is a terminal)
 
 
 def _log(msg: str) -> None:
@@ -211,112 +205,138 @@ def evaluate(model, data: PairData, batch_size: int = 256, max_len: int = 50, be
 # ---- training -------------------------------------------------------------------------------------
 
 
-def train_seq2seq(config: Seq2SeqConfig, run_dir=None, examples: int = 5) -> dict:
+class Seq2SeqTask(Task):
+    """Sequence to sequence on the loop: bucketed (or random) batches of pairs, reshuffled each
+    epoch by a generator seeded by (seed, epoch), so a resumed epoch sees the same batches;
+    teacher-forced cross-entropy over the real target tokens; at validation, greedy decoding of
+    the validation pairs (exact match, token accuracy, BLEU) and the teacher-forced loss."""
+
+    name = "seq2seq"
+
+    def __init__(self, config: Seq2SeqConfig, pairs=None, examples: int = 5):
+        self.config = config
+        self.pairs = pairs            # (train, valid, test) lists of (source, target) in memory
+        self.examples = examples
+        self.loss_fn = SoftmaxCrossEntropy()
+
+    def setup(self) -> None:
+        config = self.config
+        initializers.seed(config.seed)
+        if self.pairs is not None:
+            train_pairs, valid_pairs, test_pairs = (list(p) for p in self.pairs)
+        else:
+            train_pairs, valid_pairs, test_pairs = load_splits(config)
+        for name, split in (("train", train_pairs), ("valid", valid_pairs), ("test", test_pairs)):
+            if not split:
+                raise ValueError(f"seq2seq: the {name} split holds no pairs")
+        self.train = PairData.build(train_pairs, config.level, config.lower, config.min_freq, config.max_vocab)
+        vocabs = (self.train.src_vocab, self.train.tgt_vocab, config.level, config.lower)
+        self.valid = PairData(valid_pairs, *vocabs)
+        self.test = PairData(test_pairs, *vocabs)
+        self.eval_valid = self.valid if not config.eval_limit or len(self.valid) <= config.eval_limit else \
+            PairData(valid_pairs[:config.eval_limit], *vocabs)
+        self.max_len = config.max_decode_len or (max(len(t) for t in self.train.tgt_ids) + 10)
+        _log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
+             f"{len(self.train.src_vocab)} -> {len(self.train.tgt_vocab)} ({config.level} level)")
+        self.model = build_model(config, self.train.src_vocab, self.train.tgt_vocab)
+        self.optimizer = get_optimizer(config.optimizer, lr=config.lr)
+        self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
+
+    def run_config(self) -> dict:
+        return {"src_vocab": self.train.src_vocab.to_json(), "tgt_vocab": self.train.tgt_vocab.to_json(),
+                "max_decode_len": self.max_len}
+
+    def check_resume(self, run) -> None:
+        stored = run.read_config()
+        if stored.get("src_vocab") != self.train.src_vocab.to_json() or \
+                stored.get("tgt_vocab") != self.train.tgt_vocab.to_json():
+            raise ValueError(f"{run.config_path}: the vocabularies of the pairs now differ from the run's: "
+                             f"was the data changed?")
+
+    def epoch_batches(self, epoch: int):
+        rng = np.random.default_rng([self.config.seed, epoch])
+        return list(self.train.batches(self.config.batch, shuffle=True, rng=rng, bucket=self.config.bucket))
+
+    def train_step(self, batch) -> tuple[float, int]:
+        logits = self.model.forward(batch.src, batch.tgt_in, batch.src_mask)
+        loss = self.loss_fn.forward(logits, batch.tgt_out, batch.tgt_mask)
+        self.model.backward(self.loss_fn.backward())
+        return loss, self.loss_fn.count
+
+    def validate(self) -> dict:
+        figures = evaluate(self.model, self.eval_valid, max_len=self.max_len, with_loss=False)
+        return {"valid_loss": teacher_forced_loss(self.model, self.valid),
+                "valid_exact_match": figures["exact_match"], "valid_token_accuracy": figures["token_accuracy"],
+                "valid_bleu": figures["bleu"]}
+
+    def train_metrics(self, mean_loss: float, count: int, seconds: float) -> dict:
+        return {"train_s": round(seconds, 2)}
+
+    def final_metrics(self, history: list[dict]) -> dict:
+        final = evaluate(self.model, self.test, max_len=self.max_len, beam=self.config.beam,
+                         length_penalty=self.config.length_penalty)
+        done = [r for r in history if "partial" not in r]
+        return {"exact_match": final["exact_match"], "token_accuracy": final["token_accuracy"],
+                "bleu": final["bleu"], "loss": final["loss"], "test_pairs": len(self.test),
+                "valid_exact_match": history[-1]["valid_exact_match"] if history else None,
+                "valid_loss": min((r["valid_loss"] for r in done or history), default=None),
+                "params": self.model.count_params(),
+                "examples": [{"source": s, "reference": t, "prediction": p}
+                             for (s, t), p in list(zip(self.test.pairs, final["predictions"]))[:self.examples]]}
+
+    def describe_epoch(self, row: dict) -> str:
+        return (f"train loss {row['train_loss']:.4f}, valid loss {row['valid_loss']:.4f}, valid exact match "
+                f"{100 * row['valid_exact_match']:.2f}%, BLEU {row['valid_bleu']:.2f} ({row['train_s']:.1f} s)")
+
+    def curve_keys(self) -> tuple:
+        return ("train_loss", "valid_loss", "valid_exact_match")
+
+
+RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
+
+
+def train_seq2seq(config: Seq2SeqConfig | None, run_dir=None, examples: int = 5, *, pairs=None,
+                  resume: bool = False, overwrite: bool = False, overrides: dict | None = None,
+                  callbacks=(), timed_choices: dict | None = None) -> TrainResult:
     """Train a seq2seq model as ``config`` says; write the run to ``run_dir`` (when given).
 
-    Returns the test figures of the best model (``exact_match``, ``token_accuracy``, ``bleu``,
-    ``loss``) plus ``valid_*`` figures, ``epochs``, ``wall_s``, ``params`` and a few
-    ``examples`` (source, reference, prediction) from the test split.
+    ``pairs``: the data in memory, ``(train, valid, test)`` lists of (source, target) strings,
+    instead of the files or generator the config names (a resume needs them again). With
+    ``resume`` the run's stored config is used (``overrides`` may change ``epochs``,
+    ``max_minutes``, ``checkpoint_every``, ``checkpoint_seconds``, ``patience``, ``progress``).
+
+    Returns a ``TrainResult``: ``metrics`` holds the test figures of the best model
+    (``exact_match``, ``token_accuracy``, ``bleu``, ``loss``) plus ``valid_*`` figures,
+    ``epochs``, ``wall_s``, ``params`` and a few ``examples`` (source, reference, prediction)
+    from the test split; ``result.model`` is the model, ``result.task`` holds the data
+    (``train``, ``valid``, ``test`` PairData, ``max_len``).
     """
-    from tqdm import tqdm
-
-    start = time.perf_counter()
-    initializers.seed(config.seed)
-    train_pairs, valid_pairs, test_pairs = load_splits(config)
-    train = PairData.build(train_pairs, config.level, config.lower, config.min_freq, config.max_vocab)
-    valid = PairData(valid_pairs, train.src_vocab, train.tgt_vocab, config.level, config.lower)
-    test = PairData(test_pairs, train.src_vocab, train.tgt_vocab, config.level, config.lower)
-    eval_valid = valid if not config.eval_limit or len(valid) <= config.eval_limit else PairData(
-        valid_pairs[:config.eval_limit], train.src_vocab, train.tgt_vocab, config.level, config.lower)
-    max_len = config.max_decode_len or (max(len(t) for t in train.tgt_ids) + 10)
-    _log(f"seq2seq: {len(train)} train / {len(valid)} valid / {len(test)} test pairs; vocab "
-         f"{len(train.src_vocab)} -> {len(train.tgt_vocab)} ({config.level} level)")
-
-    model = build_model(config, train.src_vocab, train.tgt_vocab)
-    optimizer = get_optimizer(config.optimizer, lr=config.lr)
-    schedule = StepDecay(optimizer, config.lr_decay, config.decay_start) if config.lr_decay < 1.0 else None
-    loss_fn = SoftmaxCrossEntropy()
-    run = RunDir(run_dir) if run_dir is not None else None
-    if run is not None:
-        if run.metrics_path.exists():
-            run.metrics_path.unlink()  # a fresh run: no rows from an earlier one
-        run.write_config({"task": "seq2seq", **config.to_dict(), "src_vocab": train.src_vocab.to_json(),
-                          "tgt_vocab": train.tgt_vocab.to_json(), "max_decode_len": max_len})
-    rng = np.random.default_rng(config.seed)
-    best_loss = math.inf
-    best_weights = None
-    rows = []
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        total = count = 0.0
-        n_batches = math.ceil(len(train) / config.batch)
-        batches = train.batches(config.batch, shuffle=True, rng=rng, bucket=config.bucket)
-        bar = tqdm(batches, total=n_batches, file=sys.stderr, desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                   disable=not config.progress, dynamic_ncols=True)
-        for step, b in enumerate(bar, start=1):
-            logits = model.forward(b.src, b.tgt_in, b.src_mask)
-            value = loss_fn.forward(logits, b.tgt_out, b.tgt_mask)
-            check_finite_loss(value, f"epoch {epoch}, step {step}")
-            model.backward(loss_fn.backward())
-            if config.clip:
-                clip_grad_norm(model.grads, config.clip)
-            optimizer.step(model.params, model.grads)
-            total += value * loss_fn.count
-            count += loss_fn.count
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{total / count:.4f}")
-        bar.close()
-        train_s = time.perf_counter() - t0
-        figures = evaluate(model, eval_valid, max_len=max_len, with_loss=False)
-        valid_loss = teacher_forced_loss(model, valid)
-        row = {"epoch": epoch, "train_loss": total / count, "valid_loss": valid_loss,
-               "valid_exact_match": figures["exact_match"], "valid_token_accuracy": figures["token_accuracy"],
-               "valid_bleu": figures["bleu"], "lr": optimizer.lr, "train_s": round(train_s, 2),
-               "epoch_s": round(time.perf_counter() - t0, 2)}
-        rows.append(row)
-        _log(f"epoch {epoch}: train loss {row['train_loss']:.4f}, valid loss {valid_loss:.4f}, "
-             f"valid exact match {100 * row['valid_exact_match']:.2f}%, BLEU {row['valid_bleu']:.2f} "
-             f"({row['epoch_s']:.1f} s)")
-        improved = valid_loss < best_loss
-        if schedule is not None:
-            schedule.epoch_end(epoch)
-        if improved:
-            best_loss = valid_loss
-            best_weights = model.get_weights()
-        if run is not None:
-            run.log_metrics(row)
-            state = {"epoch": epoch, "best_valid_loss": best_loss}
-            save_checkpoint(run.last_path, model, optimizer, state)
-            if improved:
-                save_checkpoint(run.best_path, model, None, state)
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    model.eval()
-    final = evaluate(model, test, max_len=max_len, beam=config.beam, length_penalty=config.length_penalty)
-    if run is not None:
-        _plot_curves(run, rows)
-    result = {"exact_match": final["exact_match"], "token_accuracy": final["token_accuracy"],
-              "bleu": final["bleu"], "loss": final["loss"], "test_pairs": len(test),
-              "valid_exact_match": rows[-1]["valid_exact_match"] if rows else None,
-              "valid_loss": best_loss if rows else None, "epochs": config.epochs,
-              "params": model.count_params(), "wall_s": round(time.perf_counter() - start, 2),
-              "examples": [{"source": s, "reference": t, "prediction": p}
-                           for (s, t), p in list(zip(test.pairs, final["predictions"]))[:examples]]}
-    if run is not None:
-        result["run_dir"] = str(run.path)
-    result["model"] = model
-    result["data"] = {"train": train, "valid": valid, "test": test, "max_len": max_len}
-    return result
-
-
-def _plot_curves(run: RunDir, rows) -> None:
+    if resume:
+        if run_dir is None:
+            raise ValueError("train_seq2seq: resume needs the run_dir to continue")
+        run = RunDir.open(run_dir, resume=True)
+    else:
+        if config is None:
+            raise ValueError("train_seq2seq: a new run needs a config")
+        config = _absolute_paths(config)
+        run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
     try:
-        from ..plots import plot_curves
-        plot_curves(rows, run.curves_path, keys=("train_loss", "valid_loss", "valid_exact_match"),
-                    title="seq2seq training")
-    except RuntimeError as err:  # matplotlib missing
-        _log(f"warning: no curves plot: {err}")
+        if resume:
+            config = resumed_config(run, Seq2SeqConfig, "seq2seq", overrides, RESUME_OVERRIDES)
+        task = Seq2SeqTask(config, pairs=pairs, examples=examples)
+        task.setup()
+        trainer = Trainer.from_config(task, run, callbacks=callbacks, timed_choices=timed_choices,
+                                      plot_title="seq2seq training")
+        return trainer.fit(resume=resume)
+    finally:
+        if run is not None:
+            run.close()
+
+
+def _absolute_paths(config: Seq2SeqConfig) -> Seq2SeqConfig:
+    """The config with its data paths made absolute (a run folder names its data wherever it is read)."""
+    paths = {k: str(Path(v).resolve()) for k in ("pairs", "valid", "test") if (v := getattr(config, k)) is not None}
+    return dataclasses.replace(config, **paths) if paths else config
 
 
 # ---- loading a run ---------------------------------------------------------------------------------
@@ -326,14 +346,11 @@ class Translator:
     """A trained run directory, ready to translate text: ``Translator(run_dir)(["text"])``."""
 
     def __init__(self, run_dir, checkpoint: str = "best"):
-        run = RunDir(run_dir) if Path(run_dir).is_dir() else None
-        if run is None:
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
+        run = RunDir(run_dir, create=False)
         self.config_dict = run.read_config()
         if self.config_dict.get("task") != "seq2seq":
             raise ValueError(f"{run.config_path} is a {self.config_dict.get('task')!r} run, not seq2seq")
-        keys = {f.name for f in dataclasses.fields(Seq2SeqConfig)}
-        self.config = Seq2SeqConfig.from_dict({k: v for k, v in self.config_dict.items() if k in keys})
+        self.config = Seq2SeqConfig.from_run_config(self.config_dict)
         # config.json's "task" is the run kind ("seq2seq"); the data fields are the config's own
         self.src_vocab = Vocab.from_json(self.config_dict["src_vocab"])
         self.tgt_vocab = Vocab.from_json(self.config_dict["tgt_vocab"])
@@ -387,29 +404,28 @@ def save_attention_plot(result: dict, path, title: str | None = None):
                           title=title or f"{result['source']} -> {result['translation']}")
 
 
-def evaluate_run(args) -> dict:
-    """``rnnlab eval RUN_DIR [--pairs FILE | --split test] [--beam K] [--checkpoint best|last]``
-    for a seq2seq run directory: exact match, token accuracy, BLEU, loss on the pairs."""
-    run_dir = getattr(args, "run_dir", None)
-    translator = Translator(run_dir, checkpoint=getattr(args, "checkpoint", None) or "best")
-    beam = int(getattr(args, "beam", None) or 1)
-    pairs_path = getattr(args, "pairs", None)
-    if pairs_path:
-        pairs, where = read_pairs(pairs_path, swap=translator.config.swap), str(pairs_path)
-    else:  # the run's own split, rebuilt from its config (same seed, same pairs)
-        split = getattr(args, "split", None) or "test"
+def evaluate_run(run_dir, pairs=None, split: str = "test", beam: int = 1, length_penalty: float = 1.0,
+                 checkpoint: str = "best", examples: int = 5) -> dict:
+    """Exact match, token accuracy, BLEU and loss of a seq2seq run's model on ``pairs`` (a TSV
+    path, or a list of (source, target)) or, without them, on the run's own ``split`` (rebuilt
+    from its config: same seed, same pairs). Returns a dict; prints nothing."""
+    translator = Translator(run_dir, checkpoint=checkpoint or "best")
+    if pairs is not None and not isinstance(pairs, (list, tuple)):
+        where = str(pairs)
+        pairs = read_pairs(pairs, swap=translator.config.swap)
+    elif pairs is not None:
+        where = "the given pairs"
+    else:
+        if split not in ("train", "valid", "test"):
+            raise ValueError(f"unknown split {split!r}: use train, valid or test")
         pairs = dict(zip(("train", "valid", "test"), load_splits(translator.config)))[split]
         where = f"the run's {split} split"
     data = translator.data(pairs)
     t0 = time.perf_counter()
-    figures = evaluate(translator.model, data, max_len=translator.max_len, beam=beam,
-                       length_penalty=float(getattr(args, "length_penalty", None) or 1.0))
+    figures = evaluate(translator.model, data, max_len=translator.max_len, beam=beam, length_penalty=length_penalty)
     predictions = figures.pop("predictions")
-    print(f"{len(data)} pairs from {where}: exact match {100 * figures['exact_match']:.2f}%, "
-          f"token accuracy {100 * figures['token_accuracy']:.2f}%, BLEU {figures['bleu']:.2f}, "
-          f"loss {figures['loss']:.4f}")
     figures["examples"] = [{"source": s, "reference": t, "prediction": p}
-                           for (s, t), p in list(zip(data.pairs, predictions))[:5]]
+                           for (s, t), p in list(zip(data.pairs, predictions))[:examples]]
     figures.update({"run_dir": str(run_dir), "pairs": where, "beam": beam,
                     "wall_s": round(time.perf_counter() - t0, 2)})
     return figures

@@ -1,0 +1,221 @@
+"""The run folder: what one training run leaves behind, and the one place that opens it.
+
+    RUN_DIR/.lock            held (flock, exclusive) by the process training in the folder
+    RUN_DIR/config.json      the full configuration (with "task": "lm", "seq2seq", ...)
+    RUN_DIR/best.npz         checkpoint with the best validation loss so far
+    RUN_DIR/last.npz         the latest checkpoint (what --resume continues from)
+    RUN_DIR/metrics.jsonl    one JSON object per line (one per epoch, plus any extra rows)
+    RUN_DIR/curves.png       training and validation curves
+
+``config.json`` is written atomically (temporary file in the same folder, fsync, rename), so
+a run killed while saving never leaves a half-written config behind.
+
+``RunDir.open(path, resume=..., overwrite=...)`` is how a trainer opens a folder to write in:
+it takes the lock for the whole run (a second process on the same folder fails with a clear
+message), removes stale ``*.tmp`` files a killed writer left, refuses a folder that holds
+another run unless ``overwrite`` (that run's files are deleted when the new run starts) and, with ``resume``,
+needs one. It writes nothing else: the trainer writes config.json (``start``) only once the
+run really starts, so a start that fails (bad data path, bad config) rewrites nothing.
+``RunDir(path, create=False)`` reads a run without locking it.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+from ..fileio import atomic_write
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder + rename."""
+    atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+class RunDir:
+    """One training run's folder: config, checkpoints, metrics log.
+
+    ``RunDir(path)`` creates the folder when it is missing (a new run); ``RunDir(path,
+    create=False)`` is for reading an existing run and raises FileNotFoundError without one.
+    """
+
+    CONFIG = "config.json"
+    METRICS = "metrics.jsonl"
+
+    # the files a run writes: what --overwrite deletes
+    RUN_FILES = ("config.json", "vocab.json", "best.npz", "last.npz", "metrics.jsonl", "results.json",
+                 "curves.png")
+
+    def __init__(self, path, create: bool = True):
+        self.path = Path(path)
+        self._lock_fd = None
+        self._replace_on_start = False
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"run directory {self.path} exists and is not a folder")
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_dir():
+            raise FileNotFoundError(f"run directory {self.path} does not exist")
+
+    @classmethod
+    def open(cls, path, resume: bool = False, overwrite: bool = False) -> "RunDir":
+        """The folder ``path``, locked for this process, ready for a new run (or, with
+        ``resume``, for continuing the one it holds). Raises ``RunLocked`` when another process
+        trains there, ValueError when the folder holds a run and neither ``resume`` nor
+        ``overwrite`` was given (or ``resume`` without a run)."""
+        run = cls(path, create=True)
+        run.lock()
+        try:
+            run.remove_stale_tmp()
+            if resume:
+                if not run.config_path.exists():
+                    raise ValueError(f"{run.path} holds no run to resume ({run.CONFIG} is missing): start "
+                                     f"one without --resume")
+            elif run.config_path.exists() or run.metrics_path.exists() or run.last_path.exists():
+                if not overwrite:
+                    raise ValueError(f"{run.path} already holds a run ({run.config_path}): continue it with "
+                                     f"--resume, replace it with --overwrite, or choose another --out")
+                run._replace_on_start = True  # the old run goes only once the new one really starts
+        except BaseException:
+            run.close()
+            raise
+        return run
+
+    def lock(self) -> None:
+        """Take the folder's exclusive lock (held until ``close`` or the process ends)."""
+        import fcntl
+
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise RunLocked(f"another process is training in {self.path} (its .lock is held): wait for "
+                                f"it to finish, or choose another --out") from None
+            raise
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the lock (a no-op when this object holds none)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def remove_stale_tmp(self) -> list[Path]:
+        """Delete the ``*.tmp`` files a writer killed mid-write left (only the lock holder may)."""
+        removed = []
+        for tmp in self.path.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        return removed
+
+    def start(self, config: dict) -> Path:
+        """Write config.json of a run that really starts (data read, model built); with
+        ``overwrite``, the files of the run that was there are deleted first (only now)."""
+        if self._replace_on_start:
+            for name in self.RUN_FILES:
+                (self.path / name).unlink(missing_ok=True)
+            self._replace_on_start = False
+        return self.write_config(config)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def best_path(self) -> Path:
+        return self.path / "best.npz"
+
+    @property
+    def last_path(self) -> Path:
+        return self.path / "last.npz"
+
+    @property
+    def curves_path(self) -> Path:
+        return self.path / "curves.png"
+
+    def write_config(self, config: dict) -> Path:
+        """Write ``config`` as pretty JSON, atomically."""
+        atomic_write_text(self.config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        return self.config_path
+
+    def read_config(self) -> dict:
+        if not self.config_path.exists():
+            raise FileNotFoundError(f"{self.config_path} does not exist: {self.path} is not an rnnlab "
+                                    f"run directory (train a model with --out {self.path} first)")
+        try:
+            return json.loads(self.config_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{self.config_path} is not valid JSON: {err}") from err
+
+    def log_metrics(self, row: dict) -> None:
+        """Append ``row`` as one JSON line to metrics.jsonl (flushed and fsynced)."""
+        line = json.dumps(row, ensure_ascii=False, default=_json_default)
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict]:
+        """All rows of metrics.jsonl in order ([] when there is none yet).
+
+        A last line cut short by a crash is ignored; a broken line elsewhere is an error.
+        """
+        if not self.metrics_path.exists():
+            return []
+        lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+        rows = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                if number == len(lines):
+                    break
+                raise ValueError(f"{self.metrics_path}, line {number}: not valid JSON ({err})") from err
+        return rows
+
+    def filter_metrics(self, keep) -> None:
+        """Rewrite metrics.jsonl with only the rows for which ``keep(row)`` is true (atomic)."""
+        self._rewrite_metrics([r for r in self.read_metrics() if keep(r)])
+
+    def truncate_metrics(self, rows: int) -> None:
+        """Keep only the first ``rows`` rows of metrics.jsonl (atomic).
+
+        A resumed run calls this with the number of rows its checkpoint had seen, dropping the
+        rows written after that checkpoint by the run that was killed.
+        """
+        current = self.read_metrics()
+        if len(current) > rows:
+            self._rewrite_metrics(current[:rows])
+
+    def _rewrite_metrics(self, rows: list[dict]) -> None:
+        atomic_write_text(self.metrics_path, "".join(
+            json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in rows))
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+def _json_default(obj):
+    try:
+        return obj.item()  # NumPy scalars
+    except AttributeError:
+        return str(obj)
