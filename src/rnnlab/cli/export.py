@@ -35,8 +35,8 @@ def register(ctx) -> None:
 def load_run_model(run_dir, checkpoint: str = "best"):
     """(model, metadata) of a run folder: the one place that knows a run's layout (config.json
     with "task", best.npz / last.npz, the vocabularies), kept small for the trainer refactor."""
-    from ..train.checkpoint import load_checkpoint
-    from ..train.loop import RunDir
+    from ..checkpoint import load_checkpoint
+    from ..train.run import RunDir
 
     run = RunDir(run_dir, create=False)
     config = run.read_config()
@@ -67,7 +67,7 @@ def load_source(source, checkpoint: str = "best"):
         from ..interop import load_keras
 
         return load_keras(path), {"rnnlab_source": path.name}
-    from ..train.checkpoint import load_checkpoint
+    from ..checkpoint import load_checkpoint
 
     return load_checkpoint(path).model, {"rnnlab_source": path.name}
 

@@ -56,7 +56,7 @@ def read_model_spec(path) -> dict:
 
 def load_model(path):
     """The model a config file or a checkpoint describes (a checkpoint brings its weights)."""
-    from ..train.checkpoint import load_checkpoint, model_from_config
+    from ..checkpoint import load_checkpoint, model_from_config
 
     path = Path(path)
     if path.is_dir():

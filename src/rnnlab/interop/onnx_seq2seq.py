@@ -2,7 +2,7 @@
 
 The inputs and outputs of both are listed in ``onnx_export``'s docstring. A greedy or beam
 decoder runs the encoder once, then the step graph once per output token, feeding ``h_out``
-(``c_out``) back as ``h`` (``c``), as ``rnnlab.decode`` drives ``Seq2Seq.decode_step``.
+(``c_out``) back as ``h`` (``c``), as ``rnnlab.search`` drives ``Seq2Seq.decode_step``.
 
 Equations of the step (as ``AttentionDecoder.step``), x = embedding of the previous token
 ([x; peek] for a peeky decoder), s = the top layer's new h:

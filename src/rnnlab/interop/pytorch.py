@@ -303,7 +303,7 @@ def from_torch(module, config=None):
     (``module.rnnlab_config``)."""
     from ..models.base import Sequential
     from ..models.lm import LanguageModel
-    from ..train.checkpoint import model_from_config
+    from ..checkpoint import model_from_config
 
     if config is None:
         config = getattr(module, "rnnlab_config", None)
