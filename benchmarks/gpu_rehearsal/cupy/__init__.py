@@ -39,7 +39,8 @@ class _Device:
 
 cuda = types.SimpleNamespace(
     Device=_Device,
-    runtime=types.SimpleNamespace(getDeviceProperties=lambda device_id: {"name": b"NumPy stand-in (no GPU)"}),
+    runtime=types.SimpleNamespace(getDeviceCount=lambda: 0,
+                                  getDeviceProperties=lambda device_id: {"name": b"NumPy stand-in (no GPU)"}),
 )
 
 
