@@ -60,7 +60,7 @@ export MPLBACKEND=Agg RNNLAB_BACKEND=cupy
 if [ "$DRY" = 1 ]; then
     export PYTHONPATH="$ROOT/benchmarks/gpu_rehearsal:$PYTHONPATH"
     T_ENV=${T_ENV:-60} T_INSTALL=${T_INSTALL:-10} T_SMOKE=${T_SMOKE:-60} T_TESTS=${T_TESTS:-600}
-    T_BENCH=${T_BENCH:-120} T_TRAIN=${T_TRAIN:-180}
+    T_BENCH=${T_BENCH:-300} T_TRAIN=${T_TRAIN:-180}
     MINUTES=0.2
     TEST_ARGS=(tests/test_bench.py tests/parity/test_recurrent_torch.py)
     BENCH_ARGS=(--config long-small --cell both --steps 1 --warmup 0)
