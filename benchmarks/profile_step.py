@@ -1,4 +1,4 @@
-"""Where an rnnlab training step spends its time (scratch tool for issue 5).
+"""Where an rnnlab training step spends its time: the benchmark's step under a profiler.
 
     nice -n 10 python benchmarks/profile_step.py --config ptb-small [--cell lstm] [--steps 20]
     nice -n 10 python benchmarks/profile_step.py --config char --lines    # needs line_profiler
@@ -8,7 +8,8 @@ prints the functions by own time; with ``--lines``, under line_profiler over the
 layers, Dense, Embedding, the loss, clipping and SGD, line by line (NumPy operators such as
 ``@`` and ufuncs with ``out=`` are not function calls, so cProfile charges them to the line's
 function; line_profiler shows them). Also prints the step's GEMM-only time
-(``rnnlab.bench.gemm_only_time``) for comparison.
+(``rnnlab.bench.gemm_only_time``) for comparison. benchmarks/README.md ("Where the time goes")
+quotes its figures.
 """
 from __future__ import annotations
 

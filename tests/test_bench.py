@@ -36,14 +36,18 @@ def test_flops_by_hand():
     # the per-GEMM shape list the GEMM-only timing runs adds up to the same count
     for cell in ("lstm", "gru"):
         for train in (False, True):
-            shapes = bench._gemm_shapes(cfg, cell, train)
+            shapes = bench.configs.gemm_shapes(cfg, cell, train)
             assert sum(2 * m * k * n * rep for m, k, n, rep, _ in shapes) == matmul_flops(cfg, cell, train)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_run_benchmark_tiny(cell):
+    from rnnlab import backend
+
     res = run_benchmark(TINY, cell=cell, steps=2, warmup=1, settle=0)
-    for key in PROMISED + ["train_flops", "gemm_peak_gflops", "gemm_only_ms", "openblas_env", "notes"]:
+    on_cpu = backend.backend_name() == "numpy"   # the suite also runs with RNNLAB_BACKEND=cupy
+    assert res["device"] == ("cpu" if on_cpu else "cuda")
+    for key in PROMISED + ["train_flops", "openblas_env", "notes"] + (["gemm_peak_gflops", "gemm_only_ms"] * on_cpu):
         assert key in res, key
     assert res["config"] == "custom" and res["cell"] == cell
     assert res["tokens_per_step"] == 3 * 4
@@ -58,7 +62,7 @@ def test_run_benchmark_tiny(cell):
     assert "name" in res["blas"]
     # the result says which loops ran: the fused kernels exactly when the layers use them
     from rnnlab.layers import fused
-    assert res["fused_kernels"] is fused.available()
+    assert res["fused_kernels"] is (fused.available() and on_cpu)
     assert res["versions"]["numba"] == getattr(fused.numba, "__version__", None)
     json.dumps(res)  # the CLI prints it as JSON
     if _has_torch():
@@ -74,9 +78,9 @@ def test_each_timed_step_starts_after_the_settle_pause(monkeypatch):
     """The other library's threads spin for a while after it returns: every timed step (not the
     warm-up ones) must start after a sleep of ``settle`` seconds, and the result records it."""
     slept = []
-    monkeypatch.setattr(bench.time, "sleep", slept.append)
+    monkeypatch.setattr(bench.measure.time, "sleep", slept.append)
     calls = []
-    times = bench._interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+    times = bench.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
                                warmup=1, steps=3, settle=0.25)
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]   # warm-up, then alternating order
     assert slept == [0.25] * 6 and all(len(t) == 3 for t in times.values())
@@ -87,7 +91,7 @@ def test_each_timed_step_starts_after_the_settle_pause(monkeypatch):
 
 
 def test_without_torch(monkeypatch):
-    monkeypatch.setattr(bench, "_import_torch", lambda: None)
+    monkeypatch.setattr(bench.torch_side, "import_torch", lambda: None)
     res = run_benchmark(TINY, cell="lstm", steps=1, warmup=0, gemm=False)
     assert res["torch_train_tok_s"] is None and res["ratio_train"] is None and res["ratio_infer"] is None
     assert res["rnnlab_train_tok_s"] > 0
@@ -104,6 +108,33 @@ def test_layer_stack_matches_shape():
     assert logits.shape == (3, 4, 11)
     expected = 11 * 5 + (5 * 24 + 6 * 24 + 24) + (6 * 24 + 6 * 24 + 24) + 6 * 11 + 11
     assert sum(p.size for p in stack.params) == expected
+    lm = bench.build_rnnlab_model(cfg, "lstm", model="lm")
+    lm.forward(np.zeros((3, 4), dtype=np.int64))
+    assert sum(p.size for p in lm.params) == expected
+
+
+def test_layer_stack_carries_and_resets_its_state():
+    # stateful layers: a second window starts from the first one's last state, reset_states
+    # zeroes it, so the runner's reset gives the first window's logits back
+    import numpy as np
+    from rnnlab.bench.rnnlab_side import reset_states
+
+    cfg = BenchConfig("t", **TINY)
+    ids = np.arange(12, dtype=np.int64).reshape(3, 4) % 11
+    for model in ("layers", "lm"):
+        net = bench.build_rnnlab_model(cfg, "gru", model=model)
+        first = net.forward(ids).copy()
+        assert not np.allclose(net.forward(ids), first)
+        reset_states(net)
+        np.testing.assert_array_equal(net.forward(ids), first)
+
+
+def test_cell_names_come_from_the_kinds_table():
+    assert bench.matmul_flops(TINY, "LSTM") == bench.matmul_flops(TINY, "lstm")
+    with pytest.raises(ValueError, match="the benchmark runs cells"):
+        bench.matmul_flops(TINY, "SimpleRNN")
+    with pytest.raises(ValueError, match="unknown recurrent cell"):
+        bench.matmul_flops(TINY, "transformer")
 
 
 def test_memory_subprocess():
@@ -144,3 +175,67 @@ def test_cli_names_the_configs():
     assert args.config == "all" and args.cell == "both"
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "--config", "ptb-huge"])
+
+
+def _has_cupy():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_has_cupy(), reason="CuPy is installed: the missing-CuPy message cannot show")
+def test_cuda_device_without_cupy_is_one_clear_error(capsys):
+    from rnnlab import backend
+    from rnnlab.cli import main
+
+    with pytest.raises(RuntimeError, match=r"needs CuPy: pip install 'rnnlab\[gpu\]'"):
+        run_benchmark(TINY, steps=1, warmup=0, device="cuda")
+    assert backend.backend_name() == "numpy"
+    rc = main(["bench", "--config", "long-small", "--device", "cuda", "--no-memory", "--steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and err[-1].startswith("rnnlab bench: error:") and "rnnlab[gpu]" in err[-1]
+
+
+@pytest.mark.skipif(_has_cupy(), reason="CuPy is installed: the missing-CuPy message cannot show")
+def test_cupy_backend_from_the_environment_without_cupy_names_the_extra():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RNNLAB_BACKEND": "cupy"}
+    proc = subprocess.run([sys.executable, "-c", "import rnnlab"], env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "backend 'cupy' needs CuPy: pip install 'rnnlab[gpu]' on a machine with CUDA" in proc.stderr
+
+
+def test_cuda_path_on_the_numpy_stand_in(monkeypatch):
+    """The CuPy branch of the benchmark, run on benchmarks/gpu_rehearsal (NumPy posing as CuPy):
+    rnnlab on the 'cupy' backend, PyTorch on CUDA only where it has it, the NumPy GEMM and host
+    memory figures skipped with a note, the backend restored afterwards."""
+    import pathlib
+    import sys
+
+    from rnnlab import backend
+
+    if _has_cupy():
+        pytest.skip("a real CuPy is installed")
+    stand_in = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_rehearsal"
+    monkeypatch.syspath_prepend(str(stand_in))
+    try:
+        res = run_benchmark(TINY, cell="lstm", steps=1, warmup=0, memory=True, settle=0, device="cuda")
+    finally:
+        for name in ("cupy", "cupyx"):   # no later test may find the stand-in
+            sys.modules.pop(name, None)
+    assert backend.backend_name() == "numpy"
+    assert res["backend"] == "cupy" and res["device"] == "cuda" and res["fused_kernels"] is False
+    assert res["versions"]["cupy"] == "0+numpy-stand-in" and "stand-in" in res["machine"]["gpu"]
+    assert "gemm_only_ms" not in res and "rnnlab_rss_delta_mb" not in res
+    assert any("GEMM-only figures" in n for n in res["notes"]) and any("host RSS" in n for n in res["notes"])
+    assert res["rnnlab_train_tok_s"] > 0
+    if _has_torch():
+        import torch
+        assert res["torch_device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    # and back on the CPU, the result says so
+    assert run_benchmark(TINY, steps=1, warmup=0, gemm=False, use_torch=False, settle=0)["device"] == "cpu"

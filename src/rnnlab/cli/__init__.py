@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
     ctx = CliContext(commands, train_tasks, common)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"{__name__}.{name}":
-                continue  # command not written yet
-            raise
-        module.register(ctx)
+        importlib.import_module(f"{__name__}.{name}").register(ctx)
     return parser
 
 

@@ -14,6 +14,10 @@ With ``--json`` the last line of stdout is one JSON object: the result of the co
 ``config``, ``rnnlab_train_tok_s``, ``torch_train_tok_s``, ``ratio_train``,
 ``rnnlab_infer_tok_s``, ``torch_infer_tok_s``, ``ratio_infer``, ``blas``, ...), or for several
 configs/cells ``{"results": [...], "blas": ...}``.
+
+``--device cuda`` runs rnnlab on the CuPy backend and PyTorch on CUDA (cuDNN's LSTM/GRU); the
+NumPy GEMM figures and the host-memory subprocesses are skipped there. Without CuPy it is a
+one-line error naming the ``gpu`` extra.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import sys
 
 
 def register(ctx) -> None:
-    from ..bench import CONFIGS, SETTLE_S
+    from ..bench import CONFIGS, DEVICES, SETTLE_S
 
     parser = ctx.commands.add_parser(
         "bench", parents=[ctx.common], help="benchmark rnnlab against PyTorch (tokens/s, FLOPs, memory)",
@@ -42,6 +46,9 @@ def register(ctx) -> None:
     parser.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
                         help=f"sleep before each timed step, so that the other library's idle threads stop "
                              f"spinning (default {SETTLE_S}; 0 = back to back)")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="auto: follow rnnlab's backend (RNNLAB_BACKEND); cuda: rnnlab on CuPy and PyTorch "
+                             "on CUDA (cuDNN), needs the gpu extra; cpu: both on the CPU (default auto)")
     parser.set_defaults(func=run)
 
 
@@ -59,7 +66,7 @@ def run(args) -> dict:
             results.append(run_benchmark(name, cell=cell, steps=args.steps, warmup=args.warmup,
                                          use_torch=not args.no_torch, memory=not args.no_memory,
                                          threads=args.threads, seed=args.seed, model=args.model,
-                                         progress=True, settle=args.settle))
+                                         progress=True, settle=args.settle, device=args.device))
     print(format_table(results))
     if len(results) == 1:
         return results[0]
