@@ -1,0 +1,362 @@
+"""Compiled LSTM time loops: the whole forward and the whole backward of one layer in one call.
+
+Why: the layers' loops (``recurrent.LSTM``) return to Python at every step, to call BLAS for
+h_{t-1} U and a kernel of ``fused.py`` for the elementwise math. Here one numba function runs
+all T steps and calls BLAS itself, through the function addresses SciPy publishes for exactly
+this use (``scipy.linalg.cython_blas``: a stable, public interface, not the BLAS symbols of a
+particular NumPy build). The elementwise math is ``fused.py``'s kernels, called from the
+compiled loop, so both paths compute the same equations on the same buffers. The NumPy loops
+stay the fallback and the readable form; the tests prove this loop equal to them (float64, 1e-12).
+
+Both cores, without BLAS threads: a step's product is too small for the BLAS's own threads to
+pay, so the loop runs the BLAS single-threaded (threadpoolctl, while a loop runs) and uses the
+structure of the problem instead. The sequences of a batch are independent: the rows are cut
+into fixed blocks (``row_blocks``: chosen by the shape alone, never by the number of threads),
+each block runs all T steps on its own, and the compiled loop releases the GIL, so two Python
+threads run two blocks at once. A block computes the same numbers whichever thread runs it, so
+the results are identical, bit for bit, with 1 or 2 threads. (The two directions of a
+bidirectional layer are independent in the same way: two calls on two threads.)
+
+Layout, time-major and C-contiguous, as the layer keeps its buffers (B batch, T steps, H units):
+
+    Z (T, B, 4H)   x_t W + b with the sigmoid columns (i, f, o) halved; becomes the gates [i, f, g, o]
+    Us (H, 4H)     U with the same columns halved (s(z) = 0.5 tanh(z / 2) + 0.5, see fused.py)
+    Hs, Cs (T+1, B, H)   Hs[0], Cs[0] the initial states, Hs[t+1], Cs[t+1] the states after step t
+    TC (T, B, H)   tanh(c_t)
+    real (T, B)    1 at a real step, 0 at a masked one (a masked step keeps h and c)
+
+Forward, per step:  r = h_{t-1} Us (one GEMM per block),  fused.lstm_forward_step(z_t, r, ...),
+then masked rows keep h_{t-1}, c_{t-1}. Backward, per step (t = T-1 .. 0):
+fused.lstm_backward_step (dz_t, dh_t, the carry of dc), then dh_{t-1} = dz_t U^T (one GEMM per
+block, U unscaled: dz is the gradient of the unscaled pre-activation), and a masked row passes
+dh_t on unchanged. The products over all steps, dU = H_prev^T dZ and those of the input side,
+stay single NumPy GEMMs after the loop.
+
+``lstm_forward_into`` / ``lstm_backward_into`` work on the layer's buffers in place;
+``lstm_forward`` / ``lstm_backward`` take and return plain arrays (the readable interface).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import fused
+
+try:  # optional, as numba: without SciPy the layers run their own loops
+    from scipy.linalg import cython_blas
+except ImportError:  # pragma: no cover - exercised where scipy is absent
+    cython_blas = None
+
+MIN_BLOCK_ROWS = 4   # a batch is cut into 2 blocks when each gets at least this many rows
+MAX_THREADS = 2      # blocks per batch, and the most threads one call uses
+_choices: dict = {}  # (T, B, H, dtype) -> {"blocks": [(b0, b1), ...], "threads": n}: what ran
+
+
+def available() -> bool:
+    """numba and scipy importable, and the fused kernels not switched off (RNNLAB_FUSED=0)."""
+    return fused.available() and cython_blas is not None
+
+
+def missing() -> str:
+    """Why ``available()`` is False ('' when it is True): what to install or unset."""
+    if fused.numba is None:
+        return "numba is not installed (pip install 'rnnlab[fast]')"
+    if cython_blas is None:
+        return "scipy is not installed (pip install 'rnnlab[fast]')"
+    if not fused.available():
+        return "RNNLAB_FUSED=0 switches the compiled kernels off"
+    return ""
+
+
+def row_blocks(B: int) -> list:
+    """The fixed blocks of batch rows [(b0, b1), ...]: two halves when each gets MIN_BLOCK_ROWS
+    rows, else one. Chosen by B alone, so a result never depends on how many threads ran."""
+    if B >= MAX_THREADS * MIN_BLOCK_ROWS:
+        cut = (B + 1) // 2
+        return [(0, cut), (cut, B)]
+    return [(0, B)]
+
+
+def choices() -> dict:
+    """What the calls so far ran, JSON-serialisable: {"T,B,H,dtype": {"blocks": .., "threads": ..}}."""
+    return {",".join(str(v) for v in key): dict(value) for key, value in sorted(_choices.items(), key=str)}
+
+
+def default_threads() -> int:
+    """Threads for one call: MAX_THREADS, or fewer where the machine has fewer cores."""
+    return max(1, min(MAX_THREADS, os.cpu_count() or 1))
+
+
+# ---- BLAS: one thread while a compiled loop runs --------------------------------------------------
+_limit_lock = threading.Lock()
+_limit_depth = 0
+_limit_state: dict = {}
+
+
+@contextmanager
+def _single_threaded_blas():
+    """Run the BLAS single-threaded inside, restoring its setting when the last of overlapping
+    calls (from several threads) leaves. Without threadpoolctl the BLAS keeps its own setting."""
+    global _limit_depth
+    with _limit_lock:
+        if _limit_depth == 0:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                _limit_state["limit"] = None
+            else:
+                if "controller" not in _limit_state:
+                    _limit_state["controller"] = ThreadpoolController()
+                _limit_state["limit"] = _limit_state["controller"].limit(limits=1, user_api="blas")
+        _limit_depth += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_depth -= 1
+            if _limit_depth == 0 and _limit_state.get("limit") is not None:
+                _limit_state.pop("limit").restore_original_limits()
+
+
+_executor = None
+
+
+def _run_blocks(run, blocks, threads):
+    """run(b0, b1) for every block: with 2 threads the second block on a helper thread (the
+    compiled loops release the GIL), the first here."""
+    global _executor
+    if threads <= 1 or len(blocks) == 1:
+        for b0, b1 in blocks:
+            run(b0, b1)
+        return
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=MAX_THREADS - 1, thread_name_prefix="rnnlab-compiled")
+    pending = [_executor.submit(run, b0, b1) for b0, b1 in blocks[1:]]
+    run(*blocks[0])
+    for p in pending:
+        p.result()
+
+
+if fused.numba is not None and cython_blas is not None:
+    import numba
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import get_cython_function_address, intrinsic
+
+    _GEMM = {np.dtype(np.float32): get_cython_function_address("scipy.linalg.cython_blas", "sgemm"),
+             np.dtype(np.float64): get_cython_function_address("scipy.linalg.cython_blas", "dgemm")}
+
+    @intrinsic
+    def _call_gemm(typingctx, fn, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        """Call the Fortran-convention ?gemm at address ``fn``; every argument is an address.
+        (The address comes in as an argument, not as a constant, so the compiled code can be
+        cached on disk.)"""
+        args = (fn, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        if not all(isinstance(x, types.Integer) for x in args):
+            return None
+
+        def codegen(context, builder, signature, llargs):
+            ptr = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [ptr] * 13)
+            gemm = builder.inttoptr(llargs[0], fnty.as_pointer())
+            builder.call(gemm, [builder.inttoptr(v, ptr) for v in llargs[1:]])
+            return context.get_dummy_value()
+        return types.void(*args), codegen
+
+    def _kernel(fn):
+        """njit, nogil, cached on disk where numba finds a writable folder."""
+        try:
+            return numba.njit(cache=True, nogil=True)(fn)
+        except RuntimeError:
+            return numba.njit(nogil=True)(fn)
+
+    @_kernel
+    def _lstm_forward_rows(gemm, Z, Us, Hs, Cs, TC, real, masked, b0, b1, r, consts, ints, chars):
+        """All T steps of rows [b0, b1). r (b1-b0, 4H) scratch; consts (2,) = [1, 0] in Z's dtype,
+        ints (8,) int32 and chars (2,) uint8 = 'N', 'T': the BLAS's by-address arguments."""
+        T, B, G = Z.shape
+        H = Hs.shape[2]
+        size = Z.itemsize
+        # r (nb, 4H) = h (nb, H) @ Us (H, 4H); in BLAS's column-major view: r^T = Us^T h^T
+        ints[0], ints[1], ints[2] = G, b1 - b0, H      # m, n, k
+        ints[3], ints[4], ints[5] = G, H, G            # lda, ldb, ldc
+        m_, n_, k_ = ints.ctypes.data, ints.ctypes.data + 4, ints.ctypes.data + 8
+        lda, ldb, ldc = ints.ctypes.data + 12, ints.ctypes.data + 16, ints.ctypes.data + 20
+        N, one, zero = chars.ctypes.data, consts.ctypes.data, consts.ctypes.data + size
+        for t in range(T):
+            h_prev = Hs.ctypes.data + (t * B + b0) * H * size
+            _call_gemm(gemm, N, N, m_, n_, k_, one, Us.ctypes.data, lda, h_prev, ldb, zero, r.ctypes.data, ldc)
+            fused.lstm_forward_step(Z[t, b0:b1], r, Cs[t, b0:b1], Cs[t + 1, b0:b1], TC[t, b0:b1],
+                                    Hs[t + 1, b0:b1])
+            if masked:
+                for b in range(b0, b1):
+                    if real[t, b] == 0:
+                        Hs[t + 1, b] = Hs[t, b]
+                        Cs[t + 1, b] = Cs[t, b]
+
+    @_kernel
+    def _lstm_backward_rows(gemm, gates, U, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
+                            consts, ints, chars):
+        """All T steps backward of rows [b0, b1): dZ (T, B, 4H) out, dH (T, B, H) in (becomes the
+        whole dL/dh_t), dh, dc (B, H): in the gradients of the final states, out those of the
+        initial ones. Arguments by address as in ``_lstm_forward_rows``."""
+        T, B, G = gates.shape
+        H = dh.shape[1]
+        size = gates.itemsize
+        # dh_{t-1} (nb, H) = dz (nb, 4H) @ U^T; column-major: dh^T = (U^T)^T dz^T, U^T being
+        # U's row-major memory read as a (4H, H) column-major matrix
+        ints[0], ints[1], ints[2] = H, b1 - b0, G      # m, n, k
+        ints[3], ints[4], ints[5] = G, G, H            # lda, ldb, ldc
+        m_, n_, k_ = ints.ctypes.data, ints.ctypes.data + 4, ints.ctypes.data + 8
+        lda, ldb, ldc = ints.ctypes.data + 12, ints.ctypes.data + 16, ints.ctypes.data + 20
+        N, Tr = chars.ctypes.data, chars.ctypes.data + 1
+        one, zero = consts.ctypes.data, consts.ctypes.data + size
+        dh_rows, dc_rows = dh[b0:b1], dc[b0:b1]
+        dh_next = dh.ctypes.data + b0 * H * size
+        for t in range(T - 1, -1, -1):
+            fused.lstm_backward_step(gates[t, b0:b1], Cs[t, b0:b1], TC[t, b0:b1], dH[t, b0:b1],
+                                     dh_rows, dc_rows, real[t, b0:b1], dZ[t, b0:b1])
+            dz = dZ.ctypes.data + (t * B + b0) * G * size
+            _call_gemm(gemm, Tr, N, m_, n_, k_, one, U.ctypes.data, lda, dz, ldb, zero, dh_next, ldc)
+            if masked:
+                for b in range(b0, b1):
+                    if real[t, b] == 0:
+                        dh[b] += dH[t, b]     # a masked step passes dh_t on unchanged
+
+
+def _by_address(dtype, G, H):
+    """The by-address BLAS arguments of one block: [1, 0], room for 6 ints, 'N' 'T'."""
+    return np.array([1.0, 0.0], dtype), np.zeros(8, np.int32), np.array([ord("N"), ord("T")], np.uint8)
+
+
+def _check(names_arrays, dtype):
+    for name, a in names_arrays:
+        if not isinstance(a, np.ndarray) or a.dtype != dtype or not a.flags.c_contiguous:
+            raise ValueError(f"compiled LSTM loop: {name} must be a C-contiguous {dtype} NumPy array, got "
+                             f"{type(a).__name__} {getattr(a, 'dtype', '')} "
+                             f"{'' if getattr(a, 'flags', None) is None or a.flags.c_contiguous else 'non-contiguous'}")
+
+
+def _plan(T, B, H, dtype, threads):
+    blocks = row_blocks(B)
+    threads = default_threads() if threads is None else max(1, int(threads))
+    threads = min(threads, len(blocks))
+    _choices[(T, B, H, str(dtype))] = {"blocks": blocks, "threads": threads}
+    return blocks, threads
+
+
+def lstm_forward_into(Z, Us, Hs, Cs, TC, real=None, threads=None) -> None:
+    """The whole forward in place on the layer's buffers (module docstring): Z becomes the gates,
+    Hs[1:], Cs[1:], TC are written; real (T, B) in Z's dtype or None (every step real)."""
+    if not available():
+        raise RuntimeError(f"compiled LSTM loop unavailable: {missing()}")
+    T, B, G = Z.shape
+    H = G // 4
+    dtype = Z.dtype
+    if dtype not in (np.float32, np.float64) or Us.shape != (H, G) or Hs.shape != (T + 1, B, H) or \
+            Cs.shape != Hs.shape or TC.shape != (T, B, H) or (real is not None and real.shape != (T, B)):
+        raise ValueError(f"compiled LSTM loop: shapes do not fit Z {Z.shape} (float32/float64): Us {Us.shape}, "
+                         f"Hs {Hs.shape}, Cs {Cs.shape}, TC {TC.shape}, real "
+                         f"{None if real is None else real.shape}")
+    masked = real is not None
+    real = np.ones((T, B), dtype) if real is None else real
+    _check([("Z", Z), ("Us", Us), ("Hs", Hs), ("Cs", Cs), ("TC", TC), ("real", real)], dtype)
+    blocks, threads = _plan(T, B, H, dtype, threads)
+    gemm = _GEMM[dtype]
+
+    def run(b0, b1):
+        r = np.empty((b1 - b0, G), dtype)
+        _lstm_forward_rows(gemm, Z, Us, Hs, Cs, TC, real, masked, b0, b1, r, *_by_address(dtype, G, H))
+
+    with _single_threaded_blas():
+        _run_blocks(run, blocks, threads)
+
+
+def lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, real=None, threads=None) -> None:
+    """The whole backward loop in place: gates (T, B, 4H) and Cs, TC as the forward left them;
+    U (H, 4H) unscaled; dH (T, B, H) the gradient reaching each step's output (overwritten with
+    the whole dL/dh_t); dZ (T, B, 4H) out: dL/d(x_t W + h_{t-1} U + b); dh, dc (B, H): in
+    dL/d(final h, c), out dL/d(initial h, c). dU and the input side are GEMMs after this."""
+    if not available():
+        raise RuntimeError(f"compiled LSTM loop unavailable: {missing()}")
+    T, B, G = gates.shape
+    H = G // 4
+    dtype = gates.dtype
+    if dtype not in (np.float32, np.float64) or U.shape != (H, G) or Cs.shape != (T + 1, B, H) or \
+            TC.shape != (T, B, H) or dH.shape != (T, B, H) or dZ.shape != gates.shape or \
+            dh.shape != (B, H) or dc.shape != (B, H) or (real is not None and real.shape != (T, B)):
+        raise ValueError(f"compiled LSTM loop: shapes do not fit gates {gates.shape} (float32/float64): "
+                         f"U {U.shape}, Cs {Cs.shape}, TC {TC.shape}, dH {dH.shape}, dZ {dZ.shape}, "
+                         f"dh {dh.shape}, dc {dc.shape}, real {None if real is None else real.shape}")
+    masked = real is not None
+    real = np.ones((T, B), dtype) if real is None else real
+    _check([("gates", gates), ("U", U), ("Cs", Cs), ("TC", TC), ("dH", dH), ("dZ", dZ), ("dh", dh),
+            ("dc", dc), ("real", real)], dtype)
+    blocks, threads = _plan(T, B, H, dtype, threads)
+    gemm = _GEMM[dtype]
+
+    def run(b0, b1):
+        _lstm_backward_rows(gemm, gates, U, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
+                            *_by_address(dtype, G, H))
+
+    with _single_threaded_blas():
+        _run_blocks(run, blocks, threads)
+
+
+# ---- the plain interface ---------------------------------------------------------------------------
+def _sigmoid_scale(H, dtype):
+    """(4H,): 0.5 on the sigmoid columns i, f, o, 1 on the candidate's (exact scalings)."""
+    scale = np.full(4 * H, 0.5, dtype)
+    scale[2 * H:3 * H] = 1.0
+    return scale
+
+
+def _real(mask, T, B, dtype):
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (T, B):
+        raise ValueError(f"compiled LSTM loop: mask must be (time, batch) = {(T, B)}, got {mask.shape}")
+    return np.ascontiguousarray(mask, dtype=dtype)
+
+
+def lstm_forward(xz, U, h0=None, c0=None, mask=None, threads=None):
+    """xz (T, B, 4H) = x_t W + b (time-major, gates i, f, g, o), U (H, 4H), h0, c0 (B, H) or None
+    (zeros), mask (T, B) bool or None -> (Hs, Cs, TC, gates): Hs, Cs (T+1, B, H) with the initial
+    states first, TC (T, B, H) = tanh(c_t), gates (T, B, 4H) = [i, f, g, o]. A masked step keeps
+    h and c (and its output, Hs[t+1], is the kept state: the layer multiplies it by the mask)."""
+    xz = np.asarray(xz)
+    T, B, G = xz.shape
+    H = G // 4
+    dtype = xz.dtype
+    scale = _sigmoid_scale(H, dtype)
+    Z = np.multiply(xz, scale, dtype=dtype)
+    Us = np.multiply(U, scale, dtype=dtype)
+    Hs, Cs, TC = np.empty((T + 1, B, H), dtype), np.empty((T + 1, B, H), dtype), np.empty((T, B, H), dtype)
+    Hs[0] = 0 if h0 is None else h0
+    Cs[0] = 0 if c0 is None else c0
+    lstm_forward_into(Z, Us, Hs, Cs, TC, _real(mask, T, B, dtype), threads)
+    return Hs, Cs, TC, Z
+
+
+def lstm_backward(gates, U, Hs, Cs, TC, dH, dh_last=None, dc_last=None, mask=None, threads=None):
+    """The backward of ``lstm_forward``: (gates, Hs, Cs, TC as it returned them), U (H, 4H),
+    dH (T, B, H) the gradient reaching each step's output, dh_last, dc_last (B, H) or None those
+    of the final states -> (dxz (T, B, 4H), dU (H, 4H), dh0, dc0 (B, H)). The input side follows
+    from dxz: dW = x^T dxz, db = sum of dxz over T and B, dx = dxz W^T."""
+    gates = np.asarray(gates)
+    T, B, G = gates.shape
+    H = G // 4
+    dtype = gates.dtype
+    dH = np.array(dH, dtype=dtype, order="C")            # a copy: the loop overwrites it
+    dh = np.zeros((B, H), dtype) if dh_last is None else np.array(dh_last, dtype=dtype, order="C")
+    dc = np.zeros((B, H), dtype) if dc_last is None else np.array(dc_last, dtype=dtype, order="C")
+    dZ = np.empty((T, B, G), dtype)
+    U = np.ascontiguousarray(U, dtype=dtype)
+    lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, _real(mask, T, B, dtype), threads)
+    dU = Hs[:-1].reshape(T * B, H).T @ dZ.reshape(T * B, G)
+    return dZ, dU, dh, dc
