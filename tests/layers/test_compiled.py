@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab.layers import LSTM, compiled
+from rnnlab.layers import GRU, LSTM, compiled
 
 # lengths 7, 0 and partial: masked tails, an all-masked row, full rows
 LENGTHS = np.array([7, 3, 0, 7, 5, 1, 7, 6, 2])
@@ -28,37 +28,48 @@ def assert_close(actual, expected, rtol, what):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
-def run_layer(x, mask, dtype, seed=0):
-    """An LSTM layer's forward and backward on x (B, T, D): its outputs, gradients, and the
-    random initial states and output gradients it ran on."""
+def run_layer(cls, x, mask, dtype, seed=0):
+    """An LSTM or GRU layer's forward and backward on x (B, T, D): its outputs, gradients, and
+    the random initial states and output gradients it ran on."""
     B, T, D = x.shape
-    layer = LSTM(6, return_sequences=True, return_state=True, seed=seed, bias_initializer="uniform:0.5")
+    layer = cls(6, return_sequences=True, return_state=True, seed=seed, bias_initializer="uniform:0.5")
+    n_states = 2 if cls is LSTM else 1
     rng = np.random.default_rng(seed + 1)
-    init = [rng.standard_normal((B, 6)).astype(dtype) for _ in range(2)]
-    y, h, c = layer.forward(x, mask=mask, initial_state=init)
+    init = [rng.standard_normal((B, 6)).astype(dtype) for _ in range(n_states)]
+    y, *states = layer.forward(x, mask=mask, initial_state=init)
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dstates = [rng.standard_normal((B, 6)).astype(dtype) for _ in range(2)]
+    dstates = [rng.standard_normal((B, 6)).astype(dtype) for _ in range(n_states)]
     dx = layer.backward(dy, dstates)
-    out = {"y": y, "h": h, "c": c, "dx": dx, "dh0": layer.dinitial_state[0], "dc0": layer.dinitial_state[1],
+    out = {"y": y, "h": states[0], "dx": dx, "dh0": layer.dinitial_state[0],
            "dW": layer.grads[0], "dU": layer.grads[1], "db": layer.grads[2]}
+    if cls is LSTM:
+        out.update(c=states[1], dc0=layer.dinitial_state[1])
     return layer, init, dy, dstates, {k: np.array(v) for k, v in out.items()}
 
 
 def run_compiled(layer, x, mask, init, dy, dstates, threads):
-    """The same forward and backward through compiled.lstm_forward / lstm_backward, with the input
+    """The same forward and backward through the compiled loops' plain interface, with the input
     projection and the input-side gradients as the layer computes them (GEMMs outside the loop)."""
     W, U, b = (np.array(p) for p in layer.params)
     B, T, D = x.shape
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
     mask_tm = None if mask is None else np.ascontiguousarray(mask.T)
     m = 1.0 if mask is None else mask_tm[..., None]
-    Hs, Cs, TC, gates = compiled.lstm_forward(x_tm @ W + b, U, *init, mask=mask_tm, threads=threads)
     dH = dy.transpose(1, 0, 2) * m
-    dxz, dU, dh0, dc0 = compiled.lstm_backward(gates, U, Hs, Cs, TC, dH, *dstates, mask=mask_tm, threads=threads)
-    flat = dxz.reshape(T * B, -1)
-    return {"y": (Hs[1:] * m).transpose(1, 0, 2), "h": Hs[T], "c": Cs[T],
-            "dx": (dxz @ W.T).transpose(1, 0, 2), "dh0": dh0, "dc0": dc0,
-            "dW": x_tm.reshape(T * B, D).T @ flat, "dU": dU, "db": flat.sum(axis=0)}
+    out = {}
+    if isinstance(layer, LSTM):
+        Hs, Cs, TC, gates = compiled.lstm_forward(x_tm @ W + b, U, *init, mask=mask_tm, threads=threads)
+        dxz, dU, dh0, dc0 = compiled.lstm_backward(gates, U, Hs, Cs, TC, dH, *dstates, mask=mask_tm,
+                                                   threads=threads)
+        out.update(c=Cs[T], dc0=dc0, db=dxz.sum(axis=(0, 1)))
+    else:
+        Hs, gates, HZ = compiled.gru_forward(x_tm @ W + b[0], U, b[1], *init, mask=mask_tm, threads=threads)
+        dxz, dU, db_rec, dh0 = compiled.gru_backward(gates, HZ, U, Hs, dH, *dstates, mask=mask_tm,
+                                                     threads=threads)
+        out.update(db=np.stack([dxz.sum(axis=(0, 1)), db_rec]))
+    out.update(y=(Hs[1:] * m).transpose(1, 0, 2), h=Hs[T], dx=(dxz @ W.T).transpose(1, 0, 2), dh0=dh0,
+               dW=x_tm.reshape(T * B, D).T @ dxz.reshape(T * B, -1), dU=dU)
+    return out
 
 
 def inputs(dtype, masked, B=9, T=7, D=5):
@@ -69,52 +80,64 @@ def inputs(dtype, masked, B=9, T=7, D=5):
     return x, mask
 
 
+@pytest.mark.parametrize("cls", [LSTM, GRU])
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_equals_the_layer_in_float64(float64, both_kernel_paths, masked, threads):
-    """H, the final states, dx, the initial states' gradients, dW, dU, db: to 1e-12 of the layer's
-    own loops (NumPy, and fused kernels)."""
+def test_equals_the_layer_in_float64(float64, both_kernel_paths, cls, masked, threads):
+    """Outputs, final states, dx, the initial states' gradients, dW, dU, db: to 1e-12 of the
+    layer's own loops (NumPy, and fused kernels)."""
     require_compiled()
     x, mask = inputs(np.float64, masked)
-    layer, init, dy, dstates, expected = run_layer(x, mask, np.float64)
+    layer, init, dy, dstates, expected = run_layer(cls, x, mask, np.float64)
     got = run_compiled(layer, x, mask, init, dy, dstates, threads)
+    assert set(got) == set(expected)
     for name in expected:
         assert_close(got[name], expected[name], 1e-12, name)
 
 
+@pytest.mark.parametrize("cls", [LSTM, GRU])
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
-def test_close_to_the_layer_in_float32(both_kernel_paths, masked):
+def test_close_to_the_layer_in_float32(both_kernel_paths, cls, masked):
     require_compiled()
     assert rnnlab.backend.floatx() == "float32"
     x, mask = inputs(np.float32, masked)
-    layer, init, dy, dstates, expected = run_layer(x, mask, np.float32)
+    layer, init, dy, dstates, expected = run_layer(cls, x, mask, np.float32)
     got = run_compiled(layer, x, mask, init, dy, dstates, 2)
     for name in expected:
         assert got[name].dtype == np.float32, name
         assert_close(got[name], expected[name], 2e-5, name)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_and_two_threads_give_identical_bits(dtype):
+def test_one_and_two_threads_give_identical_bits(kind, dtype):
     """The batch is cut into blocks by its size alone; a block computes the same numbers on any
     thread, so 1 and 2 threads agree bit for bit (odd B: blocks of 9 and 8 rows)."""
     require_compiled()
     B, T, H = 17, 30, 8
+    G = 4 * H if kind == "lstm" else 3 * H
     rng = np.random.default_rng(7)
-    xz = rng.standard_normal((T, B, 4 * H)).astype(dtype)
-    U = (0.4 * rng.standard_normal((H, 4 * H))).astype(dtype)
+    xz = rng.standard_normal((T, B, G)).astype(dtype)
+    U = (0.4 * rng.standard_normal((H, G))).astype(dtype)
     h0, c0 = rng.standard_normal((2, B, H)).astype(dtype)
+    b_rec = rng.standard_normal(G).astype(dtype)
     mask = (np.arange(T)[:, None] < rng.integers(0, T + 1, B)[None, :])
     dH = rng.standard_normal((T, B, H)).astype(dtype)
     dh, dc = rng.standard_normal((2, B, H)).astype(dtype)
     results = []
     for threads in (1, 2):
-        fw = compiled.lstm_forward(xz, U, h0, c0, mask=mask, threads=threads)
-        results.append(fw + compiled.lstm_backward(fw[3], U, fw[0], fw[1], fw[2], dH, dh, dc, mask=mask,
-                                                   threads=threads))
-        assert compiled.choices()[f"{T},{B},{H},{np.dtype(dtype)}"] == {"blocks": [(0, 9), (9, 17)],
-                                                                          "threads": threads}
+        if kind == "lstm":
+            Hs, Cs, TC, gates = compiled.lstm_forward(xz, U, h0, c0, mask=mask, threads=threads)
+            grads = compiled.lstm_backward(gates, U, Hs, Cs, TC, dH, dh, dc, mask=mask, threads=threads)
+            results.append((Hs, Cs, TC, gates) + grads)
+        else:
+            Hs, gates, HZ = compiled.gru_forward(xz, U, b_rec, h0, mask=mask, threads=threads)
+            grads = compiled.gru_backward(gates, HZ, U, Hs, dH, dh, mask=mask, threads=threads)
+            results.append((Hs, gates, HZ) + grads)
+        assert compiled.choices()[f"{kind},{T},{B},{H},{np.dtype(dtype)}"] == {"blocks": [(0, 9), (9, 17)],
+                                                                            "threads": threads}
     for one, two in zip(*results):
+        assert one.dtype == dtype
         np.testing.assert_array_equal(one, two)
 
 
@@ -130,12 +153,14 @@ def test_wrong_buffers_are_named_in_the_error():
     T, B, H = 3, 2, 4
     Z, Us = np.zeros((T, B, 4 * H)), np.zeros((H, 4 * H))
     Hs, Cs, TC = np.zeros((T + 1, B, H)), np.zeros((T + 1, B, H)), np.zeros((T, B, H))
-    with pytest.raises(ValueError, match=r"Us \(4, 12\)"):
-        compiled.lstm_forward_into(Z, Us[:, :12].copy(), Hs[:T], Cs, TC)
-    with pytest.raises(ValueError, match="Hs must be a C-contiguous float64"):
+    with pytest.raises(ValueError, match=r"LSTM loop: Us must be .* of shape \(4, 16\), got of shape \(4, 12\)"):
+        compiled.lstm_forward_into(Z, Us[:, :12].copy(), Hs, Cs, TC)
+    with pytest.raises(ValueError, match="Hs must be a C-contiguous float64 .* not C-contiguous"):
         compiled.lstm_forward_into(Z, Us, np.asfortranarray(Hs), Cs, TC)
-    with pytest.raises(ValueError, match="Cs must be a C-contiguous float64"):
+    with pytest.raises(ValueError, match="Cs must be a C-contiguous float64 .* got float32"):
         compiled.lstm_forward_into(Z, Us, Hs, Cs.astype(np.float32), TC)
+    with pytest.raises(ValueError, match="GRU loop: float32 or float64 only"):
+        compiled.gru_forward_into(Z.astype(np.float16), Us, Hs[0, 0], Hs, Z)
     with pytest.raises(ValueError, match=r"mask must be \(time, batch\) = \(3, 2\)"):
         compiled.lstm_forward(Z, Us, mask=np.ones((B, T), bool))
 

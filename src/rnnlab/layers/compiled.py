@@ -1,39 +1,43 @@
-"""Compiled LSTM time loops: the whole forward and the whole backward of one layer in one call.
+"""Compiled LSTM and GRU time loops: the whole forward and the whole backward of one layer in one call.
 
-Why: the layers' loops (``recurrent.LSTM``) return to Python at every step, to call BLAS for
-h_{t-1} U and a kernel of ``fused.py`` for the elementwise math. Here one numba function runs
-all T steps and calls BLAS itself, through the function addresses SciPy publishes for exactly
-this use (``scipy.linalg.cython_blas``: a stable, public interface, not the BLAS symbols of a
-particular NumPy build). The elementwise math is ``fused.py``'s kernels, called from the
-compiled loop, so both paths compute the same equations on the same buffers. The NumPy loops
-stay the fallback and the readable form; the tests prove this loop equal to them (float64, 1e-12).
+Why: the layers' loops (``recurrent.LSTM``, ``recurrent.GRU``) return to Python at every step,
+to call BLAS for h_{t-1} U and a kernel of ``fused.py`` for the elementwise math. Here one numba
+function runs all T steps and calls BLAS itself, through the function addresses SciPy publishes
+for exactly this use (``scipy.linalg.cython_blas``: a stable, public interface, not the BLAS
+symbols of a particular NumPy build). The elementwise math is ``fused.py``'s kernels, called
+from the compiled loop, so both paths compute the same equations on the same buffers. The
+NumPy loops stay the fallback and the readable form; the tests prove this loop equal to them
+(float64, 1e-12).
 
 Both cores, without BLAS threads: a step's product is too small for the BLAS's own threads to
 pay, so the loop runs the BLAS single-threaded (threadpoolctl, while a loop runs) and uses the
 structure of the problem instead. The sequences of a batch are independent: the rows are cut
-into fixed blocks (``row_blocks``: chosen by the shape alone, never by the number of threads),
-each block runs all T steps on its own, and the compiled loop releases the GIL, so two Python
-threads run two blocks at once. A block computes the same numbers whichever thread runs it, so
-the results are identical, bit for bit, with 1 or 2 threads. (The two directions of a
-bidirectional layer are independent in the same way: two calls on two threads.)
+into fixed blocks (``row_blocks``: chosen by the batch size alone, never by the number of
+threads), each block runs all T steps on its own with no synchronisation, and the compiled loop
+releases the GIL, so two Python threads run two blocks at once. A block computes the same
+numbers whichever thread runs it, so results are identical, bit for bit, with 1 or 2 threads.
+``choices()`` records what each shape ran. (The two directions of a bidirectional layer are
+independent in the same way: two calls on two threads.)
 
-Layout, time-major and C-contiguous, as the layer keeps its buffers (B batch, T steps, H units):
+LSTM layout, time-major and C-contiguous, as the layer keeps its buffers (B batch, T steps, H units):
 
     Z (T, B, 4H)   x_t W + b with the sigmoid columns (i, f, o) halved; becomes the gates [i, f, g, o]
     Us (H, 4H)     U with the same columns halved (s(z) = 0.5 tanh(z / 2) + 0.5, see fused.py)
     Hs, Cs (T+1, B, H)   Hs[0], Cs[0] the initial states, Hs[t+1], Cs[t+1] the states after step t
     TC (T, B, H)   tanh(c_t)
-    real (T, B)    1 at a real step, 0 at a masked one (a masked step keeps h and c)
+    real (T, B)    1 at a real step, 0 at a masked one (a masked step keeps its states)
 
-Forward, per step:  r = h_{t-1} Us (one GEMM per block),  fused.lstm_forward_step(z_t, r, ...),
+Forward, per step and block:  r = h_{t-1} Us (one GEMM),  fused.lstm_forward_step(z_t, r, ...),
 then masked rows keep h_{t-1}, c_{t-1}. Backward, per step (t = T-1 .. 0):
-fused.lstm_backward_step (dz_t, dh_t, the carry of dc), then dh_{t-1} = dz_t U^T (one GEMM per
-block, U unscaled: dz is the gradient of the unscaled pre-activation), and a masked row passes
-dh_t on unchanged. The products over all steps, dU = H_prev^T dZ and those of the input side,
-stay single NumPy GEMMs after the loop.
+fused.lstm_backward_step (dz_t, dh_t, the carry of dc), then dh_{t-1} = dz_t U^T (one GEMM, U
+unscaled: dz is the gradient of the unscaled pre-activation), and a masked row passes dh_t on
+unchanged. GRU (reset_after) likewise with ``fused.gru_forward_step`` / ``gru_backward_step``
+(buffers in ``gru_forward_into``). The products over all steps (dU = H_prev^T dZ, the input
+side) stay single NumPy GEMMs outside the loop.
 
-``lstm_forward_into`` / ``lstm_backward_into`` work on the layer's buffers in place;
-``lstm_forward`` / ``lstm_backward`` take and return plain arrays (the readable interface).
+``*_forward_into`` / ``*_backward_into`` work on the layer's buffers in place;
+``lstm_forward`` / ``lstm_backward`` / ``gru_forward`` / ``gru_backward`` take and return plain
+arrays (the readable interface).
 """
 from __future__ import annotations
 
@@ -227,53 +231,105 @@ if fused.numba is not None and cython_blas is not None:
                     if real[t, b] == 0:
                         dh[b] += dH[t, b]     # a masked step passes dh_t on unchanged
 
+    @_kernel
+    def _gru_forward_rows(gemm, Z, Us, b_hh, Hs, HZ, real, masked, b0, b1, consts, ints, chars):
+        """GRU (reset_after), all T steps of rows [b0, b1): Z (T, B, 3H) becomes the gates
+        [z, r, hh]; HZ (T, B, 3H) out: h_{t-1} Us, its h block + b_hh. Arguments by address as
+        in ``_lstm_forward_rows``."""
+        T, B, G = Z.shape
+        H = Hs.shape[2]
+        size = Z.itemsize
+        ints[0], ints[1], ints[2] = G, b1 - b0, H      # hz^T (3H, nb) = Us^T h^T
+        ints[3], ints[4], ints[5] = G, H, G
+        m_, n_, k_ = ints.ctypes.data, ints.ctypes.data + 4, ints.ctypes.data + 8
+        lda, ldb, ldc = ints.ctypes.data + 12, ints.ctypes.data + 16, ints.ctypes.data + 20
+        N, one, zero = chars.ctypes.data, consts.ctypes.data, consts.ctypes.data + size
+        for t in range(T):
+            h_prev = Hs.ctypes.data + (t * B + b0) * H * size
+            hz = HZ.ctypes.data + (t * B + b0) * G * size
+            _call_gemm(gemm, N, N, m_, n_, k_, one, Us.ctypes.data, lda, h_prev, ldb, zero, hz, ldc)
+            fused.gru_forward_step(Z[t, b0:b1], HZ[t, b0:b1], b_hh, Hs[t, b0:b1], Hs[t + 1, b0:b1])
+            if masked:
+                for b in range(b0, b1):
+                    if real[t, b] == 0:
+                        Hs[t + 1, b] = Hs[t, b]
 
-def _by_address(dtype, G, H):
+    @_kernel
+    def _gru_backward_rows(gemm, gates, HZ, U, Hs, dH, dHZ, dXh, dh, real, b0, b1, consts, ints, chars):
+        """GRU (reset_after), all T steps backward of rows [b0, b1): dHZ (T, B, 3H) and dXh
+        (T, B, H) out (``fused.gru_backward_step``), dH in (becomes the whole dL/dh_t), dh (B, H)
+        in dL/d(final h), out dL/d(initial h): the kernel leaves the direct path in it and the
+        product adds dhz_t U^T (beta = 1). A masked row needs nothing more: its dhz is 0."""
+        T, B, G = gates.shape
+        H = dh.shape[1]
+        size = gates.itemsize
+        ints[0], ints[1], ints[2] = H, b1 - b0, G      # dh^T (H, nb) += (U^T)^T dhz^T
+        ints[3], ints[4], ints[5] = G, G, H
+        m_, n_, k_ = ints.ctypes.data, ints.ctypes.data + 4, ints.ctypes.data + 8
+        lda, ldb, ldc = ints.ctypes.data + 12, ints.ctypes.data + 16, ints.ctypes.data + 20
+        N, Tr, one = chars.ctypes.data, chars.ctypes.data + 1, consts.ctypes.data
+        dh_rows = dh[b0:b1]
+        dh_next = dh.ctypes.data + b0 * H * size
+        for t in range(T - 1, -1, -1):
+            fused.gru_backward_step(gates[t, b0:b1], HZ[t, b0:b1], Hs[t, b0:b1], dH[t, b0:b1], dh_rows,
+                                    real[t, b0:b1], dHZ[t, b0:b1], dXh[t, b0:b1])
+            dhz = dHZ.ctypes.data + (t * B + b0) * G * size
+            _call_gemm(gemm, Tr, N, m_, n_, k_, one, U.ctypes.data, lda, dhz, ldb, one, dh_next, ldc)
+
+
+def _by_address(dtype):
     """The by-address BLAS arguments of one block: [1, 0], room for 6 ints, 'N' 'T'."""
     return np.array([1.0, 0.0], dtype), np.zeros(8, np.int32), np.array([ord("N"), ord("T")], np.uint8)
 
 
-def _check(names_arrays, dtype):
-    for name, a in names_arrays:
-        if not isinstance(a, np.ndarray) or a.dtype != dtype or not a.flags.c_contiguous:
-            raise ValueError(f"compiled LSTM loop: {name} must be a C-contiguous {dtype} NumPy array, got "
-                             f"{type(a).__name__} {getattr(a, 'dtype', '')} "
-                             f"{'' if getattr(a, 'flags', None) is None or a.flags.c_contiguous else 'non-contiguous'}")
+def _check(what, dtype, buffers):
+    """buffers: (name, array, shape) triples; each must be a C-contiguous ``dtype`` NumPy array
+    of that shape (the compiled loop reads them by address)."""
+    if not available():
+        raise RuntimeError(f"compiled {what} loop unavailable: {missing()}")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"compiled {what} loop: float32 or float64 only, got {dtype}")
+    for name, a, shape in buffers:
+        problem = None
+        if not isinstance(a, np.ndarray):
+            problem = f"a {type(a).__name__}"
+        elif tuple(a.shape) != tuple(shape):
+            problem = f"of shape {tuple(a.shape)}"
+        elif a.dtype != dtype or not a.flags.c_contiguous:
+            problem = f"{a.dtype}, {'' if a.flags.c_contiguous else 'not '}C-contiguous"
+        if problem:
+            raise ValueError(f"compiled {what} loop: {name} must be a C-contiguous {np.dtype(dtype)} NumPy "
+                             f"array of shape {tuple(shape)}, got {problem}")
 
 
-def _plan(T, B, H, dtype, threads):
+def _launch(kind, T, B, H, dtype, threads, run):
+    """run(b0, b1) for the row blocks of the shape, on ``threads`` threads (None: by the
+    machine), with the BLAS single-threaded; records the choice."""
     blocks = row_blocks(B)
     threads = default_threads() if threads is None else max(1, int(threads))
     threads = min(threads, len(blocks))
-    _choices[(T, B, H, str(dtype))] = {"blocks": blocks, "threads": threads}
-    return blocks, threads
+    _choices[(kind, T, B, H, str(np.dtype(dtype)))] = {"blocks": blocks, "threads": threads}
+    with _single_threaded_blas():
+        _run_blocks(run, blocks, threads)
+
+
+def _real_or_ones(real, T, B, dtype):
+    return (False, np.ones((T, B), dtype)) if real is None else (True, real)
 
 
 def lstm_forward_into(Z, Us, Hs, Cs, TC, real=None, threads=None) -> None:
     """The whole forward in place on the layer's buffers (module docstring): Z becomes the gates,
     Hs[1:], Cs[1:], TC are written; real (T, B) in Z's dtype or None (every step real)."""
-    if not available():
-        raise RuntimeError(f"compiled LSTM loop unavailable: {missing()}")
     T, B, G = Z.shape
-    H = G // 4
-    dtype = Z.dtype
-    if dtype not in (np.float32, np.float64) or Us.shape != (H, G) or Hs.shape != (T + 1, B, H) or \
-            Cs.shape != Hs.shape or TC.shape != (T, B, H) or (real is not None and real.shape != (T, B)):
-        raise ValueError(f"compiled LSTM loop: shapes do not fit Z {Z.shape} (float32/float64): Us {Us.shape}, "
-                         f"Hs {Hs.shape}, Cs {Cs.shape}, TC {TC.shape}, real "
-                         f"{None if real is None else real.shape}")
-    masked = real is not None
-    real = np.ones((T, B), dtype) if real is None else real
-    _check([("Z", Z), ("Us", Us), ("Hs", Hs), ("Cs", Cs), ("TC", TC), ("real", real)], dtype)
-    blocks, threads = _plan(T, B, H, dtype, threads)
-    gemm = _GEMM[dtype]
+    H, dtype = G // 4, Z.dtype
+    masked, real = _real_or_ones(real, T, B, dtype)
+    _check("LSTM", dtype, [("Z", Z, (T, B, 4 * H)), ("Us", Us, (H, G)), ("Hs", Hs, (T + 1, B, H)),
+                           ("Cs", Cs, (T + 1, B, H)), ("TC", TC, (T, B, H)), ("real", real, (T, B))])
 
     def run(b0, b1):
         r = np.empty((b1 - b0, G), dtype)
-        _lstm_forward_rows(gemm, Z, Us, Hs, Cs, TC, real, masked, b0, b1, r, *_by_address(dtype, G, H))
-
-    with _single_threaded_blas():
-        _run_blocks(run, blocks, threads)
+        _lstm_forward_rows(_GEMM[dtype], Z, Us, Hs, Cs, TC, real, masked, b0, b1, r, *_by_address(dtype))
+    _launch("lstm", T, B, H, dtype, threads, run)
 
 
 def lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, real=None, threads=None) -> None:
@@ -281,36 +337,56 @@ def lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, real=None, threads=None
     U (H, 4H) unscaled; dH (T, B, H) the gradient reaching each step's output (overwritten with
     the whole dL/dh_t); dZ (T, B, 4H) out: dL/d(x_t W + h_{t-1} U + b); dh, dc (B, H): in
     dL/d(final h, c), out dL/d(initial h, c). dU and the input side are GEMMs after this."""
-    if not available():
-        raise RuntimeError(f"compiled LSTM loop unavailable: {missing()}")
     T, B, G = gates.shape
-    H = G // 4
-    dtype = gates.dtype
-    if dtype not in (np.float32, np.float64) or U.shape != (H, G) or Cs.shape != (T + 1, B, H) or \
-            TC.shape != (T, B, H) or dH.shape != (T, B, H) or dZ.shape != gates.shape or \
-            dh.shape != (B, H) or dc.shape != (B, H) or (real is not None and real.shape != (T, B)):
-        raise ValueError(f"compiled LSTM loop: shapes do not fit gates {gates.shape} (float32/float64): "
-                         f"U {U.shape}, Cs {Cs.shape}, TC {TC.shape}, dH {dH.shape}, dZ {dZ.shape}, "
-                         f"dh {dh.shape}, dc {dc.shape}, real {None if real is None else real.shape}")
-    masked = real is not None
-    real = np.ones((T, B), dtype) if real is None else real
-    _check([("gates", gates), ("U", U), ("Cs", Cs), ("TC", TC), ("dH", dH), ("dZ", dZ), ("dh", dh),
-            ("dc", dc), ("real", real)], dtype)
-    blocks, threads = _plan(T, B, H, dtype, threads)
-    gemm = _GEMM[dtype]
+    H, dtype = G // 4, gates.dtype
+    masked, real = _real_or_ones(real, T, B, dtype)
+    _check("LSTM", dtype, [("gates", gates, (T, B, 4 * H)), ("U", U, (H, G)), ("Cs", Cs, (T + 1, B, H)),
+                           ("TC", TC, (T, B, H)), ("dH", dH, (T, B, H)), ("dZ", dZ, (T, B, G)),
+                           ("dh", dh, (B, H)), ("dc", dc, (B, H)), ("real", real, (T, B))])
 
     def run(b0, b1):
-        _lstm_backward_rows(gemm, gates, U, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
-                            *_by_address(dtype, G, H))
+        _lstm_backward_rows(_GEMM[dtype], gates, U, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
+                            *_by_address(dtype))
+    _launch("lstm", T, B, H, dtype, threads, run)
 
-    with _single_threaded_blas():
-        _run_blocks(run, blocks, threads)
+
+def gru_forward_into(Z, Us, b_hh, Hs, HZ, real=None, threads=None) -> None:
+    """GRU (reset_after) forward in place on the layer's buffers: Z (T, B, 3H) = x_t W + input
+    biases with the z, r columns halved, becomes the gates [z, r, hh]; Us (H, 3H) U with the
+    z, r columns halved; b_hh (H,) the recurrent bias of the h block; Hs (T+1, B, H) with Hs[0]
+    the initial state; HZ (T, B, 3H) out: h_{t-1} Us, its h block + b_hh (backward reads it)."""
+    T, B, G = Z.shape
+    H, dtype = G // 3, Z.dtype
+    masked, real = _real_or_ones(real, T, B, dtype)
+    _check("GRU", dtype, [("Z", Z, (T, B, 3 * H)), ("Us", Us, (H, G)), ("b_hh", b_hh, (H,)),
+                          ("Hs", Hs, (T + 1, B, H)), ("HZ", HZ, (T, B, G)), ("real", real, (T, B))])
+
+    def run(b0, b1):
+        _gru_forward_rows(_GEMM[dtype], Z, Us, b_hh, Hs, HZ, real, masked, b0, b1, *_by_address(dtype))
+    _launch("gru", T, B, H, dtype, threads, run)
+
+
+def gru_backward_into(gates, HZ, U, Hs, dH, dHZ, dXh, dh, real=None, threads=None) -> None:
+    """GRU (reset_after) backward loop in place: gates, HZ, Hs as the forward left them; U (H, 3H)
+    unscaled; dH (T, B, H) in (overwritten with the whole dL/dh_t); out: dHZ (T, B, 3H), the
+    gradient of h_{t-1} U + b[1], and dXh (T, B, H), that of x_t W_h + b[0]_h (the input side's
+    dXZ is dHZ with its h block replaced by dXh); dh (B, H): in dL/d(final h), out dL/d(h_0)."""
+    T, B, G = gates.shape
+    H, dtype = G // 3, gates.dtype
+    _, real = _real_or_ones(real, T, B, dtype)
+    _check("GRU", dtype, [("gates", gates, (T, B, 3 * H)), ("HZ", HZ, (T, B, G)), ("U", U, (H, G)),
+                          ("Hs", Hs, (T + 1, B, H)), ("dH", dH, (T, B, H)), ("dHZ", dHZ, (T, B, G)),
+                          ("dXh", dXh, (T, B, H)), ("dh", dh, (B, H)), ("real", real, (T, B))])
+
+    def run(b0, b1):
+        _gru_backward_rows(_GEMM[dtype], gates, HZ, U, Hs, dH, dHZ, dXh, dh, real, b0, b1, *_by_address(dtype))
+    _launch("gru", T, B, H, dtype, threads, run)
 
 
 # ---- the plain interface ---------------------------------------------------------------------------
-def _sigmoid_scale(H, dtype):
-    """(4H,): 0.5 on the sigmoid columns i, f, o, 1 on the candidate's (exact scalings)."""
-    scale = np.full(4 * H, 0.5, dtype)
+def _sigmoid_scale(G, H, dtype):
+    """(G,): 0.5 on the sigmoid columns (LSTM i, f, o; GRU z, r), 1 on the tanh ones (exact scalings)."""
+    scale = np.full(G, 0.5, dtype)
     scale[2 * H:3 * H] = 1.0
     return scale
 
@@ -320,43 +396,82 @@ def _real(mask, T, B, dtype):
         return None
     mask = np.asarray(mask)
     if mask.shape != (T, B):
-        raise ValueError(f"compiled LSTM loop: mask must be (time, batch) = {(T, B)}, got {mask.shape}")
+        raise ValueError(f"compiled loop: mask must be (time, batch) = {(T, B)}, got {mask.shape}")
     return np.ascontiguousarray(mask, dtype=dtype)
+
+
+def _initial(state, B, H, dtype):
+    out = np.zeros((B, H), dtype)
+    if state is not None:
+        out[...] = state
+    return out
 
 
 def lstm_forward(xz, U, h0=None, c0=None, mask=None, threads=None):
     """xz (T, B, 4H) = x_t W + b (time-major, gates i, f, g, o), U (H, 4H), h0, c0 (B, H) or None
     (zeros), mask (T, B) bool or None -> (Hs, Cs, TC, gates): Hs, Cs (T+1, B, H) with the initial
     states first, TC (T, B, H) = tanh(c_t), gates (T, B, 4H) = [i, f, g, o]. A masked step keeps
-    h and c (and its output, Hs[t+1], is the kept state: the layer multiplies it by the mask)."""
+    h and c (its output Hs[t+1] is the kept state: the layer multiplies outputs by the mask)."""
     xz = np.asarray(xz)
     T, B, G = xz.shape
-    H = G // 4
-    dtype = xz.dtype
-    scale = _sigmoid_scale(H, dtype)
+    H, dtype = G // 4, xz.dtype
+    scale = _sigmoid_scale(G, H, dtype)
     Z = np.multiply(xz, scale, dtype=dtype)
     Us = np.multiply(U, scale, dtype=dtype)
     Hs, Cs, TC = np.empty((T + 1, B, H), dtype), np.empty((T + 1, B, H), dtype), np.empty((T, B, H), dtype)
-    Hs[0] = 0 if h0 is None else h0
-    Cs[0] = 0 if c0 is None else c0
+    Hs[0], Cs[0] = _initial(h0, B, H, dtype), _initial(c0, B, H, dtype)
     lstm_forward_into(Z, Us, Hs, Cs, TC, _real(mask, T, B, dtype), threads)
     return Hs, Cs, TC, Z
 
 
 def lstm_backward(gates, U, Hs, Cs, TC, dH, dh_last=None, dc_last=None, mask=None, threads=None):
-    """The backward of ``lstm_forward``: (gates, Hs, Cs, TC as it returned them), U (H, 4H),
-    dH (T, B, H) the gradient reaching each step's output, dh_last, dc_last (B, H) or None those
-    of the final states -> (dxz (T, B, 4H), dU (H, 4H), dh0, dc0 (B, H)). The input side follows
-    from dxz: dW = x^T dxz, db = sum of dxz over T and B, dx = dxz W^T."""
-    gates = np.asarray(gates)
+    """The backward of ``lstm_forward``: gates, Hs, Cs, TC as it returned them, U (H, 4H), dH
+    (T, B, H) the gradient reaching each step's output, dh_last, dc_last (B, H) or None those of
+    the final states -> (dxz (T, B, 4H), dU (H, 4H), dh0, dc0 (B, H)). The input side follows
+    from dxz: dW = x^T dxz, db = dxz summed over T and B, dx = dxz W^T."""
     T, B, G = gates.shape
-    H = G // 4
-    dtype = gates.dtype
+    H, dtype = G // 4, gates.dtype
     dH = np.array(dH, dtype=dtype, order="C")            # a copy: the loop overwrites it
-    dh = np.zeros((B, H), dtype) if dh_last is None else np.array(dh_last, dtype=dtype, order="C")
-    dc = np.zeros((B, H), dtype) if dc_last is None else np.array(dc_last, dtype=dtype, order="C")
+    dh, dc = _initial(dh_last, B, H, dtype), _initial(dc_last, B, H, dtype)
     dZ = np.empty((T, B, G), dtype)
     U = np.ascontiguousarray(U, dtype=dtype)
     lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, _real(mask, T, B, dtype), threads)
     dU = Hs[:-1].reshape(T * B, H).T @ dZ.reshape(T * B, G)
     return dZ, dU, dh, dc
+
+
+def gru_forward(xz, U, b_rec, h0=None, mask=None, threads=None):
+    """GRU with reset_after (Keras gate order z, r, h): xz (T, B, 3H) = x_t W + b[0] (time-major),
+    U (H, 3H), b_rec (3H,) = b[1], h0 (B, H) or None, mask (T, B) or None -> (Hs, gates, HZ):
+    Hs (T+1, B, H) with h0 first, gates (T, B, 3H) = [z, r, hh], HZ as ``gru_forward_into``."""
+    xz = np.asarray(xz)
+    T, B, G = xz.shape
+    H, dtype = G // 3, xz.dtype
+    scale = _sigmoid_scale(G, H, dtype)
+    Z = np.asarray(xz, dtype=dtype).copy()
+    Z[:, :, :2 * H] += np.asarray(b_rec, dtype)[:2 * H]   # the recurrent z, r biases add like input ones
+    Z *= scale
+    Us = np.multiply(U, scale, dtype=dtype)
+    b_hh = np.array(np.asarray(b_rec)[2 * H:], dtype=dtype)
+    Hs, HZ = np.empty((T + 1, B, H), dtype), np.empty((T, B, G), dtype)
+    Hs[0] = _initial(h0, B, H, dtype)
+    gru_forward_into(Z, Us, b_hh, Hs, HZ, _real(mask, T, B, dtype), threads)
+    return Hs, Z, HZ
+
+
+def gru_backward(gates, HZ, U, Hs, dH, dh_last=None, mask=None, threads=None):
+    """The backward of ``gru_forward`` -> (dxz (T, B, 3H), dU (H, 3H), db_rec (3H,), dh0 (B, H)):
+    dxz the gradient of xz (so dW = x^T dxz, db[0] = dxz summed, dx = dxz W^T), db_rec = db[1]."""
+    T, B, G = gates.shape
+    H, dtype = G // 3, gates.dtype
+    dH = np.array(dH, dtype=dtype, order="C")
+    dh = _initial(dh_last, B, H, dtype)
+    dHZ, dXh = np.empty((T, B, G), dtype), np.empty((T, B, H), dtype)
+    U = np.ascontiguousarray(U, dtype=dtype)
+    gru_backward_into(gates, HZ, U, Hs, dH, dHZ, dXh, dh, _real(mask, T, B, dtype), threads)
+    flat = dHZ.reshape(T * B, G)
+    dU = Hs[:-1].reshape(T * B, H).T @ flat
+    db_rec = flat.sum(axis=0)
+    dxz = dHZ.copy()
+    dxz[:, :, 2 * H:] = dXh
+    return dxz, dU, db_rec, dh
