@@ -82,11 +82,12 @@ def inputs(dtype, masked, B=9, T=7, D=5):
 
 @pytest.mark.parametrize("cls", [LSTM, GRU])
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_equals_the_layer_in_float64(float64, both_kernel_paths, cls, masked, threads):
+@pytest.mark.parametrize("threads, transposed", [(1, False), (2, True)])
+def test_equals_the_layer_in_float64(float64, both_kernel_paths, monkeypatch, cls, masked, threads, transposed):
     """Outputs, final states, dx, the initial states' gradients, dW, dU, db: to 1e-12 of the
-    layer's own loops (NumPy, and fused kernels)."""
+    layer's own loops (NumPy, and fused kernels), with either layout of the weight."""
     require_compiled()
+    monkeypatch.setattr(compiled, "TRANSPOSED_WEIGHTS", transposed)
     x, mask = inputs(np.float64, masked)
     layer, init, dy, dstates, expected = run_layer(cls, x, mask, np.float64)
     got = run_compiled(layer, x, mask, init, dy, dstates, threads)
@@ -134,8 +135,9 @@ def test_one_and_two_threads_give_identical_bits(kind, dtype):
             Hs, gates, HZ = compiled.gru_forward(xz, U, b_rec, h0, mask=mask, threads=threads)
             grads = compiled.gru_backward(gates, HZ, U, Hs, dH, dh, mask=mask, threads=threads)
             results.append((Hs, gates, HZ) + grads)
-        assert compiled.choices()[f"{kind},{T},{B},{H},{np.dtype(dtype)}"] == {"blocks": [(0, 9), (9, 17)],
-                                                                            "threads": threads}
+        recorded = compiled.choices()[f"{kind},{T},{B},{H},{np.dtype(dtype)}"]
+        assert recorded["blocks"] == [[0, 9], [9, 17]] and recorded["threads"] == threads
+        assert recorded["forward"] in ("stored", "transposed") and recorded["backward"] in ("stored", "transposed")
     for one, two in zip(*results):
         assert one.dtype == dtype
         np.testing.assert_array_equal(one, two)
@@ -146,6 +148,24 @@ def test_blocks_are_chosen_by_the_batch_size_alone():
     assert compiled.row_blocks(7) == [(0, 7)]
     assert compiled.row_blocks(8) == [(0, 4), (4, 8)]
     assert compiled.row_blocks(101) == [(0, 51), (51, 101)]
+
+
+def test_recorded_layouts_are_fixed_by_set_choices(monkeypatch):
+    """A run resumed in another process makes the same (timed) choices: set_choices fixes them."""
+    require_compiled()
+    monkeypatch.setattr(compiled, "_layouts", {})
+    monkeypatch.setattr(compiled, "_choices", {})
+    compiled.set_choices({"lstm,5,3,2,float64": {"blocks": [[0, 3]], "threads": 1, "forward": "transposed",
+                                                 "backward": "stored"}})
+    rng = np.random.default_rng(0)
+    Hs, Cs, TC, gates = compiled.lstm_forward(rng.standard_normal((5, 3, 8)), rng.standard_normal((2, 8)))
+    compiled.lstm_backward(gates, rng.standard_normal((2, 8)), Hs, Cs, TC, rng.standard_normal((5, 3, 2)))
+    assert compiled.choices() == {"lstm,5,3,2,float64": {"blocks": [[0, 3]], "threads": 1,
+                                                         "forward": "transposed", "backward": "stored"}}
+    with pytest.raises(ValueError, match="'lstm,5,3,2,float64': forward must be 'stored' or 'transposed'"):
+        compiled.set_choices({"lstm,5,3,2,float64": {"forward": "sideways"}})
+    with pytest.raises(ValueError, match="not of the form 'kind,T,B,H,dtype'"):
+        compiled.set_choices({"5,3,2": {}})
 
 
 def test_wrong_buffers_are_named_in_the_error():

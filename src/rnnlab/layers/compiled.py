@@ -57,7 +57,9 @@ except ImportError:  # pragma: no cover - exercised where scipy is absent
 
 MIN_BLOCK_ROWS = 4   # a batch is cut into 2 blocks when each gets at least this many rows
 MAX_THREADS = 2      # blocks per batch, and the most threads one call uses
-_choices: dict = {}  # (T, B, H, dtype) -> {"blocks": [(b0, b1), ...], "threads": n}: what ran
+TRANSPOSED_WEIGHTS = None   # per-step products: None = time both layouts of the weight once per shape
+_layouts: dict = {}  # (kind, direction, B, H, dtype) -> whether the transposed weight is faster
+_choices: dict = {}  # (kind, T, B, H, dtype) -> {"blocks", "threads", "forward", "backward"}: what ran
 
 
 def available() -> bool:
@@ -86,8 +88,30 @@ def row_blocks(B: int) -> list:
 
 
 def choices() -> dict:
-    """What the calls so far ran, JSON-serialisable: {"T,B,H,dtype": {"blocks": .., "threads": ..}}."""
-    return {",".join(str(v) for v in key): dict(value) for key, value in sorted(_choices.items(), key=str)}
+    """What the calls so far ran, JSON-serialisable: {"kind,T,B,H,dtype": {"blocks": [[b0, b1], ..],
+    "threads": n, "forward": "stored" | "transposed", "backward": ..}}. The weight layouts were
+    timed and change the rounding: ``set_choices`` fixes them in another process."""
+    return {",".join(str(v) for v in key): {k: ([list(b) for b in v] if k == "blocks" else v)
+                                            for k, v in value.items()}
+            for key, value in sorted(_choices.items(), key=str)}
+
+
+def set_choices(recorded: dict) -> None:
+    """Fix the weight layouts recorded in ``recorded`` (as ``choices()`` returns it): those shapes
+    are never timed again in this process. (Blocks follow from B alone; threads change nothing.)"""
+    for key, value in dict(recorded).items():
+        parts = str(key).split(",")
+        if len(parts) != 5 or parts[0] not in ("lstm", "gru") or not isinstance(value, dict):
+            raise ValueError(f"compiled loop choice {key!r}: not of the form 'kind,T,B,H,dtype': {{...}}")
+        kind, _, B, H, dtype = parts
+        for direction in ("forward", "backward"):
+            layout = value.get(direction)
+            if layout is None:
+                continue
+            if layout not in ("stored", "transposed"):
+                raise ValueError(f"compiled loop choice {key!r}: {direction} must be 'stored' or "
+                                 f"'transposed', got {layout!r}")
+            _layouts[(kind, direction, int(B), int(H), dtype)] = layout == "transposed"
 
 
 def default_threads() -> int:
@@ -178,22 +202,25 @@ if fused.numba is not None and cython_blas is not None:
         except RuntimeError:
             return numba.njit(nogil=True)(fn)
 
+    # The per-step product, in column-major BLAS terms (row-major memory read as its transpose):
+    # forward r^T (G, nb) = op(A) h^T, backward dh^T (H, nb) = op(A) dz^T (+ dh^T for GRU).
+    # A is the weight, stored (H, G) or transposed (G, H), and the wrapper sets transa, m, n, k
+    # and the leading dimensions for it in ``chars`` and ``ints`` (``_product``).
+
     @_kernel
-    def _lstm_forward_rows(gemm, Z, Us, Hs, Cs, TC, real, masked, b0, b1, r, consts, ints, chars):
-        """All T steps of rows [b0, b1). r (b1-b0, 4H) scratch; consts (2,) = [1, 0] in Z's dtype,
-        ints (8,) int32 and chars (2,) uint8 = 'N', 'T': the BLAS's by-address arguments."""
+    def _lstm_forward_rows(gemm, Z, A, Hs, Cs, TC, real, masked, b0, b1, r, consts, ints, chars):
+        """All T steps of rows [b0, b1). A: Us or its transpose; r (b1-b0, 4H) scratch; consts
+        (2,) = [1, 0] in Z's dtype, ints (6,) int32 = m, n, k, lda, ldb, ldc, chars (2,) uint8 =
+        transa, transb: the BLAS's by-address arguments."""
         T, B, G = Z.shape
         H = Hs.shape[2]
         size = Z.itemsize
-        # r (nb, 4H) = h (nb, H) @ Us (H, 4H); in BLAS's column-major view: r^T = Us^T h^T
-        ints[0], ints[1], ints[2] = G, b1 - b0, H      # m, n, k
-        ints[3], ints[4], ints[5] = G, H, G            # lda, ldb, ldc
-        m_, n_, k_ = ints.ctypes.data, ints.ctypes.data + 4, ints.ctypes.data + 8
-        lda, ldb, ldc = ints.ctypes.data + 12, ints.ctypes.data + 16, ints.ctypes.data + 20
-        N, one, zero = chars.ctypes.data, consts.ctypes.data, consts.ctypes.data + size
+        p, c = ints.ctypes.data, chars.ctypes.data
+        one, zero = consts.ctypes.data, consts.ctypes.data + size
         for t in range(T):
             h_prev = Hs.ctypes.data + (t * B + b0) * H * size
-            _call_gemm(gemm, N, N, m_, n_, k_, one, Us.ctypes.data, lda, h_prev, ldb, zero, r.ctypes.data, ldc)
+            _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, one, A.ctypes.data, p + 12, h_prev, p + 16, zero,
+                       r.ctypes.data, p + 20)                      # r = h_{t-1} Us
             fused.lstm_forward_step(Z[t, b0:b1], r, Cs[t, b0:b1], Cs[t + 1, b0:b1], TC[t, b0:b1],
                                     Hs[t + 1, b0:b1])
             if masked:
@@ -203,21 +230,15 @@ if fused.numba is not None and cython_blas is not None:
                         Cs[t + 1, b] = Cs[t, b]
 
     @_kernel
-    def _lstm_backward_rows(gemm, gates, U, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
+    def _lstm_backward_rows(gemm, gates, A, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
                             consts, ints, chars):
         """All T steps backward of rows [b0, b1): dZ (T, B, 4H) out, dH (T, B, H) in (becomes the
         whole dL/dh_t), dh, dc (B, H): in the gradients of the final states, out those of the
-        initial ones. Arguments by address as in ``_lstm_forward_rows``."""
+        initial ones. A: U or its transpose; the rest as in ``_lstm_forward_rows``."""
         T, B, G = gates.shape
         H = dh.shape[1]
         size = gates.itemsize
-        # dh_{t-1} (nb, H) = dz (nb, 4H) @ U^T; column-major: dh^T = (U^T)^T dz^T, U^T being
-        # U's row-major memory read as a (4H, H) column-major matrix
-        ints[0], ints[1], ints[2] = H, b1 - b0, G      # m, n, k
-        ints[3], ints[4], ints[5] = G, G, H            # lda, ldb, ldc
-        m_, n_, k_ = ints.ctypes.data, ints.ctypes.data + 4, ints.ctypes.data + 8
-        lda, ldb, ldc = ints.ctypes.data + 12, ints.ctypes.data + 16, ints.ctypes.data + 20
-        N, Tr = chars.ctypes.data, chars.ctypes.data + 1
+        p, c = ints.ctypes.data, chars.ctypes.data
         one, zero = consts.ctypes.data, consts.ctypes.data + size
         dh_rows, dc_rows = dh[b0:b1], dc[b0:b1]
         dh_next = dh.ctypes.data + b0 * H * size
@@ -225,29 +246,28 @@ if fused.numba is not None and cython_blas is not None:
             fused.lstm_backward_step(gates[t, b0:b1], Cs[t, b0:b1], TC[t, b0:b1], dH[t, b0:b1],
                                      dh_rows, dc_rows, real[t, b0:b1], dZ[t, b0:b1])
             dz = dZ.ctypes.data + (t * B + b0) * G * size
-            _call_gemm(gemm, Tr, N, m_, n_, k_, one, U.ctypes.data, lda, dz, ldb, zero, dh_next, ldc)
+            _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, one, A.ctypes.data, p + 12, dz, p + 16, zero,
+                       dh_next, p + 20)                            # dh_{t-1} = dz_t U^T
             if masked:
                 for b in range(b0, b1):
                     if real[t, b] == 0:
                         dh[b] += dH[t, b]     # a masked step passes dh_t on unchanged
 
     @_kernel
-    def _gru_forward_rows(gemm, Z, Us, b_hh, Hs, HZ, real, masked, b0, b1, consts, ints, chars):
+    def _gru_forward_rows(gemm, Z, A, b_hh, Hs, HZ, real, masked, b0, b1, consts, ints, chars):
         """GRU (reset_after), all T steps of rows [b0, b1): Z (T, B, 3H) becomes the gates
-        [z, r, hh]; HZ (T, B, 3H) out: h_{t-1} Us, its h block + b_hh. Arguments by address as
-        in ``_lstm_forward_rows``."""
+        [z, r, hh]; HZ (T, B, 3H) out: h_{t-1} Us, its h block + b_hh. A: Us or its transpose;
+        the rest as in ``_lstm_forward_rows``."""
         T, B, G = Z.shape
         H = Hs.shape[2]
         size = Z.itemsize
-        ints[0], ints[1], ints[2] = G, b1 - b0, H      # hz^T (3H, nb) = Us^T h^T
-        ints[3], ints[4], ints[5] = G, H, G
-        m_, n_, k_ = ints.ctypes.data, ints.ctypes.data + 4, ints.ctypes.data + 8
-        lda, ldb, ldc = ints.ctypes.data + 12, ints.ctypes.data + 16, ints.ctypes.data + 20
-        N, one, zero = chars.ctypes.data, consts.ctypes.data, consts.ctypes.data + size
+        p, c = ints.ctypes.data, chars.ctypes.data
+        one, zero = consts.ctypes.data, consts.ctypes.data + size
         for t in range(T):
             h_prev = Hs.ctypes.data + (t * B + b0) * H * size
             hz = HZ.ctypes.data + (t * B + b0) * G * size
-            _call_gemm(gemm, N, N, m_, n_, k_, one, Us.ctypes.data, lda, h_prev, ldb, zero, hz, ldc)
+            _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, one, A.ctypes.data, p + 12, h_prev, p + 16, zero,
+                       hz, p + 20)                                 # hz = h_{t-1} Us
             fused.gru_forward_step(Z[t, b0:b1], HZ[t, b0:b1], b_hh, Hs[t, b0:b1], Hs[t + 1, b0:b1])
             if masked:
                 for b in range(b0, b1):
@@ -255,7 +275,7 @@ if fused.numba is not None and cython_blas is not None:
                         Hs[t + 1, b] = Hs[t, b]
 
     @_kernel
-    def _gru_backward_rows(gemm, gates, HZ, U, Hs, dH, dHZ, dXh, dh, real, b0, b1, consts, ints, chars):
+    def _gru_backward_rows(gemm, gates, HZ, A, Hs, dH, dHZ, dXh, dh, real, b0, b1, consts, ints, chars):
         """GRU (reset_after), all T steps backward of rows [b0, b1): dHZ (T, B, 3H) and dXh
         (T, B, H) out (``fused.gru_backward_step``), dH in (becomes the whole dL/dh_t), dh (B, H)
         in dL/d(final h), out dL/d(initial h): the kernel leaves the direct path in it and the
@@ -263,23 +283,67 @@ if fused.numba is not None and cython_blas is not None:
         T, B, G = gates.shape
         H = dh.shape[1]
         size = gates.itemsize
-        ints[0], ints[1], ints[2] = H, b1 - b0, G      # dh^T (H, nb) += (U^T)^T dhz^T
-        ints[3], ints[4], ints[5] = G, G, H
-        m_, n_, k_ = ints.ctypes.data, ints.ctypes.data + 4, ints.ctypes.data + 8
-        lda, ldb, ldc = ints.ctypes.data + 12, ints.ctypes.data + 16, ints.ctypes.data + 20
-        N, Tr, one = chars.ctypes.data, chars.ctypes.data + 1, consts.ctypes.data
+        p, c = ints.ctypes.data, chars.ctypes.data
+        one = consts.ctypes.data
         dh_rows = dh[b0:b1]
         dh_next = dh.ctypes.data + b0 * H * size
         for t in range(T - 1, -1, -1):
             fused.gru_backward_step(gates[t, b0:b1], HZ[t, b0:b1], Hs[t, b0:b1], dH[t, b0:b1], dh_rows,
                                     real[t, b0:b1], dHZ[t, b0:b1], dXh[t, b0:b1])
             dhz = dHZ.ctypes.data + (t * B + b0) * G * size
-            _call_gemm(gemm, Tr, N, m_, n_, k_, one, U.ctypes.data, lda, dhz, ldb, one, dh_next, ldc)
+            _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, one, A.ctypes.data, p + 12, dhz, p + 16, one,
+                       dh_next, p + 20)                            # dh_{t-1} += dhz_t U^T
 
 
-def _by_address(dtype):
-    """The by-address BLAS arguments of one block: [1, 0], room for 6 ints, 'N' 'T'."""
-    return np.array([1.0, 0.0], dtype), np.zeros(8, np.int32), np.array([ord("N"), ord("T")], np.uint8)
+def _time_layouts(direction, W, nb, repeats=5) -> bool:
+    """Whether the per-step product with the weight transposed in memory beats it as stored by
+    more than 5%: best of ``repeats`` interleaved timings of each, single-threaded, through the
+    same SciPy BLAS (its Python wrappers: the same call overhead for both), after a warm-up."""
+    import time
+
+    from scipy.linalg import blas
+
+    gemm = blas.sgemm if W.dtype == np.float32 else blas.dgemm
+    H, G = W.shape
+    x = np.random.default_rng(0).standard_normal((nb, H if direction == "forward" else G)).astype(W.dtype)
+    WT = np.ascontiguousarray(W.T)
+    backward = direction == "backward"
+    timings = {False: [], True: []}
+    with _single_threaded_blas():
+        for k in range(repeats + 2):
+            for transposed, A in ((False, W), (True, WT)):
+                t0 = time.perf_counter()
+                gemm(1.0, A.T, x.T, trans_a=int(transposed != backward))
+                if k >= 2:
+                    timings[transposed].append(time.perf_counter() - t0)
+    return min(timings[True]) < 0.95 * min(timings[False])
+
+
+def _weight_operand(kind, direction, W, B):
+    """The weight as the per-step product reads it: W (H, G) as stored, or a transposed copy
+    (G, H), whichever is faster for this shape (timed once, as the layers' ``_step_product``;
+    ``TRANSPOSED_WEIGHTS`` forces one). Returns (A, transposed)."""
+    H, G = W.shape
+    key = (kind, direction, B, H, str(W.dtype))
+    if TRANSPOSED_WEIGHTS is not None:
+        transposed = bool(TRANSPOSED_WEIGHTS)
+    else:
+        if key not in _layouts:
+            _layouts[key] = _time_layouts(direction, W, row_blocks(B)[0][1])
+        transposed = _layouts[key]
+    return (np.ascontiguousarray(W.T) if transposed else W), transposed
+
+
+def _by_address(direction, A, transposed, nb, H, G):
+    """The BLAS's by-address arguments for one block of nb rows: consts [1, 0] in A's dtype,
+    ints [m, n, k, lda, ldb, ldc], chars [transa, transb]. Forward: op(A) (G, H) times h^T
+    (H, nb); backward: op(A) (H, G) times dz^T (G, nb); A's rows are its leading dimension."""
+    if direction == "forward":
+        m, k, transa = G, H, ("T" if transposed else "N")
+    else:
+        m, k, transa = H, G, ("N" if transposed else "T")
+    return (np.array([1.0, 0.0], A.dtype), np.array([m, nb, k, A.shape[1], k, m], np.int32),
+            np.array([ord(transa), ord("N")], np.uint8))
 
 
 def _check(what, dtype, buffers):
@@ -302,13 +366,15 @@ def _check(what, dtype, buffers):
                              f"array of shape {tuple(shape)}, got {problem}")
 
 
-def _launch(kind, T, B, H, dtype, threads, run):
+def _launch(kind, direction, transposed, T, B, H, dtype, threads, run):
     """run(b0, b1) for the row blocks of the shape, on ``threads`` threads (None: by the
-    machine), with the BLAS single-threaded; records the choice."""
+    machine), with the BLAS single-threaded; records the choices."""
     blocks = row_blocks(B)
     threads = default_threads() if threads is None else max(1, int(threads))
     threads = min(threads, len(blocks))
-    _choices[(kind, T, B, H, str(np.dtype(dtype)))] = {"blocks": blocks, "threads": threads}
+    record = _choices.setdefault((kind, T, B, H, str(np.dtype(dtype))), {})
+    record.update(blocks=blocks, threads=threads)
+    record[direction] = "transposed" if transposed else "stored"
     with _single_threaded_blas():
         _run_blocks(run, blocks, threads)
 
@@ -326,10 +392,13 @@ def lstm_forward_into(Z, Us, Hs, Cs, TC, real=None, threads=None) -> None:
     _check("LSTM", dtype, [("Z", Z, (T, B, 4 * H)), ("Us", Us, (H, G)), ("Hs", Hs, (T + 1, B, H)),
                            ("Cs", Cs, (T + 1, B, H)), ("TC", TC, (T, B, H)), ("real", real, (T, B))])
 
+    A, transposed = _weight_operand("lstm", "forward", Us, B)
+
     def run(b0, b1):
         r = np.empty((b1 - b0, G), dtype)
-        _lstm_forward_rows(_GEMM[dtype], Z, Us, Hs, Cs, TC, real, masked, b0, b1, r, *_by_address(dtype))
-    _launch("lstm", T, B, H, dtype, threads, run)
+        _lstm_forward_rows(_GEMM[dtype], Z, A, Hs, Cs, TC, real, masked, b0, b1, r,
+                           *_by_address("forward", A, transposed, b1 - b0, H, G))
+    _launch("lstm", "forward", transposed, T, B, H, dtype, threads, run)
 
 
 def lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, real=None, threads=None) -> None:
@@ -344,10 +413,12 @@ def lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, real=None, threads=None
                            ("TC", TC, (T, B, H)), ("dH", dH, (T, B, H)), ("dZ", dZ, (T, B, G)),
                            ("dh", dh, (B, H)), ("dc", dc, (B, H)), ("real", real, (T, B))])
 
+    A, transposed = _weight_operand("lstm", "backward", U, B)
+
     def run(b0, b1):
-        _lstm_backward_rows(_GEMM[dtype], gates, U, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
-                            *_by_address(dtype))
-    _launch("lstm", T, B, H, dtype, threads, run)
+        _lstm_backward_rows(_GEMM[dtype], gates, A, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
+                            *_by_address("backward", A, transposed, b1 - b0, H, G))
+    _launch("lstm", "backward", transposed, T, B, H, dtype, threads, run)
 
 
 def gru_forward_into(Z, Us, b_hh, Hs, HZ, real=None, threads=None) -> None:
@@ -361,9 +432,12 @@ def gru_forward_into(Z, Us, b_hh, Hs, HZ, real=None, threads=None) -> None:
     _check("GRU", dtype, [("Z", Z, (T, B, 3 * H)), ("Us", Us, (H, G)), ("b_hh", b_hh, (H,)),
                           ("Hs", Hs, (T + 1, B, H)), ("HZ", HZ, (T, B, G)), ("real", real, (T, B))])
 
+    A, transposed = _weight_operand("gru", "forward", Us, B)
+
     def run(b0, b1):
-        _gru_forward_rows(_GEMM[dtype], Z, Us, b_hh, Hs, HZ, real, masked, b0, b1, *_by_address(dtype))
-    _launch("gru", T, B, H, dtype, threads, run)
+        _gru_forward_rows(_GEMM[dtype], Z, A, b_hh, Hs, HZ, real, masked, b0, b1,
+                          *_by_address("forward", A, transposed, b1 - b0, H, G))
+    _launch("gru", "forward", transposed, T, B, H, dtype, threads, run)
 
 
 def gru_backward_into(gates, HZ, U, Hs, dH, dHZ, dXh, dh, real=None, threads=None) -> None:
@@ -378,9 +452,12 @@ def gru_backward_into(gates, HZ, U, Hs, dH, dHZ, dXh, dh, real=None, threads=Non
                           ("Hs", Hs, (T + 1, B, H)), ("dH", dH, (T, B, H)), ("dHZ", dHZ, (T, B, G)),
                           ("dXh", dXh, (T, B, H)), ("dh", dh, (B, H)), ("real", real, (T, B))])
 
+    A, transposed = _weight_operand("gru", "backward", U, B)
+
     def run(b0, b1):
-        _gru_backward_rows(_GEMM[dtype], gates, HZ, U, Hs, dH, dHZ, dXh, dh, real, b0, b1, *_by_address(dtype))
-    _launch("gru", T, B, H, dtype, threads, run)
+        _gru_backward_rows(_GEMM[dtype], gates, HZ, A, Hs, dH, dHZ, dXh, dh, real, b0, b1,
+                           *_by_address("backward", A, transposed, b1 - b0, H, G))
+    _launch("gru", "backward", transposed, T, B, H, dtype, threads, run)
 
 
 # ---- the plain interface ---------------------------------------------------------------------------
