@@ -16,8 +16,13 @@ into fixed blocks (``row_blocks``: chosen by the batch size alone, never by the 
 threads), each block runs all T steps on its own with no synchronisation, and the compiled loop
 releases the GIL, so two Python threads run two blocks at once. A block computes the same
 numbers whichever thread runs it, so results are identical, bit for bit, with 1 or 2 threads.
-``choices()`` records what each shape ran. (The two directions of a bidirectional layer are
-independent in the same way: two calls on two threads.)
+The per-step product reads the weight either as stored or as a transposed copy, whichever is
+faster for the shape (timed once, as the layers' ``_step_product``; ``TRANSPOSED_WEIGHTS``
+forces one). ``choices()`` records what each shape ran and ``set_choices`` fixes the timed part
+in another process (it changes the rounding). The single-thread limit holds for every BLAS in
+the process while a loop runs (restored after), so NumPy products on other Python threads run
+single-threaded meanwhile. (The two directions of a bidirectional layer are independent like
+the blocks: two calls on two threads.)
 
 LSTM layout, time-major and C-contiguous, as the layer keeps its buffers (B batch, T steps, H units):
 
