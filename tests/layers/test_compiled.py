@@ -143,6 +143,27 @@ def test_one_and_two_threads_give_identical_bits(kind, dtype):
         np.testing.assert_array_equal(one, two)
 
 
+def test_two_calls_at_once_equal_two_calls_in_turn():
+    """Two directions of a bidirectional layer on two threads at once, each itself on 2 threads:
+    the same bits as one after the other, and the BLAS's thread setting restored afterwards."""
+    require_compiled()
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    rng = np.random.default_rng(11)
+    T, B, H = 40, 12, 16
+    calls = [(rng.standard_normal((T, B, 4 * H)), 0.3 * rng.standard_normal((H, 4 * H))) for _ in range(2)]
+    in_turn = [compiled.lstm_forward(xz, U, threads=2) for xz, U in calls]
+    with ThreadPoolExecutor(2) as pool:
+        at_once = list(pool.map(lambda call: compiled.lstm_forward(*call, threads=2), calls))
+    for one, two in zip(in_turn, at_once):
+        for a, b in zip(one, two):
+            np.testing.assert_array_equal(a, b)
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+
+
 def test_blocks_are_chosen_by_the_batch_size_alone():
     assert compiled.row_blocks(1) == [(0, 1)]
     assert compiled.row_blocks(7) == [(0, 7)]
