@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from .. import backend, optim
-from .keras_losses import resolve_loss, resolve_metrics, to_probabilities
+from .keras_losses import LOSS_NAMES, resolve_loss, resolve_metrics, to_probabilities
 from .loop import Task, Trainer
 
 OPTIMIZER_NAMES = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
@@ -219,6 +219,8 @@ class ArrayTask(Task):
         if c.loss_key == "sparse_categorical_crossentropy":
             y = yb.reshape(out.shape[:-1]) if yb.size == int(np.prod(out.shape[:-1])) else yb
             return backend.xp.asarray(y.astype(np.int64))
+        if c.loss_key not in LOSS_NAMES.values() and yb.dtype.kind in "iub":
+            return backend.xp.asarray(yb.astype(np.int64))     # a loss object with class ids
         y = backend.asarray(yb.astype(np.float64, copy=False), dtype=out.dtype)
         if c.loss_key != "categorical_crossentropy" and y.shape != out.shape and y.size == out.size:
             y = y.reshape(out.shape)
@@ -227,8 +229,9 @@ class ArrayTask(Task):
     def _mask(self, xb, out):
         """The (B, T) mask of padded ids when the outputs keep the ids' time axis, else None."""
         from ..layers.core import Embedding
+        from ..models.base import Sequential
 
-        layers = getattr(self.model, "layers", None)
+        layers = self.model.layers if isinstance(self.model, Sequential) else None
         first = layers[0] if layers else None
         if isinstance(first, Embedding) and first.mask_zero and out.ndim >= 3 and \
                 tuple(out.shape[:2]) == tuple(xb.shape[:2]):
