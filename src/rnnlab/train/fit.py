@@ -159,7 +159,8 @@ class _Batches:
 
     def __getitem__(self, i):
         rows = self.order[i * self.size:(i + 1) * self.size]
-        return self.x[rows], (self.y[rows] if self.y is not None else None)
+        x_rows = rows if backend.backend_name() == "numpy" else backend.xp.asarray(rows)  # x may sit on a GPU
+        return self.x[x_rows], (self.y[rows] if self.y is not None else None)
 
 
 # ---- the task ---------------------------------------------------------------------------------
