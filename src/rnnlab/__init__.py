@@ -4,4 +4,5 @@ __version__ = "0.1.0"
 from .backend import set_backend, backend_name, set_floatx, floatx, to_numpy
 from . import backend, initializers, layers
 from . import losses, optim
+from . import callbacks
 from .models import Sequential, Model, load

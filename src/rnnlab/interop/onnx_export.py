@@ -14,6 +14,10 @@ takes and gives (B batch, T time, S source length, L layers, H hidden units, V v
   one step of streaming generation (the same graph, nothing recomputed).
 - **Sequential**: input ``x`` (B, T, D) float32, or ``ids`` (B, T) int64 when the first layer
   is an Embedding; output ``y``. Dropout is the identity (inference).
+- **Tagger**: inputs ``words`` (B, T), ``chars`` (B, T, W) int64 (right-padded with 0) [and,
+  unidirectional, ``h0`` [``c0``] as for the language model, for streaming]; output ``logits``
+  (B, T, tags) [``h`` [``c``]]. The character RNN is one bidirectional operator over all B*T
+  word slots, each with its own ``sequence_lens``.
 - **Seq2Seq encoder**: input ``src`` (B, S) int64, right-padded with 0 (as rnnlab's default
   mask ``src != 0``; the lengths go to the operators' ``sequence_lens``, and a ``reverse``
   model reverses each source within its length); outputs ``enc_out`` (B, S, H), ``h`` (L, B, H)
@@ -37,8 +41,7 @@ Keras/rnnlab in reading order: the graph reverses them back); a Bidirectional is
 ``direction="bidirectional"``. Anything else (a mask in a Sequential, an Activation layer,
 another model) raises ``UnsupportedError`` naming it.
 
-**Adding a model** (e.g. a tagger: Embedding -> Bidirectional recurrent layers -> Dense per
-token) is one function ``_export_<name>(model) -> [(suffix, Graph)]`` registered in
+**Adding a model** is one function ``_export_<name>(model) -> [(suffix, Graph)]`` registered in
 ``EXPORTERS``: the pieces ``embed``, ``recurrent`` (time-major, with ``sequence_lens``),
 ``dense`` and ``sequence_output`` of a ``Graph`` do the work.
 """
@@ -321,7 +324,68 @@ def _export_sequential(model):
     return [("", g)]
 
 
-EXPORTERS = {"LanguageModel": _export_language_model, "Sequential": _export_sequential}
+def _export_tagger(model):
+    """The Tagger (models/tagger.py) as one graph: inputs ``words`` (B, T) int64 and ``chars``
+    (B, T, W) int64, both right-padded with 0; output ``logits`` (B, T, tags) (at padded words:
+    the head's bias, not meaningful). A unidirectional tagger also takes ``h0`` (L, B, H) [``c0``]
+    and gives ``h`` [``c``]: zeros and the whole sentence, or one word (T = 1) at a time with
+    the states fed back, as ``Tagger.step`` streams.
+
+    The character RNN reads every word slot of the batch (B*T rows of W letters, each with its
+    own ``sequence_lens``) with one bidirectional operator; its final states (forward, backward)
+    are zeroed at padded words and at words without letters, as rnnlab does. ONNX allows no
+    zero-length sequence, so those slots read one (padding) letter, then are zeroed."""
+    from ..layers.kinds import cell_kind
+
+    g = Graph("rnnlab_tagger")
+    kind = cell_kind(model.encoder.rnns[0].forward_layer if model.bidirectional else model.encoder.rnns[0])
+    words = g.input("words", g.INT64, ["batch", "time"])
+    chars = g.input("chars", g.INT64, ["batch", "time", "letters"])
+    streaming = not model.bidirectional
+    if streaming:
+        state_shape = [model.layers, "batch", model.hidden]
+        h0 = g.input("h0", g.FLOAT, state_shape)
+        c0 = g.input("c0", g.FLOAT, state_shape) if kind == "lstm" else ""
+    word_mask = g.op("Not", [g.op("Equal", [words, g.ints(0)])])                           # (B, T)
+    lengths = g.op("ReduceSum", [g.op("Cast", [word_mask], to=g.INT64), g.ints([1])], keepdims=0)
+    seq_lens = g.op("Cast", [lengths], to=g.onnx.TensorProto.INT32)                         # (B,)
+
+    # the character RNN over every word slot: (B*T, W) letters -> (B*T, 2C) final states
+    word_chars = g.op("Flatten", [chars], axis=2)                                           # (B*T, W)
+    letters = g.op("ReduceSum", [g.op("Cast", [g.op("Not", [g.op("Equal", [word_chars, g.ints(0)])])], to=g.INT64),
+                                 g.ints([1])], keepdims=0)                                  # (B*T,)
+    char_lens = g.op("Cast", [g.op("Max", [letters, g.ints(1)])], to=g.onnx.TensorProto.INT32)
+    char_x = g.time_major(g.embed(model.char_embedding, word_chars))                        # (W, B*T, Ce)
+    _, Y_h, _ = g.recurrent([model.char_rnn.forward_layer, model.char_rnn.backward_layer], char_x,
+                            seq_lens=char_lens)
+    real = g.op("And", [g.op("Reshape", [word_mask, g.ints([-1])]), g.op("Greater", [letters, g.ints(0)])])
+    keep = g.op("Unsqueeze", [g.op("Cast", [real], to=g.FLOAT), g.ints([1])])               # (B*T, 1)
+    features = g.op("Mul", [g.state_output(Y_h, model.char_rnn.merge_mode), keep])
+    bt = g.op("Shape", [words])
+    features = g.op("Reshape", [features, g.op("Concat", [bt, g.ints([-1])], axis=0)])      # (B, T, 2C)
+
+    # the sentence encoder and the head
+    x = g.time_major(g.op("Concat", [g.embed(model.word_embedding, words), features], axis=-1))
+    hs, cs = [], []
+    for k, rnn in enumerate(model.encoder.rnns):
+        if model.bidirectional:
+            Y, _, _ = g.recurrent([rnn.forward_layer, rnn.backward_layer], x, seq_lens=seq_lens)
+        else:
+            Y, Y_h, Y_c = g.recurrent([rnn], x, g.layer_state(h0, k), g.layer_state(c0, k) if c0 else "",
+                                      seq_lens=seq_lens)
+            hs.append(Y_h)
+            cs.append(Y_c)
+        x = g.op("Reshape", [g.op("Transpose", [Y], perm=[0, 2, 1, 3]), g.ints([0, 0, -1])])   # (T, B, dirs*H)
+    logits = g.dense(model.head, g.op("Transpose", [x], perm=[1, 0, 2]))
+    g.output(logits, "logits", g.FLOAT, ["batch", "time", model.tags])
+    if streaming:
+        g.output(g.op("Concat", hs, axis=0), "h", g.FLOAT, state_shape)
+        if kind == "lstm":
+            g.output(g.op("Concat", cs, axis=0), "c", g.FLOAT, state_shape)
+    return [("", g)]
+
+
+EXPORTERS = {"LanguageModel": _export_language_model, "Sequential": _export_sequential, "Tagger": _export_tagger}
 
 
 def _exporter(model):

@@ -177,6 +177,34 @@ class Model(Layer):
                 "trainable_params": trainable, "non_trainable_params": total - trainable,
                 "layers": rows}
 
+    # ---- Keras-style training (train/fit.py, on the one training loop) -------------------
+    def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
+        """Fix optimizer ("adam", "sgd", "adamw" or an ``rnnlab.optim`` object), loss (Keras's name
+        or a loss object) and metrics (["accuracy", "mae", ...]) for fit/evaluate."""
+        from ..train.fit import compile_model
+
+        compile_model(self, optimizer, loss, metrics)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, clipnorm=None, seed=0):
+        """Train on arrays as Keras's ``fit``; returns a ``History`` (``history.history["loss"]``)."""
+        from ..train.fit import fit_model
+
+        return fit_model(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                         shuffle, clipnorm, seed)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
+        """The compiled loss (and metrics: [loss, ...]) over (x, y), batched, in eval mode."""
+        from ..train.fit import evaluate_model
+
+        return evaluate_model(self, x, y, batch_size, verbose, return_dict)
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """The outputs for ``x`` as one NumPy array, batched (32), in eval mode."""
+        from ..train.fit import predict_model
+
+        return predict_model(self, x, batch_size, verbose)
+
     # ---- saving -----------------------------------------------------------------------------
     def save(self, path, optimizer=None, state=None):
         """Write a checkpoint (weights, JSON config, optionally optimizer state and a JSON
