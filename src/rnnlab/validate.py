@@ -107,7 +107,7 @@ def choice(owner: str, name: str, value, options):
     """One of ``options`` (compared with ==; strings exactly, no case folding)."""
     options = tuple(options)
     if isinstance(value, (list, dict, set)) or value not in options:
-        _fail(owner, f"{name} must be one of {', '.join(repr(o) for o in options)}, got {value!r}")
+        _fail(owner, f"{name} must be one of {', '.join(str(o) for o in options)}, got {value!r}")
     return value
 
 
