@@ -149,8 +149,9 @@ def initializer(owner: str, name: str, value):
         _fail(owner, f"{name} must be an initializer name or a callable, got {value!r}")
     try:
         initializers.get(value)
-    except ValueError as err:
-        _fail(owner, f"{name}: {err}")
+    except ValueError as err:   # an unknown name, or a scale that is not a number ("uniform:x")
+        message = str(err) if repr(value) in str(err) else f"{value!r}: {err}"
+        _fail(owner, f"{name}: {message}")
     return value
 
 

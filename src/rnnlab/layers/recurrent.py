@@ -330,6 +330,14 @@ class Bidirectional(Layer):
             raise ShapeError(f"{self.describe()}: expected a 3-D input (batch, time, features), "
                              f"got shape {tuple(getattr(x, 'shape', ()))}")
         self.maybe_build(x)
+        # mask and lengths checked here too, so that an error names this layer, not a direction
+        context = f" for input of shape {tuple(x.shape)}"
+        if mask is not None and lengths is not None:
+            raise ValueError(f"{self.describe()}: give a mask or lengths, not both")
+        if mask is not None:
+            mask = self.check_mask(mask, tuple(x.shape[:2]), context=context)
+        if lengths is not None:
+            lengths = self.check_lengths(lengths, x.shape[0], x.shape[1], context)
         n = self.forward_layer.N_STATES
         init_f = init_b = None
         if initial_state is not None:
