@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 import rnnlab
 from rnnlab import backend
 from rnnlab import layers as L
+from rnnlab import validate
 from rnnlab.layers import fused
 from rnnlab.layers.kinds import N_STATES, layer_class
 
@@ -183,13 +184,13 @@ def test_a_masked_step_never_changes_the_state(case):
 
 @SETTINGS
 @given(case=cases(), bidirectional=st.booleans(), go_backwards=st.booleans(),
-       merge_mode=st.sampled_from(MERGE_MODES))
-def test_padded_positions_change_nothing(case, bidirectional, go_backwards, merge_mode):
+       merge_mode=st.sampled_from(MERGE_MODES), return_sequences=st.booleans())
+def test_padded_positions_change_nothing(case, bidirectional, go_backwards, merge_mode, return_sequences):
     """Garbage in the padding (t >= length) changes no output and no final state, and the
     input gradient there is 0."""
     with floatx("float64"):
-        layer = case.make(bidirectional, merge_mode, return_sequences=True, return_state=True,
-                          go_backwards=go_backwards and not bidirectional)
+        layer = case.make(bidirectional, merge_mode, return_sequences=return_sequences, return_state=True,
+                          go_backwards=go_backwards)   # a go_backwards layer in a Bidirectional too
         x = case.x()
         garbage = x.copy()
         pad = _padding(case)
@@ -314,3 +315,32 @@ def test_all_rows_of_length_zero(kind):
         assert not dx.any()
         for d in layer.dinitial_state:
             np.testing.assert_array_equal(d, np.ones((2, 3)))
+
+
+# ---- the shared validators ------------------------------------------------------------------------------
+INT_TYPES = [int, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
+@SETTINGS
+@given(n=st.integers(1, 127), int_type=st.sampled_from(INT_TYPES))
+def test_positive_int_accepts_every_integer_type(n, int_type):
+    out = validate.positive_int("LSTM", "units", int_type(n))
+    assert out == n and type(out) is int
+
+
+@SETTINGS
+@given(value=st.one_of(st.floats(allow_nan=True), st.booleans(), st.text(max_size=3), st.none(),
+                       st.integers(max_value=0), st.complex_numbers()))
+def test_positive_int_refuses_everything_else(value):
+    with pytest.raises(validate.ArgumentError, match=r"^LSTM: units must be a positive integer, got "):
+        validate.positive_int("LSTM", "units", value)
+
+
+@SETTINGS
+@given(value=st.floats(allow_nan=True, allow_infinity=True))
+def test_rate_is_exactly_the_finite_floats_in_0_1(value):
+    if np.isfinite(value) and 0.0 <= value < 1.0:
+        assert validate.rate("Dropout", "rate", value) == value
+    else:
+        with pytest.raises(ValueError, match=r"^Dropout: rate must"):
+            validate.rate("Dropout", "rate", value)
