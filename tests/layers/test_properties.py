@@ -34,6 +34,7 @@ from rnnlab import layers as L
 from rnnlab import validate
 from rnnlab.layers import fused
 from rnnlab.layers.kinds import N_STATES, layer_class
+from rnnlab.models.stack import SequencePooling
 
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -344,3 +345,32 @@ def test_rate_is_exactly_the_finite_floats_in_0_1(value):
     else:
         with pytest.raises(ValueError, match=r"^Dropout: rate must"):
             validate.rate("Dropout", "rate", value)
+
+
+# ---- the task models' pooling over masked steps ---------------------------------------------------------
+@SETTINGS
+@given(case=cases(), mode=st.sampled_from(["last", "mean", "max"]), bidirectional=st.booleans())
+def test_pooling_reads_only_the_real_steps(case, mode, bidirectional):
+    """SequencePooling over right-padded rows (length >= 1) equals the pooling of each row's real
+    steps, garbage in the padding changes nothing, and the padding gets no gradient."""
+    lengths = np.maximum(case.lengths, 1)
+    pad = np.arange(case.T)[None, :] >= lengths[:, None]
+    F = 2 * case.H if bidirectional else case.H
+    y = case.rng(0).normal(size=(case.B, case.T, F))
+    garbage = y.copy()
+    garbage[pad] = 1e3 * case.rng(1).normal(size=(int(pad.sum()), F))
+    pool = SequencePooling(mode, bidirectional=bidirectional)
+    pooled = pool.forward(garbage, mask=~pad)
+    for b in range(case.B):
+        real = y[b, :lengths[b]]
+        if mode == "mean":
+            expected = real.mean(axis=0)
+        elif mode == "max":
+            expected = real.max(axis=0)
+        elif bidirectional:   # forward half after the last real step, backward half after step 0
+            expected = np.concatenate([real[-1, :case.H], real[0, case.H:]])
+        else:
+            expected = real[-1]
+        np.testing.assert_allclose(pooled[b], expected, rtol=1e-12, atol=1e-12)
+    dy = pool.backward(case.rng(2).normal(size=pooled.shape))
+    assert dy.shape == y.shape and not dy[pad].any()

@@ -6,6 +6,7 @@ import pytest
 from rnnlab import layers as L
 from rnnlab import validate
 from rnnlab.layers.base import ShapeError
+from rnnlab.models.base import Sequential
 from rnnlab.models.captioner import Captioner
 from rnnlab.models.classifier import SequenceClassifier as Classifier
 from rnnlab.models.lm import LanguageModel
@@ -190,6 +191,8 @@ BAD_MODEL_ARGS = [
     (lambda: Seq2Seq(10, 12, eos_id=12), r"Seq2Seq: eos_id must be an integer in \[0, 11\], got 12"),
     (lambda: Seq2Seq(10, 12, layers=2.0), r"Seq2Seq: layers must be a positive integer, got 2\.0"),
     (lambda: Seq2Seq(10, 12, cell_options=[1]), r"Seq2Seq: cell_options must be a dict"),
+    (lambda: Sequential(L.LSTM(3)), r"Sequential: layers must be a list of layers, got LSTM"),
+    (lambda: Sequential([L.LSTM(3), "dense"]), r"add\(\) takes a Layer, got str"),
 ]
 
 
