@@ -16,11 +16,13 @@ loops and, where numba is installed, the fused kernels):
 - float64 backward equals a central finite difference along one random direction of
   (x, every parameter, the initial states).
 
-Derandomized (the same examples every run) with few examples each, so CI stays fast.
+Derandomized (the same examples every run) with few examples each, so CI stays fast;
+``RNNLAB_PROPERTY_EXAMPLES=500`` runs that many fresh random examples per property instead.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +38,9 @@ from rnnlab.layers import fused
 from rnnlab.layers.kinds import N_STATES, layer_class
 from rnnlab.models.stack import SequencePooling
 
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+# RNNLAB_PROPERTY_EXAMPLES=500 searches harder (new random examples each run), for a bug hunt
+_HUNT = int(os.environ.get("RNNLAB_PROPERTY_EXAMPLES", "0"))
+SETTINGS = settings(max_examples=_HUNT or 25, deadline=None, derandomize=not _HUNT, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 # (kind, the kind's own option): the four cells the brief names
@@ -163,22 +167,23 @@ def test_bidirectional_output_shapes(case, merge_mode, return_sequences, return_
 
 # ---- masking -------------------------------------------------------------------------------------------
 @SETTINGS
-@given(case=cases())
-def test_a_masked_step_never_changes_the_state(case):
+@given(case=cases(), go_backwards=st.booleans())
+def test_a_masked_step_never_changes_the_state(case, go_backwards):
     """Any mask (holes, all-masked rows): each row equals the layer run on its real steps alone."""
     with floatx("float64"):
-        layer = case.make(return_sequences=True, return_state=True)
+        layer = case.make(return_sequences=True, return_state=True, go_backwards=go_backwards)
         x, init = case.x(), case.initial_state(case.n_states)
         y, *final = layer.forward(x, mask=case.mask, initial_state=init)
         for b in range(case.B):
             real = np.flatnonzero(case.mask[b])
-            assert not y[b, ~case.mask[b]].any(), "a masked step must output 0"
+            in_y = case.mask[b, ::-1] if go_backwards else case.mask[b]   # y is in processing order
+            assert not y[b, ~in_y].any(), "a masked step must output 0"
             if real.size == 0:
                 for k in range(case.n_states):   # no real step: the initial state, untouched
                     np.testing.assert_array_equal(final[k][b], init[k][b])
                 continue
             y_b, *final_b = layer.forward(x[b:b + 1, real], initial_state=[s[b:b + 1] for s in init])
-            np.testing.assert_allclose(y[b, real], y_b[0], rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(y[b, in_y], y_b[0], rtol=1e-10, atol=1e-12)
             for k in range(case.n_states):
                 np.testing.assert_allclose(final[k][b], final_b[k][0], rtol=1e-10, atol=1e-12)
 
@@ -225,6 +230,24 @@ def test_lengths_equal_the_equivalent_mask(case, bidirectional, return_sequences
         np.testing.assert_array_equal(layer.backward(dy[0], dy[1:]), dx_lengths)
         for a, b in zip(layer.grads, grads_lengths):
             np.testing.assert_array_equal(a, b)
+
+
+@SETTINGS
+@given(case=cases(), split=st.integers(1, 5), go_backwards=st.booleans())
+def test_stateful_chunks_equal_one_long_run(case, split, go_backwards):
+    """A stateful layer fed x[:, :s] then x[:, s:] gives what one call over x gives (with
+    go_backwards: the chunks in reverse order)."""
+    with floatx("float64"):
+        x = case.x()
+        s = min(split, case.T)
+        long_run = case.make(return_sequences=True, return_state=True, go_backwards=go_backwards)
+        y, *final = long_run.forward(x)
+        stateful = case.make(return_sequences=True, return_state=True, go_backwards=go_backwards, stateful=True)
+        chunks = [x[:, s:], x[:, :s]] if go_backwards else [x[:, :s], x[:, s:]]
+        outs = [stateful.forward(c) for c in chunks if c.shape[1]]
+        np.testing.assert_allclose(np.concatenate([o[0] for o in outs], axis=1), y, rtol=1e-10, atol=1e-12)
+        for k in range(case.n_states):
+            np.testing.assert_allclose(outs[-1][1 + k], final[k], rtol=1e-10, atol=1e-12)
 
 
 # ---- backward ------------------------------------------------------------------------------------------
