@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import backend
 from .. import validate
-from ..layers import Bidirectional, Dropout, N_STATES, cell_kind, layer_class
+from ..layers import Bidirectional, Dropout, N_STATES, layer_class
 from ..layers.base import Layer, ShapeError
 
 POOLINGS = ("last", "mean", "max")
