@@ -34,6 +34,7 @@ The weights of the last call are in ``self.attention_weights``.
 from __future__ import annotations
 
 from .. import backend
+from .. import validate
 from .base import Layer, ShapeError
 from .core import softmax
 
@@ -61,6 +62,9 @@ class _Attention(Layer):
         self._begin()
 
     def _check_keys(self, keys, mask):
+        self.check_dtype(keys, "keys", kinds="f")
+        if mask is not None:
+            self.check_dtype(mask, "mask", kinds="bfiu")
         if keys.ndim != 3:
             raise ShapeError(f"{self.describe()}: expected keys (encoder states) of shape (batch, source_len, "
                              f"features), got {tuple(keys.shape)}")
@@ -95,6 +99,7 @@ class _Attention(Layer):
         return (a @ prepared["keys"])[:, 0], a[:, 0]
 
     def _check_query(self, q):
+        self.check_dtype(q, "query", kinds="f")
         if q.ndim not in (2, 3) or q.shape[0] != self.keys.shape[0]:
             raise ShapeError(f"{self.describe()}: expected a query of shape (batch, features) or (batch, steps, "
                              f"features) with batch {self.keys.shape[0]} (keys {tuple(self.keys.shape)}), "
@@ -164,6 +169,7 @@ class _Attention(Layer):
 
     def forward(self, query, keys, mask=None):
         """Context for all queries at once; see the module docstring for the shapes."""
+        self.check_dtype(query, "query", kinds="f")
         self.check_finite(query, "query")
         self.begin(keys, mask)
         return self.step(query)
@@ -189,8 +195,8 @@ class BahdanauAttention(_Attention):
 
     def __init__(self, units: int, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        self.units = int(units)
-        self.kernel_initializer = kernel_initializer
+        self.units = validate.positive_int("BahdanauAttention", "units", units)
+        self.kernel_initializer = validate.initializer("BahdanauAttention", "kernel_initializer", kernel_initializer)
 
     def build(self, input_shape, key_dim=None):
         super().build(input_shape, key_dim)
@@ -242,10 +248,8 @@ class LuongAttention(_Attention):
 
     def __init__(self, score: str = "dot", kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if score not in ("dot", "general"):
-            raise ValueError(f"LuongAttention score must be 'dot' or 'general', got {score!r}")
-        self.score = score
-        self.kernel_initializer = kernel_initializer
+        self.score = validate.choice("LuongAttention", "score", score, ("dot", "general"))
+        self.kernel_initializer = validate.initializer("LuongAttention", "kernel_initializer", kernel_initializer)
 
     def build(self, input_shape, key_dim=None):
         super().build(input_shape, key_dim)

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import backend
 from .. import initializers
+from .. import validate
 
 _name_counts: dict[str, int] = defaultdict(int)
 
@@ -91,9 +92,10 @@ class Layer:
         LAYER_CLASSES[cls.__name__] = cls
 
     def __init__(self, name: str | None = None, trainable: bool = True, seed: int | None = None):
-        self.name = name or unique_name(_snake(type(self).__name__))
-        self.trainable = trainable
-        self.seed = seed
+        owner = type(self).__name__
+        self.name = validate.text(owner, "name", name) or unique_name(_snake(owner))
+        self.trainable = validate.flag(owner, "trainable", trainable)
+        self.seed = validate.seed(owner, seed)
         self.training = True
         self.built = False
         self.input_shape: tuple | None = None
@@ -206,6 +208,43 @@ class Layer:
         if last_dim is not None and shape[-1] != last_dim:
             raise ShapeError(f"{self.describe()}: expected {what} with {last_dim} features on the last axis "
                              f"(built for input shape {self.input_shape}), got shape {shape}")
+
+    def check_dtype(self, x, what: str = "input", kinds: str = "fiu") -> None:
+        """x must be an array of real numbers (dtype kind in ``kinds``): a complex, object,
+        string or boolean array is refused here, naming the layer and the dtype."""
+        validate.array_dtype(self.describe(), what, x, kinds)
+
+    def check_mask(self, mask, shape: tuple, what: str = "mask", context: str = ""):
+        """A (B, T) mask as a bool array: bool, or integers/floats holding only 0 and 1.
+
+        ``shape`` is the expected (B, T); ``context`` ends the shape message (e.g. the input's
+        shape). Returns the bool array (on the current backend)."""
+        xp = backend.xp
+        mask = xp.asarray(mask)
+        validate.array_dtype(self.describe(), what, mask, "bfiu")
+        if tuple(mask.shape) != tuple(shape):
+            raise ShapeError(f"{self.describe()}: {what} must have shape (batch, time) = {tuple(shape)}"
+                             f"{context}, got {tuple(mask.shape)}")
+        if mask.dtype.kind != "b":
+            if mask.size and not bool(((mask == 0) | (mask == 1)).all()):
+                raise validate.ArgumentError(f"{self.describe()}: a {mask.dtype} {what} must hold only 0 and 1 "
+                                             f"(True = a real step), got other values")
+            mask = mask != 0
+        return mask
+
+    def check_lengths(self, lengths, batch: int, steps: int, context: str = ""):
+        """(B,) integer lengths in [0, steps], as an array on the current backend."""
+        xp = backend.xp
+        lengths = xp.asarray(lengths)
+        if tuple(lengths.shape) != (batch,):
+            raise ShapeError(f"{self.describe()}: lengths must have shape (batch,) = ({batch},){context}, "
+                             f"got {tuple(lengths.shape)}")
+        validate.array_dtype(self.describe(), "lengths", lengths, "iu")
+        if batch and (int(lengths.min()) < 0 or int(lengths.max()) > steps):
+            raise validate.ArgumentError(
+                f"{self.describe()}: lengths must lie in [0, {steps}]{context}, got range "
+                f"[{int(lengths.min())}, {int(lengths.max())}]")
+        return lengths
 
     def check_finite(self, x, what: str = "input") -> None:
         if x.dtype.kind == "f" and not bool(backend.xp.isfinite(x).all()):

@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import backend
 from .. import initializers
+from .. import validate
 from . import kinds, steps
 from .base import Layer, ShapeError
 from .core import _init_name
@@ -82,12 +83,11 @@ class RecurrentWeights(Layer):
     def __init__(self, units: int, kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        if int(units) < 1:
-            raise ValueError(f"{type(self).__name__}: units must be >= 1, got {units}")
-        self.units = int(units)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
+        owner = type(self).__name__
+        self.units = validate.positive_int(owner, "units", units)
+        self.kernel_initializer = validate.initializer(owner, "kernel_initializer", kernel_initializer)
+        self.recurrent_initializer = validate.initializer(owner, "recurrent_initializer", recurrent_initializer)
+        self.bias_initializer = validate.initializer(owner, "bias_initializer", bias_initializer)
 
     GATES, N_STATES = kinds.GATES["rnn"], kinds.N_STATES["rnn"]
 
@@ -132,10 +132,7 @@ class RNNWeights(RecurrentWeights):
 
     def __init__(self, units: int, activation: str = "tanh", **kwargs):
         super().__init__(units, **kwargs)
-        if activation not in RNN_ACTIVATIONS:
-            raise ValueError(f"{type(self).__name__}: activation must be one of {RNN_ACTIVATIONS}, "
-                             f"got {activation!r}")
-        self.activation = activation
+        self.activation = validate.choice(type(self).__name__, "activation", activation, RNN_ACTIVATIONS)
 
     def step_options(self):
         return {"activation": self.activation}
@@ -151,7 +148,7 @@ class LSTMWeights(RecurrentWeights):
 
     def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs):
         super().__init__(units, **kwargs)
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = validate.flag(type(self).__name__, "unit_forget_bias", unit_forget_bias)
 
     def _bias_init(self):
         if self.unit_forget_bias:
@@ -170,7 +167,7 @@ class GRUWeights(RecurrentWeights):
 
     def __init__(self, units: int, reset_after: bool = True, **kwargs):
         super().__init__(units, **kwargs)
-        self.reset_after = bool(reset_after)
+        self.reset_after = validate.flag(type(self).__name__, "reset_after", reset_after)
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
@@ -198,6 +195,7 @@ class _Cell(RecurrentWeights):
     def _check(self, x, states):
         """Validate x (B, D) and states; return the states as a list of (B, H) arrays."""
         xp = backend.xp
+        self.check_dtype(x)
         if x.ndim != 2:
             raise ShapeError(f"{self.describe()}: expected a 2-D input (batch, features) for one time step, "
                              f"got shape {tuple(x.shape)}")
@@ -213,6 +211,7 @@ class _Cell(RecurrentWeights):
             raise ShapeError(f"{self.describe()}: expected {self.N_STATES} state array(s) of shape (batch, units) = "
                              f"{(B, H)}, got {len(states)}")
         for k, s in enumerate(states):
+            self.check_dtype(s, what=f"state {k}")
             if tuple(s.shape) != (B, H):
                 raise ShapeError(f"{self.describe()}: state {k} must have shape (batch, units) = {(B, H)} "
                                  f"for input of shape {tuple(x.shape)}, got {tuple(s.shape)}")

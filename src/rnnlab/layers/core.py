@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .. import validate
 from .base import Layer, ShapeError, ones_vector
 
 # ---- activations: forward, and derivative expressed through the output y ----------------
@@ -51,11 +52,9 @@ ACTIVATIONS = {
 }
 
 
-def _activation(name):
-    name = name or "linear"
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}")
-    return name
+def _activation(name, owner: str = ""):
+    """The activation's name (None: "linear"); an unknown one is an error naming ``owner``."""
+    return validate.choice(owner, "activation", name or "linear", sorted(ACTIVATIONS))
 
 
 class Input(Layer):
@@ -66,9 +65,12 @@ class Input(Layer):
 
     def __init__(self, shape, **kwargs):
         super().__init__(**kwargs)
-        self.shape = tuple(shape)
+        if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+            raise validate.ArgumentError(f"Input: shape must be a tuple of sizes (batch excluded), got {shape!r}")
+        self.shape = tuple(validate.optional_positive_int("Input", f"shape[{i}]", s) for i, s in enumerate(shape))
 
     def forward(self, x, **kwargs):
+        self.check_dtype(x, kinds="fiub")
         expected = self.shape
         if x.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:])):
             raise ShapeError(f"{self.describe()}: expected input shape (batch, {', '.join(map(str, expected))}), "
@@ -102,11 +104,11 @@ class Dense(Layer):
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.units = int(units)
-        self.activation = _activation(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.units = validate.positive_int("Dense", "units", units)
+        self.activation = _activation(activation, "Dense")
+        self.use_bias = validate.flag("Dense", "use_bias", use_bias)
+        self.kernel_initializer = validate.initializer("Dense", "kernel_initializer", kernel_initializer)
+        self.bias_initializer = validate.initializer("Dense", "bias_initializer", bias_initializer)
         self._x_ones = None
 
     def build(self, input_shape):
@@ -138,6 +140,7 @@ class Dense(Layer):
         return buf
 
     def forward(self, x, **kwargs):
+        self.check_dtype(x)
         self.maybe_build(x)
         if x.ndim < 2:
             raise ShapeError(f"{self.describe()}: expected input of shape (batch, ..., features), got {tuple(x.shape)}")
@@ -190,9 +193,11 @@ class Embedding(Layer):
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform:0.05",
                  mask_zero: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
-        self.embeddings_initializer = embeddings_initializer
-        self.mask_zero = mask_zero
+        self.input_dim = validate.positive_int("Embedding", "input_dim", input_dim)
+        self.output_dim = validate.positive_int("Embedding", "output_dim", output_dim)
+        self.embeddings_initializer = validate.initializer("Embedding", "embeddings_initializer",
+                                                           embeddings_initializer)
+        self.mask_zero = validate.flag("Embedding", "mask_zero", mask_zero)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -200,10 +205,8 @@ class Embedding(Layer):
                                           self.embeddings_initializer)
 
     def forward(self, ids, **kwargs):
+        self.check_dtype(ids, "token ids", kinds="iu")   # ids only: a float or bool array is a mistake
         self.maybe_build(ids)
-        if ids.dtype.kind not in "iu":
-            raise ValueError(f"{self.describe()}: expected integer token ids, got dtype {ids.dtype} "
-                             f"with shape {tuple(ids.shape)}")
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.input_dim):
             raise ValueError(f"{self.describe()}: token ids must lie in [0, {self.input_dim}), got range "
                              f"[{int(ids.min())}, {int(ids.max())}] in input of shape {tuple(ids.shape)}")
@@ -266,10 +269,14 @@ class Dropout(Layer):
 
     def __init__(self, rate: float, noise_shape=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
-        self.noise_shape = tuple(noise_shape) if noise_shape is not None else None
+        self.rate = validate.rate("Dropout", "rate", rate)
+        if noise_shape is not None:
+            if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape, "__iter__"):
+                raise validate.ArgumentError(f"Dropout: noise_shape must be a tuple of sizes or None, "
+                                             f"got {noise_shape!r}")
+            noise_shape = tuple(validate.optional_positive_int("Dropout", f"noise_shape[{i}]", n)
+                                for i, n in enumerate(noise_shape))
+        self.noise_shape = noise_shape
         self._gen = None
         self.mask = None
 
@@ -279,6 +286,7 @@ class Dropout(Layer):
         return self._gen
 
     def forward(self, x, **kwargs):
+        self.check_dtype(x)
         self.maybe_build(x)
         if not self.training or self.rate == 0.0:
             self.mask = None
@@ -304,9 +312,10 @@ class Activation(Layer):
 
     def __init__(self, activation: str, **kwargs):
         super().__init__(**kwargs)
-        self.activation = _activation(activation)
+        self.activation = _activation(activation, "Activation")
 
     def forward(self, x, **kwargs):
+        self.check_dtype(x)
         self.maybe_build(x)
         self.y = ACTIVATIONS[self.activation][0](x)
         return self.y

@@ -33,6 +33,7 @@ Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4
 from __future__ import annotations
 
 from .. import backend
+from .. import validate
 from .base import Layer, ShapeError, layer_from_dict, layer_to_dict
 from .cells import GRUWeights, LSTMWeights, RecurrentWeights, RNNWeights
 from .fastloops import GRULoops, LSTMLoops, SimpleRNNLoops
@@ -53,10 +54,11 @@ class _Recurrent(FastPath, RecurrentWeights):
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, **kwargs):
         super().__init__(units, **kwargs)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
+        owner = type(self).__name__
+        self.return_sequences = validate.flag(owner, "return_sequences", return_sequences)
+        self.return_state = validate.flag(owner, "return_state", return_state)
+        self.go_backwards = validate.flag(owner, "go_backwards", go_backwards)
+        self.stateful = validate.flag(owner, "stateful", stateful)
         self.states = None          # the carried state of a stateful layer (None: zeros)
         self.dinitial_state = None  # set by backward
         self._cache = None
@@ -111,6 +113,7 @@ class _Recurrent(FastPath, RecurrentWeights):
                              f"shape (batch, units) = {(B, H)}, got {len(states)}")
         for k, s in enumerate(states):
             s = xp.asarray(s)
+            self.check_dtype(s, what=f"initial_state[{k}]")
             if tuple(s.shape) != (B, H):
                 raise ShapeError(f"{self.describe()}: initial_state[{k}] must have shape (batch, units) = "
                                  f"{(B, H)} for input of shape {tuple(x_shape)}, got {tuple(s.shape)}")
@@ -127,6 +130,7 @@ class _Recurrent(FastPath, RecurrentWeights):
 
     # ---- checks -----------------------------------------------------------------------------------
     def _check_x(self, x):
+        self.check_dtype(x)
         if getattr(x, "ndim", None) != 3:
             shape = tuple(getattr(x, "shape", ()))
             hint = " (one sequence? add a batch axis: x[None])" if len(shape) == 2 else ""
@@ -145,23 +149,12 @@ class _Recurrent(FastPath, RecurrentWeights):
         B, T = x_shape[0], x_shape[1]
         if mask is not None and lengths is not None:
             raise ValueError(f"{self.describe()}: give a mask or lengths, not both")
+        context = f" for input of shape {tuple(x_shape)}"
         if lengths is not None:
-            lengths = xp.asarray(lengths)
-            if tuple(lengths.shape) != (B,):
-                raise ShapeError(f"{self.describe()}: lengths must have shape (batch,) = ({B},) for input of "
-                                 f"shape {tuple(x_shape)}, got {tuple(lengths.shape)}")
-            if lengths.dtype.kind not in "iu":
-                raise ValueError(f"{self.describe()}: lengths must be integers, got dtype {lengths.dtype}")
-            if int(lengths.min()) < 0 or int(lengths.max()) > T:
-                raise ValueError(f"{self.describe()}: lengths must lie in [0, {T}] for input of shape "
-                                 f"{tuple(x_shape)}, got range [{int(lengths.min())}, {int(lengths.max())}]")
+            lengths = self.check_lengths(lengths, B, T, context)
             mask = xp.arange(T)[None, :] < lengths[:, None]
         elif mask is not None:
-            mask = xp.asarray(mask)
-            if tuple(mask.shape) != (B, T):
-                raise ShapeError(f"{self.describe()}: mask must have shape (batch, time) = {(B, T)} for input "
-                                 f"of shape {tuple(x_shape)}, got {tuple(mask.shape)}")
-            mask = mask.astype(bool)
+            mask = self.check_mask(mask, (B, T), context=context)
         else:
             return None
         if bool(xp.all(mask)):
@@ -300,8 +293,7 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         if not isinstance(layer, _Recurrent):
             raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU layer, got {type(layer).__name__}")
-        if merge_mode not in self.MERGE_MODES:
-            raise ValueError(f"{self.describe()}: merge_mode must be one of {self.MERGE_MODES}, got {merge_mode!r}")
+        validate.choice(self.describe(), "merge_mode", merge_mode, self.MERGE_MODES)
         self.merge_mode = merge_mode
         config = layer.get_config()
         config.update(name=f"backward_{layer.name}", go_backwards=not layer.go_backwards)
@@ -333,10 +325,19 @@ class Bidirectional(Layer):
 
     def forward(self, x, mask=None, initial_state=None, lengths=None):
         xp = backend.xp
+        self.check_dtype(x)
         if getattr(x, "ndim", None) != 3:
             raise ShapeError(f"{self.describe()}: expected a 3-D input (batch, time, features), "
                              f"got shape {tuple(getattr(x, 'shape', ()))}")
         self.maybe_build(x)
+        # mask and lengths checked here too, so that an error names this layer, not a direction
+        context = f" for input of shape {tuple(x.shape)}"
+        if mask is not None and lengths is not None:
+            raise ValueError(f"{self.describe()}: give a mask or lengths, not both")
+        if mask is not None:
+            mask = self.check_mask(mask, tuple(x.shape[:2]), context=context)
+        if lengths is not None:
+            lengths = self.check_lengths(lengths, x.shape[0], x.shape[1], context)
         n = self.forward_layer.N_STATES
         init_f = init_b = None
         if initial_state is not None:

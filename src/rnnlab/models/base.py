@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 
+from .. import validate
 from ..layers.base import Layer, ShapeError, layer_from_dict, layer_to_dict
 from ..layers.core import Input
 
@@ -240,6 +241,8 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name: str | None = None, **kwargs):
         super().__init__(name=name, **kwargs)
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise validate.ArgumentError(f"Sequential: layers must be a list of layers, got {layers!r}")
         for layer in layers or []:
             self.add(layer)
 

@@ -16,6 +16,7 @@ decodes a batch and returns their token ids.
 from __future__ import annotations
 
 from .. import backend
+from .. import validate
 from ..layers import Dense, Embedding, N_STATES
 from ..layers.base import ShapeError
 from ..losses import log_softmax
@@ -33,10 +34,15 @@ class Captioner(Model):
                  cell: str = "lstm", feed_features: bool = False, feed_size: int = 32, bos_id: int = 2,
                  eos_id: int = 3, **kwargs):
         super().__init__(**kwargs)
-        self.feature_dim, self.vocab_size = int(feature_dim), int(vocab_size)
-        self.emb, self.hidden, self.layers = int(emb), int(hidden), int(layers)
-        self.feed_features, self.feed_size = bool(feed_features), int(feed_size)
-        self.bos_id, self.eos_id = int(bos_id), int(eos_id)
+        owner = type(self).__name__
+        self.feature_dim, self.vocab_size, self.emb, self.hidden, self.layers, self.feed_size = (
+            validate.positive_int(owner, arg, value) for arg, value in (
+                ("feature_dim", feature_dim), ("vocab_size", vocab_size), ("emb", emb), ("hidden", hidden),
+                ("layers", layers), ("feed_size", feed_size)))
+        cell = validate.cell(owner, "cell", cell)
+        self.feed_features = validate.flag(owner, "feed_features", feed_features)
+        self.bos_id = validate.integer(owner, "bos_id", bos_id, 0, self.vocab_size - 1)
+        self.eos_id = validate.integer(owner, "eos_id", eos_id, 0, self.vocab_size - 1)
         seeds = part_seeds(self.seed, 5)
         self.init_proj = Dense(self.layers * self.hidden, activation="tanh", seed=seeds[0])
         self.init_proj.build((self.feature_dim,))

@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .. import validate
 from ..layers import Dense, Dropout, Embedding
 from ..layers.base import ShapeError
 from .base import Model
-from .stack import RecurrentStack, SequencePooling, part_seeds
+from .stack import POOLINGS, RecurrentStack, SequencePooling, part_seeds
 
 
 def softmax(logits):
@@ -35,14 +36,18 @@ class SequenceClassifier(Model):
                  emb: int = 64, hidden: int = 64, layers: int = 1, cell: str = "lstm",
                  bidirectional: bool = False, pooling: str = "last", dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
+        owner = type(self).__name__
         if (vocab_size is None) == (input_dim is None):
             raise ValueError(f"{self.describe()}: give vocab_size (word ids in) or input_dim (vectors in), "
                              f"exactly one")
-        if int(classes) < 2:
-            raise ValueError(f"{self.describe()}: needs at least 2 classes, got {classes}")
-        self.classes, self.vocab_size, self.input_dim = int(classes), vocab_size, input_dim
-        self.emb, self.hidden, self.layers, self.cell = int(emb), int(hidden), int(layers), cell
-        self.bidirectional, self.pooling, self.dropout = bool(bidirectional), pooling, float(dropout)
+        self.classes = validate.integer(owner, "classes", classes, low=2)
+        self.vocab_size = validate.optional_positive_int(owner, "vocab_size", vocab_size)
+        self.input_dim = validate.optional_positive_int(owner, "input_dim", input_dim)
+        self.emb, self.hidden = validate.positive_int(owner, "emb", emb), validate.positive_int(owner, "hidden", hidden)
+        self.layers, self.cell = validate.positive_int(owner, "layers", layers), validate.cell(owner, "cell", cell)
+        self.bidirectional = validate.flag(owner, "bidirectional", bidirectional)
+        self.pooling = validate.choice(owner, "pooling", pooling, POOLINGS)
+        self.dropout = validate.rate(owner, "dropout", dropout)
         seeds = part_seeds(self.seed, 4)
         self.embedding = None
         if vocab_size is not None:

@@ -10,6 +10,7 @@ inference (``init_step`` / ``step``) that ``rnnlab.search`` drives.
 from __future__ import annotations
 
 from .. import backend
+from .. import validate
 from ..layers import kinds, steps
 from ..layers.attention import BahdanauAttention, LuongAttention
 from ..layers.base import Layer
@@ -107,9 +108,15 @@ class EmbeddedStack(Layer):
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
                  dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        owner = type(self).__name__
+        if cell_options is not None and not isinstance(cell_options, dict):
+            raise validate.ArgumentError(f"{owner}: cell_options must be a dict of the cell's arguments, "
+                                         f"got {cell_options!r}")
         self.cell_options = dict(cell_options) if cell_options else None
-        self.vocab_size, self.emb, self.hidden = int(vocab_size), int(emb), int(hidden)
-        self.cell, self.layers, self.dropout = kinds.cell_kind(cell), int(layers), float(dropout)
+        self.vocab_size = validate.positive_int(owner, "vocab_size", vocab_size)
+        self.emb, self.hidden = validate.positive_int(owner, "emb", emb), validate.positive_int(owner, "hidden", hidden)
+        self.cell, self.layers = validate.cell(owner, "cell", cell), validate.positive_int(owner, "layers", layers)
+        self.dropout = validate.rate(owner, "dropout", dropout)
         self.embedding = Embedding(self.vocab_size, self.emb, seed=_seed(self.seed, 0),
                                    name=f"{self.name}_embedding")
 
@@ -140,7 +147,7 @@ class Decoder(EmbeddedStack):
 
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
                  peeky: bool = False, dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
-        self.peeky = bool(peeky)
+        self.peeky = validate.flag(type(self).__name__, "peeky", peeky)
         super().__init__(vocab_size, emb, hidden, cell, layers, dropout, cell_options, **kwargs)
         self.rnns = self._make_rnns(self.hidden)
         self._make_drops(self.layers + 1)
@@ -243,10 +250,11 @@ class AttentionDecoder(Decoder):
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
                  attention: str = "luong", score: str = "dot", attention_units: int | None = None,
                  peeky: bool = False, dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
-        if attention not in ("luong", "bahdanau"):
-            raise ValueError(f"AttentionDecoder: attention must be 'luong' or 'bahdanau', got {attention!r}")
-        self.attention, self.score = attention, score
-        self.attention_units = int(attention_units or hidden)
+        owner = type(self).__name__
+        self.attention = validate.choice(owner, "attention", attention, ("luong", "bahdanau"))
+        self.score = validate.choice(owner, "score", score, ("dot", "general"))
+        self.attention_units = validate.positive_int(owner, "attention_units",
+                                                     hidden if attention_units is None else attention_units)
         super().__init__(vocab_size, emb, hidden, cell, layers, peeky, dropout, cell_options, **kwargs)
 
     def _make_output(self, seed):

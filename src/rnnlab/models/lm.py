@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .. import validate
 from ..layers import core as L
 from ..layers import kinds
 from ..layers.base import ShapeError
@@ -50,11 +51,17 @@ class LanguageModel(Model):
                  cell: str = "lstm", dropout: float = 0.0, variational: bool = False,
                  tie_weights: bool = False, init_scale: float | None = 0.1, **kwargs):
         super().__init__(**kwargs)
-        emb = hidden if emb is None else emb
-        if int(layers) < 1:
-            raise ValueError(f"LanguageModel: layers must be >= 1, got {layers}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"LanguageModel: dropout must be in [0, 1), got {dropout}")
+        owner = type(self).__name__
+        vocab_size = validate.positive_int(owner, "vocab_size", vocab_size)
+        hidden = validate.positive_int(owner, "hidden", hidden)
+        emb = hidden if emb is None else validate.positive_int(owner, "emb", emb)
+        layers = validate.positive_int(owner, "layers", layers)
+        dropout = validate.rate(owner, "dropout", dropout)
+        cell = validate.cell(owner, "cell", cell)
+        variational = validate.flag(owner, "variational", variational)
+        tie_weights = validate.flag(owner, "tie_weights", tie_weights)
+        if init_scale is not None:
+            init_scale = validate.finite_float(owner, "init_scale", init_scale, low=0.0, low_open=True)
         if tie_weights and emb != hidden:
             raise ValueError(f"LanguageModel: tie_weights needs the embedding size to equal the hidden "
                              f"size (the output layer reuses the (vocab, emb) embedding matrix as its "

@@ -39,6 +39,7 @@ weights of each decoded sentence in source order (also when the source was rever
 from __future__ import annotations
 
 from .. import backend
+from .. import validate
 from ..layers import kinds
 from ..layers.base import ShapeError
 from ..layers.recurrent import Bidirectional
@@ -74,7 +75,7 @@ class Encoder(EmbeddedStack):
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
         super().__init__(vocab_size, emb, hidden, cell, layers, dropout, cell_options, **kwargs)
-        self.bidirectional = bool(bidirectional)
+        self.bidirectional = validate.flag(type(self).__name__, "bidirectional", bidirectional)
         if self.bidirectional and self.hidden % 2:
             raise ValueError(f"bidirectional encoder: hidden must be even (hidden // 2 units each way), got {hidden}")
         self.rnns = self._make_rnns(self.hidden // 2 if self.bidirectional else self.hidden)
@@ -134,17 +135,24 @@ class Seq2Seq(Model):
                  bidirectional: bool = False, dropout: float = 0.0, bos_id: int = 2, eos_id: int = 3,
                  cell_options: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        owner = type(self).__name__
+        if cell_options is not None and not isinstance(cell_options, dict):
+            raise validate.ArgumentError(f"{owner}: cell_options must be a dict of the cell's arguments, "
+                                         f"got {cell_options!r}")
         self.cell_options = dict(cell_options) if cell_options else None
-        if attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
-        if int(layers) < 1:
-            raise ValueError(f"layers must be at least 1, got {layers}")
-        self.src_vocab_size, self.tgt_vocab_size = int(src_vocab_size), int(tgt_vocab_size)
-        self.emb, self.hidden, self.cell, self.layers = int(emb), int(hidden), kinds.cell_kind(cell), int(layers)
-        self.attention, self.score = attention, score
-        self.attention_units = attention_units
-        self.reverse, self.peeky, self.bidirectional = bool(reverse), bool(peeky), bool(bidirectional)
-        self.dropout, self.bos_id, self.eos_id = float(dropout), int(bos_id), int(eos_id)
+        self.attention = validate.choice(owner, "attention", attention, ATTENTIONS)
+        self.score = validate.choice(owner, "score", score, ("dot", "general"))
+        self.src_vocab_size = validate.positive_int(owner, "src_vocab_size", src_vocab_size)
+        self.tgt_vocab_size = validate.positive_int(owner, "tgt_vocab_size", tgt_vocab_size)
+        self.emb, self.hidden = validate.positive_int(owner, "emb", emb), validate.positive_int(owner, "hidden", hidden)
+        self.cell, self.layers = validate.cell(owner, "cell", cell), validate.positive_int(owner, "layers", layers)
+        self.attention_units = validate.optional_positive_int(owner, "attention_units", attention_units)
+        self.reverse = validate.flag(owner, "reverse", reverse)
+        self.peeky = validate.flag(owner, "peeky", peeky)
+        self.bidirectional = validate.flag(owner, "bidirectional", bidirectional)
+        self.dropout = validate.rate(owner, "dropout", dropout)
+        self.bos_id = validate.integer(owner, "bos_id", bos_id, 0, self.tgt_vocab_size - 1)
+        self.eos_id = validate.integer(owner, "eos_id", eos_id, 0, self.tgt_vocab_size - 1)
         seed = self.seed
         self.encoder = Encoder(self.src_vocab_size, self.emb, self.hidden, self.cell, self.layers,
                                self.bidirectional, self.dropout, self.cell_options, seed=_seed(seed, 0),

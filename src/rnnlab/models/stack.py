@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..layers import Bidirectional, Dropout, N_STATES, cell_kind, layer_class
+from .. import validate
+from ..layers import Bidirectional, Dropout, N_STATES, layer_class
 from ..layers.base import Layer, ShapeError
 
 POOLINGS = ("last", "mean", "max")
@@ -44,10 +45,12 @@ class RecurrentStack(Layer):
     def __init__(self, units: int, layers: int = 1, cell: str = "lstm", bidirectional: bool = False,
                  dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        if int(layers) < 1:
-            raise ValueError(f"{self.describe()}: layers must be >= 1, got {layers}")
-        self.units, self.layers, self.cell = int(units), int(layers), cell_kind(cell)
-        self.bidirectional, self.dropout = bool(bidirectional), float(dropout)
+        owner = type(self).__name__
+        self.units = validate.positive_int(owner, "units", units)
+        self.layers = validate.positive_int(owner, "layers", layers)
+        self.cell = validate.cell(owner, "cell", cell)
+        self.bidirectional = validate.flag(owner, "bidirectional", bidirectional)
+        self.dropout = validate.rate(owner, "dropout", dropout)
         seeds = part_seeds(self.seed, 2 * self.layers)
         self.rnns = []
         for i in range(self.layers):
@@ -108,9 +111,8 @@ class SequencePooling(Layer):
 
     def __init__(self, mode: str = "last", bidirectional: bool = False, **kwargs):
         super().__init__(**kwargs)
-        if mode not in POOLINGS:
-            raise ValueError(f"{self.describe()}: pooling must be one of {', '.join(POOLINGS)}, got {mode!r}")
-        self.mode, self.bidirectional = mode, bool(bidirectional)
+        self.mode = validate.choice(self.describe(), "pooling", mode, POOLINGS)
+        self.bidirectional = validate.flag(self.describe(), "bidirectional", bidirectional)
         self._cache = None
 
     def compute_output_shape(self, input_shape):
@@ -118,14 +120,11 @@ class SequencePooling(Layer):
 
     def forward(self, y, mask=None, **kwargs):
         xp = backend.xp
+        self.check_dtype(y)
         self.check_input(y, ndim=3, layout="(batch, time, features)")
         self.maybe_build(y)
         B, T, H = y.shape
-        if mask is None:
-            mask = xp.ones((B, T), dtype=bool)
-        mask = xp.asarray(mask).astype(bool)
-        if tuple(mask.shape) != (B, T):
-            raise ShapeError(f"{self.describe()}: mask must have shape {(B, T)}, got {tuple(mask.shape)}")
+        mask = xp.ones((B, T), dtype=bool) if mask is None else self.check_mask(mask, (B, T))
         counts = mask.sum(axis=1)
         if bool((counts == 0).any()):
             row = int(xp.flatnonzero(counts == 0)[0])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .. import validate
 from ..layers import Bidirectional, Dense, Dropout, Embedding, layer_class
 from ..layers.base import ShapeError
 from .base import Model
@@ -37,10 +38,14 @@ class Tagger(Model):
                  char_hidden: int = 32, hidden: int = 64, layers: int = 1, cell: str = "lstm",
                  bidirectional: bool = True, dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size, self.char_vocab_size, self.tags = int(vocab_size), int(char_vocab_size), int(tags)
-        self.emb, self.char_emb, self.char_hidden = int(emb), int(char_emb), int(char_hidden)
-        self.hidden, self.layers, self.bidirectional, self.dropout = int(hidden), int(layers), bool(bidirectional), \
-            float(dropout)
+        owner = type(self).__name__
+        self.vocab_size, self.char_vocab_size, self.tags, self.emb, self.char_emb, self.char_hidden, \
+            self.hidden, self.layers = (validate.positive_int(owner, arg, value) for arg, value in (
+                ("vocab_size", vocab_size), ("char_vocab_size", char_vocab_size), ("tags", tags), ("emb", emb),
+                ("char_emb", char_emb), ("char_hidden", char_hidden), ("hidden", hidden), ("layers", layers)))
+        cell = validate.cell(owner, "cell", cell)
+        self.bidirectional = validate.flag(owner, "bidirectional", bidirectional)
+        self.dropout = validate.rate(owner, "dropout", dropout)
         seeds = part_seeds(self.seed, 7)
         self.word_embedding = Embedding(self.vocab_size, self.emb, mask_zero=True, seed=seeds[0])
         self.char_embedding = Embedding(self.char_vocab_size, self.char_emb, mask_zero=True, seed=seeds[1])
