@@ -71,7 +71,7 @@ def _in_child_process(args) -> dict | None:
         sys.stdout.flush()
         code = subprocess.call(argv, env=env)
         if code != 0 or not result_path.exists():
-            raise RuntimeError(f"the demo stopped with exit status {code}")
+            raise SystemExit(code or 1)  # the child has already said why, in one line or a traceback
         return json.loads(result_path.read_text(encoding="utf-8"))
 
 

@@ -12,16 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..train.seq2seq import Seq2SeqConfig, train_seq2seq
-
-
-def _fractions(text: str) -> tuple:
-    try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise ValueError(f"--split expects fractions like 0.8,0.1,0.1, got {text!r}") from None
-    if len(parts) != 3:
-        raise ValueError(f"--split expects three fractions (train,valid,test), got {text!r}")
-    return parts
+from .args import fractions as _fractions
 
 
 def add_model_arguments(parser) -> None:
