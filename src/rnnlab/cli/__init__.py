@@ -90,14 +90,14 @@ def exit_status(err: BaseException) -> int | None:
     """2 for a user's mistake, 1 for a failure of the environment, None for a bug.
 
     A user's mistake: ``UserError`` (and ``CheckpointError``), a missing/unreadable/misplaced
-    file, a locked or diverged run, or a ValueError that rnnlab itself raised to reject an
+    file, a locked or diverged run, a batch too large for the memory, or a ValueError that rnnlab itself raised to reject an
     input (its innermost frame is in the package: a ValueError from deep inside NumPy is a bug).
     The environment: any other OSError (disk full, I/O error), a missing optional package."""
     from ..train.loop import TrainingDiverged
     from ..train.run import RunLocked
 
     if isinstance(err, (UserError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
-                        FileExistsError, RunLocked, TrainingDiverged, UnicodeDecodeError)):
+                        FileExistsError, RunLocked, TrainingDiverged, UnicodeDecodeError, MemoryError)):
         return 2
     if isinstance(err, OSError):
         return 1

@@ -156,9 +156,12 @@ class RunDir:
             raise FileNotFoundError(f"{self.config_path} does not exist: {self.path} is not an rnnlab "
                                     f"run directory (train a model with --out {self.path} first)")
         try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.config_path} is not valid JSON: {err}") from err
+            config = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+            raise ValueError(f"{self.config_path} is not valid JSON: {err}") from None
+        if not isinstance(config, dict) or not isinstance(config.get("task"), str):
+            raise ValueError(f"{self.config_path} is not an rnnlab run config (an object with a \"task\" name)")
+        return config
 
     def log_metrics(self, row: dict) -> None:
         """Append ``row`` as one JSON line to metrics.jsonl (flushed and fsynced)."""
@@ -208,6 +211,28 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+
+_NUMBER = (int, float)
+# what a resumable checkpoint's state must hold (types; None allowed where listed)
+_RESUME_TYPES = {"epoch": int, "batch": int, "step": int, "loss_sum": _NUMBER, "count": int, "train_s": _NUMBER,
+                 "best": (*_NUMBER, type(None)), "bad_epochs": int, "wall_s": _NUMBER, "rows": int,
+                 "stopped": (str, type(None)), "first_loss": (*_NUMBER, type(None))}
+
+
+def check_resume_state(state: dict, path) -> None:
+    """The trainer's position in a checkpoint, checked before it is used (CheckpointError naming
+    the file): a state edited to ``"epoch": "x"`` or missing ``batch`` is refused here."""
+    from ..checkpoint import CheckpointError
+
+    for key, kind in _RESUME_TYPES.items():
+        value = state.get(key)
+        if key == "first_loss" and key not in state:
+            continue  # written since the explosion check; older checkpoints lack it
+        if not isinstance(value, kind) or isinstance(value, bool) or (
+                kind is int and value < (1 if key == "epoch" else 0)):
+            raise CheckpointError(f"checkpoint {str(path)!r}: its training state has {key}={value!r}; "
+                                  f"expected {'an integer >= 1' if key == 'epoch' else kind}")
 
 
 class RunLocked(RuntimeError):
