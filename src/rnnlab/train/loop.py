@@ -274,6 +274,10 @@ class Trainer:
                "bad_epochs": 0, "wall_s": 0.0, "rows": 0, "stopped": None, "first_loss": None}
         if resume and self.run is not None and self.run.last_path.exists():
             pos = self._restore(pos)
+            if self.writes and task.config is not None:  # the changes a resume was given (epochs ...)
+                stored = self.run.read_config()
+                if {**stored, **task.config.to_dict()} != stored:
+                    self.run.write_config({**stored, **task.config.to_dict()})
         else:
             if resume and self.run is not None:
                 _log(f"rnnlab train {task.name}: {self.run.last_path} does not exist yet: starting "
@@ -545,7 +549,8 @@ def train(task: Task, out=None, *, resume: bool = False, overwrite: bool = False
 def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None,
                    allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")):
     """The config stored in ``run`` with the ``overrides`` a resume may change (more epochs,
-    another budget ...); anything else raises. config.json is rewritten with the change."""
+    another budget ...); anything else raises. config.json is rewritten with the change by
+    ``Trainer.fit`` once the checkpoint is restored (a resume that fails rewrites nothing)."""
     stored = run.read_config()
     if stored.get("task") != task_name:
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not {task_name}")
@@ -558,8 +563,7 @@ def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | 
     if changed:
         import dataclasses
 
-        config = dataclasses.replace(config, **changed)
-        run.write_config({**stored, **config.to_dict()})
+        config = dataclasses.replace(config, **changed)  # written by Trainer.fit once the resume works
     return config
 
 

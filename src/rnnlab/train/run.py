@@ -15,7 +15,9 @@ it takes the lock for the whole run (a second process on the same folder fails w
 message), removes stale ``*.tmp`` files a killed writer left, refuses a folder that holds
 another run unless ``overwrite`` (that run's files are deleted when the new run starts) and, with ``resume``,
 needs one. It writes nothing else: the trainer writes config.json (``start``) only once the
-run really starts, so a start that fails (bad data path, bad config) rewrites nothing.
+run really starts, so a start that fails (bad data path, bad config) rewrites nothing, and a
+folder it created for the run is removed again (``close``). A resume writes the changes it
+was given (more epochs ...) only once the checkpoint has been restored.
 ``RunDir(path, create=False)`` reads a run without locking it.
 """
 from __future__ import annotations
@@ -51,6 +53,7 @@ class RunDir:
         self.path = Path(path)
         self._lock_fd = None
         self._replace_on_start = False
+        self._created = create and not self.path.exists()  # removed again if no run starts in it
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"run directory {self.path} exists and is not a folder")
         if create:
@@ -98,8 +101,16 @@ class RunDir:
         self._lock_fd = fd
 
     def close(self) -> None:
-        """Release the lock (a no-op when this object holds none)."""
+        """Release the lock (a no-op when this object holds none). A folder this object created
+        in which no run started (its start failed: bad data, bad config) is removed again."""
         if self._lock_fd is not None:
+            if self._created and not self.config_path.exists():
+                (self.path / ".lock").unlink(missing_ok=True)
+                self.remove_stale_tmp()
+                try:
+                    self.path.rmdir()  # only when empty: never a file someone else put there
+                except OSError:
+                    pass
             os.close(self._lock_fd)
             self._lock_fd = None
 

@@ -388,7 +388,9 @@ def translate(run_dir, texts, beam: int = 1, plot=None, length_penalty: float = 
     translator = Translator(run_dir)
     results = translator(texts, beam=beam, length_penalty=length_penalty)
     if plot is not None and results:
-        save_attention_plot(results[0], plot)
+        from ..plots import plot_or_warn
+
+        plot_or_warn(save_attention_plot, results[0], plot)  # the translations stand without matplotlib
     return results
 
 
