@@ -172,6 +172,7 @@ class RunDir:
             raise ValueError(f"{self.config_path} is not valid JSON: {err}") from None
         if not isinstance(config, dict) or not isinstance(config.get("task"), str):
             raise ValueError(f"{self.config_path} is not an rnnlab run config (an object with a \"task\" name)")
+        check_run_config(config, self.config_path)
         return config
 
     def log_metrics(self, row: dict) -> None:
@@ -244,6 +245,46 @@ def check_resume_state(state: dict, path) -> None:
                 kind is int and value < (1 if key == "epoch" else 0)):
             raise CheckpointError(f"checkpoint {str(path)!r}: its training state has {key}={value!r}; "
                                   f"expected {'an integer >= 1' if key == 'epoch' else kind}")
+
+
+# config classes of the tasks whose config.json is checked field by field (module, class)
+TASK_CONFIGS = {"lm": ("rnnlab.train.lm", "LMConfig"), "seq2seq": ("rnnlab.train.seq2seq", "Seq2SeqConfig")}
+_TYPE_NAMES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "tuple": (list, tuple),
+               "list": (list,), "dict": (dict,), "None": (type(None),)}
+
+
+def check_run_config(stored: dict, where) -> None:
+    """A run's config.json checked before use (ValueError naming ``where``): no unknown or
+    missing key, every value of its field's type, and numbers within the ranges the command line
+    enforces for the flag of the same name (``cli/args.RULES``): the same rules for both."""
+    import argparse
+    import dataclasses
+    import importlib
+
+    from ..cli.args import RULES
+
+    if stored.get("task") not in TASK_CONFIGS:
+        return
+    module, name = TASK_CONFIGS[stored["task"]]
+    config_class = getattr(importlib.import_module(module), name)
+    try:
+        config = config_class.from_run_config(stored)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{where}: {err}") from None
+    for field in dataclasses.fields(config_class):
+        value = getattr(config, field.name)
+        names = [part.strip() for part in str(field.type).split("|")]
+        kinds = tuple(k for n in names for k in _TYPE_NAMES.get(n.split("[")[0], ()))
+        if len(kinds) < len(names) + names.count("float"):
+            continue  # a type this check does not know: left to the config class
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ValueError(f"{where}: {field.name} is {value!r}; expected {field.type}")
+        rule = RULES.get(field.name)
+        if rule is not None and value is not None and not isinstance(value, bool):
+            try:
+                rule(",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+            except argparse.ArgumentTypeError as err:
+                raise ValueError(f"{where}: {field.name} {err}") from None
 
 
 class RunLocked(RuntimeError):
