@@ -36,16 +36,9 @@ def _start(mode, text, out, choices="-"):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _text(tmp_path):
-    path = tmp_path / "abc.txt"
-    rng = np.random.default_rng(0)
-    words = ["the cat", "a dog", "sat on", "the mat", "and ran", "away"]
-    path.write_text("\n".join(" ".join(rng.choice(words, 4)) for _ in range(30)), encoding="utf-8")
-    return path
-
-
-def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_path):
-    text = _text(tmp_path)
+def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_path, word_text):
+    text = tmp_path / "short.txt"  # half the corpus: a short run to kill
+    text.write_text("\n".join(word_text.read_text(encoding="utf-8").splitlines()[:30]), encoding="utf-8")
     t0 = time.perf_counter()
     whole = _start("new", text, tmp_path / "whole")
     assert whole.wait(timeout=300) == 0, whole.stderr.read()

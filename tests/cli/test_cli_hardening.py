@@ -19,14 +19,6 @@ TINY_LM = ["--level", "char", "--hidden", "12", "--emb", "8", "--bptt", "6", "--
            "--eval-batch", "2", "--no-progress"]
 
 
-def _text(tmp_path):
-    path = tmp_path / "abc.txt"
-    rng = np.random.default_rng(0)
-    words = ["the cat", "a dog", "sat on", "the mat", "and ran", "away"]
-    path.write_text("\n".join(" ".join(rng.choice(words, 4)) for _ in range(60)), encoding="utf-8")
-    return path
-
-
 def _python(code: str, *args, env=None, timeout=300):
     env = {**os.environ, "PYTHONPATH": SRC, "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, capture_output=True,
@@ -39,10 +31,10 @@ def _one_line_error(capsys, *words):
     assert all(w in err[-1] for w in words), err[-1]
 
 
-def test_a_finite_explosion_stops_with_the_divergence_message(tmp_path, capsys):
+def test_a_finite_explosion_stops_with_the_divergence_message(tmp_path, capsys, word_text):
     """`--lr 1e6 --clip 0` used to exit 0 with a 4.5e6-nats model saved as best."""
     run_dir = tmp_path / "run"
-    code = main(["train", "lm", "--text", str(_text(tmp_path)), *TINY_LM, "--optimizer", "sgd", "--lr", "1e6",
+    code = main(["train", "lm", "--text", str(word_text), *TINY_LM, "--optimizer", "sgd", "--lr", "1e6",
                  "--clip", "0", "--epochs", "2", "--checkpoint-every", "1", "--out", str(run_dir)])
     assert code == 2
     _one_line_error(capsys, "training diverged", "exploded", "last good checkpoint")
@@ -51,9 +43,9 @@ def test_a_finite_explosion_stops_with_the_divergence_message(tmp_path, capsys):
         assert all(np.isfinite(p).all() for p in load_checkpoint(run_dir / "last.npz").model.params)
 
 
-def test_seq2seq_refuses_a_folder_holding_another_run(tmp_path, capsys):
+def test_seq2seq_refuses_a_folder_holding_another_run(tmp_path, capsys, word_text):
     run_dir = tmp_path / "run"
-    assert main(["train", "lm", "--text", str(_text(tmp_path)), *TINY_LM, "--epochs", "1", "--out", str(run_dir)]) == 0
+    assert main(["train", "lm", "--text", str(word_text), *TINY_LM, "--epochs", "1", "--out", str(run_dir)]) == 0
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     code = main(["train", "seq2seq", "--generated", "dates", "--n", "60", "--hidden", "8", "--emb", "4",
                  "--epochs", "1", "--out", str(run_dir), "--no-progress"])
@@ -62,8 +54,8 @@ def test_seq2seq_refuses_a_folder_holding_another_run(tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
-def test_a_failed_resume_rewrites_nothing_and_a_failed_start_leaves_no_folder(tmp_path, capsys):
-    text = _text(tmp_path)
+def test_a_failed_resume_rewrites_nothing_and_a_failed_start_leaves_no_folder(tmp_path, capsys, word_text):
+    text = word_text
     run_dir = tmp_path / "run"
     assert main(["train", "lm", "--text", str(text), *TINY_LM, "--epochs", "1", "--out", str(run_dir)]) == 0
     config = (run_dir / "config.json").read_bytes()
@@ -77,9 +69,9 @@ def test_a_failed_resume_rewrites_nothing_and_a_failed_start_leaves_no_folder(tm
     assert not fresh.exists()
 
 
-def test_run_files_get_the_umask_mode_like_the_plots(tmp_path):
+def test_run_files_get_the_umask_mode_like_the_plots(tmp_path, word_text):
     run_dir = tmp_path / "run"
-    assert main(["train", "lm", "--text", str(_text(tmp_path)), *TINY_LM, "--epochs", "1", "--out", str(run_dir)]) == 0
+    assert main(["train", "lm", "--text", str(word_text), *TINY_LM, "--epochs", "1", "--out", str(run_dir)]) == 0
     expected = 0o666 & ~(lambda m: (os.umask(m), m)[1])(os.umask(0o022))
     for name in ("config.json", "vocab.json", "best.npz", "last.npz", "results.json"):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == expected, name

@@ -39,49 +39,26 @@ def _number(text: str, kind, what: str):
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (sizes, counts, epochs, batch)."""
-    value = _number(text, int, "a positive integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def _ranged(kind, what: str, ok, doc: str):
+    """A ``type=`` function: ``text`` read as ``kind`` (finite), kept when ``ok(value)``."""
+    def check(text: str):
+        value = _number(text, kind, what)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    check.__doc__ = doc
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0 (seeds, warm-up steps, an epoch index)."""
-    value = _number(text, int, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    """Any finite number (not nan, not inf)."""
-    return _number(text, float, "a number")
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (learning rate, time budget, init scale)."""
-    value = _number(text, float, "a number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0 (clipping norm, 0 = off; temperature, 0 = most likely token)."""
-    value = _number(text, float, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def probability(text: str) -> float:
-    """A dropout rate: 0 <= p < 1 (p = 1 would drop everything)."""
-    value = _number(text, float, "a probability 0 <= p < 1")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a probability 0 <= p < 1, got {text!r}")
-    return value
+positive_int = _ranged(int, "a positive integer", lambda v: v >= 1, "An integer >= 1 (sizes, counts, epochs, batch).")
+non_negative_int = _ranged(int, "an integer >= 0", lambda v: v >= 0, "An integer >= 0 (seeds, warm-up steps).")
+positive_float = _ranged(float, "a number > 0", lambda v: v > 0, "A finite number > 0 (learning rate, time budget).")
+non_negative_float = _ranged(float, "a number >= 0", lambda v: v >= 0,
+                             "A finite number >= 0 (clipping norm, 0 = off; temperature, 0 = most likely token).")
+finite_float = _ranged(float, "a number", lambda v: True, "Any finite number (not nan, not inf).")
+probability = _ranged(float, "a probability 0 <= p < 1", lambda v: 0 <= v < 1,
+                      "A dropout rate: 0 <= p < 1 (p = 1 would drop everything).")
 
 
 def fractions(text: str) -> tuple:
