@@ -182,3 +182,11 @@ def test_a_malformed_run_file_is_one_line_naming_it(tmp_path, capsys, name, cont
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and name in err, err
+
+
+def test_long_sequences_do_not_count_as_sizes(tmp_path):
+    """A small model built on long inputs (time 5000) is no oversized config."""
+    model = rl.Sequential([L.Input((5000, 2)), L.SimpleRNN(3, seed=0), L.Dense(1, seed=1)])
+    path = save_checkpoint(tmp_path / "long.npz", model)
+    for a, b in zip(load_checkpoint(path).model.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -293,7 +294,7 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndar
             raise CheckpointError(f"{where}: entry {info.filename!r} has .npy version {version}")
         if dtype.hasobject:
             raise CheckpointError(f"{where}: entry {info.filename!r} holds Python objects; refused (no pickle)")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on a crafted shape
         if nbytes > info.file_size:
             raise CheckpointError(f"{where}: entry {info.filename!r} claims shape {shape} ({nbytes:,} bytes) in "
                                   f"{info.file_size:,} bytes")
@@ -345,7 +346,9 @@ def check_meta(meta, where: str) -> None:
 
 
 def _ints(value, skip=("seed",)):
-    """Every integer in a JSON value (keys containing a ``skip`` word are left out)."""
+    """Every size in a JSON value: its integers, except under keys containing a ``skip`` word
+    and except the leading entries of a shape (a list of integers and nulls), whose batch and
+    time sizes allocate no weights: only its last, the features, counts."""
     if isinstance(value, bool):
         return
     if isinstance(value, int):
@@ -355,6 +358,8 @@ def _ints(value, skip=("seed",)):
             if not any(word in str(k) for word in skip):
                 yield from _ints(v, skip)
     elif isinstance(value, list):
+        if value and all(v is None or isinstance(v, int) and not isinstance(v, bool) for v in value):
+            value = value[-1:]
         for v in value:
             yield from _ints(v, skip)
 

@@ -131,6 +131,7 @@ class RunDir:
     def start(self, config: dict) -> Path:
         """Write config.json of a run that really starts (data read, model built); with
         ``overwrite``, the files of the run that was there are deleted first (only now)."""
+        check_run_config(config, self.config_path)  # a run never writes a config it could not read back
         if self._replace_on_start:
             for name in self.RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
