@@ -27,3 +27,16 @@ def both_kernel_paths(request, monkeypatch):
         require_numba()
     monkeypatch.setattr(_Recurrent, "FUSED", request.param == "fused")
     return request.param
+
+
+@pytest.fixture
+def word_text(tmp_path):
+    """A small seeded UTF-8 corpus (tmp_path/abc.txt, 60 lines of 4 two-word phrases) for tiny
+    language-model runs."""
+    import numpy as np
+
+    path = tmp_path / "abc.txt"
+    rng = np.random.default_rng(0)
+    words = ["the cat", "a dog", "sat on", "the mat", "and ran", "away"]
+    path.write_text("\n".join(" ".join(rng.choice(words, 4)) for _ in range(60)), encoding="utf-8")
+    return path

@@ -13,7 +13,15 @@ Layout of the file (a zip of ``.npy`` arrays)::
 
 ``build`` records how each layer of the model (pre-order walk of ``sublayers``) was built, so a
 lazily built model can be rebuilt before its weights go in; ``sha256`` holds a digest of every
-array, so a tampered file is caught even where the zip's CRC would not be.
+array, and ``meta_sha256`` one of the meta itself, so a tampered file is caught even where the
+zip's CRC would not be.
+
+Reading checks before it allocates (``read_checkpoint``): the zip directory (every entry's
+uncompressed size under ``MAX_ENTRY_BYTES`` and ``MAX_RATIO`` times its compressed size, the
+total under ``MAX_TOTAL_BYTES``), each array's ``.npy`` header against its entry's size, the
+meta's schema (``check_meta``: types of every field, ``dtype`` one of ``DTYPES``), and the sizes
+the model config implies against the weights stored (``check_sizes``: a config asking for a
+layer larger than the file's weights could fill is refused before the model is built).
 
 Writing is atomic: a temporary file in the same folder, flushed and fsynced, then
 ``os.replace``d over the target, so a crash leaves either the old checkpoint or the new one,
@@ -29,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -43,6 +52,11 @@ from .layers.base import layer_from_dict, layer_to_dict
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1
 META_KEY = "__meta__"
+DTYPES = ("float16", "float32", "float64")  # what a model's weights may be stored as
+MAX_META_BYTES = 64 << 20       # the JSON meta
+MAX_ENTRY_BYTES = 16 << 30      # one array, uncompressed
+MAX_TOTAL_BYTES = 64 << 30      # all arrays, uncompressed
+MAX_RATIO = 50                  # uncompressed / compressed size of one entry (np.savez stores: 1)
 
 
 class CheckpointError(ValueError):
@@ -178,6 +192,7 @@ def save_checkpoint(path, model, optimizer=None, state=None) -> Path:
         "sha256": {key: _digest(a) for key, a in arrays.items()},
     }
     try:
+        meta["meta_sha256"] = _meta_digest(meta)
         meta_bytes = json.dumps(meta, allow_nan=True).encode("utf-8")
     except TypeError as err:
         raise TypeError(f"save_checkpoint({str(path)!r}): model config, optimizer meta and state must be "
@@ -188,6 +203,12 @@ def save_checkpoint(path, model, optimizer=None, state=None) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     _fsync_dir(folder)
     return path
+
+
+def _meta_digest(meta: dict) -> str:
+    """sha256 of the meta's JSON without its own ``meta_sha256`` entry (JSON round-trips exactly)."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, allow_nan=True).encode("utf-8")).hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -209,35 +230,27 @@ def _fsync_dir(folder: Path) -> None:
 
 def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
     """(meta, arrays) of a checkpoint file, every array read and verified; no model built.
-    Raises CheckpointError naming the file for anything wrong with it."""
+    Raises CheckpointError naming the file for anything wrong with it; nothing larger than
+    the file's own entries allow is allocated."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     where = f"checkpoint {str(path)!r}"
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}  # reads (and CRC-checks) everything
-    except PermissionError:
+        with zipfile.ZipFile(path) as zf:
+            infos = _check_directory(zf, where)
+            meta = _read_meta(zf, infos, where)
+            arrays = {key: _read_npy(zf, info, where) for key, info in infos.items() if key != META_KEY}
+    except (PermissionError, IsADirectoryError, CheckpointError):
         raise
     except zipfile.BadZipFile as err:
-        raise CheckpointError(f"{where} is truncated or corrupt (not a readable npz/zip: {err})") from err
+        raise CheckpointError(f"{where} is not an rnnlab checkpoint, or is truncated or corrupt "
+                              f"(not a readable zip: {err})") from err
     except Exception as err:  # noqa: BLE001 - damaged bytes surface as many different errors
         raise CheckpointError(f"{where} is truncated or corrupt: {type(err).__name__}: {err}") from err
-    if META_KEY not in arrays:
-        raise CheckpointError(f"{where} is not an rnnlab checkpoint (no {META_KEY} entry)")
-    try:
-        meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{where} has a corrupt {META_KEY} entry: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{where} is not an rnnlab checkpoint (format {meta.get('format')!r})"
-                              if isinstance(meta, dict) else f"{where} has a malformed {META_KEY} entry")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"{where} has format version {meta.get('version')!r}; this rnnlab reads "
-                              f"version {VERSION}")
-    digests = meta.get("sha256")
-    if not isinstance(digests, dict) or set(digests) != set(arrays):
-        missing = sorted(set(digests or {}) ^ set(arrays))
+    digests = meta["sha256"]
+    if set(digests) != set(arrays):
+        missing = sorted(set(digests) ^ set(arrays))
         raise CheckpointError(f"{where} is incomplete or tampered with: arrays do not match its "
                               f"record ({missing[:5]})")
     for key, a in arrays.items():
@@ -245,6 +258,126 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
             raise CheckpointError(f"{where} was tampered with or damaged: array {key!r} "
                                   f"{a.dtype}{tuple(a.shape)} does not match its checksum")
     return meta, arrays
+
+
+def _check_directory(zf: zipfile.ZipFile, where: str) -> dict:
+    """{key: ZipInfo} of the ``.npy`` entries, after checking their sizes in the zip directory
+    (nothing is inflated yet): a small entry that would inflate to gigabytes is refused here."""
+    infos, total = {}, 0
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy") or info.filename[:-4] in infos:
+            raise CheckpointError(f"{where} is not an rnnlab checkpoint (unexpected entry {info.filename[:80]!r})")
+        limit = MAX_META_BYTES if info.filename == META_KEY + ".npy" else MAX_ENTRY_BYTES
+        if info.file_size > limit or info.file_size > MAX_RATIO * info.compress_size + 4096:
+            raise CheckpointError(f"{where}: entry {info.filename[:80]!r} would inflate to {info.file_size:,} "
+                                  f"bytes from {info.compress_size:,}; refused before reading it")
+        total += info.file_size
+        infos[info.filename[:-4]] = info
+    if total > MAX_TOTAL_BYTES:
+        raise CheckpointError(f"{where}: its arrays would take {total:,} bytes (limit {MAX_TOTAL_BYTES:,})")
+    if META_KEY not in infos:
+        raise CheckpointError(f"{where} is not an rnnlab checkpoint (no {META_KEY} entry)")
+    return infos
+
+
+def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
+    """One ``.npy`` entry; its header's shape and dtype are checked against the entry's size
+    before the array is allocated, and object (pickled) arrays are refused."""
+    fmt = np.lib.format
+    with zf.open(info) as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise CheckpointError(f"{where}: entry {info.filename!r} has .npy version {version}")
+        if dtype.hasobject:
+            raise CheckpointError(f"{where}: entry {info.filename!r} holds Python objects; refused (no pickle)")
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on a crafted shape
+        if nbytes > info.file_size:
+            raise CheckpointError(f"{where}: entry {info.filename!r} claims shape {shape} ({nbytes:,} bytes) in "
+                                  f"{info.file_size:,} bytes")
+        data = f.read(nbytes)
+        if len(data) != nbytes or f.read(1):  # reading to the end also checks the zip's CRC
+            raise CheckpointError(f"{where}: entry {info.filename!r} does not hold the {shape} {dtype} it claims")
+    array = np.frombuffer(bytearray(data), dtype=dtype)
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def _read_meta(zf: zipfile.ZipFile, infos: dict, where: str) -> dict:
+    raw = _read_npy(zf, infos[META_KEY], where)
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{where} has a corrupt {META_KEY} entry: {err}") from err
+    check_meta(meta, where)
+    return meta
+
+
+def check_meta(meta, where: str) -> None:
+    """The schema of a checkpoint's JSON meta; CheckpointError naming ``where`` and the field."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where} has a malformed {META_KEY} entry (a {type(meta).__name__}, not an object)")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{where} is not an rnnlab checkpoint (format {str(meta.get('format'))[:40]!r})")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{where} has format version {str(meta.get('version'))[:40]!r}; this rnnlab reads "
+                              f"version {VERSION}")
+    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
+        raise CheckpointError(f"{where} was tampered with or damaged: its {META_KEY} does not match its checksum")
+    schema = {"model": dict, "optimizer": (dict, type(None)), "state": (dict, type(None)), "dtype": str,
+              "build": (list, type(None)), "sha256": dict}
+    for key, kind in schema.items():
+        if key == "build" and key not in meta:
+            continue
+        if not isinstance(meta.get(key), kind):
+            raise CheckpointError(f"{where}: {META_KEY} field {key!r} is missing or of the wrong type "
+                                  f"({type(meta.get(key)).__name__})")
+    if meta["dtype"] not in DTYPES:
+        raise CheckpointError(f"{where}: {META_KEY} dtype {meta['dtype'][:40]!r} is not one of {', '.join(DTYPES)}")
+    model = meta["model"]
+    if not isinstance(model.get("class_name"), str) or not isinstance(model.get("config", {}), dict):
+        raise CheckpointError(f"{where}: {META_KEY} 'model' needs a 'class_name' string and a 'config' object")
+    if not all(isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in meta["sha256"].items()):
+        raise CheckpointError(f"{where}: {META_KEY} 'sha256' must map array names to hex digests")
+    if not all(r is None or isinstance(r, dict) for r in meta.get("build") or []):
+        raise CheckpointError(f"{where}: {META_KEY} 'build' must be a list of objects")
+
+
+def _ints(value, skip=("seed",)):
+    """Every size in a JSON value: its integers, except under keys containing a ``skip`` word
+    and except the leading entries of a shape (a list of integers and nulls), whose batch and
+    time sizes allocate no weights: only its last, the features, counts."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not any(word in str(k) for word in skip):
+                yield from _ints(v, skip)
+    elif isinstance(value, list):
+        if value and all(v is None or isinstance(v, int) and not isinstance(v, bool) for v in value):
+            value = value[-1:]
+        for v in value:
+            yield from _ints(v, skip)
+
+
+def check_sizes(meta: dict, arrays: dict, where: str) -> None:
+    """Refuse a model config asking for layers larger than the stored weights could fill.
+
+    A layer of ``n`` units (or an embedding of ``n`` rows, an input of ``n`` features) holds at
+    least ``n`` weights, so no size in the config or the build records can exceed the number of
+    weights stored (with a small floor for models without weights): a meta edited to
+    ``"hidden": 30000`` is refused here, before the model would allocate it."""
+    stored = sum(int(a.size) for key, a in arrays.items() if key.startswith("model/"))
+    limit = max(stored, 1024)
+    for part in ("model", "build"):
+        biggest = max(_ints(meta.get(part)), default=0)
+        if biggest > limit:
+            raise CheckpointError(f"{where}: its {part} asks for a size of {biggest:,} but the file stores only "
+                                  f"{stored:,} weights; refused before building the model")
 
 
 def model_from_config(spec: dict):
@@ -269,22 +402,26 @@ def load_checkpoint(path, into=None) -> Checkpoint:
     path = Path(path)
     where = f"checkpoint {str(path)!r}"
     meta, arrays = read_checkpoint(path)
+    check_sizes(meta, arrays, where)
 
     previous = backend.floatx()
     try:
-        backend.set_floatx(meta.get("dtype", previous))
+        backend.set_floatx(meta["dtype"])
         if into is not None:
             model = into
         else:
             try:
                 model = model_from_config(meta["model"])
-            except (KeyError, TypeError, ValueError) as err:
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
                 raise CheckpointError(f"{where}: cannot rebuild the model from its config: {err}") from err
         layers = list(_walk(model))
         records = meta.get("build") or []
         if len(records) == len(layers):
-            for layer, record in zip(layers, records):
-                _rebuild(layer, record)
+            try:
+                for layer, record in zip(layers, records):
+                    _rebuild(layer, record)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+                raise CheckpointError(f"{where}: cannot rebuild the model as its build record says: {err}") from err
     finally:
         backend.set_floatx(previous)
 

@@ -1,4 +1,8 @@
-"""Atomic file writes: a crash or a full disk never leaves half a file behind."""
+"""Atomic file writes: a crash or a full disk never leaves half a file behind.
+
+The file gets the mode an ordinary ``open`` would give it (0666 less the umask: 0644 as a
+rule), not the 0600 of a temporary file; a write that fails (a full disk) raises an OSError
+naming ``path``."""
 from __future__ import annotations
 
 import os
@@ -15,13 +19,23 @@ def atomic_write(path, write: Callable[[IO], None], binary: bool = True) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            raise type(err)(err.errno, f"cannot write {path}: {err.strerror}") from err  # e.g. disk full
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -73,17 +73,17 @@ def test_resume_of_a_finished_run_reports_the_same_figures(run_dir, capsys):
     assert resumed["perplexity"] == pytest.approx(test["perplexity"], rel=1e-12)
 
 
-def test_errors_are_one_json_line_and_exit_code_1(tmp_path, capsys):
-    assert main(["eval", str(tmp_path), "--json"]) == 1
+def test_errors_are_one_json_line_and_exit_code_2(tmp_path, capsys):
+    assert main(["eval", str(tmp_path), "--json"]) == 2
     assert "config.json" in _last_json(capsys)["error"]
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert main(["train", "lm", "--text", str(empty), "--out", str(tmp_path / "r"), "--json"]) == 1
+    assert main(["train", "lm", "--text", str(empty), "--out", str(tmp_path / "r"), "--json"]) == 2
     assert "empty.txt" in _last_json(capsys)["error"]
 
 
 def test_eval_of_a_language_model_rejects_seq2seq_flags(run_dir, capsys):
-    assert main(["eval", str(run_dir), "--beam", "3", "--json"]) == 1
+    assert main(["eval", str(run_dir), "--beam", "3", "--json"]) == 2
     assert "language model" in _last_json(capsys)["error"]
 
 

@@ -89,9 +89,19 @@ def test_errors_name_the_file(tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_bytes(b"\xff\xfe\x00x\n")
     code, result = run_json(capsys, ["train", "seq2seq", "--pairs", str(bad), "--out", str(tmp_path / "r")])
-    assert code == 1 and "bad.tsv" in result["error"]
+    assert code == 2 and "bad.tsv" in result["error"]
     code, result = run_json(capsys, ["translate", str(tmp_path / "nothing"), "x"])
-    assert code == 1 and "nothing" in result["error"]
+    assert code == 2 and "nothing" in result["error"]
+
+
+def test_eval_refuses_text_on_a_seq2seq_run(trained_run, tmp_path, capsys):
+    """`eval RUN --text F` on a seq2seq run is refused, not ignored (exit 2, one line)."""
+    _, run_dir, _ = trained_run
+    text = tmp_path / "t.txt"
+    text.write_text("some text\n", encoding="utf-8")
+    assert main(["eval", str(run_dir), "--text", str(text)]) == 2
+    err = capsys.readouterr().err
+    assert "seq2seq run" in err and "--text" in err and err.count("\n") == 1
 
 
 def test_demo_runs_end_to_end_small(tmp_path, capsys):

@@ -61,17 +61,17 @@ def test_summary_of_a_checkpoint_and_of_its_meta(tmp_path, capsys):
 def test_bad_config_files_are_clear_errors(tmp_path, capsys, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
-    assert cli.main(["summary", str(path), "--json"]) == 1
+    assert cli.main(["summary", str(path), "--json"]) == 2
     captured = capsys.readouterr()
     assert message in captured.err
     assert "error" in json.loads(captured.out.strip().split("\n")[-1])
 
 
 def test_missing_and_damaged_files_name_the_file(tmp_path, capsys):
-    assert cli.main(["summary", str(tmp_path / "nope.yaml")]) == 1
+    assert cli.main(["summary", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml" in capsys.readouterr().err
     damaged = tmp_path / "damaged.npz"
     rl.Sequential([L.Input((2,)), L.Dense(1)]).save(damaged)
     damaged.write_bytes(damaged.read_bytes()[:100])
-    assert cli.main(["summary", str(damaged)]) == 1
+    assert cli.main(["summary", str(damaged)]) == 2
     assert "damaged.npz" in capsys.readouterr().err

@@ -5,14 +5,23 @@ Each command lives in its own module with ``register(ctx)``, which adds its pars
 ``func=run`` on them. ``run(args)`` does the work, writes progress and logs to stderr and
 human-readable results to stdout, and returns a dict of results; with ``--json`` the dict is
 printed as one JSON object on the last line of stdout.
+
+Exit status: 0 done; 2 a user's mistake (a flag out of range, a bad or missing file, a damaged
+checkpoint, a locked run folder, a diverged run ...), reported in one line with no traceback;
+1 an environment failure (disk full, ...), one line; any other exception is a bug and keeps
+its traceback. Every numeric flag is checked at parse time by the rules of ``cli/args.py``.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+from .args import Parser, UserError, harden
 
 COMMAND_MODULES = ["demo", "train_lm", "train_seq2seq", "eval", "sample", "translate", "data",
                    "summary", "bench", "export"]
@@ -28,9 +37,9 @@ class CliContext:
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="rnnlab", description="Recurrent neural networks from scratch on NumPy.")
+    parser = Parser(prog="rnnlab", description="Recurrent neural networks from scratch on NumPy.")
     parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--json", action="store_true",
                         help="print the results as one JSON object on the last line of stdout")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -39,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctx = CliContext(commands, train_tasks, common)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(ctx)
-    return parser
+    return harden(parser)
 
 
 def main(argv=None) -> int:
@@ -50,18 +59,58 @@ def main(argv=None) -> int:
         return 2
     try:
         result = args.func(args)
+        if getattr(args, "json", False):
+            sys.stdout.flush()
+            print(json.dumps(result if result is not None else {}, default=_json_default))
+        sys.stdout.flush()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
-        print(f"rnnlab {args.command}: error: {err}", file=sys.stderr)
+    except BrokenPipeError:  # `rnnlab data ... | head -1`: the reader has gone, quietly stop
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        return 141  # 128 + SIGPIPE, as a shell tool killed by it
+    except Exception as err:  # noqa: BLE001 - sorted into a user's mistake, the environment, a bug
+        code = exit_status(err)
+        if code is None:
+            raise  # a bug: keep its traceback
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        command = " ".join(filter(None, (args.command, getattr(args, "task", None) if args.command == "train" else None)))
+        print(f"rnnlab {command}: error: {message}", file=sys.stderr)
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(err)}))
-        return 1
-    if getattr(args, "json", False):
-        sys.stdout.flush()
-        print(json.dumps(result if result is not None else {}, default=_json_default))
+            print(json.dumps({"error": message}))
+        return code
     return 0
+
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def exit_status(err: BaseException) -> int | None:
+    """2 for a user's mistake, 1 for a failure of the environment, None for a bug.
+
+    A user's mistake: ``UserError`` (and ``CheckpointError``), a missing/unreadable/misplaced
+    file, a locked or diverged run, a batch too large for the memory, or a ValueError that rnnlab itself raised to reject an
+    input (its innermost frame is in the package: a ValueError from deep inside NumPy is a bug).
+    The environment: any other OSError (disk full, I/O error), a missing optional package."""
+    from ..train.loop import TrainingDiverged
+    from ..train.run import RunLocked
+
+    if isinstance(err, (UserError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+                        FileExistsError, RunLocked, TrainingDiverged, UnicodeDecodeError, MemoryError)):
+        return 2
+    if isinstance(err, OSError):
+        return 1
+    if isinstance(err, (ImportError, RuntimeError)) and "pip install" in str(err):
+        return 1  # an optional package is missing: the message says which extra to install
+    if type(err) is ValueError or isinstance(err, ValueError) and type(err).__module__.startswith("rnnlab"):
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        frame_file = Path(tb.tb_frame.f_code.co_filename).resolve() if tb is not None else None
+        if frame_file is not None and _PACKAGE in frame_file.parents:
+            return 2
+    return None
 
 
 def _json_default(obj):

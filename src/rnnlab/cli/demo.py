@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..plots import plot_or_warn
 from ..train.seq2seq import Seq2SeqConfig, Translator, save_attention_plot, train_seq2seq
 
 # The embedded default, tuned to reach >= 99% exact match on held-out dates in under three
@@ -71,7 +72,7 @@ def _in_child_process(args) -> dict | None:
         sys.stdout.flush()
         code = subprocess.call(argv, env=env)
         if code != 0 or not result_path.exists():
-            raise RuntimeError(f"the demo stopped with exit status {code}")
+            raise SystemExit(code or 1)  # the child has already said why, in one line or a traceback
         return json.loads(result_path.read_text(encoding="utf-8"))
 
 
@@ -101,15 +102,15 @@ def run(args) -> dict:
     print("your own:")
     for r in shown:
         print(f"  {r['source']:<32} -> {r['translation']}")
-    heatmap = save_attention_plot(shown[0], out / "attention.png")
+    heatmap = plot_or_warn(save_attention_plot, shown[0], out / "attention.png")  # None without matplotlib
     wall = time.perf_counter() - start
     print(f"exact match on {result['test_pairs']} held-out dates: {100 * result['exact_match']:.2f}%  "
           f"(token accuracy {100 * result['token_accuracy']:.2f}%, {model.count_params():,} parameters, "
           f"{wall:.0f} s)")
-    print(f"attention heatmap: {heatmap}")
+    print(f"attention heatmap: {heatmap}" if heatmap else "attention heatmap: not drawn (pip install 'rnnlab[plot]')")
     summary = {"exact_match": result["exact_match"], "token_accuracy": result["token_accuracy"],
                "bleu": result["bleu"], "test_pairs": result["test_pairs"], "epochs": config.epochs,
-               "params": model.count_params(), "wall_s": round(wall, 2), "heatmap": str(heatmap),
+               "params": model.count_params(), "wall_s": round(wall, 2), "heatmap": str(heatmap) if heatmap else None,
                "run_dir": str(out / "run"), "blas_threads": args.threads,
                "translations": [{"source": r["source"], "translation": r["translation"]} for r in shown]}
     if os.environ.get(_RESULT_VAR):  # we are the child of _in_child_process: hand the result back

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from .args import fractions as _fractions
+
 
 def register(ctx) -> None:
     p = ctx.train.add_parser("lm", parents=[ctx.common], help="train a recurrent language model",
@@ -63,17 +65,6 @@ def register(ctx) -> None:
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bars (default: bars when stderr is a terminal)")
     p.set_defaults(func=run_command)
-
-
-def _fractions(text: str):
-    try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3:
-        import argparse
-        raise argparse.ArgumentTypeError(f"expected three comma-separated fractions, got {text!r}")
-    return parts
 
 
 def config_from_args(args):

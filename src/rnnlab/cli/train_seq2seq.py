@@ -12,16 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..train.seq2seq import Seq2SeqConfig, train_seq2seq
-
-
-def _fractions(text: str) -> tuple:
-    try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise ValueError(f"--split expects fractions like 0.8,0.1,0.1, got {text!r}") from None
-    if len(parts) != 3:
-        raise ValueError(f"--split expects three fractions (train,valid,test), got {text!r}")
-    return parts
+from .args import fractions as _fractions
 
 
 def add_model_arguments(parser) -> None:
@@ -60,6 +51,9 @@ def register(ctx) -> None:
     g.add_argument("--max-src-len", type=int,
                    help="drop pairs with a longer source (tokens; --pairs is filtered before splitting)")
     g.add_argument("--max-tgt-len", type=int, help="drop pairs with a longer target (tokens)")
+    g.add_argument("--max-line-chars", type=int, default=d.max_line_chars,
+                   help="skip (and report) pairs-file lines with a source or target longer than this "
+                        "(characters; default %(default)s)")
     g.add_argument("--min-freq", type=int, default=d.min_freq, help="rarer tokens become <unk>")
     g.add_argument("--max-vocab", type=int, help="vocabulary size limit (incl. specials)")
     add_model_arguments(parser)
@@ -101,6 +95,7 @@ def config_from_args(args) -> Seq2SeqConfig:
         pairs=args.pairs, valid=args.valid, test=args.test, generated=args.generated, n=args.n,
         data_seed=args.data_seed, split=tuple(args.split), swap=args.swap, limit=args.limit,
         level=args.level, lower=args.lower, max_src_len=args.max_src_len, max_tgt_len=args.max_tgt_len,
+        max_line_chars=args.max_line_chars,
         min_freq=args.min_freq, max_vocab=args.max_vocab, attention=args.attention, score=args.score, cell=args.cell,
         layers=args.layers, emb=args.emb, hidden=args.hidden, reverse=args.reverse, peeky=args.peeky,
         bidirectional=args.bidirectional, dropout=args.dropout,

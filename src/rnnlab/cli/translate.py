@@ -31,5 +31,7 @@ def run(args) -> dict:
     out = {"translations": [{"source": r["source"], "translation": r["translation"]} for r in results],
            "beam": args.beam}
     if args.plot:
-        out["plot"] = str(args.plot)
+        from pathlib import Path
+
+        out["plot"] = str(args.plot) if Path(args.plot).exists() else None  # None: matplotlib missing
     return out

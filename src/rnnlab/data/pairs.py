@@ -2,7 +2,10 @@
 
 File format (Tatoeba / manythings.org): one pair per line, ``source<TAB>target``, optionally
 followed by more tab-separated columns (an attribution) that are ignored. Blank lines are
-skipped. ``swap=True`` reads the second column as the source (e.g. French -> English from
+skipped, and so are lines with a column longer than ``max_chars`` characters (default
+``MAX_CHARS``), reported with their line numbers: one runaway line would otherwise pad a whole
+batch to its length. ``check_batch_memory`` compares an estimate of the largest padded batch's
+activations with the memory available before training allocates it. ``swap=True`` reads the second column as the source (e.g. French -> English from
 ``fra.txt``, which is English<TAB>French).
 
 Tokens are characters (``level="char"``) or words (``level="word"``: runs of letters/digits
@@ -19,7 +22,9 @@ little compute goes to padding. Each ``Batch`` carries
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -30,10 +35,14 @@ from .. import backend
 from .vocab import Vocab
 
 _WORD = re.compile(r"\w+|[^\w\s]")
+MAX_CHARS = 1000  # default cap on a source or target (characters); None: no cap
 
 
-def read_pairs(path, swap: bool = False, limit: int | None = None) -> list[tuple[str, str]]:
-    """(source, target) string pairs from a TSV file; errors name the file and the line."""
+def read_pairs(path, swap: bool = False, limit: int | None = None,
+               max_chars: int | None = MAX_CHARS) -> list[tuple[str, str]]:
+    """(source, target) string pairs from a TSV file; errors name the file and the line. Pairs
+    with a source or target over ``max_chars`` characters are skipped and reported on stderr
+    with their line numbers."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pairs file {path} does not exist")
@@ -44,7 +53,7 @@ def read_pairs(path, swap: bool = False, limit: int | None = None) -> list[tuple
                          f"convert it to UTF-8 first") from err
     if text.startswith("\ufeff"):
         text = text[1:]
-    pairs = []
+    pairs, too_long = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -53,12 +62,64 @@ def read_pairs(path, swap: bool = False, limit: int | None = None) -> list[tuple
             raise ValueError(f"pairs file {path}, line {number}: expected 'source<TAB>target', "
                              f"got {line[:60]!r}")
         source, target = columns[0].strip(), columns[1].strip()
+        if max_chars is not None and max(len(source), len(target)) > max_chars:
+            too_long.append(number)
+            continue
         pairs.append((target, source) if swap else (source, target))
         if limit is not None and len(pairs) >= limit:
             break
+    if too_long:
+        shown = ", ".join(map(str, too_long[:10])) + (" ..." if len(too_long) > 10 else "")
+        print(f"pairs file {path}: skipped {len(too_long)} pairs longer than {max_chars} characters (lines "
+              f"{shown}; raise the cap with --max-line-chars)", file=sys.stderr)
     if not pairs:
-        raise ValueError(f"pairs file {path} is empty: it holds no 'source<TAB>target' lines")
+        raise ValueError(f"pairs file {path} holds no 'source<TAB>target' lines"
+                         + (f" within {max_chars} characters" if too_long else " (it is empty)"))
     return pairs
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable of /proc/meminfo, else the
+    free pages of os.sysconf), or None where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def batch_activation_bytes(rows: int, src_len: int, tgt_len: int, hidden: int, emb: int, layers: int,
+                           tgt_vocab: int, itemsize: int = 4) -> int:
+    """Estimate of what one padded batch's forward and backward keep alive, in bytes::
+
+        rows * ((S + T) * layers * (emb + 12 * hidden)    # embeddings, gates, states (both passes)
+                + 3 * T * V)                               # logits, softmax, its gradient
+    """
+    per_row = (src_len + tgt_len) * layers * (emb + 12 * hidden) + 3 * tgt_len * tgt_vocab
+    return int(rows) * int(per_row) * int(itemsize)
+
+
+def check_batch_memory(data: "PairData", batch_size: int, hidden: int, emb: int, layers: int = 1,
+                       available: int | None = None) -> int:
+    """Raise MemoryError (with what to change) when the largest padded batch of ``data`` would
+    need more than the memory available; returns the estimate in bytes. Padded lengths are
+    those of the longest pairs, so the estimate bounds any batch."""
+    rows = min(batch_size, len(data))
+    src_len = max((len(s) for s in data.src_ids), default=0)
+    tgt_len = max((len(t) for t in data.tgt_ids), default=0) + 1  # + <bos>/<eos>
+    need = batch_activation_bytes(rows, src_len, tgt_len, hidden, emb, layers, len(data.tgt_vocab))
+    available = available_memory() if available is None else available
+    if available is not None and need > available:
+        raise MemoryError(f"the largest padded batch ({rows} pairs, source {src_len} and target {tgt_len} tokens) "
+                          f"needs about {need / 2**30:.1f} GiB of activations but {available / 2**30:.1f} GiB is "
+                          f"available: lower --batch or drop long pairs with --max-src-len / --max-tgt-len")
+    return need
 
 
 def tokenize(text: str, level: str = "char", lower: bool = False) -> list[str]:

@@ -74,6 +74,11 @@ class Vocab:
 
     @classmethod
     def from_json(cls, data: dict) -> "Vocab":
+        """The vocabulary of ``to_json``'s dict; ValueError for anything else (checked first)."""
+        if not (isinstance(data, dict) and isinstance(data.get("specials"), list)
+                and isinstance(data.get("itos"), list)
+                and all(isinstance(t, str) for t in (*data["specials"], *data["itos"]))):
+            raise ValueError("vocabulary JSON must be {\"specials\": [strings], \"itos\": [strings]}")
         specials = data["specials"]
         vocab = cls(data["itos"][len(specials):], specials)
         if vocab.itos != list(data["itos"]):
@@ -86,5 +91,9 @@ class Vocab:
 
     @classmethod
     def load(cls, path) -> "Vocab":
-        with open(path, encoding="utf-8") as f:
-            return cls.from_json(json.load(f))
+        """The vocabulary saved in ``path``; errors (bad JSON, bad structure) name the file."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls.from_json(json.load(f))
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError, from_json's
+            raise ValueError(f"{path}: not a valid rnnlab vocabulary: {err}") from None

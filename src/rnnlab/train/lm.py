@@ -377,7 +377,11 @@ def load_run(run_dir, checkpoint: str = "best"):
         if not other.exists():
             raise FileNotFoundError(f"{run.path} holds no checkpoint yet (best.npz / last.npz)")
         path = other
-    return config, vocab, load_checkpoint(path).model
+    model = load_checkpoint(path).model
+    if getattr(model, "vocab_size", len(vocab)) != len(vocab):
+        raise ValueError(f"{run.path / 'vocab.json'} holds {len(vocab)} tokens but the model of {path} predicts "
+                         f"{model.vocab_size}: the vocabulary does not belong to this run")
+    return config, vocab, model
 
 
 def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = None,

@@ -13,7 +13,7 @@ guard, early stopping on a validation metric, curves, and the recorded timed cho
 One optimizer step (``Trainer._step``)::
 
     loss, count = task.train_step(batch)         # forward + loss + backward: grads in model.grads
-    check the loss is finite                     # else TrainingDiverged
+    check the loss is finite and not exploding   # else TrainingDiverged (check_exploding_loss)
     self.reduce_gradients(model.grads)           # data-parallel: all-reduce here (no-op alone)
     norm = clip_grad_norm(model.grads, clip)     # then check the norm is finite
     optimizer.step(model.params, model.grads)
@@ -30,11 +30,29 @@ from dataclasses import dataclass, field
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..optim import clip_grad_norm
-from .run import RunDir, RunLocked  # noqa: F401  (RunDir is part of this module's interface)
+from .run import RunDir, RunLocked, check_resume_state  # noqa: F401  (RunDir is part of this module's interface)
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint was left untouched."""
+    """The loss became NaN or infinite, or exploded; the last good checkpoint was left untouched."""
+
+
+EXPLOSION_FACTOR = 10.0  # a loss this many times the run's first one (at least 1) has exploded
+
+
+def check_exploding_loss(loss: float, first: float | None, where: str) -> None:
+    """Raise ``TrainingDiverged`` when a finite ``loss`` has exploded: above ``EXPLOSION_FACTOR``
+    times ``max(first, 1)``, ``first`` being the run's first training loss (an untrained model's,
+    about log(vocabulary) for a classifier over tokens). Training only lowers a loss; one that
+    grows tenfold past its untrained value is gradient ascent (a far too large learning rate)."""
+    if first is None:
+        return
+    limit = EXPLOSION_FACTOR * max(float(first), 1.0)
+    if float(loss) > limit:
+        raise TrainingDiverged(
+            f"training diverged: loss {float(loss):.4g} at {where} exploded past {limit:.4g} ({EXPLOSION_FACTOR:g} x "
+            f"the first loss {float(first):.4g}); stopped, keeping the last good checkpoint (lower the learning "
+            f"rate or clip the gradient norm, and run again)")
 
 
 def check_finite_loss(loss: float, where: str) -> None:
@@ -193,7 +211,7 @@ class Trainer:
     CONFIG_SETTINGS = ("epochs", "clip", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience",
                        "progress")
     RESUME_STATE = ("epoch", "batch", "step", "loss_sum", "count", "train_s", "best", "bad_epochs",
-                    "wall_s", "rows", "stopped")
+                    "wall_s", "rows", "stopped", "first_loss")
 
     def __init__(self, task: Task, run: RunDir | None = None, *, epochs: int = 1, clip: float | None = None,
                  max_minutes: float | None = None, checkpoint_every: int | None = None,
@@ -253,9 +271,13 @@ class Trainer:
         if model is None:
             raise RuntimeError(f"{type(task).__name__}.setup() must run before Trainer.fit (no model)")
         pos = {"epoch": 1, "batch": 0, "step": 0, "loss_sum": 0.0, "count": 0, "train_s": 0.0, "best": None,
-               "bad_epochs": 0, "wall_s": 0.0, "rows": 0, "stopped": None}
+               "bad_epochs": 0, "wall_s": 0.0, "rows": 0, "stopped": None, "first_loss": None}
         if resume and self.run is not None and self.run.last_path.exists():
             pos = self._restore(pos)
+            if self.writes and task.config is not None:  # the changes a resume was given (epochs ...)
+                stored = self.run.read_config()
+                if {**stored, **task.config.to_dict()} != stored:
+                    self.run.write_config({**stored, **task.config.to_dict()})
         else:
             if resume and self.run is not None:
                 _log(f"rnnlab train {task.name}: {self.run.last_path} does not exist yet: starting "
@@ -389,6 +411,9 @@ class Trainer:
         task, model = self.task, self.task.model
         loss, count = task.train_step(batch)
         check_finite_loss(loss, where)
+        check_exploding_loss(loss, self.pos["first_loss"], where)
+        if self.pos["first_loss"] is None:
+            self.pos["first_loss"] = float(loss)
         self.reduce_gradients(model.grads)
         norm = clip_grad_norm(model.grads, self.clip)
         check_finite_loss(norm, f"{where} (gradient norm)")
@@ -444,6 +469,7 @@ class Trainer:
         task.check_resume(self.run)
         ckpt = load_checkpoint(self.run.last_path, into=model)  # builds a lazily built model too
         state = ckpt.state or {}
+        check_resume_state(state, self.run.last_path)
         # fixed before the first step: the resumed steps run the same products as the lost ones
         speed.set_timed_choices(state.get("timed_choices") or {})
         task.optimizer.load_state_dict(ckpt.optimizer_arrays, ckpt.optimizer_meta)
@@ -523,7 +549,8 @@ def train(task: Task, out=None, *, resume: bool = False, overwrite: bool = False
 def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None,
                    allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")):
     """The config stored in ``run`` with the ``overrides`` a resume may change (more epochs,
-    another budget ...); anything else raises. config.json is rewritten with the change."""
+    another budget ...); anything else raises. config.json is rewritten with the change by
+    ``Trainer.fit`` once the checkpoint is restored (a resume that fails rewrites nothing)."""
     stored = run.read_config()
     if stored.get("task") != task_name:
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not {task_name}")
@@ -536,8 +563,7 @@ def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | 
     if changed:
         import dataclasses
 
-        config = dataclasses.replace(config, **changed)
-        run.write_config({**stored, **config.to_dict()})
+        config = dataclasses.replace(config, **changed)  # written by Trainer.fit once the resume works
     return config
 
 

@@ -15,7 +15,9 @@ it takes the lock for the whole run (a second process on the same folder fails w
 message), removes stale ``*.tmp`` files a killed writer left, refuses a folder that holds
 another run unless ``overwrite`` (that run's files are deleted when the new run starts) and, with ``resume``,
 needs one. It writes nothing else: the trainer writes config.json (``start``) only once the
-run really starts, so a start that fails (bad data path, bad config) rewrites nothing.
+run really starts, so a start that fails (bad data path, bad config) rewrites nothing, and a
+folder it created for the run is removed again (``close``). A resume writes the changes it
+was given (more epochs ...) only once the checkpoint has been restored.
 ``RunDir(path, create=False)`` reads a run without locking it.
 """
 from __future__ import annotations
@@ -51,6 +53,7 @@ class RunDir:
         self.path = Path(path)
         self._lock_fd = None
         self._replace_on_start = False
+        self._created = create and not self.path.exists()  # removed again if no run starts in it
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"run directory {self.path} exists and is not a folder")
         if create:
@@ -98,8 +101,16 @@ class RunDir:
         self._lock_fd = fd
 
     def close(self) -> None:
-        """Release the lock (a no-op when this object holds none)."""
+        """Release the lock (a no-op when this object holds none). A folder this object created
+        in which no run started (its start failed: bad data, bad config) is removed again."""
         if self._lock_fd is not None:
+            if self._created and not self.config_path.exists():
+                (self.path / ".lock").unlink(missing_ok=True)
+                self.remove_stale_tmp()
+                try:
+                    self.path.rmdir()  # only when empty: never a file someone else put there
+                except OSError:
+                    pass
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -120,6 +131,7 @@ class RunDir:
     def start(self, config: dict) -> Path:
         """Write config.json of a run that really starts (data read, model built); with
         ``overwrite``, the files of the run that was there are deleted first (only now)."""
+        check_run_config(config, self.config_path)  # a run never writes a config it could not read back
         if self._replace_on_start:
             for name in self.RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
@@ -156,9 +168,13 @@ class RunDir:
             raise FileNotFoundError(f"{self.config_path} does not exist: {self.path} is not an rnnlab "
                                     f"run directory (train a model with --out {self.path} first)")
         try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.config_path} is not valid JSON: {err}") from err
+            config = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+            raise ValueError(f"{self.config_path} is not valid JSON: {err}") from None
+        if not isinstance(config, dict) or not isinstance(config.get("task"), str):
+            raise ValueError(f"{self.config_path} is not an rnnlab run config (an object with a \"task\" name)")
+        check_run_config(config, self.config_path)
+        return config
 
     def log_metrics(self, row: dict) -> None:
         """Append ``row`` as one JSON line to metrics.jsonl (flushed and fsynced)."""
@@ -208,6 +224,68 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+
+_NUMBER = (int, float)
+# what a resumable checkpoint's state must hold (types; None allowed where listed)
+_RESUME_TYPES = {"epoch": int, "batch": int, "step": int, "loss_sum": _NUMBER, "count": int, "train_s": _NUMBER,
+                 "best": (*_NUMBER, type(None)), "bad_epochs": int, "wall_s": _NUMBER, "rows": int,
+                 "stopped": (str, type(None)), "first_loss": (*_NUMBER, type(None))}
+
+
+def check_resume_state(state: dict, path) -> None:
+    """The trainer's position in a checkpoint, checked before it is used (CheckpointError naming
+    the file): a state edited to ``"epoch": "x"`` or missing ``batch`` is refused here."""
+    from ..checkpoint import CheckpointError
+
+    for key, kind in _RESUME_TYPES.items():
+        value = state.get(key)
+        if key == "first_loss" and key not in state:
+            continue  # written since the explosion check; older checkpoints lack it
+        if not isinstance(value, kind) or isinstance(value, bool) or (
+                kind is int and value < (1 if key == "epoch" else 0)):
+            raise CheckpointError(f"checkpoint {str(path)!r}: its training state has {key}={value!r}; "
+                                  f"expected {'an integer >= 1' if key == 'epoch' else kind}")
+
+
+# config classes of the tasks whose config.json is checked field by field (module, class)
+TASK_CONFIGS = {"lm": ("rnnlab.train.lm", "LMConfig"), "seq2seq": ("rnnlab.train.seq2seq", "Seq2SeqConfig")}
+_TYPE_NAMES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "tuple": (list, tuple),
+               "list": (list,), "dict": (dict,), "None": (type(None),)}
+
+
+def check_run_config(stored: dict, where) -> None:
+    """A run's config.json checked before use (ValueError naming ``where``): no unknown or
+    missing key, every value of its field's type, and numbers within the ranges the command line
+    enforces for the flag of the same name (``cli/args.RULES``): the same rules for both."""
+    import argparse
+    import dataclasses
+    import importlib
+
+    from ..cli.args import RULES
+
+    if stored.get("task") not in TASK_CONFIGS:
+        return
+    module, name = TASK_CONFIGS[stored["task"]]
+    config_class = getattr(importlib.import_module(module), name)
+    try:
+        config = config_class.from_run_config(stored)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{where}: {err}") from None
+    for field in dataclasses.fields(config_class):
+        value = getattr(config, field.name)
+        names = [part.strip() for part in str(field.type).split("|")]
+        kinds = tuple(k for n in names for k in _TYPE_NAMES.get(n.split("[")[0], ()))
+        if len(kinds) < len(names) + names.count("float"):
+            continue  # a type this check does not know: left to the config class
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ValueError(f"{where}: {field.name} is {value!r}; expected {field.type}")
+        rule = RULES.get(field.name)
+        if rule is not None and value is not None and not isinstance(value, bool):
+            try:
+                rule(",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+            except argparse.ArgumentTypeError as err:
+                raise ValueError(f"{where}: {field.name} {err}") from None
 
 
 class RunLocked(RuntimeError):

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import initializers
 from ..data import generated
-from ..data.pairs import PairData, detokenize, read_pairs, split_pairs, tokenize
+from ..data.pairs import MAX_CHARS, PairData, check_batch_memory, detokenize, read_pairs, split_pairs, tokenize
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import corpus_bleu, exact_match, token_accuracy
@@ -60,6 +60,7 @@ class Seq2SeqConfig(TaskConfig):
     lower: bool = False
     max_src_len: int | None = None    # drop training pairs with longer source/target (tokens)
     max_tgt_len: int | None = None
+    max_line_chars: int | None = MAX_CHARS  # skip (and report) pairs-file lines longer than this
     min_freq: int = 1
     max_vocab: int | None = None
     # model
@@ -112,14 +113,15 @@ def load_splits(config: Seq2SeqConfig) -> tuple[list, list, list]:
             raise ValueError(f"unknown generated data {config.generated!r}; known: {sorted(generated.GENERATORS)}")
         pairs = generated.GENERATORS[config.generated](config.n, seed=config.data_seed)
     else:
-        pairs = read_pairs(config.pairs, swap=config.swap, limit=config.limit)
+        pairs = read_pairs(config.pairs, swap=config.swap, limit=config.limit, max_chars=config.max_line_chars)
     # the length limits apply to the training pairs; a held-out split cut from the same file
     # is cut after filtering, so it has the same distribution
     pairs = _filter_long(pairs, config)
     if config.valid or config.test:
         if not (config.valid and config.test):
             raise ValueError("give both --valid and --test files, or neither (then --split divides --pairs)")
-        return (pairs, read_pairs(config.valid, swap=config.swap), read_pairs(config.test, swap=config.swap))
+        return (pairs, *(read_pairs(f, swap=config.swap, max_chars=config.max_line_chars)
+                         for f in (config.valid, config.test)))
     train, valid, test = split_pairs(pairs, config.split, seed=config.data_seed)
     return train, valid, test
 
@@ -238,6 +240,7 @@ class Seq2SeqTask(Task):
         self.max_len = config.max_decode_len or (max(len(t) for t in self.train.tgt_ids) + 10)
         _log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
              f"{len(self.train.src_vocab)} -> {len(self.train.tgt_vocab)} ({config.level} level)")
+        check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers)
         self.model = build_model(config, self.train.src_vocab, self.train.tgt_vocab)
         self.optimizer = get_optimizer(config.optimizer, lr=config.lr)
         self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
@@ -385,7 +388,9 @@ def translate(run_dir, texts, beam: int = 1, plot=None, length_penalty: float = 
     translator = Translator(run_dir)
     results = translator(texts, beam=beam, length_penalty=length_penalty)
     if plot is not None and results:
-        save_attention_plot(results[0], plot)
+        from ..plots import plot_or_warn
+
+        plot_or_warn(save_attention_plot, results[0], plot)  # the translations stand without matplotlib
     return results
 
 
