@@ -117,20 +117,27 @@ def test_transposed_step_products_are_exact(float64, monkeypatch, kind, options,
                           {"mask": mask} if mask is not None else {})
 
 
-def test_orientation_is_timed_once_per_shape(monkeypatch):
+def test_orientation_is_timed_once_per_shape(monkeypatch, both_kernel_paths):
     """With TRANSPOSED_PRODUCTS unset, the layer times both orientations once per product shape
-    and reuses the answer."""
-    from rnnlab.layers import speed
+    and reuses the answer (on the compiled path the compiled loops time their weight layouts
+    instead, once per direction, and the layer's own products are never timed)."""
+    from rnnlab.layers import compiled, speed
 
-    calls = []
+    calls, layouts = [], []
     monkeypatch.setattr(speed, "_ORIENTATION", {})
     monkeypatch.setattr(speed, "time_orientations", lambda *shape: calls.append(shape) or True)
+    monkeypatch.setattr(compiled, "_layouts", {})
+    monkeypatch.setattr(compiled, "_time_layouts", lambda direction, W, nb: layouts.append(
+        (direction, W.shape, nb)) or True)
     layer = LSTM(3, return_sequences=True, seed=0)
     for _ in range(2):
         layer.forward(np.ones((2, 4, 5), np.float32))
         layer.backward(np.ones((2, 4, 3), np.float32))
-    # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3); each timed once
-    assert sorted(shape[:3] for shape in calls) == [(2, 3, 12), (2, 12, 3)]
+    if both_kernel_paths == "compiled":
+        assert calls == [] and sorted(layouts) == [("backward", (3, 12), 2), ("forward", (3, 12), 2)]
+    else:
+        # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3); each timed once
+        assert sorted(shape[:3] for shape in calls) == [(2, 3, 12), (2, 12, 3)] and layouts == []
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])

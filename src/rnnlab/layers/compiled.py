@@ -68,8 +68,9 @@ _choices: dict = {}  # (kind, T, B, H, dtype) -> {"blocks", "threads", "forward"
 
 
 def available() -> bool:
-    """numba and scipy importable, and the fused kernels not switched off (RNNLAB_FUSED=0)."""
-    return fused.available() and cython_blas is not None
+    """numba and scipy importable, and neither the fused kernels nor these loops switched off
+    (RNNLAB_FUSED=0, RNNLAB_COMPILED=0)."""
+    return fused.available() and cython_blas is not None and os.environ.get("RNNLAB_COMPILED", "1") != "0"
 
 
 def missing() -> str:
@@ -80,6 +81,8 @@ def missing() -> str:
         return "scipy is not installed (pip install 'rnnlab[fast]')"
     if not fused.available():
         return "RNNLAB_FUSED=0 switches the compiled kernels off"
+    if os.environ.get("RNNLAB_COMPILED", "1") == "0":
+        return "RNNLAB_COMPILED=0 switches the compiled loops off"
     return ""
 
 
@@ -103,7 +106,8 @@ def choices() -> dict:
 
 def set_choices(recorded: dict) -> None:
     """Fix the weight layouts recorded in ``recorded`` (as ``choices()`` returns it): those shapes
-    are never timed again in this process. (Blocks follow from B alone; threads change nothing.)"""
+    are never timed again in this process, and ``choices()`` lists them from now on (so a resumed
+    run records them again). (Blocks follow from B alone; threads change nothing.)"""
     for key, value in dict(recorded).items():
         parts = str(key).split(",")
         if len(parts) != 5 or parts[0] not in ("lstm", "gru") or not isinstance(value, dict):
@@ -117,11 +121,29 @@ def set_choices(recorded: dict) -> None:
                 raise ValueError(f"compiled loop choice {key!r}: {direction} must be 'stored' or "
                                  f"'transposed', got {layout!r}")
             _layouts[(kind, direction, int(B), int(H), dtype)] = layout == "transposed"
+            _choices.setdefault((kind, int(parts[1]), int(B), int(H), dtype), {})[direction] = layout
+
+
+_per_thread = threading.local()
 
 
 def default_threads() -> int:
-    """Threads for one call: MAX_THREADS, or fewer where the machine has fewer cores."""
-    return max(1, min(MAX_THREADS, os.cpu_count() or 1))
+    """Threads for one call: MAX_THREADS, or fewer where the machine has fewer cores, or the
+    limit ``threads_limit`` set on the calling thread."""
+    limit = getattr(_per_thread, "limit", None)
+    return max(1, min(MAX_THREADS, os.cpu_count() or 1, limit or MAX_THREADS))
+
+
+@contextmanager
+def threads_limit(n: int):
+    """Calls from this thread use at most ``n`` threads inside (e.g. 1 for each direction of a
+    bidirectional layer when the two run at once). Results do not change: blocks follow from B."""
+    previous = getattr(_per_thread, "limit", None)
+    _per_thread.limit = int(n)
+    try:
+        yield
+    finally:
+        _per_thread.limit = previous
 
 
 # ---- BLAS: one thread while a compiled loop runs --------------------------------------------------
@@ -166,8 +188,9 @@ def _run_blocks(run, blocks, threads):
         for b0, b1 in blocks:
             run(b0, b1)
         return
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=MAX_THREADS - 1, thread_name_prefix="rnnlab-compiled")
+    with _limit_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=MAX_THREADS - 1, thread_name_prefix="rnnlab-compiled")
     pending = [_executor.submit(run, b0, b1) for b0, b1 in blocks[1:]]
     run(*blocks[0])
     for p in pending:
@@ -324,6 +347,9 @@ def _time_layouts(direction, W, nb, repeats=5) -> bool:
     return min(timings[True]) < 0.95 * min(timings[False])
 
 
+_timing_lock = threading.Lock()
+
+
 def _weight_operand(kind, direction, W, B):
     """The weight as the per-step product reads it: W (H, G) as stored, or a transposed copy
     (G, H), whichever is faster for this shape (timed once, as the layers' ``_step_product``;
@@ -333,8 +359,9 @@ def _weight_operand(kind, direction, W, B):
     if TRANSPOSED_WEIGHTS is not None:
         transposed = bool(TRANSPOSED_WEIGHTS)
     else:
-        if key not in _layouts:
-            _layouts[key] = _time_layouts(direction, W, row_blocks(B)[0][1])
+        with _timing_lock:   # two threads meeting a new shape at once time it once, and agree
+            if key not in _layouts:
+                _layouts[key] = _time_layouts(direction, W, row_blocks(B)[0][1])
         transposed = _layouts[key]
     return (np.ascontiguousarray(W.T) if transposed else W), transposed
 
