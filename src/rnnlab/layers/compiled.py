@@ -21,8 +21,8 @@ faster for the shape (timed once, as the layers' ``_step_product``; ``TRANSPOSED
 forces one). ``choices()`` records what each shape ran and ``set_choices`` fixes the timed part
 in another process (it changes the rounding). The single-thread limit holds for every BLAS in
 the process while a loop runs (restored after), so NumPy products on other Python threads run
-single-threaded meanwhile. (The two directions of a bidirectional layer are independent like
-the blocks: two calls on two threads.)
+single-threaded meanwhile. The two directions of a bidirectional layer are independent like
+the blocks: ``run_pair`` runs them as two calls on two threads.
 
 LSTM layout, time-major and C-contiguous, as the layer keeps its buffers (B batch, T steps, H units):
 
@@ -178,6 +178,31 @@ def _single_threaded_blas():
 
 
 _executor = None
+_pair_executor = None
+
+
+def run_pair(first, second):
+    """(first(), second()) with ``second`` on a helper thread while ``first`` runs here, each
+    limited to one thread inside (``threads_limit``): for two independent calls that spend their
+    time in compiled loops (the GIL released), e.g. the two directions of a bidirectional layer.
+    Neither sees the other's buffers, and a call's blocks follow from its shapes alone, so the
+    results are those of the two calls in turn, bit for bit. An exception in either is raised
+    after both have finished."""
+    global _pair_executor
+
+    def one_thread(call):
+        with threads_limit(1):
+            return call()
+    with _limit_lock:
+        if _pair_executor is None:
+            _pair_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnlab-pair")
+    pending = _pair_executor.submit(one_thread, second)
+    try:
+        result = one_thread(first)
+    except BaseException:
+        pending.exception()     # wait: the helper's call must not outlive this one
+        raise
+    return result, pending.result()
 
 
 def _run_blocks(run, blocks, threads):
