@@ -128,16 +128,14 @@ _per_thread = threading.local()
 
 
 def default_threads() -> int:
-    """Threads for one call: MAX_THREADS, or fewer where the machine has fewer cores, or the
-    limit ``threads_limit`` set on the calling thread."""
+    """Threads for one call: MAX_THREADS, fewer on fewer cores or under ``threads_limit``."""
     limit = getattr(_per_thread, "limit", None)
     return max(1, min(MAX_THREADS, os.cpu_count() or 1, limit or MAX_THREADS))
 
 
 @contextmanager
 def threads_limit(n: int):
-    """Calls from this thread use at most ``n`` threads inside (e.g. 1 for each direction of a
-    bidirectional layer when the two run at once). Results do not change: blocks follow from B."""
+    """Calls from this thread use at most ``n`` threads inside (results do not change)."""
     previous = getattr(_per_thread, "limit", None)
     _per_thread.limit = int(n)
     try:
@@ -182,13 +180,14 @@ _pair_executor = None
 
 
 def run_pair(first, second):
-    """(first(), second()) with ``second`` on a helper thread while ``first`` runs here, each
-    limited to one thread inside (``threads_limit``): for two independent calls that spend their
-    time in compiled loops (the GIL released), e.g. the two directions of a bidirectional layer.
-    Neither sees the other's buffers, and a call's blocks follow from its shapes alone, so the
-    results are those of the two calls in turn, bit for bit. An exception in either is raised
-    after both have finished."""
+    """(first(), second()): ``second`` on a helper thread while ``first`` runs here, each limited
+    to one thread inside, for two independent calls that spend their time in compiled loops (GIL
+    released), e.g. the two directions of a bidirectional layer. Blocks follow from shapes alone,
+    so the results are those of the calls in turn, bit for bit. An exception in either is raised
+    after both have finished. Called where the limit is already 1 (nested): in turn."""
     global _pair_executor
+    if getattr(_per_thread, "limit", None) == 1:
+        return first(), second()
 
     def one_thread(call):
         with threads_limit(1):
