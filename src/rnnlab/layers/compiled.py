@@ -183,8 +183,10 @@ def run_pair(first, second):
     """(first(), second()): ``second`` on a helper thread while ``first`` runs here, each limited
     to one thread inside, for two independent calls that spend their time in compiled loops (GIL
     released), e.g. the two directions of a bidirectional layer. Blocks follow from shapes alone,
-    so the results are those of the calls in turn, bit for bit. An exception in either is raised
-    after both have finished. Called where the limit is already 1 (nested): in turn."""
+    so the results are those of the calls in turn, bit for bit. The BLAS is single-threaded for
+    the whole pair (set before either starts, so no setting changes under a running product: each
+    call's NumPy products run on its own core). An exception in either is raised after both have
+    finished. Called where the limit is already 1 (nested): in turn."""
     global _pair_executor
     if getattr(_per_thread, "limit", None) == 1:
         return first(), second()
@@ -195,13 +197,14 @@ def run_pair(first, second):
     with _limit_lock:
         if _pair_executor is None:
             _pair_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnlab-pair")
-    pending = _pair_executor.submit(one_thread, second)
-    try:
-        result = one_thread(first)
-    except BaseException:
-        pending.exception()     # wait: the helper's call must not outlive this one
-        raise
-    return result, pending.result()
+    with _single_threaded_blas():
+        pending = _pair_executor.submit(one_thread, second)
+        try:
+            result = one_thread(first)
+        except BaseException:
+            pending.exception()     # wait: the helper's call must not outlive this one
+            raise
+        return result, pending.result()
 
 
 def _run_blocks(run, blocks, threads):
