@@ -1,6 +1,8 @@
 """Shared fixtures. Helpers for gradient checks and parity live in tests/gradcheck.py."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import rnnlab
@@ -16,16 +18,24 @@ def float64():
     rnnlab.set_floatx(previous)
 
 
-@pytest.fixture(params=["numpy", "fused"])
+@pytest.fixture(params=["numpy", "fused", "compiled"])
 def both_kernel_paths(request, monkeypatch):
-    """Run the test once with the recurrent layers' NumPy loops and once with the fused numba
-    kernels (LSTM, and GRU with reset_after; the other layers have only the NumPy loops)."""
+    """Run the test on each path of the recurrent layers' loops: their NumPy loops, the fused
+    numba step kernels called once per step, and the compiled loops (``compiled.py``: all steps
+    of the fused path in one call). LSTM and GRU with reset_after have all three; the other
+    layers run their NumPy loops on every path. (The name is older than the third path.)"""
     from gradcheck import require_numba
+    from rnnlab.layers import compiled
     from rnnlab.layers.recurrent import _Recurrent
 
-    if request.param == "fused":
+    if request.param != "numpy":
         require_numba()
-    monkeypatch.setattr(_Recurrent, "FUSED", request.param == "fused")
+    if request.param == "compiled" and not compiled.available():
+        if os.environ.get("CI"):
+            raise ImportError(f"CI must test the compiled loops, but {compiled.missing()}")
+        pytest.skip(f"compiled loops: {compiled.missing()}")
+    monkeypatch.setattr(_Recurrent, "FUSED", request.param != "numpy")
+    monkeypatch.setattr(_Recurrent, "COMPILED", request.param == "compiled")
     return request.param
 
 

@@ -212,3 +212,33 @@ def test_switched_off_says_why(monkeypatch):
     assert "RNNLAB_FUSED=0" in compiled.missing() or "not installed" in compiled.missing()
     with pytest.raises(RuntimeError, match="compiled LSTM loop unavailable"):
         compiled.lstm_forward(np.zeros((2, 1, 4)), np.zeros((1, 4)))
+
+
+def test_run_pair_runs_the_second_call_on_another_thread_and_waits_for_both():
+    """run_pair: the second call on a helper thread, each limited to one thread inside, the BLAS
+    single-threaded for the pair and restored after; nested
+    (already limited to one) it runs the calls in turn; an exception in the first call is raised
+    only after the second has finished."""
+    import threading
+    import time
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    before = blas_threads()
+    inside = compiled.run_pair(blas_threads, blas_threads)
+    assert inside == ([1] * len(before), [1] * len(before)) and blas_threads() == before
+    here = threading.get_ident()
+    seen = compiled.run_pair(lambda: (threading.get_ident(), compiled.default_threads()),
+                             lambda: (threading.get_ident(), compiled.default_threads()))
+    assert seen[0] == (here, 1) and seen[1][0] != here and seen[1][1] == 1
+    nested = compiled.run_pair(lambda: compiled.run_pair(threading.get_ident, threading.get_ident), lambda: 0)
+    assert nested[0] == (here, here)
+    finished = []
+
+    def fail():
+        raise KeyError("first")
+    with pytest.raises(KeyError, match="first"):
+        compiled.run_pair(fail, lambda: time.sleep(0.05) or finished.append(True))
+    assert finished == [True]

@@ -6,7 +6,7 @@ import pytest
 
 from gradcheck import check_layer_gradients, require_numba
 from rnnlab import backend
-from rnnlab.layers import GRU, LSTM, fused
+from rnnlab.layers import GRU, LSTM, compiled, fused
 from rnnlab.layers.recurrent import _Recurrent
 
 MASK = np.array([[1, 1, 1, 0, 0, 0, 0],
@@ -40,8 +40,10 @@ def test_float32_tanh_is_within_6_ulps_and_keeps_nan_and_limits(how):
 
 
 def run_layer(cls, fused_on, monkeypatch, x, mask=None, seed=0):
-    """Forward and backward of one layer (outputs, states and every gradient), on one path."""
+    """Forward and backward of one layer (outputs, states and every gradient), on one path (the
+    fused kernels called per step: the compiled loops are test_compiled.py's)."""
     monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
+    monkeypatch.setattr(_Recurrent, "COMPILED", False)
     layer = cls(6, return_sequences=True, return_state=True, seed=seed, bias_initializer="uniform:0.5")
     rng = np.random.default_rng(seed + 1)
     n_states = 2 if cls is LSTM else 1
@@ -87,26 +89,38 @@ def test_fused_float32_agrees_with_numpy_loops(monkeypatch, cls):
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("cls,kernels", [(LSTM, ("lstm_forward_step", "lstm_backward_step")),
-                                         (GRU, ("gru_forward_step", "gru_backward_step"))])
-def test_switch_picks_the_path(monkeypatch, cls, kernels):
-    """FUSED=True runs the kernels once per step each way; False never calls them."""
+@pytest.mark.parametrize("cls,kernels,loops", [
+    (LSTM, ("lstm_forward_step", "lstm_backward_step"), ("lstm_forward_into", "lstm_backward_into")),
+    (GRU, ("gru_forward_step", "gru_backward_step"), ("gru_forward_into", "gru_backward_into"))])
+def test_switch_picks_the_path(monkeypatch, cls, kernels, loops):
+    """FUSED=True, COMPILED=False runs the kernels from Python once per step each way; COMPILED=True
+    runs one compiled call each way instead (the kernels run inside it, not from Python); FUSED=False
+    calls neither, whatever COMPILED says."""
     require_numba()
-    calls = {name: 0 for name in kernels}
-    for name in kernels:
-        kernel = getattr(fused, name)
+    calls = {}
 
-        def counting(*args, _kernel=kernel, _name=name):
-            calls[_name] += 1
-            return _kernel(*args)
-        monkeypatch.setattr(fused, name, counting)
+    def count(module, name):
+        function = getattr(module, name)
+
+        def counting(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        monkeypatch.setattr(module, name, counting)
+    for name in kernels:
+        count(fused, name)
+    for name in loops:
+        count(compiled, name)
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
-    for fused_on, expected in ((True, 5), (False, 0)):
+    paths = [(True, False, 5, 0), (False, False, 0, 0), (False, True, 0, 0)]
+    if compiled.available():
+        paths.append((True, True, 0, 1))
+    for fused_on, compiled_on, per_kernel, per_loop in paths:
         monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
-        calls.update({name: 0 for name in kernels})
+        monkeypatch.setattr(_Recurrent, "COMPILED", compiled_on)
+        calls.update({name: 0 for name in kernels + loops})
         layer = cls(4, return_sequences=True, seed=0)
         layer.backward(np.ones_like(layer.forward(x)))
-        assert calls == {name: expected for name in kernels}
+        assert calls == {**{name: per_kernel for name in kernels}, **{name: per_loop for name in loops}}
 
 
 def test_nan_input_reaches_the_output(monkeypatch):
@@ -136,6 +150,28 @@ def test_switches(monkeypatch):
     with pytest.raises(RuntimeError, match="needs numba"):
         layer._fused(np.float32)
     assert not layer._fused(np.float16)       # no kernel for float16: the NumPy loops
+
+
+def test_compiled_switches(monkeypatch):
+    """COMPILED: None = when available (numba, scipy, RNNLAB_COMPILED not 0), only where the fused
+    kernels run; True without what it needs is a clear error."""
+    require_numba()
+    layer = LSTM(2)
+    monkeypatch.setattr(_Recurrent, "FUSED", True)
+    monkeypatch.setattr(_Recurrent, "COMPILED", None)
+    assert layer._compiled(np.float32) is compiled.available()
+    monkeypatch.setenv("RNNLAB_COMPILED", "0")
+    assert not compiled.available() and not layer._compiled(np.float32)
+    assert "RNNLAB_COMPILED=0" in compiled.missing()
+    monkeypatch.setattr(_Recurrent, "COMPILED", True)
+    with pytest.raises(RuntimeError, match="COMPILED = True, but RNNLAB_COMPILED=0"):
+        layer._compiled(np.float32)
+    monkeypatch.delenv("RNNLAB_COMPILED")
+    monkeypatch.setattr(_Recurrent, "FUSED", False)
+    assert not layer._compiled(np.float32)    # built from the fused kernels: off with them
+    monkeypatch.setattr(_Recurrent, "FUSED", True)
+    assert not GRU(2, reset_after=False)._compiled(np.float32)
+    assert not layer._compiled(np.float16)
 
 
 @pytest.mark.parametrize("cls", [LSTM, GRU])

@@ -1,5 +1,7 @@
 """Recurrent layers: float64 gradient checks for every option, the fast loop against the cells,
 masks, states, Bidirectional, stacking, Keras parameter counts, parameter sharing, bad input."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,7 @@ from gradcheck import check_layer_gradients, numerical_grad, rel_error
 from rnnlab.layers import (GRU, LSTM, Bidirectional, GRUCell, LSTMCell, RNNCell, ShapeError, SimpleRNN,
                            layer_from_dict, layer_to_dict)
 
-# every test twice: the NumPy loops and the fused numba kernels (LSTM, GRU)
+# every test on each kernel path: the NumPy loops, the fused numba kernels per step, the compiled loops
 pytestmark = pytest.mark.usefixtures("both_kernel_paths")
 
 KINDS = ["rnn", "lstm", "gru", "gru_reset_before"]
@@ -117,20 +119,27 @@ def test_transposed_step_products_are_exact(float64, monkeypatch, kind, options,
                           {"mask": mask} if mask is not None else {})
 
 
-def test_orientation_is_timed_once_per_shape(monkeypatch):
+def test_orientation_is_timed_once_per_shape(monkeypatch, both_kernel_paths):
     """With TRANSPOSED_PRODUCTS unset, the layer times both orientations once per product shape
-    and reuses the answer."""
-    from rnnlab.layers import speed
+    and reuses the answer (on the compiled path the compiled loops time their weight layouts
+    instead, once per direction, and the layer's own products are never timed)."""
+    from rnnlab.layers import compiled, speed
 
-    calls = []
+    calls, layouts = [], []
     monkeypatch.setattr(speed, "_ORIENTATION", {})
     monkeypatch.setattr(speed, "time_orientations", lambda *shape: calls.append(shape) or True)
+    monkeypatch.setattr(compiled, "_layouts", {})
+    monkeypatch.setattr(compiled, "_time_layouts", lambda direction, W, nb: layouts.append(
+        (direction, W.shape, nb)) or True)
     layer = LSTM(3, return_sequences=True, seed=0)
     for _ in range(2):
         layer.forward(np.ones((2, 4, 5), np.float32))
         layer.backward(np.ones((2, 4, 3), np.float32))
-    # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3); each timed once
-    assert sorted(shape[:3] for shape in calls) == [(2, 3, 12), (2, 12, 3)]
+    if both_kernel_paths == "compiled":
+        assert calls == [] and sorted(layouts) == [("backward", (3, 12), 2), ("forward", (3, 12), 2)]
+    else:
+        # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3); each timed once
+        assert sorted(shape[:3] for shape in calls) == [(2, 3, 12), (2, 12, 3)] and layouts == []
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
@@ -357,6 +366,57 @@ def test_bidirectional_is_a_forward_and_a_reversed_backward_layer(float64):
         np.testing.assert_allclose(y[b, :L_b, H:], y_plain[0, ::-1], atol=1e-14)
         np.testing.assert_allclose(h_b[b], h_plain[0], atol=1e-14)
         assert (y[b, L_b:] == 0).all()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bidirectional_directions_at_once_equal_in_turn(monkeypatch, both_kernel_paths, kind, dtype):
+    """On the compiled path the two directions run at once, on two threads (seen by the thread
+    each compiled loop runs on), and give the bits of one direction after the other: outputs,
+    states, dx, every gradient, dinitial_state. On the other paths they run in turn."""
+    from rnnlab import backend
+    from rnnlab.layers import compiled
+
+    previous = backend.floatx()
+    backend.set_floatx(np.dtype(dtype).name)
+    try:
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((9, 11, D)).astype(dtype)
+        lengths = np.array([11, 4, 0, 11, 7, 1, 11, 10, 3])
+        threads = []
+        if both_kernel_paths == "compiled":
+            name = f"{kind}_forward_into"
+            loop = getattr(compiled, name)
+            monkeypatch.setattr(compiled, name, lambda *a, **k: threads.append(
+                (threading.get_ident(), compiled.default_threads())) or loop(*a, **k))
+        runs = {}
+        for at_once in (False, None):
+            monkeypatch.setattr(Bidirectional, "DIRECTIONS_AT_ONCE", at_once)
+            layer = Bidirectional(make(kind, units=5, return_sequences=True, return_state=True))
+            y, *states = layer.forward(x, lengths=lengths)
+            dy = np.random.default_rng(4).standard_normal(y.shape).astype(dtype)
+            dx = layer.backward(dy, [np.ones_like(s) for s in states])
+            runs[at_once] = [y, *states, dx, *layer.grads, *layer.dinitial_state]
+        for a, b in zip(runs[False], runs[None]):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, b)
+        if both_kernel_paths == "compiled":
+            (t_f, n_f), (t_b, n_b), (t_f2, n_f2), (t_b2, n_b2) = threads
+            assert t_f == t_b and n_f == n_b == compiled.default_threads()   # in turn: one thread
+            assert t_f2 != t_b2 and n_f2 == n_b2 == 1        # at once: two threads, each loop on 1
+        else:
+            assert threads == [] and not layer._at_once()
+    finally:
+        backend.set_floatx(previous)
+
+
+def test_bidirectional_directions_at_once_needs_the_compiled_loops(monkeypatch):
+    from rnnlab.layers.recurrent import _Recurrent
+
+    monkeypatch.setattr(_Recurrent, "COMPILED", False)
+    monkeypatch.setattr(Bidirectional, "DIRECTIONS_AT_ONCE", True)
+    with pytest.raises(RuntimeError, match="DIRECTIONS_AT_ONCE = True needs the compiled loops"):
+        Bidirectional(SimpleRNN(2)).forward(np.zeros((1, 2, 3), np.float32))
 
 
 def test_bidirectional_shapes_and_config():

@@ -46,7 +46,8 @@ What a result holds (``run_benchmark`` returns a dict; the keys the CLI promises
 - ``backend``, ``device``, ``torch_device``: where each side ran (``device="cuda"``: rnnlab on
   CuPy, PyTorch on CUDA, i.e. cuDNN's LSTM/GRU).
 - ``fused_kernels``: whether rnnlab's layers ran the fused numba step kernels
-  (``layers/fused.py``), with ``versions["numba"]``.
+  (``layers/fused.py``), with ``versions["numba"]``; ``compiled_loops``: whether they ran
+  their whole time loops as compiled calls (``layers/compiled.py``), with ``versions["scipy"]``.
 - ``blas``: NumPy's BLAS as threadpoolctl reports it (name, version, kernel, threads), and
   ``openblas_env`` whether ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` were set (they force
   a kernel when OpenBLAS loads; benchmark with both unset:
@@ -59,8 +60,8 @@ Recorded figures live in benchmarks/README.md, never here.
 from __future__ import annotations
 
 from .configs import CELLS, CLIP, CONFIGS, INIT, LR, SETTLE_S, BenchConfig, get_config, make_windows, matmul_flops
-from .measure import (OPENBLAS_VARS, blas_info, fused_kernels, gemm_only_time, interleaved, machine_info,
-                      measure_gemm_peak, openblas_env, versions)
+from .measure import (OPENBLAS_VARS, blas_info, compiled_loops, fused_kernels, gemm_only_time, interleaved,
+                      machine_info, measure_gemm_peak, openblas_env, versions)
 from .memory import measure_memory
 from .report import format_table
 from .rnnlab_side import RnnlabRunner, build_rnnlab_model
@@ -68,6 +69,6 @@ from .run import DEVICES, run_benchmark
 from .torch_side import TorchRunner, build_torch_model
 
 __all__ = ["BenchConfig", "CONFIGS", "CELLS", "CLIP", "DEVICES", "INIT", "LR", "OPENBLAS_VARS", "SETTLE_S",
-           "RnnlabRunner", "TorchRunner", "blas_info", "build_rnnlab_model", "build_torch_model", "format_table",
-           "fused_kernels", "gemm_only_time", "get_config", "interleaved", "machine_info", "make_windows",
+           "RnnlabRunner", "TorchRunner", "blas_info", "build_rnnlab_model", "build_torch_model", "compiled_loops",
+           "format_table", "fused_kernels", "gemm_only_time", "get_config", "interleaved", "machine_info", "make_windows",
            "matmul_flops", "measure_gemm_peak", "measure_memory", "openblas_env", "run_benchmark", "versions"]

@@ -12,7 +12,8 @@
   with this BLAS.
 - ``cpu_snapshot`` / ``foreign_share``: the share of all CPUs that *other* processes used
   while the steps were timed (0 = quiet machine).
-- ``blas_info``, ``openblas_env``, ``machine_info``, ``versions``, ``fused_kernels``: what the
+- ``blas_info``, ``openblas_env``, ``machine_info``, ``versions``, ``fused_kernels``,
+  ``compiled_loops``: what the
   result records about where it was measured.
 """
 from __future__ import annotations
@@ -209,6 +210,11 @@ def versions(torch=None) -> dict:
     except ImportError:
         out["threadpoolctl"] = None
     out["numba"] = getattr(fused.numba, "__version__", None)
+    try:
+        import scipy
+        out["scipy"] = scipy.__version__
+    except ImportError:
+        out["scipy"] = None
     if backend.backend_name() == "cupy":
         out["cupy"] = getattr(backend.xp, "__version__", None)
     return out
@@ -217,3 +223,9 @@ def versions(torch=None) -> dict:
 def fused_kernels(cell: str) -> bool:
     """Whether rnnlab's layers of this cell run the fused numba step kernels here."""
     return layer_class(check_cell(cell))(1)._fused(backend.floatx())
+
+
+def compiled_loops(cell: str) -> bool:
+    """Whether rnnlab's layers of this cell run their whole time loops as compiled calls
+    (``layers/compiled.py``: the fused kernels and SciPy's BLAS in one call per direction)."""
+    return layer_class(check_cell(cell))(1)._compiled(backend.floatx())

@@ -37,10 +37,10 @@ def format_table(results: list) -> str:
         gpu = f", GPU {m['gpu']} (rnnlab on {r['backend']}, torch on {r.get('torch_device')})" if "gpu" in m else ""
         out.append(f"machine: {m['cpu']}, {m['cores']} cores{gpu}; rnnlab {v['rnnlab']}, numpy {v['numpy']}, "
                    f"torch {v['torch']}, python {v['python']}")
-        kernels = {res["cell"]: res.get("fused_kernels") for res in results}
-        out.append("rnnlab step loops: " + ", ".join(
-            f"{cell} {'fused numba kernels' if on else 'NumPy'}" for cell, on in kernels.items())
-            + f" (numba {v.get('numba') or 'not installed'})")
+        loops = {res["cell"]: ("compiled loops" if res.get("compiled_loops") else
+                               "fused numba kernels" if res.get("fused_kernels") else "NumPy") for res in results}
+        out.append("rnnlab step loops: " + ", ".join(f"{cell} {how}" for cell, how in loops.items())
+                   + f" (numba {v.get('numba') or 'not installed'}, scipy {v.get('scipy') or 'not installed'})")
         for note in dict.fromkeys(n for res in results for n in res["notes"]):
             out.append(f"note: {note}")
     return "\n".join(out)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from .. import backend
 from . import torch_side
 from .configs import SETTLE_S, BenchConfig, check_cell, get_config, make_windows, matmul_flops
-from .measure import (blas_info, blas_threads, cpu_snapshot, foreign_share, fused_kernels, gemm_only_time,
+from .measure import (blas_info, blas_threads, compiled_loops, cpu_snapshot, foreign_share, fused_kernels, gemm_only_time,
                       interleaved, machine_info, measure_gemm_peak, openblas_env, summarize, versions)
 from .memory import METHOD as MEMORY_METHOD
 from .memory import measure_memory
@@ -139,7 +139,8 @@ def _run(cfg, cell, steps, warmup, infer, torch, memory, gemm, n_threads, seed, 
     res = {"config": cfg.name, "cell": cell, **{k: v for k, v in asdict(cfg).items() if k != "name"},
            "steps": steps, "warmup": warmup, "settle_s": settle, "tokens_per_step": tokens, "threads": n_threads,
            "rnnlab_model": model, "backend": backend.backend_name(), "device": device,
-           "torch_device": torch_device, "dtype": backend.floatx(), "fused_kernels": fused_kernels(cell)}
+           "torch_device": torch_device, "dtype": backend.floatx(), "fused_kernels": fused_kernels(cell),
+           "compiled_loops": compiled_loops(cell)}
     for phase, times in (("train", train_t), ("infer", infer_t)):
         for side in ("rnnlab", "torch"):
             s = summarize(times[side], tokens) if times is not None and side in times else None

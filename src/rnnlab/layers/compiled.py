@@ -21,8 +21,8 @@ faster for the shape (timed once, as the layers' ``_step_product``; ``TRANSPOSED
 forces one). ``choices()`` records what each shape ran and ``set_choices`` fixes the timed part
 in another process (it changes the rounding). The single-thread limit holds for every BLAS in
 the process while a loop runs (restored after), so NumPy products on other Python threads run
-single-threaded meanwhile. (The two directions of a bidirectional layer are independent like
-the blocks: two calls on two threads.)
+single-threaded meanwhile. The two directions of a bidirectional layer are independent like
+the blocks: ``run_pair`` runs them as two calls on two threads.
 
 LSTM layout, time-major and C-contiguous, as the layer keeps its buffers (B batch, T steps, H units):
 
@@ -68,8 +68,9 @@ _choices: dict = {}  # (kind, T, B, H, dtype) -> {"blocks", "threads", "forward"
 
 
 def available() -> bool:
-    """numba and scipy importable, and the fused kernels not switched off (RNNLAB_FUSED=0)."""
-    return fused.available() and cython_blas is not None
+    """numba and scipy importable, and neither the fused kernels nor these loops switched off
+    (RNNLAB_FUSED=0, RNNLAB_COMPILED=0)."""
+    return fused.available() and cython_blas is not None and os.environ.get("RNNLAB_COMPILED", "1") != "0"
 
 
 def missing() -> str:
@@ -80,6 +81,8 @@ def missing() -> str:
         return "scipy is not installed (pip install 'rnnlab[fast]')"
     if not fused.available():
         return "RNNLAB_FUSED=0 switches the compiled kernels off"
+    if os.environ.get("RNNLAB_COMPILED", "1") == "0":
+        return "RNNLAB_COMPILED=0 switches the compiled loops off"
     return ""
 
 
@@ -103,7 +106,8 @@ def choices() -> dict:
 
 def set_choices(recorded: dict) -> None:
     """Fix the weight layouts recorded in ``recorded`` (as ``choices()`` returns it): those shapes
-    are never timed again in this process. (Blocks follow from B alone; threads change nothing.)"""
+    are never timed again in this process, and ``choices()`` lists them from now on (so a resumed
+    run records them again). (Blocks follow from B alone; threads change nothing.)"""
     for key, value in dict(recorded).items():
         parts = str(key).split(",")
         if len(parts) != 5 or parts[0] not in ("lstm", "gru") or not isinstance(value, dict):
@@ -117,11 +121,27 @@ def set_choices(recorded: dict) -> None:
                 raise ValueError(f"compiled loop choice {key!r}: {direction} must be 'stored' or "
                                  f"'transposed', got {layout!r}")
             _layouts[(kind, direction, int(B), int(H), dtype)] = layout == "transposed"
+            _choices.setdefault((kind, int(parts[1]), int(B), int(H), dtype), {})[direction] = layout
+
+
+_per_thread = threading.local()
 
 
 def default_threads() -> int:
-    """Threads for one call: MAX_THREADS, or fewer where the machine has fewer cores."""
-    return max(1, min(MAX_THREADS, os.cpu_count() or 1))
+    """Threads for one call: MAX_THREADS, fewer on fewer cores or under ``threads_limit``."""
+    limit = getattr(_per_thread, "limit", None)
+    return max(1, min(MAX_THREADS, os.cpu_count() or 1, limit or MAX_THREADS))
+
+
+@contextmanager
+def threads_limit(n: int):
+    """Calls from this thread use at most ``n`` threads inside (results do not change)."""
+    previous = getattr(_per_thread, "limit", None)
+    _per_thread.limit = int(n)
+    try:
+        yield
+    finally:
+        _per_thread.limit = previous
 
 
 # ---- BLAS: one thread while a compiled loop runs --------------------------------------------------
@@ -156,6 +176,35 @@ def _single_threaded_blas():
 
 
 _executor = None
+_pair_executor = None
+
+
+def run_pair(first, second):
+    """(first(), second()): ``second`` on a helper thread while ``first`` runs here, each limited
+    to one thread inside, for two independent calls that spend their time in compiled loops (GIL
+    released), e.g. the two directions of a bidirectional layer. Blocks follow from shapes alone,
+    so the results are those of the calls in turn, bit for bit. The BLAS is single-threaded for
+    the whole pair (set before either starts, so no setting changes under a running product: each
+    call's NumPy products run on its own core). An exception in either is raised after both have
+    finished. Called where the limit is already 1 (nested): in turn."""
+    global _pair_executor
+    if getattr(_per_thread, "limit", None) == 1:
+        return first(), second()
+
+    def one_thread(call):
+        with threads_limit(1):
+            return call()
+    with _limit_lock:
+        if _pair_executor is None:
+            _pair_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnlab-pair")
+    with _single_threaded_blas():
+        pending = _pair_executor.submit(one_thread, second)
+        try:
+            result = one_thread(first)
+        except BaseException:
+            pending.exception()     # wait: the helper's call must not outlive this one
+            raise
+        return result, pending.result()
 
 
 def _run_blocks(run, blocks, threads):
@@ -166,8 +215,9 @@ def _run_blocks(run, blocks, threads):
         for b0, b1 in blocks:
             run(b0, b1)
         return
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=MAX_THREADS - 1, thread_name_prefix="rnnlab-compiled")
+    with _limit_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=MAX_THREADS - 1, thread_name_prefix="rnnlab-compiled")
     pending = [_executor.submit(run, b0, b1) for b0, b1 in blocks[1:]]
     run(*blocks[0])
     for p in pending:
@@ -324,6 +374,9 @@ def _time_layouts(direction, W, nb, repeats=5) -> bool:
     return min(timings[True]) < 0.95 * min(timings[False])
 
 
+_timing_lock = threading.Lock()
+
+
 def _weight_operand(kind, direction, W, B):
     """The weight as the per-step product reads it: W (H, G) as stored, or a transposed copy
     (G, H), whichever is faster for this shape (timed once, as the layers' ``_step_product``;
@@ -333,8 +386,9 @@ def _weight_operand(kind, direction, W, B):
     if TRANSPOSED_WEIGHTS is not None:
         transposed = bool(TRANSPOSED_WEIGHTS)
     else:
-        if key not in _layouts:
-            _layouts[key] = _time_layouts(direction, W, row_blocks(B)[0][1])
+        with _timing_lock:   # two threads meeting a new shape at once time it once, and agree
+            if key not in _layouts:
+                _layouts[key] = _time_layouts(direction, W, row_blocks(B)[0][1])
         transposed = _layouts[key]
     return (np.ascontiguousarray(W.T) if transposed else W), transposed
 

@@ -7,13 +7,15 @@ runs over time-major buffers:
     _backward_loop(dH, dlast, mk) -> (dX, dinitial_states)   writes ``grads``
 
 The equations are those of ``steps.py``; ``bptt.py`` loops those steps plainly, and the tests
-prove these loops equal to it (float64) on both kernel paths (NumPy, and ``fused.py``).
+prove these loops equal to it (float64) on all three kernel paths: NumPy, ``fused.py``'s step
+kernels called once per step, and ``compiled.py``'s loops, which run all steps of the fused
+path in one call (``_compiled``; LSTM and GRU with reset_after).
 Shapes: B batch, T time, D input features, H units.
 """
 from __future__ import annotations
 
 from .. import backend
-from . import fused
+from . import compiled, fused
 from .base import ones_vector, transpose_into
 
 
@@ -133,6 +135,10 @@ class LSTMLoops:
         self._set_initial(Hs[0], init, 0)
         self._set_initial(Cs[0], init, 1)
         self._fw = (X, Z, Hs, Cs, TC)
+        if self._compiled(Z.dtype):                  # the fused path's loop, all steps in one call
+            self._project_inputs(X)
+            compiled.lstm_forward_into(Z, Us, Hs, Cs, TC, None if mk is None else self._real_steps(T, B, mk))
+            return Hs, [Hs[T], Cs[T]]
         # iterating over arrays hands out each step's views at half the cost of indexing them
         states = zip(Hs[:-1], Hs[1:], Cs[:-1], Cs[1:], TC)
         if self._fused(Z.dtype):
@@ -203,11 +209,15 @@ class LSTMLoops:
         X, Z, Hs, Cs, TC = self._fw
         T, B, _ = X.shape
         H = self.units
-        backprop = self._step_product("UT", self.recurrent_kernel.T, B)   # dh_{t-1} = dz_t U^T
         dh_next, dc, tmp = self._buf("dh_next", (B, H)), self._buf("dc", (B, H)), self._buf("tmp_h", (B, H))
         dh_next[...] = dlast[0]
         dc[...] = dlast[1]
-        if self._fused(Z.dtype):
+        if self._compiled(Z.dtype):
+            dZ = self._buf("F", (T, B, 4, H)).reshape(T, B, 4 * H)
+            compiled.lstm_backward_into(Z, xp.ascontiguousarray(self.recurrent_kernel), Cs, TC, dH, dZ,
+                                        dh_next, dc, None if mk is None else self._real_steps(T, B, mk))
+        elif self._fused(Z.dtype):
+            backprop = self._step_product("UT", self.recurrent_kernel.T, B)   # dh_{t-1} = dz_t U^T
             dZ = self._buf("F", (T, B, 4, H)).reshape(T, B, 4 * H)
             steps = zip(Z, Cs[:-1], TC, dH, dZ, self._real_steps(T, B, mk))
             for t, (gates, c_prev, tc, dh, dz, m) in reversed(list(enumerate(steps))):
@@ -217,6 +227,7 @@ class LSTMLoops:
                     xp.multiply(dh, mk.keepf[t], out=tmp)
                     dh_next += tmp
         else:
+            backprop = self._step_product("UT", self.recurrent_kernel.T, B)   # dh_{t-1} = dz_t U^T
             for start, stop in self._step_blocks(T, B):
                 F, K, f_pass = self._backward_factors(slice(start, stop), mk)
                 steps = zip(dH[start:stop], F, F.reshape(stop - start, B, 4 * H), K, f_pass)
@@ -268,6 +279,11 @@ class GRULoops:
         self._set_initial(Hs[0], init, 0)
         if not self.reset_after:
             self._forward_reset_before(X, Hs, mk)
+        elif self._compiled(X.dtype):                # the fused path's loop, all steps in one call
+            Z = self._project_inputs(X)
+            Us, HZ, b_hh = self._recurrent_part(X)
+            self._fw = (X, Z, Hs, HZ)
+            compiled.gru_forward_into(Z, Us, b_hh, Hs, HZ, None if mk is None else self._real_steps(T, B, mk))
         elif self._fused(X.dtype):
             self._forward_fused(X, Hs, mk)
         else:
@@ -275,21 +291,22 @@ class GRULoops:
         return Hs, [Hs[T]]
 
     def _recurrent_part(self, X):
-        """reset_after: HZ (T, B, 3H) for h_{t-1} U (+ b_hh in the h block), the product with the
-        z, r columns of U halved, and b_hh."""
+        """reset_after: Us, U with the z, r columns halved; HZ (T, B, 3H) for h_{t-1} Us (+ b_hh
+        in the h block); and b_hh."""
         T, B, _ = X.shape
         H = self.units
         Us = self._buf("Us", (H, 3 * H))
         Us[...] = self.recurrent_kernel
         Us[:, :2 * H] *= 0.5
         HZ = self._buf("HZ", (T, B, 3 * H))
-        return HZ, self._step_product("Us", Us, B), self.bias[1][2 * H:]
+        return Us, HZ, self.bias[1][2 * H:]
 
     def _forward_fused(self, X, Hs, mk):
         xp = backend.xp
         T, B, _ = X.shape
         Z = self._buf("Z", (T, B, 3 * self.units))   # projected a chunk at a time below
-        HZ, recurrent, b_hh = self._recurrent_part(X)
+        Us, HZ, b_hh = self._recurrent_part(X)
+        recurrent = self._step_product("Us", Us, B)
         self._fw = (X, Z, Hs, HZ)
         states = zip(Hs[:-1], Hs[1:])
         for start, stop in self._projected_chunks(X):
@@ -303,7 +320,8 @@ class GRULoops:
         xp = backend.xp
         B, H = X.shape[1], self.units
         Z = self._project_inputs(X)                  # x_t W + b, becomes the gate values [z, r, hh]
-        HZ, recurrent, b_hh = self._recurrent_part(X)
+        Us, HZ, b_hh = self._recurrent_part(X)
+        recurrent = self._step_product("Us", Us, B)
         tmp_h = self._buf("tmp_h", (B, H))
         self._fw = (X, Z, Hs, HZ)
         # each step's views by iteration (half the cost of indexing them, see LSTM)
@@ -407,7 +425,11 @@ class GRULoops:
         dh_next[...] = dlast[0]
         F = self._buf("F", (T, B, 3, H))             # the factors, then dHZ, in place
         fused_steps = self._fused(Z.dtype)
-        if fused_steps:
+        if self._compiled(Z.dtype):                  # the fused loop below, all steps in one call
+            compiled.gru_backward_into(Z, HZ, xp.ascontiguousarray(self.recurrent_kernel), Hs, dH,
+                                       F.reshape(T, B, 3 * H), self._buf("Fh", (T, B, H)), dh_next,
+                                       None if mk is None else self._real_steps(T, B, mk))
+        elif fused_steps:
             backprop = self._step_product("UT", self.recurrent_kernel.T, B, accumulate=True)
             dXh = self._buf("Fh", (T, B, H))          # the gradient of x_t W_h + b[0]_h
             steps = zip(Z, HZ, Hs[:-1], dH, self._real_steps(T, B, mk), F.reshape(T, B, 3 * H), dXh)

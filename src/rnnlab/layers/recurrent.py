@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from .. import backend
 from .. import validate
+from . import compiled
 from .base import Layer, ShapeError, layer_from_dict, layer_to_dict
 from .cells import GRUWeights, LSTMWeights, RecurrentWeights, RNNWeights
 from .fastloops import GRULoops, LSTMLoops, SimpleRNNLoops
@@ -285,9 +286,16 @@ class Bidirectional(Layer):
     ``params`` = the forward layer's, then the backward layer's. With ``return_state`` the
     layer returns ``(y, *forward_states, *backward_states)``; ``initial_state`` and
     ``backward(dy, dstates)`` take the states in that order, and ``dinitial_state`` lists them so.
+
+    Both directions at once: when the layers run compiled loops (``compiled.py``, which release
+    the GIL), forward and backward run the two directions on two threads (``compiled.run_pair``),
+    each direction's loop on one; the two share nothing but the input, so the results are those
+    of one direction after the other, bit for bit. ``DIRECTIONS_AT_ONCE``: None = then, True/False
+    forces (True still needs the compiled loops).
     """
 
     MERGE_MODES = ("concat", "sum", "ave", "mul", None)
+    DIRECTIONS_AT_ONCE = None
 
     def __init__(self, layer, merge_mode="concat", **kwargs):
         super().__init__(**kwargs)
@@ -319,6 +327,22 @@ class Bidirectional(Layer):
         for sub in self.sublayers:
             sub.reset_states()
 
+    def _at_once(self) -> bool:
+        """Whether the two directions run at once (see ``DIRECTIONS_AT_ONCE``)."""
+        runs_compiled = self.forward_layer._compiled(self.forward_layer.kernel.dtype)
+        if self.DIRECTIONS_AT_ONCE is None:
+            return runs_compiled
+        if self.DIRECTIONS_AT_ONCE and not runs_compiled:
+            raise RuntimeError(f"{self.describe()}: DIRECTIONS_AT_ONCE = True needs the compiled loops "
+                               f"(LSTM or GRU with reset_after, numba and scipy)")
+        return bool(self.DIRECTIONS_AT_ONCE)
+
+    def _both(self, forward_call, backward_call):
+        """(forward_call(), backward_call()): at once on two threads, or one after the other."""
+        if self._at_once():
+            return compiled.run_pair(forward_call, backward_call)
+        return forward_call(), backward_call()
+
     def _aligned(self, layer, seq):
         """A go_backwards layer's sequence in input order (a view; reversal is its own inverse)."""
         return seq[:, ::-1] if layer.go_backwards and self.return_sequences else seq
@@ -345,10 +369,9 @@ class Bidirectional(Layer):
                 raise ShapeError(f"{self.describe()}: initial_state must list {n} forward then {n} backward "
                                  f"state array(s), got {len(initial_state)}")
             init_f, init_b = list(initial_state[:n]), list(initial_state[n:])
-        outs = []
-        for layer, init in ((self.forward_layer, init_f), (self.backward_layer, init_b)):
-            out = layer.forward(x, mask=mask, initial_state=init, lengths=lengths)
-            outs.append(out if isinstance(out, tuple) else (out,))
+        outs = [out if isinstance(out, tuple) else (out,) for out in self._both(
+            lambda: self.forward_layer.forward(x, mask=mask, initial_state=init_f, lengths=lengths),
+            lambda: self.backward_layer.forward(x, mask=mask, initial_state=init_b, lengths=lengths))]
         y_f, y_b = self._aligned(self.forward_layer, outs[0][0]), self._aligned(self.backward_layer, outs[1][0])
         self._y = (y_f, y_b)
         if self.merge_mode == "concat":
@@ -381,8 +404,10 @@ class Bidirectional(Layer):
         n = self.forward_layer.N_STATES
         dstates = list(dstates) if dstates is not None else []
         dstates += [None] * (2 * n - len(dstates))
-        dx = self.forward_layer.backward(self._aligned(self.forward_layer, dy_f), dstates[:n])
-        dx += self.backward_layer.backward(self._aligned(self.backward_layer, dy_b), dstates[n:])
+        dx, dx_b = self._both(
+            lambda: self.forward_layer.backward(self._aligned(self.forward_layer, dy_f), dstates[:n]),
+            lambda: self.backward_layer.backward(self._aligned(self.backward_layer, dy_b), dstates[n:]))
+        dx += dx_b
         self.dinitial_state = self.forward_layer.dinitial_state + self.backward_layer.dinitial_state
         return dx
 

@@ -32,9 +32,17 @@ equations, on the same buffers; the products stay BLAS calls). ``FUSED = None`` 
 them when numba imports, ``True``/``False`` forces; ``RNNLAB_FUSED=0`` switches them off. The
 tests run every recurrent check on both paths.
 
+**Compiled loops.** Where the fused kernels run and SciPy imports as well, LSTM and GRU
+(reset_after) run the whole time loop, forward and backward, as one call of ``compiled.py``
+(the loop calls SciPy's BLAS itself; batch rows split over two threads, deterministically): the
+same kernels on the same buffers, only the per-step return to Python is gone. ``COMPILED = None``
+(default) uses them when available, ``True``/``False`` forces; ``RNNLAB_COMPILED=0`` switches them
+off. The tests run every recurrent check on all three paths (NumPy, fused, compiled).
+
 **Timed choices.** Which orientation runs changes the rounding, so a run resumed in a new
 process (or another rank of a data-parallel run) must make the same choices: the trainer saves
-``timed_choices()`` with every checkpoint and calls ``set_timed_choices`` before resuming.
+``timed_choices()`` with every checkpoint and calls ``set_timed_choices`` before resuming. The
+compiled loops' weight layouts (``compiled.choices()``) travel in it under the key "compiled".
 """
 from __future__ import annotations
 
@@ -43,7 +51,7 @@ import time
 import numpy as np
 
 from .. import backend
-from . import fused
+from . import compiled, fused
 from .base import transpose_into
 
 _ORIENTATION: dict = {}     # (B, K, N, dtype) -> whether the transposed product is faster
@@ -51,15 +59,24 @@ _ORIENTATION: dict = {}     # (B, K, N, dtype) -> whether the transposed product
 
 def timed_choices() -> dict:
     """Every choice made so far in this process, JSON-serialisable:
-    ``{"B,K,N,dtype": "transposed" | "plain"}``."""
-    return {",".join(str(v) for v in key): ("transposed" if faster else "plain")
-            for key, faster in sorted(_ORIENTATION.items(), key=lambda kv: str(kv[0]))}
+    ``{"B,K,N,dtype": "transposed" | "plain", ..., "compiled": compiled.choices()}`` (the
+    "compiled" entry only when a compiled loop has run or had its choices set)."""
+    out = {",".join(str(v) for v in key): ("transposed" if faster else "plain")
+           for key, faster in sorted(_ORIENTATION.items(), key=lambda kv: str(kv[0]))}
+    loops = compiled.choices()
+    if loops:
+        out["compiled"] = loops
+    return out
 
 
 def set_timed_choices(choices: dict) -> None:
-    """Fix the choices in ``choices`` (as ``timed_choices`` returns them): shapes named there are
-    never timed again in this process; other shapes are timed when first met."""
-    for key, value in dict(choices).items():
+    """Fix the choices in ``choices`` (as ``timed_choices`` returns them; a record without the
+    "compiled" entry, as older checkpoints have, is fine): shapes named there are never timed
+    again in this process; other shapes are timed when first met."""
+    choices = dict(choices)
+    if "compiled" in choices:
+        compiled.set_choices(choices.pop("compiled"))
+    for key, value in choices.items():
         parts = str(key).split(",")
         if len(parts) != 4 or value not in ("transposed", "plain"):
             raise ValueError(f"timed choice {key!r}: {value!r} is not of the form 'B,K,N,dtype': "
@@ -112,6 +129,7 @@ class FastPath:
     FACTOR_BLOCK = 1 << 17   # gate values per block of steps in backward (about 512 KB in float32)
     TRANSPOSED_PRODUCTS = None  # per-step products: None = time both orientations once, or force True/False
     FUSED = None   # fused step kernels (fused.py) where a layer has them: None = when numba is installed
+    COMPILED = None  # whole-loop compiled calls (compiled.py) where the fused kernels run: None = when available
     PROJECTION_CHUNK = 1 << 18     # gate values per chunk of the input projection (1 MB in float32)
     PROJECTION_MIN_ROWS = 256      # smaller chunks are not worth it: one GEMM for all steps
 
@@ -174,6 +192,17 @@ class FastPath:
         if self.FUSED and fused.numba is None:
             raise RuntimeError(f"{self.describe()}: FUSED = True needs numba: pip install 'rnnlab[fast]'")
         return bool(self.FUSED)
+
+    def _compiled(self, dtype) -> bool:
+        """Whether the loops run as one call of ``compiled.py`` (see ``COMPILED``): only where the
+        fused kernels run (the compiled loop is built from them)."""
+        if not self._fused(dtype):
+            return False
+        if self.COMPILED is None:
+            return compiled.available()
+        if self.COMPILED and not compiled.available():
+            raise RuntimeError(f"{self.describe()}: COMPILED = True, but {compiled.missing()}")
+        return bool(self.COMPILED)
 
     def _transposed_is_faster(self, B, K, N, dtype) -> bool:
         if self.TRANSPOSED_PRODUCTS is not None:
