@@ -29,7 +29,8 @@ def test_help_states_the_defaults():
     lm = parser.parse_args(["train", "lm"])
     assert lm.lr is None            # None: the optimizer's own default
     text = _help(parser, ["train", "lm"])
-    for words in ("sgd 1.0, adam/adamw 2e-3", "sgd 0.5, adam/adamw 1", "until the budget", "default under sgd"):
+    for words in ("sgd 1.0, adam/adamw 2e-3", "sgd 0.5, adam/adamw 1", "until the budget", "default under sgd",
+                  "adam at character level"):
         assert words in text, words
     text = _help(parser, ["train", "seq2seq"])
     for words in ("default gru", "default general", "2 x source tokens + 10", "--src-level", "until the budget"):

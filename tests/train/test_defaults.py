@@ -43,7 +43,11 @@ def test_adam_without_lr_gets_adams_rate_not_sgds():
     adam = LMConfig(optimizer="adam")
     assert adam.lr == pytest.approx(2e-3) and adam.lr_decay == 1.0 and adam.sum_over_time is False
     sgd = LMConfig()
-    assert sgd.lr == 1.0 and sgd.lr_decay == 0.5 and sgd.sum_over_time is True
+    assert sgd.optimizer == "sgd" and sgd.lr == 1.0 and sgd.lr_decay == 0.5 and sgd.sum_over_time is True
+    # the token level picks the optimizer when none is named: words SGD, characters Adam
+    assert LMConfig(level="char").optimizer == "adam" and LMConfig(dataset="shakespeare").optimizer == "adam"
+    assert LMConfig(text="my.txt").optimizer == "adam" and LMConfig(text="my.txt", level="word").optimizer == "sgd"
+    assert LMConfig(level="char", optimizer="sgd").lr == 1.0
     assert LMConfig(optimizer="adamw").lr == pytest.approx(2e-3)
     # an explicit value always wins
     assert LMConfig(optimizer="adam", lr=0.01, lr_decay=0.9, sum_over_time=True).lr == 0.01
@@ -69,7 +73,7 @@ def test_adam_does_not_inherit_sgds_halving(tmp_path):
     task = LMTask(_tiny(tmp_path, optimizer="adam"))
     task.setup()
     assert task.schedule.lr_at(20) == pytest.approx(2e-3)      # was 2e-3 * 0.5 ** 16
-    sgd = LMTask(_tiny(tmp_path))
+    sgd = LMTask(_tiny(tmp_path, optimizer="sgd"))
     sgd.setup()
     assert sgd.schedule.lr_at(5) == 0.5 and sgd.schedule.lr_at(4) == 1.0   # SGD keeps Zaremba's
     asked = LMTask(_tiny(tmp_path, optimizer="adam", lr_decay=0.5))        # unless asked for it

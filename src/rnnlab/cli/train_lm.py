@@ -5,10 +5,11 @@
     rnnlab train lm --out runs/ptb-small --resume          # after a kill: continue exactly
     rnnlab train lm --text corpus.txt --level word --max-minutes 30   # until the budget or early stop
 
-Defaults (measured, see the README's "Defaults"): 2 x 200 LSTM, windows of 20 x 20; SGD at lr 1
-on the loss summed over the window (Zaremba et al.'s scale), halved after every epoch from the
-4th; with ``--optimizer adam``/``adamw`` lr 2e-3 on the per-token mean, constant. An explicit
-flag always wins. ``--text`` without ``--level`` trains on characters (and says so).
+Defaults (measured, see the README's "Defaults"): 2 x 200 LSTM, windows of 20 x 20. At word level
+SGD at lr 1 on the loss summed over the window (Zaremba et al.'s scale), halved after every
+epoch from the 4th; at character level, and with ``--optimizer adam``/``adamw``, lr 2e-3 on the
+per-token mean, constant. An explicit flag always wins. ``--text`` without ``--level`` trains
+on characters (and says so).
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def register(ctx) -> None:
                        help="share the embedding and output matrices (needs --emb == --hidden)")
     model.add_argument("--init-scale", type=float, help="initialize every weight from U(-s, s)")
     opt = p.add_argument_group("training")
-    opt.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default sgd")
+    opt.add_argument("--optimizer", choices=["sgd", "adam", "adamw"],
+                     help="default: sgd at word level, adam at character level")
     opt.add_argument("--lr", type=float, help="learning rate (default: sgd 1.0, adam/adamw 2e-3)")
     opt.add_argument("--lr-decay", type=float, help="multiply the lr by this after each epoch >= --decay-start "
                                                     "(default: sgd 0.5, adam/adamw 1 = constant)")

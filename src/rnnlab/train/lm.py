@@ -69,9 +69,10 @@ class LMConfig(TaskConfig):
     variational: bool = False          # one dropout mask per sequence, shared over time
     tie_weights: bool = False          # output layer = embedding matrix (needs emb == hidden)
     init_scale: float | None = 0.1     # every weight ~ U(-s, s); None: Keras defaults
-    # optimization. lr, lr_decay and sum_over_time left at None take the optimizer's own
-    # defaults (OPTIMIZER_DEFAULTS), filled in when the config is made.
-    optimizer: str = "sgd"             # sgd | adam | adamw
+    # optimization. Left at None, the optimizer follows the token level (word: sgd, char: adam;
+    # the README's "Defaults" measured both), and lr, lr_decay and sum_over_time take the
+    # optimizer's own defaults (OPTIMIZER_DEFAULTS); all are filled in when the config is made.
+    optimizer: str | None = None       # sgd | adam | adamw
     lr: float | None = None            # sgd 1.0, adam/adamw 2e-3
     lr_decay: float | None = None      # multiply lr by this after each epoch >= decay_start (sgd 0.5, adam 1)
     decay_start: int = 4
@@ -94,15 +95,27 @@ class LMConfig(TaskConfig):
     preset: str | None = None
 
     def __post_init__(self):
+        if self.optimizer is None:
+            self.optimizer = "adam" if self.token_level() == "char" else "sgd"
         if self.optimizer in OPTIMIZER_DEFAULTS:
             for key, value in OPTIMIZER_DEFAULTS[self.optimizer].items():
                 if getattr(self, key) is None:
                     setattr(self, key, value)
 
+    def token_level(self) -> str:
+        """The level the corpus is read at: ``level``, else the data's own (a ``text`` file and
+        Tiny Shakespeare: characters; PTB: words)."""
+        if self.level is not None:
+            return self.level
+        if self.text is not None or corpora.DATASET_ALIASES.get((self.dataset or "").lower()) == "shakespeare":
+            return "char"
+        return "word"
+
 
 # Measured defaults per optimizer (README, "Defaults"): SGD as Zaremba et al. (lr 1 on the loss
 # summed over the window, halved after every epoch from the 4th); Adam at 2e-3 on the per-token
 # mean with a constant rate (a halving schedule made for SGD starves Adam within a few epochs).
+# At word level SGD did better (PTB, 2 epochs), at character level Adam (Tiny Shakespeare).
 OPTIMIZER_DEFAULTS = {
     "sgd": dict(lr=1.0, lr_decay=0.5, sum_over_time=True),
     "adam": dict(lr=2e-3, lr_decay=1.0, sum_over_time=False),
@@ -133,7 +146,8 @@ def make_config(preset: str | None = None, **overrides) -> LMConfig:
 
     An override of the optimizer drops the preset's optimizer-bound values (lr, lr_decay,
     sum_over_time) that were not overridden too: ``--preset zaremba-small --optimizer adam``
-    trains at Adam's default rate, not at SGD's lr 1."""
+    trains at Adam's default rate, not at SGD's lr 1. Without a preset or an optimizer, the
+    token level chooses it (``LMConfig.token_level``: word sgd, char adam)."""
     values = {}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if preset is not None:
