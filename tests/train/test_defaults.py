@@ -204,3 +204,12 @@ def test_source_and_target_levels_differ():
     assert data.tgt_tokens[0] == ["The", "cat", "sleeps", "."]
     assert "The" in data.tgt_vocab and "고" in data.src_vocab
     assert data.src_level == "char" and data.tgt_level == "word" and data.level == "word"
+
+
+def test_reports_say_in_words_which_checkpoint():
+    from rnnlab.train.config import describe_checkpoint
+
+    assert describe_checkpoint({"checkpoint": "best", "checkpoint_metric": "valid_loss",
+                                "checkpoint_epoch": 3}) == "best checkpoint by valid_loss, epoch 3"
+    assert describe_checkpoint({"checkpoint": "last", "checkpoint_metric": None,
+                                "checkpoint_epoch": 4}) == "last checkpoint, epoch 4"

@@ -65,7 +65,6 @@ def run(args):
 
 def _source(result: dict) -> str:
     """Which checkpoint the figures come from: "best checkpoint by valid_loss, epoch 3"."""
-    text = f"{result['checkpoint']} checkpoint"
-    if result.get("checkpoint_metric"):
-        text += f" by {result['checkpoint_metric']}"
-    return text + f", epoch {result['checkpoint_epoch']}"
+    from ..train.config import describe_checkpoint
+
+    return describe_checkpoint(result)

@@ -113,6 +113,7 @@ def config_from_args(args):
 
 
 def run_command(args):
+    from ..train.config import describe_checkpoint
     from ..train.lm import train_lm
 
     from ..train.lm import RESUME_OVERRIDES
@@ -130,10 +131,7 @@ def run_command(args):
     else:
         result = train_lm(config_from_args(args), args.out, progress=progress, overwrite=args.overwrite)
     result = dict(result.metrics)
-    where = f"{result['checkpoint']} checkpoint"
-    if result.get("checkpoint_metric"):
-        where += f" by {result['checkpoint_metric']}"
-    where += f", epoch {result['checkpoint_epoch']}"
+    where = describe_checkpoint(result)
     line = f"test perplexity {result['perplexity']:.2f} (loss {result['loss']:.4f}"
     if "bits_per_char" in result:
         line += f", {result['bits_per_char']:.3f} bits/char"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from ..train.config import budget_epochs
+from ..train.config import budget_epochs, describe_checkpoint
 from ..train.seq2seq import Seq2SeqConfig, train_seq2seq
 
 
@@ -142,10 +142,7 @@ def run(args) -> dict:
     result = dict(result.metrics)
     for ex in result["examples"]:
         print(f"{ex['source']}  ->  {ex['prediction']}   (reference: {ex['reference']})")
-    where = f"{result['checkpoint']} checkpoint"
-    if result.get("checkpoint_metric"):
-        where += f" by {result['checkpoint_metric']}"
-    where += f", epoch {result['checkpoint_epoch']}"
+    where = describe_checkpoint(result)
     if result["test_pairs"]:
         print(f"test ({where}): exact match {100 * result['exact_match']:.2f}%, token accuracy "
               f"{100 * result['token_accuracy']:.2f}%, BLEU {result['bleu']:.2f} "

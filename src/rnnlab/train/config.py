@@ -124,3 +124,13 @@ def checkpoint_of(state: dict | None, which: str, monitor: str = "valid_loss") -
         epoch -= 1
     metric = next((k for k in state if k.startswith("valid_")), monitor) if which == "best" else None
     return {"checkpoint": which, "checkpoint_metric": metric, "checkpoint_epoch": epoch}
+
+
+def describe_checkpoint(figures: dict) -> str:
+    """The model a report's figures come from, in words, from its ``checkpoint``,
+    ``checkpoint_metric`` and ``checkpoint_epoch``: "best checkpoint by valid_loss, epoch 3"
+    or "last checkpoint, epoch 4"."""
+    text = f"{figures.get('checkpoint')} checkpoint"
+    if figures.get("checkpoint_metric"):
+        text += f" by {figures['checkpoint_metric']}"
+    return text + f", epoch {figures.get('checkpoint_epoch')}"
