@@ -45,7 +45,7 @@ def main():
                            level="word", lower=True, max_src_len=args.max_len, max_tgt_len=args.max_len,
                            min_freq=2, attention=args.attention, score="general", bidirectional=True,
                            cell="lstm", emb=args.emb, hidden=args.hidden, dropout=0.2, epochs=args.epochs,
-                           batch=64, lr=1e-3, clip=5.0, seed=args.seed, beam=args.beam, eval_limit=1000)
+                           batch=64, lr=1e-3, lr_decay=1.0, clip=5.0, seed=args.seed, beam=args.beam, eval_limit=1000)
     result = train_seq2seq(config, args.out, examples=10, overwrite=True)
     print(f"test BLEU {result['bleu']:.2f} (beam {args.beam}), exact match {100 * result['exact_match']:.2f}% "
           f"on {result['test_pairs']} held-out pairs; {result['wall_s']:.0f} s")

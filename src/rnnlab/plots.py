@@ -3,6 +3,10 @@ as PNG (matplotlib, Agg backend).
 
 matplotlib is an optional dependency (``pip install 'rnnlab[plot]'``); without it these
 functions raise a RuntimeError that says so, and training runs skip their plots with a warning.
+
+Labels in other scripts (Hangul, Chinese characters ...) are drawn with an installed font that
+has their glyphs (``glyph_font``: a CJK font where the system has one); when no font has them,
+one warning says so (matplotlib's default font would draw empty boxes).
 """
 from __future__ import annotations
 
@@ -19,6 +23,56 @@ def _pyplot():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt
+
+
+# fonts tried first for text the default font cannot draw (the common CJK families)
+PREFERRED_FONTS = ("Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans KR", "NanumGothic",
+                   "Source Han Sans", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback",
+                   "Malgun Gothic", "AppleGothic", "Apple SD Gothic Neo", "MS Gothic", "SimHei", "Arial Unicode MS")
+_charmaps: dict = {}
+_warned_missing = False
+
+
+def _covers(path: str, chars: set) -> bool:
+    if path not in _charmaps:
+        try:
+            from matplotlib.ft2font import FT2Font
+
+            _charmaps[path] = frozenset(FT2Font(path).get_charmap())
+        except Exception:  # an unreadable font file is simply not a candidate
+            _charmaps[path] = frozenset()
+    return all(ord(c) in _charmaps[path] for c in chars)
+
+
+def glyph_font(texts: Sequence[str], candidates: Sequence[str] | None = None) -> str | None:
+    """Path of a font that can draw every character of ``texts``; None when matplotlib's default
+    font already can, or when no installed font can (then a warning, once per process).
+
+    ``candidates``: font file paths to try (default: matplotlib's font list, the families of
+    ``PREFERRED_FONTS`` first)."""
+    global _warned_missing
+    import warnings
+
+    from matplotlib import font_manager
+
+    chars = {c for text in texts for c in str(text) if not c.isspace()}
+    default = font_manager.findfont(font_manager.FontProperties())
+    if _covers(default, chars):
+        return None
+    if candidates is None:
+        entries = font_manager.fontManager.ttflist
+        ranked = sorted(entries, key=lambda f: PREFERRED_FONTS.index(f.name) if f.name in PREFERRED_FONTS
+                        else len(PREFERRED_FONTS))
+        candidates = [f.fname for f in ranked]
+    for path in candidates:
+        if _covers(path, chars):
+            return path
+    if not _warned_missing:
+        _warned_missing = True
+        missing = "".join(sorted(c for c in chars if not _covers(default, {c})))[:20]
+        warnings.warn(f"no installed font has glyphs for {missing!r}: plot labels in that script show as empty "
+                      f"boxes (install a CJK font, e.g. the fonts-noto-cjk package)", stacklevel=3)
+    return None
 
 
 def plot_curves(rows: Sequence[dict], path, keys: Sequence[str] = ("train_loss", "valid_loss"),
@@ -54,19 +108,23 @@ def plot_attention(weights, source_tokens: Sequence[str], target_tokens: Sequenc
         raise ValueError(f"attention weights of shape {weights.shape} do not match "
                          f"{len(target_tokens)} target and {len(source_tokens)} source tokens")
     plt = _pyplot()
+    from matplotlib.font_manager import FontProperties
+
+    font_path = glyph_font([*source_tokens, *target_tokens, title or ""])
+    font = {"fontproperties": FontProperties(fname=font_path)} if font_path else {}
     height = max(3.0, 0.3 * len(target_tokens) + 1.5)
     width = max(4.0, 0.3 * len(source_tokens) + 2.0)
     fig, ax = plt.subplots(figsize=(width, height), dpi=100)
     image = ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(len(source_tokens)))
-    ax.set_xticklabels(source_tokens, rotation=90)
+    ax.set_xticklabels(source_tokens, rotation=90, **font)
     ax.set_yticks(range(len(target_tokens)))
-    ax.set_yticklabels(target_tokens)
+    ax.set_yticklabels(target_tokens, **font)
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     if title:
         # long sentences: wrap the title to the figure's width (about 9 characters an inch)
-        ax.set_title(textwrap.fill(title, max(20, int(width * 9))), fontsize=10)
+        ax.set_title(textwrap.fill(title, max(20, int(width * 9))), fontsize=10, **font)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     path = Path(path)

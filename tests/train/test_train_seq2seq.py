@@ -8,7 +8,7 @@ def test_tiny_attention_model_learns_dates(tmp_path):
     # 1,200 training dates, GRU 32, Luong attention, 12 short epochs (about 2 s). Chance is
     # essentially 0% exact match; a model that learnt the formats gets most dates right.
     config = Seq2SeqConfig(generated="dates", n=1500, attention="luong", score="general", cell="gru",
-                           hidden=32, emb=16, epochs=12, batch=32, lr=0.01, progress=False)
+                           hidden=32, emb=16, epochs=12, batch=32, lr=0.01, lr_decay=1.0, progress=False)
     result = train_seq2seq(config, tmp_path / "run")
     assert result["exact_match"] > 0.5, result["examples"]
     assert result["token_accuracy"] > 0.9

@@ -4,7 +4,9 @@
     rnnlab eval runs/shakespeare --text other.txt    # + bits per character for char models
     rnnlab eval runs/dates --pairs test.tsv --beam 5 # seq2seq: exact match, token accuracy, BLEU
 
-The kind of run is read from RUN_DIR/config.json ("task").
+The kind of run is read from RUN_DIR/config.json ("task"). Every report names the checkpoint
+it read (``checkpoint``: best by ``checkpoint_metric``, or last) and its ``checkpoint_epoch``;
+a split with nothing to measure gives null figures. Progress bars only on a terminal.
 """
 from __future__ import annotations
 
@@ -35,9 +37,12 @@ def run(args):
             raise ValueError(f"{args.run_dir} is a seq2seq run: --text and --batch are for language models")
         result = evaluate_run(args.run_dir, pairs=args.pairs, split=args.split, beam=args.beam or 1,
                               length_penalty=args.length_penalty or 1.0, checkpoint=args.checkpoint)
+        if not result["n"]:
+            print(f"0 pairs from {result['pairs']}: nothing to measure (figures null); {_source(result)}")
+            return result
         print(f"{result['n']} pairs from {result['pairs']}: exact match {100 * result['exact_match']:.2f}%, "
               f"token accuracy {100 * result['token_accuracy']:.2f}%, BLEU {result['bleu']:.2f}, "
-              f"loss {result['loss']:.4f}")
+              f"loss {result['loss']:.4f}; {_source(result)}")
         return result
     if task != "lm":
         raise ValueError(f"{args.run_dir}/config.json names task {task!r}: expected 'lm' or 'seq2seq'")
@@ -48,8 +53,18 @@ def run(args):
 
     result = evaluate_lm(args.run_dir, split=args.split, text=args.text, batch=args.batch,
                          checkpoint=args.checkpoint, progress=False if args.no_progress else None)
+    if result["loss"] is None:
+        print(f"{result['split']}: no tokens to predict (figures null); {_source(result)}")
+        return result
     line = f"{result['split']}: perplexity {result['perplexity']:.2f}, loss {result['loss']:.4f} nats"
     if "bits_per_char" in result:
         line += f", {result['bits_per_char']:.3f} bits/char"
-    print(line + f" over {result['tokens']:,} tokens")
+    print(line + f" over {result['tokens']:,} tokens; {_source(result)}")
     return result
+
+
+def _source(result: dict) -> str:
+    """Which checkpoint the figures come from: "best checkpoint by valid_loss, epoch 3"."""
+    from ..train.config import describe_checkpoint
+
+    return describe_checkpoint(result)

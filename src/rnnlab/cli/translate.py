@@ -2,8 +2,15 @@
 
 Translates each text with the best model of a seq2seq run directory and prints one output per
 line; ``--plot`` saves the attention heatmap of the first text (attention models).
+
+    rnnlab translate runs/dates "september 27, 1994" "6/21/07"
+    rnnlab translate runs/ko-en --file sentences.txt     # one source a line (blank lines skipped)
+    cat sentences.txt | rnnlab translate runs/ko-en -    # "-" (or --file -): read stdin
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from ..train.seq2seq import translate
 
@@ -13,7 +20,8 @@ def register(ctx) -> None:
         "translate", parents=[ctx.common], help="translate text with a trained seq2seq run",
         description="Decode texts with the best checkpoint of a seq2seq run directory.")
     parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("texts", metavar="TEXT", nargs="+", help="source text(s)")
+    parser.add_argument("texts", metavar="TEXT", nargs="*", help="source text(s); '-' reads one a line from stdin")
+    parser.add_argument("--file", metavar="FILE", help="read source texts from FILE, one a line ('-': stdin)")
     parser.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     parser.add_argument("--length-penalty", type=float, default=1.0,
                         help="beam score = log p / length ** this (0: plain log p)")
@@ -21,10 +29,38 @@ def register(ctx) -> None:
     parser.set_defaults(func=run)
 
 
+def read_sources(texts, file=None, stdin=None) -> list[str]:
+    """The texts to translate: the arguments, with '-' standing for stdin's lines, then the
+    lines of ``file`` ('-': stdin). Blank lines are skipped; line ends are dropped."""
+    stdin = sys.stdin if stdin is None else stdin
+    sources = []
+    for text in texts:
+        sources.extend(_lines(stdin.read()) if text == "-" else [text])
+    if file is not None:
+        if file == "-":
+            sources.extend(_lines(stdin.read()))
+        else:
+            path = Path(file)
+            if not path.is_file():
+                raise FileNotFoundError(f"--file {file}: no such file")
+            try:
+                sources.extend(_lines(path.read_text(encoding="utf-8")))
+            except UnicodeDecodeError as err:
+                raise ValueError(f"--file {file} is not valid UTF-8 (byte {err.start})") from err
+    return sources
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
+
+
 def run(args) -> dict:
     if args.beam < 1:
         raise ValueError(f"--beam must be at least 1, got {args.beam}")
-    results = translate(args.run_dir, args.texts, beam=args.beam, plot=args.plot,
+    sources = read_sources(args.texts, args.file)
+    if not sources:
+        raise ValueError("nothing to translate: give TEXT arguments, --file FILE, or '-' for stdin")
+    results = translate(args.run_dir, sources, beam=args.beam, plot=args.plot,
                         length_penalty=args.length_penalty)
     for r in results:
         print(r["translation"])

@@ -10,7 +10,8 @@ activations with the memory available before training allocates it. ``swap=True`
 
 Tokens are characters (``level="char"``) or words (``level="word"``: runs of letters/digits
 and single punctuation marks, so ``"Qu'est-ce ?"`` -> ``Qu ' est - ce ?``); ``detokenize``
-undoes either so that BLEU is computed on ordinary text.
+undoes either so that BLEU is computed on ordinary text. The two sides may use different
+levels (``PairData(..., level="char", tgt_level="word")``: Korean characters -> English words).
 
 Batches (``batches``): right-padded with id 0, sorted into buckets of similar source length so
 little compute goes to padding. Each ``Batch`` carries
@@ -181,16 +182,18 @@ class PairData:
 
     ``PairData.build(pairs, level)`` makes the vocabularies from these pairs (use it on the
     training split); ``PairData(pairs, src_vocab, tgt_vocab, level)`` encodes other splits with
-    existing vocabularies (unknown tokens become ``<unk>``).
+    existing vocabularies (unknown tokens become ``<unk>``). ``level`` is the source's token
+    level and, unless ``tgt_level`` is given, the target's (``src_level``, ``tgt_level``).
     """
 
     def __init__(self, pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: Vocab,
-                 level: str = "char", lower: bool = False):
+                 level: str = "char", lower: bool = False, tgt_level: str | None = None):
         self.pairs = list(pairs)
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
-        self.level, self.lower = level, lower
-        self.src_tokens = [tokenize(s, level, lower) for s, _ in self.pairs]
-        self.tgt_tokens = [tokenize(t, level, lower) for _, t in self.pairs]
+        self.src_level, self.tgt_level, self.lower = level, tgt_level or level, lower
+        self.level = self.tgt_level  # what outputs are detokenized with
+        self.src_tokens = [tokenize(s, self.src_level, lower) for s, _ in self.pairs]
+        self.tgt_tokens = [tokenize(t, self.tgt_level, lower) for _, t in self.pairs]
         self.src_ids = [src_vocab.encode(t) for t in self.src_tokens]
         self.tgt_ids = [tgt_vocab.encode(t) for t in self.tgt_tokens]
         empty = [i for i, s in enumerate(self.src_ids) if not s]
@@ -199,12 +202,12 @@ class PairData:
 
     @classmethod
     def build(cls, pairs, level: str = "char", lower: bool = False, min_freq: int = 1,
-              max_vocab: int | None = None) -> "PairData":
+              max_vocab: int | None = None, tgt_level: str | None = None) -> "PairData":
         src = [tokenize(s, level, lower) for s, _ in pairs]
-        tgt = [tokenize(t, level, lower) for _, t in pairs]
+        tgt = [tokenize(t, tgt_level or level, lower) for _, t in pairs]
         src_vocab = Vocab.build(src, min_freq=min_freq, max_size=max_vocab)
         tgt_vocab = Vocab.build(tgt, min_freq=min_freq, max_size=max_vocab)
-        return cls(pairs, src_vocab, tgt_vocab, level, lower)
+        return cls(pairs, src_vocab, tgt_vocab, level, lower, tgt_level=tgt_level)
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -40,7 +40,7 @@ from ..metrics import bits_per_char, perplexity
 from ..models.lm import LanguageModel
 from ..optim import StepDecay
 from ..optim import get as get_optimizer
-from .config import TaskConfig
+from .config import TaskConfig, checkpoint_of, checkpoint_source
 from .loop import Callback, RunDir, Task, TrainResult, Trainer, resumed_config
 from .run import atomic_write_text
 
@@ -69,15 +69,19 @@ class LMConfig(TaskConfig):
     variational: bool = False          # one dropout mask per sequence, shared over time
     tie_weights: bool = False          # output layer = embedding matrix (needs emb == hidden)
     init_scale: float | None = 0.1     # every weight ~ U(-s, s); None: Keras defaults
-    # optimization
-    optimizer: str = "sgd"             # sgd | adam | adamw
-    lr: float = 1.0
-    lr_decay: float = 0.5              # multiply lr by this after each epoch >= decay_start
+    # optimization. Left at None, the optimizer follows the token level (word: sgd, char: adam;
+    # the README's "Defaults" measured both), and lr, lr_decay and sum_over_time take the
+    # optimizer's own defaults (OPTIMIZER_DEFAULTS); all are filled in when the config is made.
+    optimizer: str | None = None       # sgd | adam | adamw
+    lr: float | None = None            # sgd 1.0, adam/adamw 2e-3
+    lr_decay: float | None = None      # multiply lr by this after each epoch >= decay_start (sgd 0.5, adam 1)
     decay_start: int = 4
     clip: float | None = 5.0           # global gradient-norm clipping (0 or None: off)
     # Zaremba et al.'s loss is summed over the window's steps and averaged over the batch, so
     # its gradient is bptt times that of the per-token mean; their lr 1 and clip 5 assume it.
-    sum_over_time: bool = False
+    # None: True under SGD (lr 1 then means what the paper's does), False under Adam (which
+    # divides the scale out anyway, so the summed loss would only change what clip 5 cuts).
+    sum_over_time: bool | None = None
     bptt: int = 20                     # truncated-BPTT window (unroll length)
     batch: int = 20                    # parallel streams
     epochs: int = 13
@@ -89,6 +93,34 @@ class LMConfig(TaskConfig):
     max_minutes: float | None = None       # stop (validate, save) once this much training time passed
     patience: int | None = None            # stop after this many epochs without a better valid loss
     preset: str | None = None
+
+    def __post_init__(self):
+        if self.optimizer is None:
+            self.optimizer = "adam" if self.token_level() == "char" else "sgd"
+        if self.optimizer in OPTIMIZER_DEFAULTS:
+            for key, value in OPTIMIZER_DEFAULTS[self.optimizer].items():
+                if getattr(self, key) is None:
+                    setattr(self, key, value)
+
+    def token_level(self) -> str:
+        """The level the corpus is read at: ``level``, else the data's own (a ``text`` file and
+        Tiny Shakespeare: characters; PTB: words)."""
+        if self.level is not None:
+            return self.level
+        if self.text is not None or corpora.DATASET_ALIASES.get((self.dataset or "").lower()) == "shakespeare":
+            return "char"
+        return "word"
+
+
+# Measured defaults per optimizer (README, "Defaults"): SGD as Zaremba et al. (lr 1 on the loss
+# summed over the window, halved after every epoch from the 4th); Adam at 2e-3 on the per-token
+# mean with a constant rate (a halving schedule made for SGD starves Adam within a few epochs).
+# At word level SGD did better (PTB, 2 epochs), at character level Adam (Tiny Shakespeare).
+OPTIMIZER_DEFAULTS = {
+    "sgd": dict(lr=1.0, lr_decay=0.5, sum_over_time=True),
+    "adam": dict(lr=2e-3, lr_decay=1.0, sum_over_time=False),
+    "adamw": dict(lr=2e-3, lr_decay=1.0, sum_over_time=False),
+}
 
 
 PRESETS = {
@@ -110,13 +142,22 @@ PRESETS = {
 
 
 def make_config(preset: str | None = None, **overrides) -> LMConfig:
-    """LMConfig from the defaults, then a preset, then the overrides that are not None."""
+    """LMConfig from the defaults, then a preset, then the overrides that are not None.
+
+    An override of the optimizer drops the preset's optimizer-bound values (lr, lr_decay,
+    sum_over_time) that were not overridden too: ``--preset zaremba-small --optimizer adam``
+    trains at Adam's default rate, not at SGD's lr 1. Without a preset or an optimizer, the
+    token level chooses it (``LMConfig.token_level``: word sgd, char adam)."""
     values = {}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
         values.update(PRESETS[preset], preset=preset)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+        if overrides.get("optimizer", values.get("optimizer")) != values.get("optimizer"):
+            for key in OPTIMIZER_DEFAULTS["sgd"]:
+                values.pop(key, None)
+    values.update(overrides)
     return LMConfig.from_dict(values)
 
 
@@ -146,7 +187,11 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
 
     The state starts from zeros and is carried across windows (``carry_state=False`` resets it
     before every window instead: what a model without truncated BPTT would see). Dropout off.
+    Too few tokens to predict anything: loss and perplexity None (not measured), tokens 0.
     """
+    if len(ids) < 2:
+        return {"loss": None, "perplexity": None, "tokens": 0}
+    batch = min(batch, max(1, (len(ids) - 1) // 2))
     batches = BPTTBatches(ids, batch, bptt)
     loss_fn = SoftmaxCrossEntropy()
     was_training = model.training
@@ -163,6 +208,8 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
     finally:
         model.reset_states()
         model.train(was_training)
+    if count == 0:
+        return {"loss": None, "perplexity": None, "tokens": 0}
     mean = total / count
     return {"loss": mean, "perplexity": perplexity(mean), "tokens": count}
 
@@ -177,6 +224,30 @@ def _bar(iterable, progress: bool | None, **kwargs):
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def looks_like_words(text: str) -> bool:
+    """Whether ``text`` looks like a word-level corpus (PTB / WikiText style): it holds
+    ``<unk>`` tokens, or nearly all its punctuation stands apart between spaces (" , ")."""
+    if "<unk>" in text:
+        return True
+    marks = [i for i, ch in enumerate(text) if ch in ",.;:!?"]
+    if len(marks) < 20:
+        return False
+    spaced = sum(1 for i in marks if (i == 0 or text[i - 1] == " ")
+                 and (i + 1 == len(text) or text[i + 1] in " \n"))
+    return spaced >= 0.8 * len(marks)
+
+
+def level_notice(path) -> str:
+    """What ``--text`` without ``--level`` trains on (characters), said before training starts;
+    a warning when the text looks tokenized into words."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        head = f.read(1_000_000)
+    if looks_like_words(head):
+        return (f"warning: {path} looks like a word-level corpus (<unk> tokens or spaced punctuation), but "
+                f"--text without --level trains at character level; give --level word for words")
+    return f"rnnlab train lm: --text without --level: character level (--level word for words)"
 
 
 # ---- the task -----------------------------------------------------------------------------
@@ -199,6 +270,8 @@ class LMTask(Task):
     def setup(self) -> None:
         config = self.config
         if self.corpus is None:
+            if config.text is not None and config.level is None:
+                _log(level_notice(config.text))
             self.corpus = load_corpus(config)
         _log(f"rnnlab train lm: {self.corpus.summary()}")
         self.batches = BPTTBatches(self.corpus.train, config.batch, config.bptt)
@@ -206,8 +279,10 @@ class LMTask(Task):
         self.model = build_model(config, len(self.corpus.vocab))
         self.optimizer = build_optimizer(config)
         self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
+        loss = "summed over the window" if config.sum_over_time else "mean per token"
+        decay = f", x{config.lr_decay:g} per epoch from epoch {config.decay_start + 1}" if config.lr_decay != 1 else ""
         _log(f"rnnlab train lm: {self.model.count_params():,} parameters, {len(self.batches)} windows of "
-             f"{config.batch} x {config.bptt} per epoch, {config.optimizer} lr {config.lr:g}")
+             f"{config.batch} x {config.bptt} per epoch, {config.optimizer} lr {config.lr:g}{decay} (loss {loss})")
 
     @property
     def level(self) -> str:
@@ -262,8 +337,10 @@ class LMTask(Task):
         self.model.set_states(state.get("carried"))
 
     def final_metrics(self, history: list[dict]) -> dict:
-        """Valid and test figures of the (best) model: state carried, ``eval_batch`` streams."""
-        return evaluate_corpus(self.model, self.corpus, self.config, progress=self.progress)
+        """Valid and test figures of the (best) model: state carried, ``eval_batch`` streams;
+        ``checkpoint``, ``checkpoint_metric``, ``checkpoint_epoch`` say which model that is."""
+        source, _ = checkpoint_source(history, self.monitor, self.mode)
+        return {**evaluate_corpus(self.model, self.corpus, self.config, progress=self.progress), **source}
 
     def describe_epoch(self, row: dict) -> str:
         return (f"train ppl {row['train_ppl']:.2f}, valid ppl {row['valid_ppl']:.2f} (loss "
@@ -339,10 +416,11 @@ def _absolute_paths(config: LMConfig) -> LMConfig:
 # ---- evaluation and sampling --------------------------------------------------------------
 
 
-def _figures(loss: float, tokens: int, level: str) -> dict:
-    out = {"loss": loss, "perplexity": perplexity(loss), "tokens": tokens}
+def _figures(loss: float | None, tokens: int, level: str) -> dict:
+    """Loss, perplexity (and bits per character); None for each when nothing was measured."""
+    out = {"loss": loss, "perplexity": perplexity(loss) if loss is not None else None, "tokens": tokens}
     if level == "char":
-        out["bits_per_char"] = bits_per_char(loss)
+        out["bits_per_char"] = bits_per_char(loss) if loss is not None else None
     return out
 
 
@@ -359,12 +437,18 @@ def evaluate_corpus(model, corpus: corpora.Corpus, config: LMConfig, progress: b
     result = {**_figures(test["loss"], test["tokens"], corpus.level), "split": "test",
               "valid_loss": valid["loss"], "valid_perplexity": valid["perplexity"]}
     if corpus.level == "char":
-        result["valid_bits_per_char"] = bits_per_char(valid["loss"])
+        result["valid_bits_per_char"] = bits_per_char(valid["loss"]) if valid["loss"] is not None else None
     return result
 
 
 def load_run(run_dir, checkpoint: str = "best"):
     """(config, vocab, model) of a finished or running language-model run."""
+    config, vocab, loaded, _ = _load_run(run_dir, checkpoint)
+    return config, vocab, loaded.model
+
+
+def _load_run(run_dir, checkpoint: str = "best"):
+    """(config, vocab, loaded checkpoint, "best" or "last": the one actually read)."""
     run = RunDir(run_dir, create=False)
     stored = run.read_config()
     if stored.get("task") != "lm":
@@ -377,18 +461,22 @@ def load_run(run_dir, checkpoint: str = "best"):
         if not other.exists():
             raise FileNotFoundError(f"{run.path} holds no checkpoint yet (best.npz / last.npz)")
         path = other
-    model = load_checkpoint(path).model
+    loaded = load_checkpoint(path)
+    model = loaded.model
     if getattr(model, "vocab_size", len(vocab)) != len(vocab):
         raise ValueError(f"{run.path / 'vocab.json'} holds {len(vocab)} tokens but the model of {path} predicts "
                          f"{model.vocab_size}: the vocabulary does not belong to this run")
-    return config, vocab, model
+    return config, vocab, loaded, "best" if path == run.best_path else "last"
 
 
 def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = None,
                 checkpoint: str = "best", progress: bool = False) -> dict:
     """Perplexity, loss, tokens (and bits per character) of a run's model on a split of its
-    corpus or on another UTF-8 ``text`` file (tokenized with the run's level and vocabulary)."""
-    config, vocab, model = load_run(run_dir, checkpoint)
+    corpus or on another UTF-8 ``text`` file (tokenized with the run's level and vocabulary),
+    with ``checkpoint`` (the one read: "best" by ``checkpoint_metric``, or "last") and its
+    ``checkpoint_epoch``."""
+    config, vocab, loaded, which = _load_run(run_dir, checkpoint)
+    model = loaded.model
     level = config.level
     if text is not None:
         ids = corpora.encode(corpora.tokenize_lines(corpora.read_text(text), level), vocab)
@@ -406,7 +494,8 @@ def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = Non
     if len(ids) // batch < 2:
         batch = 1
     result = evaluate(model, ids, batch, config.bptt, progress=progress, desc=source)
-    return {**_figures(result["loss"], result["tokens"], level), "split": source}
+    return {**_figures(result["loss"], result["tokens"], level), "split": source,
+            **checkpoint_of(loaded.state, which)}
 
 
 def sample_lm(run_dir, prime: str = "", length: int = 200, temperature: float = 1.0,
