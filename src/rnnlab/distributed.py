@@ -42,8 +42,10 @@ helper is a no-op that returns its input, and mpi4py is never imported.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
+import io
 import dataclasses
 import hashlib
 import os
@@ -453,19 +455,44 @@ def fail_fast():
 
 
 @contextlib.contextmanager
-def quiet_ranks():
-    """Run a block with the stdout and stderr of every rank but the writer sent to /dev/null,
-    so a command prints its logs, results and ``--json`` line once. The error that aborts a
-    job still reaches the terminal from any rank (``abort`` writes to the real stderr). In a
+def quiet_ranks(keep_lines: int = 20):
+    """Run a block with the stdout and stderr of every rank but the writer held back, so a
+    command prints its logs, results and ``--json`` line once. When an exception (or a
+    non-zero exit) leaves the block on such a rank, the last ``keep_lines`` lines it wrote go
+    to the real stderr first: the error that takes the job down is shown from any rank. In a
     single process, or with ``RNNLAB_MPI_QUIET=0``, nothing changes."""
     w = world()
     if not w.distributed or w.is_writer or os.environ.get("RNNLAB_MPI_QUIET", "").strip() == "0":
         yield
         return
-    saved = sys.stdout, sys.stderr
-    with open(os.devnull, "w") as devnull:
-        sys.stdout = sys.stderr = devnull
-        try:
-            yield
-        finally:
-            sys.stdout, sys.stderr = saved
+    saved, held = (sys.stdout, sys.stderr), _Tail(keep_lines)
+    sys.stdout = sys.stderr = held
+    try:
+        yield
+    except BaseException as e:
+        if not (isinstance(e, SystemExit) and e.code in (None, 0)):
+            real = sys.__stderr__ or saved[1]
+            real.write("".join(f"[rank {w.rank}] {line}\n" for line in held.lines))
+            real.flush()
+        raise
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+class _Tail(io.TextIOBase):
+    """A text stream that keeps only its last ``n`` lines (what ``quiet_ranks`` holds back)."""
+
+    def __init__(self, n: int):
+        self.lines: collections.deque = collections.deque(maxlen=n)
+        self._open = ""
+
+    def write(self, text: str) -> int:
+        *done, self._open = (self._open + text).split("\n")
+        self.lines.extend(line for line in done if line.strip())
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False

@@ -420,7 +420,7 @@ class Trainer:
     def _step(self, batch, where: str) -> tuple[float, int]:
         task, model = self.task, self.task.model
         if self.world.distributed:
-            loss, count = self._train_shard(task.shard_batch(batch))
+            loss, count = self._train_shard(batch)
         else:
             loss, count = task.train_step(batch)
         loss, count = self.reduce_gradients(model.grads, loss, count)
@@ -431,15 +431,15 @@ class Trainer:
         return float(loss), int(count)
 
     # -- data parallel ----------------------------------------------------------------------------
-    def _train_shard(self, shard) -> tuple[float, int]:
-        """``train_step`` on this rank's rows; a rank left without rows (a batch smaller than
-        the job) adds a zero gradient and a zero count to the all-reduce."""
+    def _train_shard(self, batch) -> tuple[float, int]:
+        """``train_step`` on this rank's rows of ``batch``; a rank left without rows (a batch
+        smaller than the job) adds a zero gradient and a zero count to the all-reduce."""
         task, model = self.task, self.task.model
+        shard = task.shard_batch(batch)
         if dist.batch_rows(shard) != 0:
             return task.train_step(shard)
-        if not model.params:
-            raise ValueError(f"a first {task.unit} with fewer rows than the {self.world.size} processes: "
-                             f"use a larger batch or fewer processes")
+        if not model.params:  # a model that builds on its first forward: build it, as the others do
+            task.train_step(batch)
         for g in model.grads:
             g[...] = 0
         return 0.0, 0
