@@ -21,18 +21,9 @@ One optimizer step (``Trainer._step``)::
 Only a writer (``is_writer``: rank 0 of a data-parallel run) writes files; every rank reads
 the checkpoint it resumes from.
 
-**Data parallel** (``mpiexec -n N``; ``distributed.py``). The loop does it for every task:
-each step it takes this rank's rows of the global batch (``Task.shard_batch``, by default
-``dist.shard_batch``: arrays on axis 0, tuples / dicts / dataclasses of them), runs
-``train_step`` on them, and ``reduce_gradients`` averages the gradients over the ranks weighted
-by each rank's count (one ``Allreduce``; the loss and count it logs are the global ones), so
-the optimizer steps identically everywhere. Rank 0 alone writes files, logs and progress; a
-checkpoint is assembled on every rank (``Task.state_dict`` may gather: the LM's carried state)
-and written by rank 0. Dropout generators are reseeded per rank (``dist.rank_seed(layer seed,
-rank, step)``); checkpoints hold every rank's generator states, so a resume with the same N is
-exact and one with another N is well defined. A task's ``validate``/``final_metrics`` run on
-every rank: on the whole split they are right as they are; to split the work, a task shards
-its evaluation data and reduces (``dist.allreduce_sum``, ``dist.allgather_list``).
+**Data parallel** (``mpiexec -n N``): each step takes this rank's rows of the batch
+(``Task.shard_batch``), ``reduce_gradients`` averages the gradients weighted by the ranks'
+counts, so every rank steps identically; rank 0 alone writes and logs (train/parallel.py).
 """
 from __future__ import annotations
 
@@ -44,6 +35,7 @@ from dataclasses import dataclass, field
 from .. import distributed as dist
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..optim import clip_grad_norm
+from . import parallel
 from .run import RunDir, RunLocked  # noqa: F401  (RunDir is part of this module's interface)
 
 
@@ -302,7 +294,8 @@ class Trainer:
             self.history = self.run.read_metrics()[:pos["rows"]] if resume else []
         self.pos = pos
         if self.world.distributed:
-            self._start_ranks(pos)
+            parallel.start_ranks(model, list(_walk(model)), self.world.rank, pos["step"],
+                                 getattr(self, "_rank_rng_restored", False))
         self._t0, self._wall_before = time.perf_counter(), pos["wall_s"]
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -420,7 +413,7 @@ class Trainer:
     def _step(self, batch, where: str) -> tuple[float, int]:
         task, model = self.task, self.task.model
         if self.world.distributed:
-            loss, count = self._train_shard(batch)
+            loss, count = parallel.train_shard(task, batch, self.world.size)
         else:
             loss, count = task.train_step(batch)
         loss, count = self.reduce_gradients(model.grads, loss, count)
@@ -429,36 +422,6 @@ class Trainer:
         check_finite_loss(norm, f"{where} (gradient norm)")
         task.optimizer.step(model.params, model.grads)
         return float(loss), int(count)
-
-    # -- data parallel ----------------------------------------------------------------------------
-    def _train_shard(self, batch) -> tuple[float, int]:
-        """``train_step`` on this rank's rows of ``batch``; a rank left without rows (a batch
-        smaller than the job) adds a zero gradient and a zero count to the all-reduce."""
-        task, model = self.task, self.task.model
-        shard = task.shard_batch(batch)
-        if dist.batch_rows(shard) != 0:
-            return task.train_step(shard)
-        if not model.params:  # a model that builds on its first forward: build it, as the others do
-            task.train_step(batch)
-        for g in model.grads:
-            g[...] = 0
-        return 0.0, 0
-
-    def _start_ranks(self, pos: dict) -> None:
-        """Before the first step of a data-parallel fit: every rank takes rank 0's weights
-        (a model that builds lazily is built from the same seed on every rank), and the
-        dropout generators of ranks other than 0 are reseeded from (layer seed, rank, step),
-        unless ``_restore`` gave each rank its own saved generators."""
-        model = self.task.model
-        if model.params:
-            dist.broadcast_(model.params)
-        if not getattr(self, "_rank_rng_restored", False) and self.world.rank > 0:
-            from .. import backend
-
-            for layer in _walk(model):
-                if hasattr(layer, "_generator"):
-                    layer._gen = backend.xp.random.default_rng(
-                        dist.rank_seed(getattr(layer, "seed", None), self.world.rank, pos["step"]))
 
     def _validate(self) -> dict:
         model = self.task.model
@@ -523,7 +486,8 @@ class Trainer:
         if task.schedule is not None and state.get("schedule") is not None:
             task.schedule.load_state_dict(state["schedule"])
         ranks = state.get("rng_ranks")
-        self._rank_rng_restored = ranks is not None and len(ranks) == self.world.size
+        self._rank_rng_restored = ranks is not None and len(ranks) == self.world.size and \
+            ranks[self.world.rank] is not None  # None: CuPy, whose generators keep no state
         set_dropout_rng_state(model, ranks[self.world.rank] if self._rank_rng_restored else state.get("rng"))
         task.load_state_dict(state.get("task") or {})
         pos = {k: state.get(k, pos[k]) for k in pos}
