@@ -189,6 +189,20 @@ def test_resume_with_another_number_of_processes(tmp_path, runner, corpus, first
     assert abs(json_line(resumed)["loss"] - final["loss"]) < TOL
 
 
+def test_time_budget_stops_every_rank_together_and_resumes(tmp_path, runner, corpus):
+    """``--max-minutes`` is read from each rank's own clock, so the ranks agree on stopping
+    (else one would validate while the other waits in a gradient all-reduce): the job ends
+    cleanly with a partial epoch, and ``--resume`` with a larger budget ends at the numbers of
+    an uninterrupted single-process run."""
+    require_mpi()
+    whole, budget = tmp_path / "whole", tmp_path / "budget"
+    rnnlab(runner, *lm_args(corpus, whole))
+    stopped = rnnlab(runner, *lm_args(corpus, budget, "--max-minutes", "0.0001"), n=2)
+    assert "time budget" in stopped.stderr and metrics(budget)[-1].get("partial")
+    rnnlab(runner, *resume_args(budget), "--max-minutes", "100", n=2)
+    assert_same(metrics(whole), metrics(budget), LM_KEYS)
+
+
 def test_dropout_is_per_rank_and_reproducible(tmp_path, runner, corpus):
     """With dropout, each rank draws its own masks (seeded by layer seed, rank and step): two
     ranks then differ from one process, but two runs on two ranks agree, and a run killed and

@@ -251,6 +251,13 @@ def allgather_list(items) -> list:
     return [x for part in w.comm.allgather(list(items)) for x in part]
 
 
+def any_rank(*flags) -> tuple:
+    """For each flag, whether it is true on any rank (one small ``Allreduce``): decisions taken
+    from a rank's own clock (a time budget, a checkpoint every 60 s) must be the same on every
+    rank, since collectives follow them."""
+    return tuple(bool(v > 0) for v in allreduce_sum([bool(f) for f in flags]))
+
+
 def barrier() -> None:
     """Wait until every rank gets here (e.g. before the ranks read a file rank 0 just wrote)."""
     w = world()

@@ -313,8 +313,11 @@ class Trainer:
         return self._wall_before + time.perf_counter() - self._t0
 
     def _budget_left(self) -> bool:
-        return (self.max_minutes is None or self.wall() < 60.0 * self.max_minutes
+        left = (self.max_minutes is None or self.wall() < 60.0 * self.max_minutes
                 or self.pos["step"] == 0)
+        if self.world.distributed and self.max_minutes is not None:  # clocks differ: all stop together
+            left = not dist.any_rank(not left)[0]
+        return left
 
     def _epoch(self) -> str | None:
         """One epoch (or its rest, after a resume); returns why training stops, or None."""
@@ -349,6 +352,8 @@ class Trainer:
                 break
             due = (pos["batch"] % self.checkpoint_every == 0) if self.checkpoint_every else \
                 (time.perf_counter() - last_save >= self.checkpoint_seconds)
+            if self.world.distributed and not self.checkpoint_every:  # saving is collective
+                due = dist.any_rank(due)[0]
             if due and pos["batch"] < n:
                 self._save_last()
                 last_save = time.perf_counter()
