@@ -42,7 +42,11 @@ helper is a no-op that returns its input, and mpi4py is never imported.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
+import io
+import dataclasses
 import hashlib
 import os
 import sys
@@ -169,6 +173,103 @@ def shard(*arrays, rank: int | None = None, size: int | None = None, allow_empty
     rows = rows_of(n, rank, size, allow_empty)
     out = tuple(None if a is None else a[rows] for a in arrays)
     return out[0] if len(arrays) == 1 else out
+
+
+def _is_rows(a) -> bool:
+    """An array with a leading (row) axis (NumPy or CuPy)."""
+    return hasattr(a, "shape") and hasattr(a, "__getitem__") and len(getattr(a, "shape", ())) > 0
+
+
+def _parts(batch):
+    """The items of a container batch (tuple, dict, dataclass), or None for a leaf."""
+    if isinstance(batch, tuple):
+        return list(batch)
+    if isinstance(batch, dict):
+        return list(batch.values())
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        return [getattr(batch, f.name) for f in dataclasses.fields(batch)]
+    return None
+
+
+def batch_rows(batch) -> int | None:
+    """The number of rows (examples) of a batch: the leading axis of its first array, or the
+    length of its first list (``shard_batch`` says what a batch may be); None when it holds
+    neither."""
+    if _is_rows(batch) or isinstance(batch, list):
+        return len(batch) if isinstance(batch, list) else int(batch.shape[0])
+    for item in _parts(batch) or ():
+        n = batch_rows(item)
+        if n is not None:
+            return n
+    return None
+
+
+def _take(item, rows: slice, n: int):
+    if (_is_rows(item) and int(item.shape[0]) == n) or (isinstance(item, list) and len(item) == n):
+        return item[rows]
+    parts = _parts(item)
+    if parts is None:
+        return item  # a scalar, None, or an array of another length: the same for every rank
+    taken = [_take(p, rows, n) for p in parts]
+    if isinstance(item, dict):
+        return dict(zip(item.keys(), taken))
+    if isinstance(item, tuple):
+        return type(item)(*taken) if hasattr(item, "_fields") else tuple(taken)
+    out = copy.copy(item)  # a dataclass
+    for f, value in zip(dataclasses.fields(item), taken):
+        object.__setattr__(out, f.name, value)
+    return out
+
+
+def shard_batch(batch, rank: int | None = None, size: int | None = None, allow_empty: bool = True):
+    """This rank's rows (``rows_of``) of a global batch of the usual kinds: an array (rows on
+    axis 0), or a tuple / NamedTuple / dict / dataclass of arrays and per-example lists, nested.
+    Every array whose leading axis, and every list whose length, is the batch's row count
+    (``batch_rows``) is cut; anything else (scalars, None, arrays of another length) is passed
+    on whole. The training loop calls it (``Task.shard_batch``) for every task: a task whose
+    batch is laid out otherwise (time-major, say) overrides ``Task.shard_batch``.
+
+    ``allow_empty`` (default): a batch with fewer rows than processes gives the last ranks
+    zero rows (the loop then adds zeros to the all-reduce). In a single process: ``batch``.
+    """
+    if size is None and not world().distributed:
+        return batch
+    n = batch_rows(batch)
+    if n is None:
+        raise ValueError(f"shard_batch: cannot find the rows of a {type(batch).__name__} batch (an array, or "
+                         f"a tuple / dict / dataclass of arrays): override Task.shard_batch")
+    return _take(batch, rows_of(n, rank, size, allow_empty), n)
+
+
+def allgather_list(items) -> list:
+    """Every rank's ``items`` (a list), concatenated in rank order, on every rank: the inverse
+    of taking ``rows_of`` a list, e.g. the decoded outputs of each rank's share of the
+    validation pairs. Pickled: for evaluation results, not every step."""
+    w = world()
+    if not w.distributed:
+        return list(items)
+    return [x for part in w.comm.allgather(list(items)) for x in part]
+
+
+def any_rank(*flags) -> tuple:
+    """For each flag, whether it is true on any rank (one small ``Allreduce``): decisions taken
+    from a rank's own clock (a time budget, a checkpoint every 60 s) must be the same on every
+    rank, since collectives follow them."""
+    return tuple(bool(v > 0) for v in allreduce_sum([bool(f) for f in flags]))
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (e.g. before the ranks read a file rank 0 just wrote)."""
+    w = world()
+    if w.distributed:
+        w.comm.Barrier()
+
+
+def rank_seed(seed, *keys) -> int:
+    """A 63-bit seed derived from ``seed`` and ``keys`` (rank, step ...): the same numbers give
+    the same seed in every run, different ranks get independent streams (``SeedSequence``)."""
+    entropy = [0 if seed is None else int(seed)] + [int(k) for k in keys]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def allgather_rows(x):
@@ -309,8 +410,9 @@ def abort(message: str, code: int = 1) -> None:
     if not w.distributed:
         print(f"rnnlab: {line}", file=sys.stderr, flush=True)
         raise SystemExit(code)
+    # the real stderr: a rank that is not the writer may have sys.stderr silenced (quiet_ranks)
     print(f"rnnlab: rank {w.rank} of {w.size}: {line}; aborting all {w.size} processes",
-          file=sys.stderr, flush=True)
+          file=sys.__stderr__ or sys.stderr, flush=True)
     sys.stdout.flush()
     w.comm.Abort(code)
 
@@ -355,5 +457,49 @@ def fail_fast():
     except KeyboardInterrupt:
         abort("interrupted", 130)
     except BaseException as e:  # noqa: BLE001 - any error must take the job down, not hang it
-        traceback.print_exc(file=sys.stderr)
+        traceback.print_exc(file=sys.__stderr__ or sys.stderr)
         abort(f"{type(e).__name__}: {e}", 1)
+
+
+@contextlib.contextmanager
+def quiet_ranks(keep_lines: int = 20):
+    """Run a block with the stdout and stderr of every rank but the writer held back, so a
+    command prints its logs, results and ``--json`` line once. When an exception (or a
+    non-zero exit) leaves the block on such a rank, the last ``keep_lines`` lines it wrote go
+    to the real stderr first: the error that takes the job down is shown from any rank. In a
+    single process, or with ``RNNLAB_MPI_QUIET=0``, nothing changes."""
+    w = world()
+    if not w.distributed or w.is_writer or os.environ.get("RNNLAB_MPI_QUIET", "").strip() == "0":
+        yield
+        return
+    saved, held = (sys.stdout, sys.stderr), _Tail(keep_lines)
+    sys.stdout = sys.stderr = held
+    try:
+        yield
+    except BaseException as e:
+        if not (isinstance(e, SystemExit) and e.code in (None, 0)):
+            real = sys.__stderr__ or saved[1]
+            real.write("".join(f"[rank {w.rank}] {line}\n" for line in held.lines))
+            real.flush()
+        raise
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+class _Tail(io.TextIOBase):
+    """A text stream that keeps only its last ``n`` lines (what ``quiet_ranks`` holds back)."""
+
+    def __init__(self, n: int):
+        self.lines: collections.deque = collections.deque(maxlen=n)
+        self._open = ""
+
+    def write(self, text: str) -> int:
+        *done, self._open = (self._open + text).split("\n")
+        self.lines.extend(line for line in done if line.strip())
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False

@@ -52,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command; the exit status. Under ``mpiexec -n N`` every rank runs it inside
+    ``distributed.fail_fast`` (a failure on one rank, a user's mistake included, aborts the
+    whole job rather than leaving the others waiting) with only rank 0's output shown."""
+    from .. import distributed as dist  # imports mpi4py only under mpiexec
+
+    with dist.fail_fast(), dist.quiet_ranks():
+        code = _run(argv)
+        if code and dist.world().distributed:
+            raise SystemExit(code)  # fail_fast: end every rank with this code
+    return code
+
+
+def _run(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

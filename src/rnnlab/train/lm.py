@@ -30,6 +30,7 @@ import math
 import sys
 from dataclasses import dataclass
 
+from .. import distributed as dist
 from .. import initializers
 from ..checkpoint import load_checkpoint
 from ..data import corpora
@@ -188,6 +189,8 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
     The state starts from zeros and is carried across windows (``carry_state=False`` resets it
     before every window instead: what a model without truncated BPTT would see). Dropout off.
     Too few tokens to predict anything: loss and perplexity None (not measured), tokens 0.
+    Under mpiexec each rank reads its share of the ``batch`` streams (none when there are
+    fewer streams than ranks) and the sums are reduced: every rank returns the global figures.
     """
     if len(ids) < 2:
         return {"loss": None, "perplexity": None, "tokens": 0}
@@ -200,6 +203,9 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
     total, count = 0.0, 0
     try:
         for x, y in _bar(batches, progress, desc=desc, unit="win"):
+            x, y = dist.shard(x, y, allow_empty=True)  # this rank's streams (all of them alone)
+            if x.shape[0] == 0:
+                continue
             if not carry_state:
                 model.reset_states()
             loss = loss_fn.forward(model.forward(x), y)
@@ -208,6 +214,8 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
     finally:
         model.reset_states()
         model.train(was_training)
+    total, count = dist.allreduce_sum([total, count])
+    count = int(count)
     if count == 0:
         return {"loss": None, "perplexity": None, "tokens": 0}
     mean = total / count
@@ -331,10 +339,15 @@ class LMTask(Task):
         return {"train_ppl": perplexity(mean_loss), "tokens": count, "tokens_per_s": count / max(seconds, 1e-9)}
 
     def state_dict(self) -> dict:
-        return {"carried": self.model.states}
+        # under mpiexec each rank carries the state of its streams: the checkpoint holds them all
+        states = self.model.states
+        return {"carried": None if states is None else
+                [[dist.allgather_rows(s) for s in layer] for layer in states]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.set_states(state.get("carried"))
+        carried = state.get("carried")  # all streams; this rank takes its own (any N)
+        self.model.set_states(None if carried is None else
+                              [[dist.shard(s) for s in layer] for layer in carried])
 
     def final_metrics(self, history: list[dict]) -> dict:
         """Valid and test figures of the (best) model: state carried, ``eval_batch`` streams;

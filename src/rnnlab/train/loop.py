@@ -20,6 +20,10 @@ One optimizer step (``Trainer._step``)::
 
 Only a writer (``is_writer``: rank 0 of a data-parallel run) writes files; every rank reads
 the checkpoint it resumes from.
+
+**Data parallel** (``mpiexec -n N``): each step takes this rank's rows of the batch
+(``Task.shard_batch``), ``reduce_gradients`` averages the gradients weighted by the ranks'
+counts, so every rank steps identically; rank 0 alone writes and logs (train/parallel.py).
 """
 from __future__ import annotations
 
@@ -28,8 +32,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from .. import distributed as dist
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..optim import clip_grad_norm
+from . import parallel
 from .run import RunDir, RunLocked, check_resume_state  # noqa: F401  (RunDir is part of this module's interface)
 
 
@@ -102,8 +108,14 @@ class Task:
 
     def train_step(self, batch) -> tuple[float, int]:
         """*Required.* Forward, loss and backward on ``batch``, leaving the gradients in
-        ``model.grads``. Returns (mean loss, number of items it averages over)."""
+        ``model.grads``. Returns (mean loss, number of items it averages over): data-parallel
+        training weights each rank's gradient by that count, so it must be the loss's divisor."""
         raise NotImplementedError
+
+    def shard_batch(self, batch):
+        """This process's rows of a global ``batch`` in a data-parallel run (``dist.shard_batch``:
+        arrays on axis 0, tuples / dicts / dataclasses of them); override for another layout."""
+        return dist.shard_batch(batch)
 
     def validate(self) -> dict:
         """*Required.* Validation metrics as metrics.jsonl entries (``valid_loss``, ...; must hold
@@ -201,8 +213,9 @@ class Trainer:
     cleanly with a checkpoint; a new run trains at least one step); ``checkpoint_every`` steps or
     ``checkpoint_seconds`` between mid-epoch last.npz; ``patience`` (epochs without improvement
     of ``monitor`` before stopping; None: never); ``progress`` (None: bars only when stderr is a
-    terminal); ``callbacks``; ``is_writer`` (False on ranks other than 0); ``all_reduce``
-    (``f(grads)`` summing/averaging gradients in place across processes); ``timed_choices``
+    terminal); ``callbacks``; ``is_writer`` (None: ``dist.is_writer()``, False on ranks other
+    than 0 of an mpiexec job); ``all_reduce`` (``f(grads)`` averaging gradients in place across
+    processes; None: under mpiexec ``dist.allreduce_mean_`` weighted by counts); ``timed_choices``
     (fix the recurrent layers' timed choices of a new run; a resumed run restores its own);
     ``restore_best`` (evaluate and return the best model rather than the last).
     """
@@ -216,7 +229,7 @@ class Trainer:
     def __init__(self, task: Task, run: RunDir | None = None, *, epochs: int = 1, clip: float | None = None,
                  max_minutes: float | None = None, checkpoint_every: int | None = None,
                  checkpoint_seconds: float = 60.0, patience: int | None = None, monitor: str | None = None,
-                 mode: str | None = None, progress: bool | None = None, callbacks=(), is_writer: bool = True,
+                 mode: str | None = None, progress: bool | None = None, callbacks=(), is_writer: bool | None = None,
                  all_reduce=None, timed_choices: dict | None = None, restore_best: bool = True,
                  plot_title: str | None = None, log: bool = True):
         self.task = task
@@ -231,14 +244,16 @@ class Trainer:
         self.mode = mode or task.mode
         if self.mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
-        self.progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self.world = dist.world()  # rank 0 of 1 without mpiexec (mpi4py is then not imported)
+        self.is_writer = self.world.is_writer if is_writer is None else bool(is_writer)
+        # rank 0 alone shows progress and logs
+        self.progress = (sys.stderr.isatty() if progress is None else bool(progress)) and self.is_writer
         self.callbacks = list(callbacks)
-        self.is_writer = is_writer
         self.all_reduce = all_reduce
         self.timed_choices = timed_choices
         self.restore_best = restore_best
         self.plot_title = plot_title
-        self.log = log
+        self.log = log and self.is_writer
         self.stop_training = False
         self.history: list[dict] = []
         self._best_weights = None
@@ -257,10 +272,17 @@ class Trainer:
         return self.run is not None and self.is_writer
 
     # -- the one place between backward and the optimizer step -------------------------------
-    def reduce_gradients(self, grads) -> None:
-        """Data-parallel training sums (or averages) ``grads`` across processes here, in place."""
+    def reduce_gradients(self, grads, loss: float = 0.0, count: int = 0) -> tuple[float, int]:
+        """Data-parallel training averages ``grads`` across processes here, in place, and
+        returns the global (mean loss, count): with ``all_reduce`` that function (the loss and
+        count stay this process's), else under mpiexec ``dist.allreduce_mean_`` (weighted by
+        each rank's count: the single-process gradient); alone, nothing happens."""
         if self.all_reduce is not None:
             self.all_reduce(grads)
+        elif self.world.distributed:
+            reduced = dist.allreduce_mean_(grads, count=count, loss=loss)
+            return reduced.loss, int(round(reduced.count))
+        return loss, count
 
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
@@ -293,6 +315,9 @@ class Trainer:
         if self.run is not None:
             self.history = self.run.read_metrics()[:pos["rows"]] if resume else []
         self.pos = pos
+        if self.world.distributed:
+            parallel.start_ranks(model, list(_walk(model)), self.world.rank, pos["step"],
+                                 getattr(self, "_rank_rng_restored", False))
         self._t0, self._wall_before = time.perf_counter(), pos["wall_s"]
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -310,8 +335,11 @@ class Trainer:
         return self._wall_before + time.perf_counter() - self._t0
 
     def _budget_left(self) -> bool:
-        return (self.max_minutes is None or self.wall() < 60.0 * self.max_minutes
+        left = (self.max_minutes is None or self.wall() < 60.0 * self.max_minutes
                 or self.pos["step"] == 0)
+        if self.world.distributed and self.max_minutes is not None:  # clocks differ: all stop together
+            left = not dist.any_rank(not left)[0]
+        return left
 
     def _epoch(self) -> str | None:
         """One epoch (or its rest, after a resume); returns why training stops, or None."""
@@ -346,6 +374,8 @@ class Trainer:
                 break
             due = (pos["batch"] % self.checkpoint_every == 0) if self.checkpoint_every else \
                 (time.perf_counter() - last_save >= self.checkpoint_seconds)
+            if self.world.distributed and not self.checkpoint_every:  # saving is collective
+                due = dist.any_rank(due)[0]
             if due and pos["batch"] < n:
                 self._save_last()
                 last_save = time.perf_counter()
@@ -409,12 +439,15 @@ class Trainer:
 
     def _step(self, batch, where: str) -> tuple[float, int]:
         task, model = self.task, self.task.model
-        loss, count = task.train_step(batch)
+        if self.world.distributed:
+            loss, count = parallel.train_shard(task, batch, self.world.size)
+        else:
+            loss, count = task.train_step(batch)
+        loss, count = self.reduce_gradients(model.grads, loss, count)
         check_finite_loss(loss, where)
         check_exploding_loss(loss, self.pos["first_loss"], where)
         if self.pos["first_loss"] is None:
             self.pos["first_loss"] = float(loss)
-        self.reduce_gradients(model.grads)
         norm = clip_grad_norm(model.grads, self.clip)
         check_finite_loss(norm, f"{where} (gradient norm)")
         task.optimizer.step(model.params, model.grads)
@@ -443,13 +476,21 @@ class Trainer:
         return {**{k: self.pos[k] for k in self.RESUME_STATE}, "wall_s": self.wall(),
                 "timed_choices": speed.timed_choices(), "task": task.state_dict(),
                 "schedule": task.schedule.state_dict() if task.schedule is not None else None,
-                "rng": dropout_rng_state(task.model)}
+                "rng": dropout_rng_state(task.model),
+                # every rank's dropout generators (rank order), for an exact resume with the same N
+                **({"rng_ranks": dist.allgather_list([dropout_rng_state(task.model)])}
+                   if self.world.distributed else {})}
 
     def _save_last(self) -> None:
         self._check_weights("before saving last.npz")
+        if self.run is None:
+            return
+        if self.world.distributed and not dist.params_in_sync(self.task.model.params):
+            raise RuntimeError("the data-parallel ranks hold different weights (a task or optimizer "
+                               "that is not deterministic?): not saving last.npz")
+        state = self._state()  # on every rank: a task's state_dict may gather across ranks
         if not self.writes:
             return
-        state = self._state()
         save_checkpoint(self.run.last_path, self.task.model, self.task.optimizer, state)
         stored = self.run.read_config()
         if stored.get("timed_choices") != state["timed_choices"]:
@@ -475,7 +516,10 @@ class Trainer:
         task.optimizer.load_state_dict(ckpt.optimizer_arrays, ckpt.optimizer_meta)
         if task.schedule is not None and state.get("schedule") is not None:
             task.schedule.load_state_dict(state["schedule"])
-        set_dropout_rng_state(model, state.get("rng"))
+        ranks = state.get("rng_ranks")
+        self._rank_rng_restored = ranks is not None and len(ranks) == self.world.size and \
+            ranks[self.world.rank] is not None  # None: CuPy, whose generators keep no state
+        set_dropout_rng_state(model, ranks[self.world.rank] if self._rank_rng_restored else state.get("rng"))
         task.load_state_dict(state.get("task") or {})
         pos = {k: state.get(k, pos[k]) for k in pos}
         if self.writes:  # rows logged after this checkpoint belong to the lost part: drop them
@@ -488,6 +532,7 @@ class Trainer:
     def _finish(self, stopped: str) -> TrainResult:
         task, model = self.task, self.task.model
         if self.restore_best:
+            dist.barrier()  # rank 0 may still be writing best.npz, which every rank reads
             if self.run is not None and self.run.best_path.exists():
                 load_checkpoint(self.run.best_path, into=model)
             elif self._best_weights is not None:

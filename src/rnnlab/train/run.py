@@ -66,7 +66,12 @@ class RunDir:
         """The folder ``path``, locked for this process, ready for a new run (or, with
         ``resume``, for continuing the one it holds). Raises ``RunLocked`` when another process
         trains there, ValueError when the folder holds a run and neither ``resume`` nor
-        ``overwrite`` was given (or ``resume`` without a run)."""
+        ``overwrite`` was given (or ``resume`` without a run). In a data-parallel job only rank
+        0 (the writer) locks and checks the folder; the other ranks get it unlocked, to read from."""
+        from .. import distributed
+
+        if not distributed.is_writer():
+            return cls(path, create=True)
         run = cls(path, create=True)
         run.lock()
         try:

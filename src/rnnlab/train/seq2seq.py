@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import distributed as dist
 from .. import initializers
 from ..data import generated
 from ..data.pairs import MAX_CHARS, PairData, check_batch_memory, detokenize, read_pairs, split_pairs, tokenize
@@ -178,18 +179,23 @@ def build_model(config: Seq2SeqConfig, src_vocab: Vocab, tgt_vocab: Vocab) -> Se
 
 
 def teacher_forced_loss(model, data: PairData, batch_size: int = 256) -> float:
-    """Mean cross-entropy per target token (incl. the end token) with teacher forcing."""
+    """Mean cross-entropy per target token (incl. the end token) with teacher forcing (under
+    mpiexec each rank takes its rows of every batch and the sums are reduced)."""
     loss = SoftmaxCrossEntropy()
     total = count = 0.0
     was_training = model.training
     model.eval()
     try:
         for b in data.batches(batch_size):
+            b = dist.shard_batch(b)
+            if len(b) == 0:
+                continue
             value = loss.forward(model.forward(b.src, b.tgt_in, b.src_mask), b.tgt_out, b.tgt_mask)
             total += value * loss.count
             count += loss.count
     finally:
         model.train(was_training)
+    total, count = dist.allreduce_sum([total, count])
     return total / max(count, 1)
 
 
@@ -199,13 +205,17 @@ def decode_data(model, data: PairData, batch_size: int = 256, max_len: int | Non
 
     ``max_len``: the longest output of every sentence; None: each sentence's own limit from its
     source length (``decode_limits``, at most ``cap``). Batches hold sources of similar length,
-    so a batch decodes about as many steps as its sentences need."""
+    so a batch decodes about as many steps as its sentences need. Under mpiexec each rank
+    decodes its rows of every batch; every rank gets them all."""
     outputs = [None] * len(data)
     attention = [None] * len(data)
     limits = decode_limits([len(s) for s in data.src_ids], max_len, cap)
     # beams multiply the rows of a batch: keep the work per batch about the same
     step = max(1, batch_size // max(beam, 1))
     for b in data.batches(step):
+        b = dist.shard_batch(b)
+        if len(b) == 0:
+            continue
         result = model.translate_batch(b.src, b.src_mask, max_len=max(limits[i] for i in b.index),
                                        beam_width=beam, length_penalty=length_penalty)
         for row, i in enumerate(b.index):
@@ -215,6 +225,10 @@ def decode_data(model, data: PairData, batch_size: int = 256, max_len: int | Non
                 a = a[:limits[i] + 1]
             # drop the batch's padding columns: (output steps, this source's length)
             attention[i] = a[:, :len(data.src_ids[i])] if a is not None else None
+    if dist.world().distributed:
+        for i, out, a in dist.allgather_list([(i, outputs[i], attention[i]) for i in range(len(data))
+                                              if outputs[i] is not None]):
+            outputs[i], attention[i] = out, a
     return outputs, attention
 
 
