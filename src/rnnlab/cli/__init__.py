@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 COMMAND_MODULES = ["demo", "train_lm", "train_seq2seq", "eval", "sample", "translate", "data",
-                   "summary", "bench"]
+                   "summary", "bench", "experiment"]
 
 
 @dataclass
