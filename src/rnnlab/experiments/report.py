@@ -37,7 +37,7 @@ def markdown_table(headers, rows) -> str:
     lines = ["| " + " | ".join(str(h) for h in headers) + " |",
              "|" + "|".join("---" for _ in headers) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |")
     return "\n".join(lines)
 
 
