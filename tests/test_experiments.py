@@ -94,6 +94,15 @@ def test_long_range_and_attention_tables_are_complete(tiny):
     assert len(list(folder.glob("alignment_*.png"))) == 4
 
 
+def test_attention_twin_is_the_same_model(tiny):
+    """The PyTorch twin starts from rnnlab's initial weights: the first batch's loss must agree."""
+    pytest.importorskip("torch")
+    twin = tiny["attention"][0]["twin"]
+    for label in ("bahdanau", "bahdanau, reversed"):
+        assert abs(twin[label]["first_loss_torch"] - twin[label]["first_loss_rnnlab"]) < 1e-4
+        assert len(twin[label]["torch"]) == len(twin[label]["rnnlab"])
+
+
 def test_deterministic_under_seed(tiny, tmp_path):
     figures, folder = tiny["truncation"]
     again = experiments.run("truncation", tmp_path / "again", seed=0, size="tiny")
