@@ -153,7 +153,8 @@ def _draw(plt, ks, lags, grid, memory, window):
     axes[0].set_title("accuracy (chance 0.5)")
     for i, k in enumerate(ks):
         for j, lag in enumerate(lags):
-            axes[0].text(j, i, f"{grid[(k, lag)]:.2f}", ha="center", va="center", color="white", fontsize=8)
+            axes[0].text(j, i, f"{grid[(k, lag)]:.2f}", ha="center", va="center", fontsize=8,
+                         color="black" if grid[(k, lag)] > 0.8 else "white")
     fig.colorbar(image, ax=axes[0])
     lengths = list(memory)
     axes[1].plot(lengths, [memory[n][0] / 1024 for n in lengths], marker="o", label="full BPTT")
