@@ -125,8 +125,16 @@ def train_twin(weights: dict, reverse: bool, train, valid, epochs: int, batch: i
     """Train the twin as ``train_seq2seq`` trains rnnlab's model; per-epoch valid exact match."""
     import torch
 
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    twin = build_twin(torch, weights, reverse)
+    try:
+        return _train(torch, weights, reverse, train, valid, epochs, batch, seed, max_len, lr, clip)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(torch, weights, reverse, train, valid, epochs, batch, seed, max_len, lr, clip) -> dict:
+    twin = build_twin(torch, weights, reverse).float()   # float32 as rnnlab, whatever torch's default dtype
     optimizer = torch.optim.Adam(twin.parameters(), lr=lr)
     rng = np.random.default_rng(seed)   # the batch order of train_seq2seq (same seed, same calls)
     bos, eos = train.tgt_vocab.bos_id, train.tgt_vocab.eos_id
