@@ -149,12 +149,12 @@ def _train(torch, weights, reverse, train, valid, epochs, batch, seed, max_len, 
             logits = twin(src, src_mask, tgt_in)
             loss = torch.nn.functional.cross_entropy(logits[mask], tgt_out[mask])
             if first_loss is None:
-                first_loss = float(loss)
+                first_loss = loss.item()
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(twin.parameters(), clip)
             optimizer.step()
-            total += float(loss) * int(mask.sum())
+            total += loss.item() * int(mask.sum())
             count += int(mask.sum())
         twin.eval()
         rows.append({"epoch": epoch, "train_loss": total / count,
