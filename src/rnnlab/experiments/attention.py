@@ -31,7 +31,7 @@ EXAMPLE = "september 27, 1994"
 VARIANTS = [(attention, reverse) for attention in ("none", "luong", "bahdanau") for reverse in (False, True)]
 SIZES = {
     "tiny": {"n": 400, "epochs": 1, "hidden": 16, "emb": 8, "batch": 64, "eval_limit": 40},
-    "default": {"n": 10000, "epochs": 4, "hidden": 128, "emb": 16, "batch": 128, "eval_limit": 500},
+    "default": {"n": 20000, "epochs": 4, "hidden": 128, "emb": 16, "batch": 128, "eval_limit": 500},
 }
 
 
