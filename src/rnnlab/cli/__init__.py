@@ -24,7 +24,7 @@ from pathlib import Path
 from .args import Parser, UserError, harden
 
 COMMAND_MODULES = ["demo", "train_lm", "train_seq2seq", "eval", "sample", "translate", "data",
-                   "summary", "bench", "export"]
+                   "summary", "bench", "export", "experiment"]
 
 
 @dataclass

@@ -20,6 +20,9 @@ Sequence tasks for recurrent layers (arrays, not pairs):
   model sees ``length`` symbols from 1..n_symbols, ``delay - 1`` blanks (0), a go marker
   (n_symbols + 1), then blanks; it must output blanks and then the symbols again (Arjovsky
   et al. 2016).
+- ``embedded_reber(n, min_len, seed)``: strings of the embedded Reber grammar (Hochreiter &
+  Schmidhuber 1997), ``"BT" + reber + "TE"`` or ``"BP" + reber + "PE"``: the symbol before the
+  final E repeats the second one, across the whole inner string (at least ``min_len`` symbols).
 """
 from __future__ import annotations
 
@@ -172,6 +175,41 @@ def copy_task(n: int, length: int = 10, delay: int = 20, n_symbols: int = 8, see
     x[:, length + delay - 1] = n_symbols + 1  # go marker: start writing after this step
     y[:, length + delay:] = symbols
     return backend.xp.asarray(x), backend.xp.asarray(y)
+
+
+# The Reber grammar as a graph: node -> ((symbol, next node), (symbol, next node)); node 6 ends
+# the string (with E). The first edge of nodes 2-5 loops back (the string gets longer), the
+# second moves towards the end.
+REBER_EDGES = {1: (("T", 2), ("P", 3)), 2: (("S", 2), ("X", 4)), 3: (("T", 3), ("V", 5)),
+               4: (("X", 3), ("S", 6)), 5: (("P", 4), ("V", 6))}
+REBER_SYMBOLS = "BTPSXVE"
+
+
+def reber(rng, min_len: int = 0) -> str:
+    """One string of the Reber grammar, ``B ... E``, whose inner part has at least ``min_len``
+    symbols: a walk of the graph that picks each edge half the time, except that it never takes
+    an edge to the end while the string is shorter than ``min_len``."""
+    node, symbols = 1, ["B"]
+    while node != 6:
+        loop, onward = REBER_EDGES[node]
+        too_short = len(symbols) - 1 < min_len
+        symbol, node = loop if (too_short and onward[1] == 6) or rng.random() < 0.5 else onward
+        symbols.append(symbol)
+    return "".join(symbols) + "E"
+
+
+def embedded_reber(n: int, min_len: int = 0, seed: int = 0) -> list[str]:
+    """``n`` embedded Reber strings ``B (T|P) reber (T|P) E``, the two T/P the same; each inner
+    Reber string (with its own B and E) has at least ``min_len`` symbols between them."""
+    n = _check_n(n, "embedded_reber")
+    if min_len < 0:
+        raise ValueError(f"embedded_reber: min_len must be >= 0, got {min_len}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        outer = "T" if rng.random() < 0.5 else "P"
+        out.append(f"B{outer}{reber(rng, min_len)}{outer}E")
+    return out
 
 
 def write_tsv(pairs: Iterable[tuple[str, str]], path) -> Path:

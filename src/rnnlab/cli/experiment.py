@@ -1,0 +1,44 @@
+"""``rnnlab experiment NAME [--out DIR] [--seed N] [--size tiny|default] [--json]``.
+
+Runs one experiment of ``rnnlab.experiments`` (or ``all``) and writes ``DIR/report.md`` (for
+``all``: ``DIR/NAME/report.md`` for each and ``DIR/index.md``). Prints the answer.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def register(ctx) -> None:
+    from ..experiments import EXPERIMENTS
+
+    parser = ctx.commands.add_parser(
+        "experiment", parents=[ctx.common], help="measure a claim of the notes (tables, plots, an answer)",
+        description="Run an experiment that measures a claim about recurrent networks and write a report.")
+    parser.add_argument("name", metavar="NAME", choices=[*EXPERIMENTS, "all"],
+                        help=f"one of: {', '.join(EXPERIMENTS)}, all")
+    parser.add_argument("--out", default=None, help="output folder (default: experiments/NAME)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data and weights (default 0)")
+    parser.add_argument("--size", choices=["tiny", "default"], default="default",
+                        help="tiny: seconds, for tests; default: the figures the README quotes")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    from .. import experiments
+
+    out = args.out or f"experiments/{args.name}"
+    if args.name == "all":
+        result = experiments.run_all(out, seed=args.seed, size=args.size)
+        print(f"wrote {result['index']}")
+        for name, figures in result["experiments"].items():
+            print(f"{name}: {figures['answer']}")
+        return {"index": result["index"],
+                "experiments": {name: _summary(f) for name, f in result["experiments"].items()}}
+    figures = experiments.run(args.name, out, seed=args.seed, size=args.size)
+    print(f"wrote {figures['report']}")
+    print(figures["answer"])
+    return _summary(figures)
+
+
+def _summary(figures: dict) -> dict:
+    return {key: value for key, value in figures.items() if key not in ("rows", "notes")}

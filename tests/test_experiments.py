@@ -1,0 +1,176 @@
+"""rnnlab.experiments: every experiment at --size tiny, and the claims that must hold in it.
+
+The module-scoped fixture runs each experiment once (seconds each); the tests then assert on
+the figures it returned and the report it wrote.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gradcheck import check_layer_gradients
+from rnnlab import experiments
+from rnnlab.cli import main
+from rnnlab.data.generated import REBER_EDGES, embedded_reber
+from rnnlab.experiments import report as report_module
+from rnnlab.experiments.untied import UntiedRNN, untied_count
+from rnnlab.layers import SimpleRNN
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """name -> (figures, folder) for every experiment run once at --size tiny, seed 0."""
+    root = tmp_path_factory.mktemp("experiments")
+    return {name: (experiments.run(name, root / name, seed=0, size="tiny"), root / name)
+            for name in experiments.EXPERIMENTS}
+
+
+# ---- every report ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
+def test_each_experiment_writes_a_report_with_its_answer_and_plots(tiny, name):
+    figures, folder = tiny[name]
+    text = (folder / "report.md").read_text(encoding="utf-8")
+    assert text.startswith(f"# Experiment: {name}")
+    assert f"**Answer.** {figures['answer']}" in text and figures["answer"].endswith(".")
+    assert "## Setup" in text and "| --- |" not in text and "|---|" in text
+    for png in [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]:
+        assert (folder / png).stat().st_size > 1000, png    # every plot the report shows was written
+    assert json.loads((folder / "results.json").read_text())
+
+
+# ---- the claims ----------------------------------------------------------------------------------
+
+def test_parameter_sharing_counts_constant_for_shared_linear_for_untied(tiny):
+    figures, _ = tiny["parameter-sharing"]
+    shared, untied = figures["shared_counts"], figures["untied_counts"]
+    assert len(set(shared.values())) == 1
+    lengths = sorted(untied)
+    per_step = figures["untied_per_step"]
+    for n in lengths:
+        assert untied[n] - untied[lengths[0]] == (n - lengths[0]) * per_step
+
+
+def test_untied_model_refuses_lengths_past_training_clearly(tiny):
+    figures, _ = tiny["parameter-sharing"]
+    assert "has weights for 10 time steps" in figures["refusal"] and "got a sequence of 20 steps" in figures["refusal"]
+    untied = figures["by_length"]["untied RNN"]
+    assert all((acc is None) == (n > 10) for n, acc in untied.items())
+
+
+def test_gradient_norms_shrink_for_contractive_and_grow_for_expansive_rnn(tiny):
+    figures, _ = tiny["gradient-flow"]
+    contractive, expansive = np.array(figures["scaled"]["0.5"]), np.array(figures["scaled"]["2.0"])
+    assert contractive[0] < 1e-3 * contractive[-1] and np.all(np.diff(contractive) > 0)
+    assert expansive[0] > 2 * expansive[-1]
+
+
+def test_clipping_bounds_the_update_norm(tiny):
+    figures, _ = tiny["gradient-flow"]
+    assert figures["clipped_max_update"] <= figures["update_bound"] * (1 + 1e-5)
+    assert figures["unclipped_max_update"] > 5 * figures["update_bound"]   # what clipping prevented
+
+
+def test_formula_counts_equal_the_layers(tiny):
+    figures, _ = tiny["parameter-count"]
+    assert figures["mismatches"] == [] and figures["notes_match"]
+    assert figures["cases"] >= 13
+
+
+def test_truncated_bptt_memory_stays_flat_while_full_grows(tiny):
+    figures, _ = tiny["truncation"]
+    assert figures["full_memory_growth"] > 2.5 and figures["truncated_memory_growth"] < 1.3
+
+
+def test_long_range_and_attention_tables_are_complete(tiny):
+    long_range, _ = tiny["long-range"]
+    for by_cell in long_range["accuracy"].values():
+        assert set(by_cell) == {"SimpleRNN", "LSTM", "GRU"}
+        assert all(len(a) == len(long_range["lags"]) and all(0 <= v <= 1 for v in a) for a in by_cell.values())
+    attention, folder = tiny["attention"]
+    assert len(attention["results"]) == 6
+    assert len(list(folder.glob("alignment_*.png"))) == 4
+
+
+def test_attention_twin_is_the_same_model(tiny):
+    """The PyTorch twin starts from rnnlab's initial weights: the first batch's loss must agree."""
+    pytest.importorskip("torch")
+    twin = tiny["attention"][0]["twin"]
+    for label in ("bahdanau", "bahdanau, reversed"):
+        assert abs(twin[label]["first_loss_torch"] - twin[label]["first_loss_rnnlab"]) < 1e-4
+        assert len(twin[label]["torch"]) == len(twin[label]["rnnlab"])
+
+
+def test_deterministic_under_seed(tiny, tmp_path):
+    figures, folder = tiny["truncation"]
+    again = experiments.run("truncation", tmp_path / "again", seed=0, size="tiny")
+    assert again["grid"] == figures["grid"] and again["answer"] == figures["answer"]
+
+
+# ---- the untied network --------------------------------------------------------------------------
+
+def test_untied_rnn_gradients(float64):
+    rng = np.random.default_rng(0)
+    for return_sequences in (False, True):
+        layer = UntiedRNN(3, steps=5, return_sequences=return_sequences, seed=1)
+        check_layer_gradients(layer, rng.standard_normal((2, 4, 2)))   # shorter than its steps too
+
+
+def test_untied_rnn_with_equal_weights_is_a_simple_rnn(float64):
+    x = np.random.default_rng(0).standard_normal((3, 6, 2))
+    rnn = SimpleRNN(4, return_sequences=True, seed=0)
+    expected = rnn.forward(x)
+    untied = UntiedRNN(4, steps=6, return_sequences=True)
+    untied.build((6, 2))
+    kernel, recurrent, bias = rnn.get_weights()
+    untied.set_weights([np.stack([kernel] * 6), np.stack([recurrent] * 6), np.stack([bias] * 6)])
+    np.testing.assert_allclose(untied.forward(x), expected, rtol=1e-12, atol=1e-12)
+    assert untied.count_params() == untied_count(6, 2, 4) == 6 * rnn.count_params()
+
+
+def test_untied_rnn_refuses_longer_sequences():
+    layer = UntiedRNN(3, steps=4)
+    layer.forward(np.zeros((1, 4, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="weights for 4 time steps.*sequence of 7 steps"):
+        layer.forward(np.zeros((1, 7, 2), dtype=np.float32))
+
+
+# ---- data, report, CLI ---------------------------------------------------------------------------
+
+def test_embedded_reber_strings_follow_the_grammar():
+    for s in embedded_reber(200, min_len=12, seed=3):
+        assert s[0] == "B" and s[-1] == "E" and s[1] == s[-2] and s[1] in "TP"
+        inner = s[2:-2]
+        assert inner[0] == "B" and inner[-1] == "E" and len(inner) - 2 >= 12
+        node = 1
+        for ch in inner[1:-1]:
+            node = dict(REBER_EDGES[node])[ch]   # KeyError: a symbol the grammar does not allow
+        assert node == 6
+    assert embedded_reber(5, 4, seed=1) == embedded_reber(5, 4, seed=1)
+
+
+def test_report_without_matplotlib_keeps_tables_and_says_plot_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(report_module, "_pyplot", lambda: None)
+    figures = experiments.run("parameter-count", tmp_path, seed=0, size="tiny")
+    text = (tmp_path / "report.md").read_text()
+    assert "plot counts.png skipped: matplotlib is not installed" in text and "| SimpleRNN(16), D=6 |" in text
+    assert figures["mismatches"] == [] and not (tmp_path / "counts.png").exists()
+
+
+def test_cli_experiment_json_and_index(tmp_path, capsys):
+    assert main(["experiment", "parameter-count", "--out", str(tmp_path / "pc"), "--size", "tiny", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["mismatches"] == [] and result["report"].endswith("report.md")
+    index = experiments.run_all(tmp_path / "all", size="tiny", names=["parameter-count"])
+    text = (tmp_path / "all" / "index.md").read_text()
+    assert "[parameter-count](parameter-count/report.md)" in text and index["experiments"]["parameter-count"]["answer"] in text
+
+
+def test_cli_unknown_experiment_or_size_exits_2(capsys):
+    for argv in (["experiment", "nope"], ["experiment", "parameter-count", "--size", "huge"]):
+        with pytest.raises(SystemExit) as err:
+            main(argv)
+        assert err.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
