@@ -233,7 +233,7 @@ def test_a_rank_killed_mid_training_ends_the_job(tmp_path, runner, corpus):
 
 
 def test_a_users_mistake_on_every_rank_ends_the_job_with_its_status(tmp_path, runner):
-    """A bad flag value (argparse: exit 2) and a missing corpus (exit 1) under mpiexec: the job
+    """A bad flag value and a missing corpus (both a user's mistake: exit 2) under mpiexec: the job
     ends with that status and one line naming the rank, without waiting on a collective."""
     require_mpi()
     bad_flag = rnnlab(runner, "train", "lm", "--batch", "many", "--out", tmp_path / "a", n=2, check=False)
@@ -241,8 +241,8 @@ def test_a_users_mistake_on_every_rank_ends_the_job_with_its_status(tmp_path, ru
     assert "exited with code 2; aborting all 2 processes" in bad_flag.stderr
     missing = rnnlab(runner, "train", "lm", "--text", tmp_path / "nothing.txt", "--out", tmp_path / "b", n=2,
                      check=False)
-    assert missing.returncode == 1 and "nothing.txt" in missing.stderr, missing.stderr[-2000:]
-    assert "exited with code 1; aborting all 2 processes" in missing.stderr
+    assert missing.returncode == 2 and "nothing.txt" in missing.stderr, missing.stderr[-2000:]
+    assert "exited with code 2; aborting all 2 processes" in missing.stderr
 
 
 # ---- no MPI: the sharding helpers on their own -------------------------------------------------
