@@ -24,7 +24,6 @@ numbers as a run that was never interrupted.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
@@ -42,7 +41,7 @@ from ..models.lm import LanguageModel
 from ..optim import StepDecay
 from ..optim import get as get_optimizer
 from .config import TaskConfig, checkpoint_of, checkpoint_source
-from .loop import Callback, RunDir, Task, TrainResult, Trainer, resumed_config
+from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 from .run import atomic_write_text
 
 
@@ -255,7 +254,7 @@ def level_notice(path) -> str:
     if looks_like_words(head):
         return (f"warning: {path} looks like a word-level corpus (<unk> tokens or spaced punctuation), but "
                 f"--text without --level trains at character level; give --level word for words")
-    return f"rnnlab train lm: --text without --level: character level (--level word for words)"
+    return "rnnlab train lm: --text without --level: character level (--level word for words)"
 
 
 # ---- the task -----------------------------------------------------------------------------
@@ -393,37 +392,16 @@ def train_lm(config: LMConfig | None, run_dir=None, resume: bool = False, progre
     window (tests use it to interrupt a run). ``progress``: None shows bars when stderr is a
     terminal. ``timed_choices``: fix the recurrent layers' timed choices of a new run.
     """
-    if resume:
-        if run_dir is None:
-            raise ValueError("train_lm: resume needs the run_dir to continue")
-        run = RunDir.open(run_dir, resume=True)
-    else:
-        if config is None:
-            raise ValueError("train_lm: a new run needs a config")
-        config = _absolute_paths(config)
-        run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
-    try:
-        if resume:
-            config = resumed_config(run, LMConfig, "lm", overrides, RESUME_OVERRIDES)
-        task = LMTask(config, corpus=corpus, progress=bool(progress))
-        task.setup()
-        callbacks = [*callbacks, *([_OnWindow(on_window)] if on_window is not None else [])]
-        title = f"{config.preset or task.corpus.name}: {config.cell} {config.layers}x{config.hidden}"
-        trainer = Trainer.from_config(task, run, progress=progress, callbacks=callbacks, plot_title=title,
-                                      timed_choices=timed_choices)
-        return trainer.fit(resume=resume)
-    finally:
-        if run is not None:
-            run.close()
+    callbacks = [*callbacks, *([_OnWindow(on_window)] if on_window is not None else [])]
 
+    def trainer_options(task):
+        title = f"{task.config.preset or task.corpus.name}: {task.config.cell} {task.config.layers}x{task.config.hidden}"
+        return {"progress": progress, "callbacks": callbacks, "plot_title": title, "timed_choices": timed_choices}
 
-def _absolute_paths(config: LMConfig) -> LMConfig:
-    """The config with its data paths made absolute (a run folder names its data wherever it is read)."""
-    from pathlib import Path
-
-    paths = {k: str(Path(v).resolve()) for k in ("text", "valid_text", "test_text", "data_dir")
-             if (v := getattr(config, k)) is not None}
-    return dataclasses.replace(config, **paths) if paths else config
+    return train_from_config("lm", LMConfig, lambda c: LMTask(c, corpus=corpus, progress=bool(progress)), config,
+                             run_dir, resume=resume, overwrite=overwrite, overrides=overrides,
+                             allowed=RESUME_OVERRIDES, path_keys=("text", "valid_text", "test_text", "data_dir"),
+                             trainer_options=trainer_options)
 
 
 # ---- evaluation and sampling --------------------------------------------------------------

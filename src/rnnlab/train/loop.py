@@ -591,6 +591,48 @@ def train(task: Task, out=None, *, resume: bool = False, overwrite: bool = False
             run.close()
 
 
+def train_from_config(name: str, config_class, build_task, config=None, run_dir=None, *, resume: bool = False,
+                      overwrite: bool = False, overrides: dict | None = None,
+                      allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience"),
+                      path_keys=(), trainer_options=None) -> TrainResult:
+    """What every ``train_<task>(config, run_dir, resume=...)`` does, written once.
+
+    A new run: ``config`` with the data paths named in ``path_keys`` made absolute (a run folder
+    names its data wherever it is read), its folder opened (``overwrite`` replaces a run there).
+    A resume: the config stored in ``run_dir`` with the ``overrides`` in ``allowed``. Then
+    ``build_task(config)`` is set up and fitted; ``trainer_options(task)`` (a dict, or a function
+    of the set-up task) goes to ``Trainer.from_config``. Without ``run_dir`` it trains in memory.
+    """
+    if resume:
+        if run_dir is None:
+            raise ValueError(f"train_{name}: resume needs the run_dir to continue")
+        run = RunDir.open(run_dir, resume=True)
+    else:
+        if config is None:
+            raise ValueError(f"train_{name}: a new run needs a config")
+        config = absolute_paths(config, path_keys)
+        run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
+    try:
+        if resume:
+            config = resumed_config(run, config_class, name, overrides, allowed)
+        task = build_task(config)
+        task.setup()
+        options = trainer_options(task) if callable(trainer_options) else dict(trainer_options or {})
+        return Trainer.from_config(task, run, **options).fit(resume=resume)
+    finally:
+        if run is not None:
+            run.close()
+
+
+def absolute_paths(config, keys):
+    """``config`` (a dataclass) with the paths in its fields ``keys`` made absolute."""
+    import dataclasses
+    from pathlib import Path
+
+    paths = {k: str(Path(v).resolve()) for k in keys if (v := getattr(config, k, None)) is not None}
+    return dataclasses.replace(config, **paths) if paths else config
+
+
 def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None,
                    allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")):
     """The config stored in ``run`` with the ``overrides`` a resume may change (more epochs,

@@ -21,11 +21,9 @@ is all that ``translate`` and ``eval`` need.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +38,7 @@ from ..models.seq2seq import Seq2Seq
 from ..optim import StepDecay, get as get_optimizer
 from ..checkpoint import load_checkpoint
 from .config import TaskConfig, checkpoint_of, checkpoint_source
-from .loop import RunDir, Task, TrainResult, Trainer, resumed_config
+from .loop import RunDir, Task, TrainResult, train_from_config
 
 
 @dataclass
@@ -372,32 +370,11 @@ def train_seq2seq(config: Seq2SeqConfig | None, run_dir=None, examples: int = 5,
     from the test split; ``result.model`` is the model, ``result.task`` holds the data
     (``train``, ``valid``, ``test`` PairData, ``max_len``).
     """
-    if resume:
-        if run_dir is None:
-            raise ValueError("train_seq2seq: resume needs the run_dir to continue")
-        run = RunDir.open(run_dir, resume=True)
-    else:
-        if config is None:
-            raise ValueError("train_seq2seq: a new run needs a config")
-        config = _absolute_paths(config)
-        run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
-    try:
-        if resume:
-            config = resumed_config(run, Seq2SeqConfig, "seq2seq", overrides, RESUME_OVERRIDES)
-        task = Seq2SeqTask(config, pairs=pairs, examples=examples)
-        task.setup()
-        trainer = Trainer.from_config(task, run, callbacks=callbacks, timed_choices=timed_choices,
-                                      plot_title="seq2seq training")
-        return trainer.fit(resume=resume)
-    finally:
-        if run is not None:
-            run.close()
-
-
-def _absolute_paths(config: Seq2SeqConfig) -> Seq2SeqConfig:
-    """The config with its data paths made absolute (a run folder names its data wherever it is read)."""
-    paths = {k: str(Path(v).resolve()) for k in ("pairs", "valid", "test") if (v := getattr(config, k)) is not None}
-    return dataclasses.replace(config, **paths) if paths else config
+    return train_from_config("seq2seq", Seq2SeqConfig, lambda c: Seq2SeqTask(c, pairs=pairs, examples=examples),
+                             config, run_dir, resume=resume, overwrite=overwrite, overrides=overrides,
+                             allowed=RESUME_OVERRIDES, path_keys=("pairs", "valid", "test"),
+                             trainer_options={"callbacks": callbacks, "timed_choices": timed_choices,
+                                              "plot_title": "seq2seq training"})
 
 
 # ---- loading a run ---------------------------------------------------------------------------------
