@@ -25,7 +25,7 @@ from ..initializers import orthogonal
 from ..layers.kinds import KINDS, layer_class
 from ..losses import MSE
 from ..optim import SGD
-from .common import CELL_LABELS, fit, minibatches, pick, recurrent_model, seed_everything
+from .common import CELL_LABELS, fit, minibatch_rows, pick, recurrent_model, seed_everything
 from .report import Report
 from .training import train
 
@@ -110,8 +110,8 @@ def run(out, seed: int = 0, size: str = "tiny") -> dict:
     runs = {}
     for clip in (None, CLIP):
         model = _scaled_rnn(H, T, seed, EXPLODE_SCALE)
-        batches = minibatches(np.random.default_rng(seed + 3), (x, y), cfg["batch"], cfg["clip_steps"])
-        runs[clip] = train(model, batches, MSE(), SGD(lr=SGD_LR), clip=clip, measure_updates=True)
+        rows = minibatch_rows(np.random.default_rng(seed + 3), len(x), cfg["batch"], cfg["clip_steps"])
+        runs[clip] = train(model, rows, MSE(), SGD(lr=SGD_LR), clip=clip, measure_updates=True, arrays=(x, y))
     clip_rows = []
     for clip, history in runs.items():
         updates = [h["update_norm"] for h in history if math.isfinite(h.get("update_norm", math.nan))]
