@@ -42,17 +42,16 @@ def one_hot(ids, depth: int):
     return backend.asarray(out)
 
 
-def minibatches(rng, arrays, batch: int, steps: int):
-    """``steps`` random minibatches (tuples of rows of each array), drawn with ``rng``."""
-    n = len(arrays[0])
-    for _ in range(steps):
-        rows = rng.integers(n, size=batch)
-        yield tuple(a[rows] for a in arrays)
+def minibatch_rows(rng, n: int, batch: int, steps: int) -> list:
+    """``steps`` random minibatches as arrays of ``batch`` row indices into ``n`` rows, drawn with
+    ``rng`` (one ``rng.integers(n, size=batch)`` per step, in order)."""
+    return [rng.integers(n, size=batch) for _ in range(steps)]
 
 
 def fit(model, loss, arrays, rng, batch: int, steps: int, lr: float = 1e-2, clip: float | None = 1.0):
     """Adam on random minibatches of ``arrays``: the experiments' standard short training."""
-    return train(model, minibatches(rng, arrays, batch, steps), loss, Adam(lr=lr), clip=clip)
+    return train(model, minibatch_rows(rng, len(arrays[0]), batch, steps), loss, Adam(lr=lr), clip=clip,
+                 arrays=arrays)
 
 
 def failure_point(xs, accuracies, threshold: float):

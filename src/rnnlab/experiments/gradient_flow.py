@@ -10,7 +10,8 @@ diag(1 - h_k^2) U^T, so it shrinks geometrically when the largest singular value
 Parts: (1) SimpleRNN, LSTM and GRU at initialisation and after training on the adding problem,
 with the largest singular value of each recurrent matrix (per gate block); (2) a SimpleRNN whose
 U is an orthogonal matrix scaled to sigma_max 0.5, 1, 1.5, 2; (3) the same SimpleRNN, U scaled to
-1.5, trained with plain SGD without and with global-norm clipping: the norm of each update.
+1.5, trained with plain SGD without and with global-norm clipping: the norm of each update, up to
+the step where the training loop stops a diverging run (a NaN/inf loss or one above 10 x the first).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from ..initializers import orthogonal
 from ..layers.kinds import KINDS, layer_class
 from ..losses import MSE
 from ..optim import SGD
-from .common import CELL_LABELS, fit, minibatches, pick, recurrent_model, seed_everything
+from ..train.loop import EXPLOSION_FACTOR
+from .common import CELL_LABELS, fit, minibatch_rows, pick, recurrent_model, seed_everything
 from .report import Report
 from .training import train
 
@@ -110,8 +112,8 @@ def run(out, seed: int = 0, size: str = "tiny") -> dict:
     runs = {}
     for clip in (None, CLIP):
         model = _scaled_rnn(H, T, seed, EXPLODE_SCALE)
-        batches = minibatches(np.random.default_rng(seed + 3), (x, y), cfg["batch"], cfg["clip_steps"])
-        runs[clip] = train(model, batches, MSE(), SGD(lr=SGD_LR), clip=clip, measure_updates=True)
+        rows = minibatch_rows(np.random.default_rng(seed + 3), len(x), cfg["batch"], cfg["clip_steps"])
+        runs[clip] = train(model, rows, MSE(), SGD(lr=SGD_LR), clip=clip, measure_updates=True, arrays=(x, y))
     clip_rows = []
     for clip, history in runs.items():
         updates = [h["update_norm"] for h in history if math.isfinite(h.get("update_norm", math.nan))]
@@ -125,7 +127,9 @@ def run(out, seed: int = 0, size: str = "tiny") -> dict:
                             f"{cfg['steps']} steps of {cfg['batch']}, clip 1",
                   "probe": "16 sequences; L = <r, h_T-1>, r fixed",
                   "exploding run": f"SimpleRNN with U = {EXPLODE_SCALE} x orthogonal, SGD lr {SGD_LR}, "
-                                   f"{cfg['clip_steps']} steps; clipping at global norm {CLIP}"})
+                                   f"{cfg['clip_steps']} steps; clipping at global norm {CLIP}",
+                  "diverged": f"the training loop stopped the run: its loss became NaN or inf, or exceeded "
+                              f"{EXPLOSION_FACTOR:g} x max(first loss, 1)"})
     report.table(["cell", "sigma_max(U) initial", "norm dL/dh_0 / norm dL/dh_T-1, initial",
                   "sigma_max(U) trained", "ratio trained", "final loss"], cell_rows,
                  caption="The three cells, at initialisation and after training")

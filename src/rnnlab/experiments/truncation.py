@@ -25,7 +25,7 @@ from ..models.base import Sequential
 from ..optim import Adam
 from .common import one_hot, pick, seed_everything
 from .report import Report
-from .training import train
+from .training import ExperimentTask, train_task
 
 QUESTION = ("Does the carried state let truncated BPTT (window k) learn a dependency that spans L > k "
             "steps, and how does its memory compare with full BPTT as the sequence grows?")
@@ -50,18 +50,45 @@ def _model(units: int, seed: int):
     return Sequential([LSTM(units, return_sequences=True, stateful=True, seed=seed), Dense(2, seed=seed + 1)])
 
 
-def windows(model, x, y, k: int, batch: int):
-    """Truncated-BPTT batches: for each group of ``batch`` streams, reset the carried state, then
-    yield its windows of k steps in order; a window without any target only advances the state."""
-    for start in range(0, len(x), batch):
-        xs, ys = x[start:start + batch], y[start:start + batch]
-        model.sublayers[0].reset_states()
-        for t in range(0, xs.shape[1], k):
-            xw, yw = xs[:, t:t + k], ys[:, t:t + k]
-            if bool((yw == IGNORE).all()):
-                model.forward(xw)
-                continue
-            yield xw, yw
+class WindowTask(ExperimentTask):
+    """Truncated-BPTT training over streams ``x`` (N, T, 2), ``y`` (N, T) in groups of ``batch``.
+
+    Each batch is a descriptor ``(group start, window start)`` of one window of k steps that
+    holds a target. Its step first brings the carried state to the window's start: at a group's
+    first such window it resets the state; then it forwards the target-less windows since the
+    previous trainable one (they only advance the state: no gradient, no optimizer step). So the
+    state sees, per group: a reset, then every window from the first, in the stream's order."""
+
+    def __init__(self, model, loss, optimizer, x, y, k: int, batch: int):
+        self.x, self.y, self.k, self.batch = x, y, k, batch
+        self._before = {}  # descriptor -> (reset first?, starts of the target-less windows to forward)
+        super().__init__(model, loss, optimizer, self._descriptors())
+
+    def _window(self, group: int, t: int):
+        rows = slice(group, group + self.batch)
+        return self.x[rows, t:t + self.k], self.y[rows, t:t + self.k]
+
+    def _descriptors(self) -> list:
+        found = []
+        for group in range(0, len(self.x), self.batch):
+            reset, skipped = True, []
+            for t in range(0, self.x.shape[1], self.k):
+                if bool((self._window(group, t)[1] == IGNORE).all()):
+                    skipped.append(t)
+                    continue
+                found.append((group, t))
+                self._before[(group, t)] = (reset, skipped)
+                reset, skipped = False, []
+        return found
+
+    def inputs(self, batch) -> tuple:
+        group, t = batch
+        reset, skipped = self._before[batch]
+        if reset:
+            self.model.sublayers[0].reset_states()
+        for start in skipped:
+            self.model.forward(self._window(group, start)[0])
+        return self._window(group, t)
 
 
 def accuracy(model, x, y) -> float:
@@ -102,8 +129,8 @@ def run(out, seed: int = 0, size: str = "tiny") -> dict:
         ex, ey = echo_data(np.random.default_rng(seed + 1), 200, cfg["stream"], lag)
         for k in ks:
             model = _model(cfg["units"], seed)
-            train(model, windows(model, x, y, k, cfg["batch"]), SoftmaxCrossEntropy(ignore_index=IGNORE),
-                  Adam(lr=1e-2), clip=1.0)
+            train_task(WindowTask(model, SoftmaxCrossEntropy(ignore_index=IGNORE), Adam(lr=1e-2), x, y, k,
+                                  cfg["batch"]), clip=1.0)
             grid[(k, lag)] = accuracy(model, ex, ey)
     memory = {length: (peak_memory(cfg["units"], length, None, seed),
                        peak_memory(cfg["units"], length, cfg["memory_window"], seed))

@@ -286,6 +286,7 @@ class Trainer:
         if self.pos["first_loss"] is None:
             self.pos["first_loss"] = float(loss)
         norm = clip_grad_norm(model.grads, self.clip)
+        self.last_grad_norm = norm  # the step's global gradient norm before clipping (for callbacks)
         check_finite_loss(norm, f"{where} (gradient norm)")
         task.optimizer.step(model.params, model.grads)
         return float(loss), int(count)
