@@ -26,7 +26,7 @@ from ..initializers import orthogonal
 from ..layers.kinds import KINDS, layer_class
 from ..losses import MSE
 from ..optim import SGD
-from ..train.loop import EXPLOSION_FACTOR
+from ..train.task import EXPLOSION_FACTOR
 from .common import CELL_LABELS, fit, minibatch_rows, pick, recurrent_model, seed_everything
 from .report import Report
 from .training import train
