@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 COMMAND_MODULES = ["demo", "train_lm", "train_seq2seq", "eval", "sample", "translate", "data",
-                   "summary", "bench", "export"]
+                   "summary", "bench", "export", "train_classify", "train_tag", "train_caption", "predict"]
 
 
 @dataclass

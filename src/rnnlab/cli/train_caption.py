@@ -1,0 +1,5 @@
+"""placeholder"""
+
+
+def register(ctx) -> None:
+    pass
