@@ -163,10 +163,7 @@ def train_classify(config: ClassifyConfig | None, run_dir=None, resume: bool = F
     """Train (or resume) a classifier; returns the loop's ``TrainResult`` (``result["accuracy"]``,
     ``["macro_f1"]``, ``["confusion"]``, ``["majority_baseline"]`` on the test split). ``data``:
     a ``ClassificationData`` in memory instead of the files the config names."""
-    result = run_task(ClassifyTask, config, run_dir, resume, overrides, overwrite, data=data, **options)
-    if result.run_dir is not None:
-        result.task.save_report(Path(result.run_dir), result.metrics)
-    return result
+    return run_task(ClassifyTask, config, run_dir, resume, overrides, overwrite, data=data, **options)
 
 
 def report(metrics: dict) -> str:

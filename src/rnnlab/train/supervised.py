@@ -111,6 +111,9 @@ class SupervisedTask(Task):
         return ", ".join(f"{k} {v:.4g}" for k, v in row.items()
                          if isinstance(v, float) and k not in ("lr", "wall_s"))
 
+    def save_report(self, folder: Path, metrics: dict) -> None:
+        """Figures of the final results written into the run folder (e.g. a confusion matrix)."""
+
     # -- evaluation ------------------------------------------------------------------------------
     def outputs(self, split, batch_size: int = 256) -> tuple[float, list]:
         """(mean loss over the split's counted positions, [(batch, logits on the host)]) in eval
@@ -179,7 +182,10 @@ def run_task(task_class, config: SupervisedConfig | None, run_dir=None, resume: 
         task = task_class(config, data=data)
         task.setup()
         trainer = Trainer.from_config(task, run, callbacks=callbacks, **trainer_options)
-        return trainer.fit(resume=resume)
+        result = trainer.fit(resume=resume)
+        if trainer.writes:
+            task.save_report(Path(run.path), result.metrics)
+        return result
     finally:
         if run is not None:
             run.close()
