@@ -17,7 +17,7 @@ def test_feature_captions_beat_the_majority_caption(tmp_path):
                            lr=1e-2, beam=2, progress=False)
     result = train_caption(config, tmp_path / "run")
     baseline = majority_caption_accuracy(load_feature_captions(X, captions))
-    assert baseline < 0.1
+    assert baseline <= 0.15
     assert result["exact_match"] >= baseline + 0.4 and result["beam_exact_match"] >= baseline + 0.4
     assert 0 <= result["token_accuracy"] <= 1 and result["test_n"] == 50
     assert not (tmp_path / "run" / "captions.png").exists()   # no images to draw
