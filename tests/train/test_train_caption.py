@@ -35,10 +35,10 @@ def test_max_decode_len_bounds_the_captions(tmp_path):
 @pytest.mark.skipif(not DATA or not os.path.isfile(os.path.join(DATA or "", "digits", "digits.csv.gz")),
                     reason="RNNLAB_DATA does not hold digits/digits.csv.gz")
 def test_digit_captions_slice_writes_the_sample_png(tmp_path):
-    config = CaptionConfig(digits=True, n_train=300, n_valid=50, n_test=50, max_digits=1, hidden=32, epochs=3,
+    config = CaptionConfig(digits=True, n_train=300, n_valid=50, n_test=50, max_digits=1, hidden=32, epochs=5,
                            batch=16, lr=1e-2, beam=2, examples=4, progress=False)
     result = train_caption(config, tmp_path / "digits")
     # one digit per image: the caption is one of ten words, the majority caption about 10%
-    assert result["exact_match"] >= 0.35
+    assert result["exact_match"] >= majority_caption_accuracy(result.task.data) + 0.2
     assert (tmp_path / "digits" / "captions.png").exists() and len(result["examples"]) == 4
     assert np.isfinite(result["loss"])

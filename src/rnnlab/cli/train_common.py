@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-TRAINING_FIELDS = ("batch", "optimizer", "lr", "clip", "seed", "max_minutes", "patience", "checkpoint_every")
+TRAINING_FIELDS = ("batch", "optimizer", "lr", "clip", "seed", "max_minutes", "patience", "checkpoint_every",
+                   "monitor")
 
 
 def add_training_arguments(parser, defaults) -> None:
@@ -20,6 +21,8 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--max-minutes", type=float, help="stop after this much training time (validate, save; "
                                                      "--resume goes on)")
     g.add_argument("--patience", type=int, help="stop after this many epochs without a better validation score")
+    g.add_argument("--monitor", help="validation metric that picks best.npz and drives --patience (e.g. "
+                   "valid_loss: lowered; any other: raised; default: the task's accuracy)")
     g.add_argument("--checkpoint-every", type=int, metavar="BATCHES",
                    help="save last.npz every this many batches (default: every 60 s)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars when stderr "

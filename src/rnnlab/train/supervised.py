@@ -51,6 +51,7 @@ class SupervisedConfig(TaskConfig):
     checkpoint_every: int | None = None
     checkpoint_seconds: float = 60.0
     progress: bool | None = None
+    monitor: str | None = None         # the validation metric for best.npz and patience (None: the task's)
 
     PATH_FIELDS = ()                   # data paths stored absolute in config.json
 
@@ -69,6 +70,8 @@ class SupervisedTask(Task):
     def __init__(self, config: SupervisedConfig, data=None):
         self.config = config
         self.data = data              # in memory (tests); else load_data() reads what config names
+        if config.monitor:            # a loss is minimized, anything else (accuracy ...) maximized
+            self.monitor, self.mode = config.monitor, "min" if config.monitor.endswith("loss") else "max"
         self.loss_fn = SoftmaxCrossEntropy()
 
     # -- what a subclass supplies ----------------------------------------------------------------
