@@ -18,11 +18,18 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--clip", type=float, default=d.clip, help="global gradient-norm clip (0: off)")
     g.add_argument("--seed", type=int, default=d.seed)
+    add_run_arguments(parser, g)
+
+
+def add_run_arguments(parser, g, score: str = "validation score", monitor: bool = True) -> None:
+    """The flags of every trainer: the time budget, patience (on ``score``), checkpoints, progress
+    (into the group ``g``), and the "run" group (--out, --resume, --overwrite)."""
     g.add_argument("--max-minutes", type=float, help="stop after this much training time (validate, save; "
                                                      "--resume goes on)")
-    g.add_argument("--patience", type=int, help="stop after this many epochs without a better validation score")
-    g.add_argument("--monitor", help="validation metric that picks best.npz and drives --patience (e.g. "
-                   "valid_loss: lowered; any other: raised; default: the task's accuracy)")
+    g.add_argument("--patience", type=int, help=f"stop after this many epochs without a better {score}")
+    if monitor:
+        g.add_argument("--monitor", help="validation metric that picks best.npz and drives --patience (e.g. "
+                       "valid_loss: lowered; any other: raised; default: the task's accuracy)")
     g.add_argument("--checkpoint-every", type=int, metavar="BATCHES",
                    help="save last.npz every this many batches (default: every 60 s)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars when stderr "
