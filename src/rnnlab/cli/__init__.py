@@ -24,7 +24,8 @@ from pathlib import Path
 from .args import Parser, UserError, harden
 
 COMMAND_MODULES = ["demo", "train_lm", "train_seq2seq", "eval", "sample", "translate", "data",
-                   "summary", "bench", "export", "experiment"]
+                   "summary", "bench", "export", "experiment", "train_classify", "train_tag", "train_caption",
+                   "predict"]
 
 
 @dataclass

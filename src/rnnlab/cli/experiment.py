@@ -5,7 +5,6 @@ Runs one experiment of ``rnnlab.experiments`` (or ``all``) and writes ``DIR/repo
 """
 from __future__ import annotations
 
-import sys
 
 
 def register(ctx) -> None:

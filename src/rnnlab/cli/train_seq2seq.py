@@ -15,11 +15,10 @@ Defaults (the demo's measured settings): GRU 128, embedding 32, Luong "general" 
 """
 from __future__ import annotations
 
-import sys
-
 from ..train.config import budget_epochs, describe_checkpoint
 from ..train.seq2seq import Seq2SeqConfig, train_seq2seq
 from .args import fractions as _fractions
+from .train_common import add_run_arguments, run_training
 
 
 def add_model_arguments(parser) -> None:
@@ -87,19 +86,7 @@ def register(ctx) -> None:
                                                           "sentence 2 x source tokens + 10, at most the longest "
                                                           "training target + 10)")
     g.add_argument("--eval-limit", type=int, help="decode at most this many validation pairs per epoch")
-    g.add_argument("--max-minutes", type=float, help="time budget: stop after this much training time (validate, "
-                                                     "save; --resume goes on); without --epochs, train until "
-                                                     "the budget or early stopping ends it")
-    g.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss "
-                                                "(default: never; 3 with --max-minutes and no --epochs)")
-    g.add_argument("--checkpoint-every", type=int, metavar="BATCHES",
-                   help="save last.npz every this many batches (default: every 60 s)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars when stderr "
-                                                              "is a terminal)")
-    g = parser.add_argument_group("run")
-    g.add_argument("--out", metavar="RUN_DIR", help="run directory (config, checkpoints, metrics, curves)")
-    g.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.npz")
-    g.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    add_run_arguments(parser, g, score="validation loss", monitor=False)
     parser.set_defaults(func=run)
 
 
@@ -124,17 +111,7 @@ def config_from_args(args) -> Seq2SeqConfig:
 
 
 def run(args) -> dict:
-    if args.resume:
-        if not args.out:
-            raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
-        overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "patience": args.patience,
-                     "checkpoint_every": args.checkpoint_every}
-        if args.no_progress:
-            overrides["progress"] = False
-        result = train_seq2seq(None, args.out, resume=True, overrides=overrides)
-    else:
-        result = train_seq2seq(config_from_args(args), args.out, overwrite=args.overwrite)
-    result = dict(result.metrics)
+    result = run_training(args, train_seq2seq, config_from_args)
     for ex in result["examples"]:
         print(f"{ex['source']}  ->  {ex['prediction']}   (reference: {ex['reference']})")
     where = describe_checkpoint(result)
@@ -145,6 +122,4 @@ def run(args) -> dict:
     else:
         print(f"test: no test pairs (the split leaves none), so no test figures; {where}, "
               f"{result['wall_s']:.1f} s")
-    if args.out:
-        print(f"run directory: {args.out}", file=sys.stderr)
     return result

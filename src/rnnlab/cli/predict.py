@@ -1,0 +1,58 @@
+"""``rnnlab predict RUN_DIR INPUT [INPUT ...]``: apply a trained classifier or tagger.
+
+    rnnlab predict runs/sst2 "a gorgeous, witty film"        # label and class probabilities
+    rnnlab predict runs/sst2 reviews.txt                     # one sentence a line (or text<TAB>label)
+    rnnlab predict runs/jv test.ts                           # every series of a .ts file
+    rnnlab predict runs/upos "The old man the boats ."       # a tag per word
+
+An INPUT that names an existing file is read (``.ts``: series; else one sentence a line);
+otherwise it is the text itself. ``--json``: the predictions as one JSON object.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.labeled import read_texts
+from ..data.timeseries import read_ts
+from ..train.classify import classify
+from ..train.run import RunDir
+from ..train.tag import tag_sentences
+
+
+def register(ctx) -> None:
+    parser = ctx.commands.add_parser(
+        "predict", parents=[ctx.common], help="classify or tag inputs with a trained classify/tag run",
+        description="Predict with the best checkpoint of a classify or tag run directory.")
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="text, or a .ts / TSV / text file")
+    parser.set_defaults(func=run)
+
+
+def _texts(inputs) -> list[str]:
+    texts = []
+    for item in inputs:
+        texts += read_texts(item)[0] if Path(item).is_file() else [item]
+    return texts
+
+
+def run(args) -> dict:
+    config = RunDir(args.run_dir, create=False)
+    if not config.config_path.exists():
+        raise FileNotFoundError(f"{args.run_dir} is not a run directory (no config.json)")
+    task = config.read_config().get("task")
+    if task == "tag":
+        results = tag_sentences(args.run_dir, _texts(args.inputs))
+        for r in results:
+            print(" ".join(f"{w}/{t}" for w, t in zip(r["words"], r["tags"])))
+        return {"predictions": results}
+    if task != "classify":
+        raise ValueError(f"{args.run_dir} is a {task!r} run: rnnlab predict takes classify and tag runs")
+    if any(str(item).endswith(".ts") for item in args.inputs):
+        series = [s for item in args.inputs for s in read_ts(item, require_labels=False).series]
+        results = classify(args.run_dir, series=series)
+    else:
+        results = classify(args.run_dir, texts=_texts(args.inputs))
+    for r in results:
+        probs = ", ".join(f"{label} {p:.3f}" for label, p in r["probabilities"].items())
+        print(f"{r['label']}\t{r['input']}\t({probs})")
+    return {"predictions": results}

@@ -1,0 +1,169 @@
+"""One-to-many: captioning a fixed feature vector (``rnnlab train caption``).
+
+    config = CaptionConfig(digits=True)                   # composed handwritten digits ($RNNLAB_DATA)
+    config = CaptionConfig(features="X.npy", captions="captions.txt")   # any (N, F) array + N lines
+    result = train_caption(config, "runs/digits")  # result["exact_match"], ["beam_exact_match"], ...
+
+Model: ``models/captioner.py``'s ``Captioner`` (the features give the decoder's initial state
+through a learned projection; with ``feed_features`` also every step's input). Trained with
+teacher forcing (softmax cross-entropy over the real caption tokens and ``<eos>``). Each epoch
+the validation captions are decoded greedily; the monitored metric is their exact match. At the
+end the best model decodes the test split greedily and with a beam of ``beam``: exact match
+(whole caption right) and token accuracy (position by position); for the digits a PNG of sample
+test images with their generated captions (``captions.png`` in the run folder).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.captions import CaptionData, compose_digit_captions, load_digits, load_feature_captions
+from ..metrics import exact_match, token_accuracy
+from ..models.captioner import Captioner
+from .supervised import SupervisedConfig, SupervisedTask, log, run_task, save_figure
+
+
+@dataclass
+class CaptionConfig(SupervisedConfig):
+    RUN_KEYS = ("vocab",)
+    PATH_FIELDS = ("features", "captions")
+
+    # data: digits, or features + captions
+    digits: bool = False
+    n_train: int = 6000                # composed digit images per split
+    n_valid: int = 500
+    n_test: int = 1000
+    max_digits: int = 4
+    features: str | None = None
+    captions: str | None = None
+    valid_fraction: float = 0.1        # of features + captions, held out (seeded)
+    test_fraction: float = 0.1
+    data_seed: int = 0
+    # model
+    emb: int = 32
+    hidden: int = 128
+    layers: int = 1
+    cell: str = "lstm"
+    feed_features: bool = False
+    feed_size: int = 32
+    # decoding
+    beam: int = 3
+    length_penalty: float = 1.0
+    max_decode_len: int | None = None  # default: the longest training caption + 5
+    examples: int = 12                 # test images drawn in captions.png
+
+
+class CaptionTask(SupervisedTask):
+    """Captioning on the loop (see the module docstring)."""
+
+    name = "caption"
+    monitor = "valid_exact_match"
+
+    def load_data(self) -> CaptionData:
+        c = self.config
+        if c.digits == bool(c.features or c.captions):
+            raise ValueError("give --digits or --features X.npy --captions FILE, exactly one")
+        if c.digits:
+            images, digits = load_digits()
+            return compose_digit_captions(images, digits, c.n_train, c.n_valid, c.n_test, c.max_digits,
+                                          seed=c.data_seed)
+        if not (c.features and c.captions):
+            raise ValueError("--features X.npy needs --captions FILE (one caption per row of X), and back")
+        return load_feature_captions(c.features, c.captions, c.valid_fraction, c.test_fraction, c.data_seed)
+
+    def build_model(self):
+        c, d = self.config, self.data
+        if d.valid is None or d.test is None:
+            raise ValueError("caption: the data needs a validation and a test split (raise the fractions)")
+        self.max_len = c.max_decode_len or max(len(ids) for ids in d.train.ids) + 5
+        log(f"caption: {len(d.train)} / {len(d.valid)} / {len(d.test)} examples of {d.feature_dim} features, "
+            f"vocabulary {len(d.vocab)}")
+        return Captioner(d.feature_dim, len(d.vocab), emb=c.emb, hidden=c.hidden, layers=c.layers, cell=c.cell,
+                         feed_features=c.feed_features, feed_size=c.feed_size, bos_id=d.vocab.bos_id,
+                         eos_id=d.vocab.eos_id, seed=c.seed, name="captioner")
+
+    def inputs(self, batch):
+        return batch["features"], batch["tgt_in"]
+
+    def targets(self, batch):
+        return batch["tgt_out"], batch["mask"]
+
+    def run_config(self) -> dict:
+        return {"vocab": self.data.vocab.to_json()}
+
+    def decode(self, split, beam: int = 1, batch_size: int = 256) -> list[list[str]]:
+        """The generated caption (words) of every example of ``split``, in order."""
+        step = max(1, batch_size // beam)
+        out = []
+        for start in range(0, len(split), step):
+            decoded = self.model.caption(split.features[start:start + step], self.max_len, beam,
+                                         self.config.length_penalty)
+            out += [self.data.vocab.decode(tokens) for tokens in decoded.tokens]
+        return out
+
+    def evaluate(self, split, beam: int = 1) -> dict:
+        generated = self.decode(split, beam)
+        return {"exact_match": exact_match(generated, split.captions),
+                "token_accuracy": token_accuracy(generated, split.captions), "generated": generated}
+
+    def validate(self) -> dict:
+        loss, _ = self.outputs(self.data.valid)
+        figures = self.evaluate(self.data.valid)
+        return {"valid_loss": loss, "valid_exact_match": figures["exact_match"],
+                "valid_token_accuracy": figures["token_accuracy"]}
+
+    def curve_keys(self) -> tuple:
+        return ("train_loss", "valid_loss", "valid_exact_match")
+
+    def final_metrics(self, history) -> dict:
+        test = self.data.test
+        greedy, beam = self.evaluate(test), self.evaluate(test, self.config.beam)
+        loss, _ = self.outputs(test)
+        n = min(self.config.examples, len(test))
+        return {"exact_match": greedy["exact_match"], "token_accuracy": greedy["token_accuracy"],
+                "beam_exact_match": beam["exact_match"], "beam_token_accuracy": beam["token_accuracy"],
+                "beam": self.config.beam, "loss": loss, "test_n": len(test), "params": self.model.count_params(),
+                "examples": [{"reference": " ".join(test.captions[i]), "greedy": " ".join(greedy["generated"][i]),
+                              "beam": " ".join(beam["generated"][i])} for i in range(n)]}
+
+    def save_report(self, folder: Path, metrics: dict) -> None:
+        images = self.data.test.images
+        if images is None:
+            return
+        from ..plots import plot_captions
+
+        examples = metrics["examples"]
+        save_figure(plot_captions, images[:len(examples)], [e["beam"] for e in examples], folder / "captions.png",
+                    references=[e["reference"] for e in examples],
+                    title=f"test images never seen in training: beam {metrics['beam']}, exact match "
+                          f"{100 * metrics['beam_exact_match']:.1f}%")
+
+
+CaptionTask.config_class = CaptionConfig
+
+
+def train_caption(config: CaptionConfig | None, run_dir=None, resume: bool = False, overrides: dict | None = None,
+                  overwrite: bool = False, data: CaptionData | None = None, **options):
+    """Train (or resume) a captioner; returns the loop's ``TrainResult`` (``result["exact_match"]``,
+    ``["token_accuracy"]`` greedy, ``["beam_exact_match"]``, ``["beam_token_accuracy"]`` on the
+    test split). ``data``: a ``CaptionData`` in memory."""
+    return run_task(CaptionTask, config, run_dir, resume, overrides, overwrite, data=data, **options)
+
+
+def report(metrics: dict) -> str:
+    lines = [f"{e['greedy']}   (beam: {e['beam']}; reference: {e['reference']})" for e in metrics["examples"][:5]]
+    lines.append(f"test ({metrics['test_n']} examples): greedy exact match {100 * metrics['exact_match']:.2f}%, "
+                 f"token accuracy {100 * metrics['token_accuracy']:.2f}%; beam {metrics['beam']}: exact match "
+                 f"{100 * metrics['beam_exact_match']:.2f}%, token accuracy {100 * metrics['beam_token_accuracy']:.2f}%")
+    return "\n".join(lines)
+
+
+def majority_caption_accuracy(data: CaptionData) -> float:
+    """Exact match of always answering the most frequent training caption (the baseline)."""
+    counts: dict = {}
+    for c in data.train.captions:
+        counts[tuple(c)] = counts.get(tuple(c), 0) + 1
+    best = list(max(counts, key=counts.get))
+    return float(np.mean([c == best for c in data.test.captions]))

@@ -1,0 +1,216 @@
+"""What the classify, tag and caption tasks share: padded-batch training with a masked softmax
+cross-entropy, evaluation over a split, starting / resuming a run, and loading a finished run.
+
+A task here is a ``SupervisedTask``: its data holds splits with
+``split.batches(batch_size, shuffle, seed, epoch)`` (``data/labeled.py``, ``conllu.py``,
+``captions.py``); the subclass says how to read its data (``load_data``), how to build its
+model (``build_model``), and how a batch feeds the model (``inputs(batch)`` -> the positional
+arguments of ``model.forward``; ``targets(batch)`` -> (target ids, mask or None)). One step::
+
+    logits = model.forward(*task.inputs(batch))              # (B, C) or (B, T, V)
+    loss = mean over counted positions of -log softmax(logits)[target]
+    model.backward(dL/dlogits)
+
+Each epoch's batches are length-bucketed and shuffled by (seed, epoch), so a resumed epoch sees
+the same batches. ``run_task`` opens the run folder (or resumes it with the overrides a resume
+may change) and fits on ``train/loop.py``'s ``Trainer``; ``load_run`` gives a finished run's
+config.json and best model for prediction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend, initializers
+from ..checkpoint import load_checkpoint
+from ..losses import SoftmaxCrossEntropy
+from ..optim import get as get_optimizer
+from .config import TaskConfig
+from .loop import RunDir, Task, TrainResult, Trainer, resumed_config
+
+RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
+
+
+@dataclass
+class SupervisedConfig(TaskConfig):
+    """The optimisation and run settings every supervised task has (its data and model fields
+    come in the subclass)."""
+
+    epochs: int = 20
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    clip: float = 5.0
+    seed: int = 0
+    max_minutes: float | None = None   # time budget: stop cleanly with a checkpoint (--resume goes on)
+    patience: int | None = None        # stop after this many epochs without a better monitored metric
+    checkpoint_every: int | None = None
+    checkpoint_seconds: float = 60.0
+    progress: bool | None = None
+    monitor: str | None = None         # the validation metric for best.npz and patience (None: the task's)
+
+    PATH_FIELDS = ()                   # data paths stored absolute in config.json
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class SupervisedTask(Task):
+    """A padded-batch task with a masked softmax cross-entropy (see the module docstring)."""
+
+    unit = "batch"
+    monitor = "valid_accuracy"
+    mode = "max"
+
+    def __init__(self, config: SupervisedConfig, data=None):
+        self.config = config
+        self.data = data              # in memory (tests); else load_data() reads what config names
+        if config.monitor:            # a loss is minimized, anything else (accuracy ...) maximized
+            self.monitor, self.mode = config.monitor, "min" if config.monitor.endswith("loss") else "max"
+        self.loss_fn = SoftmaxCrossEntropy()
+
+    # -- what a subclass supplies ----------------------------------------------------------------
+    def load_data(self):
+        raise NotImplementedError
+
+    def build_model(self):
+        raise NotImplementedError
+
+    def inputs(self, batch) -> tuple:
+        raise NotImplementedError
+
+    def targets(self, batch) -> tuple:
+        raise NotImplementedError
+
+    # -- the loop's interface --------------------------------------------------------------------
+    def setup(self) -> None:
+        initializers.seed(self.config.seed)
+        if self.data is None:
+            self.data = self.load_data()
+        for note in getattr(self.data, "notes", None) or ():
+            log(f"rnnlab train {self.name}: {note}")
+        self.model = self.build_model()
+        self.optimizer = get_optimizer(self.config.optimizer, lr=self.config.lr)
+
+    def epoch_batches(self, epoch: int):
+        return list(self.data.train.batches(self.config.batch, shuffle=True, seed=self.config.seed, epoch=epoch))
+
+    def train_step(self, batch) -> tuple[float, int]:
+        logits = self.model.forward(*self.inputs(batch))
+        targets, mask = self.targets(batch)
+        loss = self.loss_fn.forward(logits, targets, mask)
+        self.model.backward(self.loss_fn.backward())
+        return float(loss), int(self.loss_fn.count)
+
+    def curve_keys(self) -> tuple:
+        return ("train_loss", "valid_loss", "valid_accuracy")
+
+    def describe_epoch(self, row: dict) -> str:
+        return ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                         if isinstance(v, float) and k not in ("lr", "wall_s"))
+
+    def save_report(self, folder: Path, metrics: dict) -> None:
+        """Figures of the final results written into the run folder (e.g. a confusion matrix)."""
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def outputs(self, split, batch_size: int = 256) -> tuple[float, list]:
+        """(mean loss over the split's counted positions, [(batch, logits on the host)]) in eval
+        mode (restored after); batches in length order, no shuffling."""
+        loss_fn, total, count, out = SoftmaxCrossEntropy(), 0.0, 0, []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for batch in split.batches(batch_size):
+                logits = self.model.forward(*self.inputs(batch))
+                targets, mask = self.targets(batch)
+                total += loss_fn.forward(logits, targets, mask) * loss_fn.count
+                count += loss_fn.count
+                out.append((batch, backend.to_numpy(logits)))
+        finally:
+            self.model.train(was_training)
+        return total / max(count, 1), out
+
+
+def class_predictions(outputs, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per example (in split order) its predicted class and class probabilities, from
+    ``SupervisedTask.outputs`` of a classifier ((B, C) logits per batch)."""
+    predictions, probs = np.zeros(n, dtype=np.int64), None
+    for batch, logits in outputs:
+        z = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p = z / z.sum(axis=1, keepdims=True)
+        if probs is None:
+            probs = np.zeros((n, p.shape[1]))
+        rows = np.asarray(batch["rows"])
+        probs[rows], predictions[rows] = p, p.argmax(axis=1)
+    return predictions, probs
+
+
+def majority_baseline(train_labels, test_labels) -> float:
+    """Accuracy of always answering the training split's most frequent label."""
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    values, counts = np.unique(train_labels, return_counts=True)
+    return float((test_labels == values[counts.argmax()]).mean()) if test_labels.size else 0.0
+
+
+def absolute_paths(config: SupervisedConfig) -> SupervisedConfig:
+    """The config with its data paths made absolute (a run folder names its data wherever it is read)."""
+    paths = {k: str(Path(v).resolve()) for k in config.PATH_FIELDS if (v := getattr(config, k)) is not None}
+    return dataclasses.replace(config, **paths) if paths else config
+
+
+def run_task(task_class, config: SupervisedConfig | None, run_dir=None, resume: bool = False,
+             overrides: dict | None = None, overwrite: bool = False, data=None, callbacks=(),
+             **trainer_options) -> TrainResult:
+    """Train ``task_class(config, data)`` on the loop, writing ``run_dir`` when given; with
+    ``resume`` the run's stored config is read back (``overrides`` may change epochs, the time
+    budget, checkpointing, patience, progress) and training continues from last.npz."""
+    name, config_class = task_class.name, task_class.config_class
+    if resume:
+        if run_dir is None:
+            raise ValueError(f"rnnlab train {name}: --resume needs the run directory (--out) to continue")
+        run = RunDir.open(run_dir, resume=True)
+    else:
+        if config is None:
+            raise ValueError(f"rnnlab train {name}: a new run needs a config")
+        config = absolute_paths(config)
+        run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
+    try:
+        if resume:
+            config = resumed_config(run, config_class, name, overrides, RESUME_OVERRIDES)
+        task = task_class(config, data=data)
+        task.setup()
+        trainer = Trainer.from_config(task, run, callbacks=callbacks, **trainer_options)
+        result = trainer.fit(resume=resume)
+        if trainer.writes:
+            task.save_report(Path(run.path), result.metrics)
+        return result
+    finally:
+        if run is not None:
+            run.close()
+
+
+def load_run(run_dir, checkpoint: str = "best") -> tuple[dict, object]:
+    """(config.json of ``run_dir``, its best model in eval mode; last.npz when there is no best)."""
+    run = RunDir(run_dir, create=False)
+    if not run.config_path.exists():
+        raise FileNotFoundError(f"{run.path} is not a run directory (no config.json)")
+    stored = run.read_config()
+    path = run.best_path if checkpoint == "best" and run.best_path.exists() else run.last_path
+    if not path.exists():
+        raise FileNotFoundError(f"{run.path} holds no checkpoint (best.npz / last.npz): did training finish "
+                                f"an epoch?")
+    model = load_checkpoint(path).model
+    model.eval()
+    return stored, model
+
+
+def save_figure(plot, *args, **kwargs):
+    """A figure of the results, or a warning when matplotlib is missing (the numbers are kept)."""
+    from ..plots import plot_or_warn
+
+    return plot_or_warn(plot, *args, **kwargs)

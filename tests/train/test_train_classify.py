@@ -1,0 +1,67 @@
+"""ClassifyTask on the loop: learns well past the majority baseline, resumes exactly, predicts."""
+import os
+
+import numpy as np
+import pytest
+
+from rnnlab.train.classify import ClassifyConfig, classify, train_classify
+from tasks_toy import write_sentiment
+
+DATA = os.environ.get("RNNLAB_DATA")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sentiment")
+    for name, n, seed in (("train.tsv", 300, 0), ("valid.tsv", 60, 1), ("test.tsv", 100, 2)):
+        write_sentiment(folder / name, n, seed)
+    return folder
+
+
+def config(toy, **kw):
+    base = dict(tsv=str(toy / "train.tsv"), valid=str(toy / "valid.tsv"), test=str(toy / "test.tsv"), emb=16,
+                hidden=16, epochs=4, batch=16, lr=1e-2, dropout=0.0, progress=False)
+    return ClassifyConfig(**{**base, **kw})
+
+
+def test_text_classifier_beats_majority_and_writes_report(toy, tmp_path):
+    result = train_classify(config(toy), tmp_path / "run")
+    m = result.metrics
+    assert m["majority_baseline"] == pytest.approx(np.mean([line.endswith("pos") for line in
+                                                            (toy / "test.tsv").read_text().split("\n")[1:-1]]))
+    assert m["accuracy"] >= m["majority_baseline"] + 0.25
+    assert np.asarray(m["confusion"]).sum() == m["test_n"] == 100 and m["labels"] == ["neg", "pos"]
+    assert 0 < m["macro_f1"] <= 1
+    assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "curves.png").exists()
+    # predict: the label with the larger probability, probabilities summing to 1
+    out = classify(tmp_path / "run", texts=["the film was great", "the plot was awful"])
+    assert [r["label"] for r in out] == ["pos", "neg"]
+    assert sum(out[0]["probabilities"].values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="series"):
+        classify(tmp_path / "run", series=[np.zeros((3, 2))])
+
+
+def test_resume_continues_exactly(toy, tmp_path):
+    straight = train_classify(config(toy, epochs=2), tmp_path / "a")
+    train_classify(config(toy, epochs=1), tmp_path / "b")
+    resumed = train_classify(None, tmp_path / "b", resume=True, overrides={"epochs": 2})
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
+    assert resumed["accuracy"] == straight["accuracy"]
+    with pytest.raises(ValueError, match="keeps its config"):
+        train_classify(None, tmp_path / "b", resume=True, overrides={"lr": 0.5})
+
+
+def test_exactly_one_data_source(toy):
+    with pytest.raises(ValueError, match="exactly one data source"):
+        train_classify(config(toy, sst2="sentences"))
+
+
+@pytest.mark.skipif(not DATA or not os.path.isdir(os.path.join(DATA or "", "timeseries", "JapaneseVowels")),
+                    reason="RNNLAB_DATA does not hold timeseries/JapaneseVowels")
+def test_japanese_vowels_slice_beats_majority(tmp_path):
+    result = train_classify(ClassifyConfig(ts_dataset="JapaneseVowels", hidden=24, epochs=2, batch=16, lr=5e-3,
+                                           progress=False), tmp_path / "jv")
+    assert result["majority_baseline"] < 0.2 and result["accuracy"] >= result["majority_baseline"] + 0.3
+    series = [np.random.default_rng(0).normal(size=(10, 12))]
+    (out,) = classify(tmp_path / "jv", series=series)
+    assert out["label"] in result["labels"] and len(out["probabilities"]) == 9

@@ -1,0 +1,56 @@
+"""TagTask on the loop: learns past the majority baseline (unseen words too, from their spelling);
+the unidirectional tagger streams word by word to exactly the tags of the whole sentence."""
+import numpy as np
+import pytest
+
+from rnnlab.data.conllu import load_tagging
+from rnnlab.train.tag import TagConfig, TagTask, stream_and_whole, tag_sentences, train_tag
+from tasks_toy import STEMS, write_conllu
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("conllu")
+    # the test split uses stems never seen in training: its words are all unseen but for "the"
+    write_conllu(folder / "train.conllu", 200, 0, STEMS[:18])
+    write_conllu(folder / "dev.conllu", 30, 1, STEMS[:18])
+    write_conllu(folder / "test.conllu", 40, 2, STEMS[18:])
+    return folder
+
+
+def config(toy, **kw):
+    base = dict(conllu=str(toy / "train.conllu"), valid=str(toy / "dev.conllu"), test=str(toy / "test.conllu"),
+                emb=12, char_emb=8, char_hidden=12, hidden=16, epochs=6, batch=16, lr=1e-2, dropout=0.0,
+                min_freq=1, progress=False)
+    return TagConfig(**{**base, **kw})
+
+
+def test_bidirectional_tagger_beats_majority_on_unseen_words(toy, tmp_path):
+    result = train_tag(config(toy), tmp_path / "run")
+    m = result.metrics
+    assert m["majority_baseline"] < 0.5
+    assert m["accuracy"] >= m["majority_baseline"] + 0.3
+    assert m["unseen_words"] > 0.7 * m["test_words"] and m["unseen_accuracy"] >= m["majority_baseline"] + 0.25
+    assert set(m["per_tag"]) == {"DET", "NOUN", "VERB", "ADJ", "ADV"} and "streaming_identical" not in m
+    (out,) = tag_sentences(tmp_path / "run", ["the rotion mildly passed"])
+    assert out["words"] == ["the", "rotion", "mildly", "passed"] and out["tags"][0] == "DET"
+    assert len(out["tags"]) == 4
+
+
+def test_streaming_gives_exactly_the_tags_of_the_whole_sentence(toy, tmp_path):
+    result = train_tag(config(toy, bidirectional=False, epochs=2, stream_check=40), tmp_path / "stream")
+    assert result["streaming_identical"] is True and result["streaming_sentences"] == 40
+    assert result["streaming_max_logit_diff"] < 1e-4
+    model, split = result.model, result.task.data.test
+    for i in range(5):
+        whole, streamed = stream_and_whole(model, split.words[i], split.chars[i])
+        assert whole.shape == streamed.shape == (len(split.words[i]), 5)
+        np.testing.assert_array_equal(whole.argmax(-1), streamed.argmax(-1))
+        np.testing.assert_allclose(streamed, whole, atol=1e-4)
+
+
+def test_bidirectional_refuses_to_stream(toy):
+    task = TagTask(config(toy), data=load_tagging(toy / "train.conllu", toy / "dev.conllu", toy / "test.conllu"))
+    task.setup()
+    with pytest.raises(ValueError, match="streaming needs bidirectional=False"):
+        task.model.begin_stream()
