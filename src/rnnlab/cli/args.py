@@ -84,6 +84,8 @@ RULES = {
     "min_freq": positive_int, "max_vocab": positive_int, "beam": positive_int, "max_decode_len": positive_int,
     "eval_limit": positive_int, "patience": positive_int, "checkpoint_every": positive_int,
     "length": positive_int, "top_k": positive_int, "steps": positive_int, "threads": positive_int,
+    "max_len": positive_int, "char_emb": positive_int, "char_hidden": positive_int, "n_train": positive_int,
+    "n_valid": non_negative_int, "n_test": non_negative_int, "max_digits": positive_int, "feed_size": positive_int,
     # indices and seeds
     "seed": non_negative_int, "data_seed": non_negative_int, "decay_start": non_negative_int,
     "warmup": non_negative_int,
@@ -91,7 +93,7 @@ RULES = {
     "lr": positive_float, "lr_decay": positive_float, "init_scale": positive_float,
     "max_minutes": positive_float, "clip": non_negative_float, "temperature": non_negative_float,
     "length_penalty": non_negative_float, "settle": non_negative_float, "dropout": probability,
-    "split": fractions,
+    "valid_fraction": probability, "test_fraction": probability, "split": fractions,
 }
 
 

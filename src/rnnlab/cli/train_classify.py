@@ -32,7 +32,8 @@ def register(ctx) -> None:
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the held-out validation split")
     g.add_argument("--min-freq", type=int, default=d.min_freq, help="rarer words become <unk>")
     g.add_argument("--lowercase", action="store_true")
-    g.add_argument("--max-len", type=int, help="cut longer sequences (reported)")
+    g.add_argument("--max-len", type=int, default=ClassifyConfig.max_len,
+                   help="cut longer sequences, tokens or frames (reported with their lines; default %(default)s)")
     g = parser.add_argument_group("model")
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell)
     g.add_argument("--layers", type=int, default=d.layers)

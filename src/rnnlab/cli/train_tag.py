@@ -26,7 +26,8 @@ def register(ctx) -> None:
     g.add_argument("--min-freq", type=int, default=d.min_freq, help="rarer training words become <unk>")
     g.add_argument("--cased", action="store_true", help="keep the case of words (default: lowercase; "
                                                         "characters always keep it)")
-    g.add_argument("--max-len", type=int, help="cut longer sentences (reported)")
+    g.add_argument("--max-len", type=int, default=TagConfig.max_len,
+                   help="cut longer sentences (reported with their lines; default %(default)s)")
     g = parser.add_argument_group("model")
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell)
     g.add_argument("--layers", type=int, default=d.layers)

@@ -53,7 +53,7 @@ class ClassifyConfig(SupervisedConfig):
     data_seed: int = 0
     min_freq: int = 1
     lowercase: bool = False
-    max_len: int | None = None         # longer sequences are cut (reported)
+    max_len: int | None = 1000         # longer sequences are cut (reported with their lines): bounds memory
     # model
     emb: int = 128
     hidden: int = 128

@@ -254,7 +254,9 @@ def check_resume_state(state: dict, path) -> None:
 
 
 # config classes of the tasks whose config.json is checked field by field (module, class)
-TASK_CONFIGS = {"lm": ("rnnlab.train.lm", "LMConfig"), "seq2seq": ("rnnlab.train.seq2seq", "Seq2SeqConfig")}
+TASK_CONFIGS = {"lm": ("rnnlab.train.lm", "LMConfig"), "seq2seq": ("rnnlab.train.seq2seq", "Seq2SeqConfig"),
+                "classify": ("rnnlab.train.classify", "ClassifyConfig"), "tag": ("rnnlab.train.tag", "TagConfig"),
+                "caption": ("rnnlab.train.caption", "CaptionConfig")}
 _TYPE_NAMES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "tuple": (list, tuple),
                "list": (list,), "dict": (dict,), "None": (type(None),)}
 

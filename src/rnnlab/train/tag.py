@@ -40,7 +40,7 @@ class TagConfig(SupervisedConfig):
     ud_ewt: bool = False
     min_freq: int = 2                  # rarer training words read as <unk> (the char RNN spells them)
     lowercase: bool = True
-    max_len: int | None = None
+    max_len: int | None = 250          # longer sentences are cut (reported with their lines): bounds memory
     max_word_len: int = 20
     # model
     emb: int = 100
