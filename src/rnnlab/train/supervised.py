@@ -18,7 +18,6 @@ config.json and best model for prediction.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from ..checkpoint import load_checkpoint
 from ..losses import SoftmaxCrossEntropy
 from ..optim import get as get_optimizer
 from .config import TaskConfig
-from .loop import RunDir, Task, TrainResult, Trainer, resumed_config
+from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
 
@@ -157,10 +156,13 @@ def majority_baseline(train_labels, test_labels) -> float:
     return float((test_labels == values[counts.argmax()]).mean()) if test_labels.size else 0.0
 
 
-def absolute_paths(config: SupervisedConfig) -> SupervisedConfig:
-    """The config with its data paths made absolute (a run folder names its data wherever it is read)."""
-    paths = {k: str(Path(v).resolve()) for k in config.PATH_FIELDS if (v := getattr(config, k)) is not None}
-    return dataclasses.replace(config, **paths) if paths else config
+class _SaveReport(Callback):
+    """Writes the task's report files (confusion matrix, per-tag table, captions) into the run
+    folder once the final figures exist."""
+
+    def on_train_end(self, trainer, result) -> None:
+        if trainer.writes:
+            trainer.task.save_report(Path(trainer.run.path), result.metrics)
 
 
 def run_task(task_class, config: SupervisedConfig | None, run_dir=None, resume: bool = False,
@@ -169,29 +171,11 @@ def run_task(task_class, config: SupervisedConfig | None, run_dir=None, resume: 
     """Train ``task_class(config, data)`` on the loop, writing ``run_dir`` when given; with
     ``resume`` the run's stored config is read back (``overrides`` may change epochs, the time
     budget, checkpointing, patience, progress) and training continues from last.npz."""
-    name, config_class = task_class.name, task_class.config_class
-    if resume:
-        if run_dir is None:
-            raise ValueError(f"rnnlab train {name}: --resume needs the run directory (--out) to continue")
-        run = RunDir.open(run_dir, resume=True)
-    else:
-        if config is None:
-            raise ValueError(f"rnnlab train {name}: a new run needs a config")
-        config = absolute_paths(config)
-        run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
-    try:
-        if resume:
-            config = resumed_config(run, config_class, name, overrides, RESUME_OVERRIDES)
-        task = task_class(config, data=data)
-        task.setup()
-        trainer = Trainer.from_config(task, run, callbacks=callbacks, **trainer_options)
-        result = trainer.fit(resume=resume)
-        if trainer.writes:
-            task.save_report(Path(run.path), result.metrics)
-        return result
-    finally:
-        if run is not None:
-            run.close()
+    config_class = task_class.config_class
+    return train_from_config(task_class.name, config_class, lambda c: task_class(c, data=data), config, run_dir,
+                             resume=resume, overwrite=overwrite, overrides=overrides, allowed=RESUME_OVERRIDES,
+                             path_keys=config_class.PATH_FIELDS,
+                             trainer_options={"callbacks": [*callbacks, _SaveReport()], **trainer_options})
 
 
 def load_run(run_dir, checkpoint: str = "best") -> tuple[dict, object]:
