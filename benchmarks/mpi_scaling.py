@@ -100,6 +100,7 @@ def worker(config_name: str, steps: int, warmup: int) -> None:
 
     dist.allreduce_mean_ = timed_allreduce
     step_s, distinct = [], []
+    trainer.pos = {"first_loss": None}  # what fit() sets up and _step reads (the explosion check)
     for i in range(warmup + steps):
         dist.barrier()  # every rank starts the step together: rank 0's time is the step's
         t0 = time.perf_counter()

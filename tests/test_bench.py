@@ -63,8 +63,8 @@ def test_run_benchmark_tiny(cell):
     # the result says which loops ran: the fused kernels exactly when the layers use them
     from rnnlab.layers import fused
     assert res["fused_kernels"] is (fused.available() and on_cpu)
-    from rnnlab.layers import compiled
-    assert res["compiled_loops"] is (compiled.available() and on_cpu)
+    from rnnlab.layers import LSTM
+    assert res["compiled_loops"] is (LSTM(1)._compiled("float32") and on_cpu)   # opt-in: RNNLAB_COMPILED=1
     assert res["versions"]["numba"] == getattr(fused.numba, "__version__", None)
     json.dumps(res)  # the CLI prints it as JSON
     if _has_torch():

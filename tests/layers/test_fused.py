@@ -153,12 +153,15 @@ def test_switches(monkeypatch):
 
 
 def test_compiled_switches(monkeypatch):
-    """COMPILED: None = when available (numba, scipy, RNNLAB_COMPILED not 0), only where the fused
+    """COMPILED: None = with RNNLAB_COMPILED=1 when available (numba, scipy), only where the fused
     kernels run; True without what it needs is a clear error."""
     require_numba()
     layer = LSTM(2)
     monkeypatch.setattr(_Recurrent, "FUSED", True)
     monkeypatch.setattr(_Recurrent, "COMPILED", None)
+    monkeypatch.delenv("RNNLAB_COMPILED", raising=False)
+    assert not layer._compiled(np.float32)    # opt-in: off unless RNNLAB_COMPILED=1
+    monkeypatch.setenv("RNNLAB_COMPILED", "1")
     assert layer._compiled(np.float32) is compiled.available()
     monkeypatch.setenv("RNNLAB_COMPILED", "0")
     assert not compiled.available() and not layer._compiled(np.float32)

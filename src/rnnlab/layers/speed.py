@@ -35,9 +35,10 @@ tests run every recurrent check on both paths.
 **Compiled loops.** Where the fused kernels run and SciPy imports as well, LSTM and GRU
 (reset_after) run the whole time loop, forward and backward, as one call of ``compiled.py``
 (the loop calls SciPy's BLAS itself; batch rows split over two threads, deterministically): the
-same kernels on the same buffers, only the per-step return to Python is gone. ``COMPILED = None``
-(default) uses them when available, ``True``/``False`` forces; ``RNNLAB_COMPILED=0`` switches them
-off. The tests run every recurrent check on all three paths (NumPy, fused, compiled).
+same kernels on the same buffers, only the per-step return to Python is gone. They are opt-in:
+``COMPILED = None`` (default) uses them only with ``RNNLAB_COMPILED=1`` (on one Intel Xeon they
+were slower than the per-step kernels at the ptb-medium shape: benchmarks/README.md),
+``True``/``False`` forces; ``RNNLAB_COMPILED=0`` switches them off. The tests run every recurrent check on all three paths (NumPy, fused, compiled).
 
 **Timed choices.** Which orientation runs changes the rounding, so a run resumed in a new
 process (or another rank of a data-parallel run) must make the same choices: the trainer saves
@@ -45,6 +46,8 @@ process (or another rank of a data-parallel run) must make the same choices: the
 compiled loops' weight layouts (``compiled.choices()``) travel in it under the key "compiled".
 """
 from __future__ import annotations
+
+import os
 
 import time
 
@@ -129,7 +132,7 @@ class FastPath:
     FACTOR_BLOCK = 1 << 17   # gate values per block of steps in backward (about 512 KB in float32)
     TRANSPOSED_PRODUCTS = None  # per-step products: None = time both orientations once, or force True/False
     FUSED = None   # fused step kernels (fused.py) where a layer has them: None = when numba is installed
-    COMPILED = None  # whole-loop compiled calls (compiled.py) where the fused kernels run: None = when available
+    COMPILED = None  # whole-loop compiled calls (compiled.py) where the fused kernels run: None = RNNLAB_COMPILED=1
     PROJECTION_CHUNK = 1 << 18     # gate values per chunk of the input projection (1 MB in float32)
     PROJECTION_MIN_ROWS = 256      # smaller chunks are not worth it: one GEMM for all steps
 
@@ -198,8 +201,8 @@ class FastPath:
         fused kernels run (the compiled loop is built from them)."""
         if not self._fused(dtype):
             return False
-        if self.COMPILED is None:
-            return compiled.available()
+        if self.COMPILED is None:  # opt-in until measured faster per shape (benchmarks/README.md)
+            return os.environ.get("RNNLAB_COMPILED") == "1" and compiled.available()
         if self.COMPILED and not compiled.available():
             raise RuntimeError(f"{self.describe()}: COMPILED = True, but {compiled.missing()}")
         return bool(self.COMPILED)
