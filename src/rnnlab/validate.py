@@ -138,6 +138,13 @@ def text(owner: str, name: str, value, optional: bool = True) -> str | None:
     return value
 
 
+def options(owner: str, name: str, value) -> dict | None:
+    """A dict of keyword arguments (a copy), or None for none."""
+    if value is not None and not isinstance(value, dict):
+        _fail(owner, f"{name} must be a dict of the cell's arguments, got {value!r}")
+    return dict(value) if value else None
+
+
 def initializer(owner: str, name: str, value):
     """An initializer spec (a name such as "orthogonal" or "uniform:0.1", a callable, or None),
     checked now rather than when the layer builds; returns the spec unchanged."""

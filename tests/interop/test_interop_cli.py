@@ -11,20 +11,9 @@ import pytest
 import rnnlab
 from rnnlab import layers as L
 from rnnlab.cli import main
+from test_interop_onnx import require_onnx
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onnx_generate.py"
-
-
-def require_onnx():
-    import os
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("ONNX export tests need `pip install onnx onnxruntime`")
-    return onnxruntime
 
 
 def _last_json(capsys):

@@ -109,10 +109,7 @@ class EmbeddedStack(Layer):
                  dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
-        if cell_options is not None and not isinstance(cell_options, dict):
-            raise validate.ArgumentError(f"{owner}: cell_options must be a dict of the cell's arguments, "
-                                         f"got {cell_options!r}")
-        self.cell_options = dict(cell_options) if cell_options else None
+        self.cell_options = validate.options(owner, "cell_options", cell_options)
         self.vocab_size = validate.positive_int(owner, "vocab_size", vocab_size)
         self.emb, self.hidden = validate.positive_int(owner, "emb", emb), validate.positive_int(owner, "hidden", hidden)
         self.cell, self.layers = validate.cell(owner, "cell", cell), validate.positive_int(owner, "layers", layers)

@@ -136,10 +136,7 @@ class Seq2Seq(Model):
                  cell_options: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
-        if cell_options is not None and not isinstance(cell_options, dict):
-            raise validate.ArgumentError(f"{owner}: cell_options must be a dict of the cell's arguments, "
-                                         f"got {cell_options!r}")
-        self.cell_options = dict(cell_options) if cell_options else None
+        self.cell_options = validate.options(owner, "cell_options", cell_options)
         self.attention = validate.choice(owner, "attention", attention, ATTENTIONS)
         self.score = validate.choice(owner, "score", score, ("dot", "general"))
         self.src_vocab_size = validate.positive_int(owner, "src_vocab_size", src_vocab_size)
