@@ -49,17 +49,26 @@ def length_buckets(lengths: Sequence[int], batch_size: int, shuffle: bool = True
     return batches
 
 
+def pad(sequences: Sequence[Sequence[int]], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad integer sequences with 0: ids (N, L) int64 and mask (N, L) bool."""
+    length = max((len(s) for s in sequences), default=0) if length is None else length
+    ids = np.zeros((len(sequences), length), dtype=np.int64)
+    mask = np.zeros((len(sequences), length), dtype=bool)
+    for i, s in enumerate(sequences):
+        ids[i, :len(s)] = s[:length]
+        mask[i, :len(s)] = True
+    return ids, mask
+
+
 def pad_ids(sequences: Sequence[Sequence[int]], pad_id: int = 0, length: int | None = None):
     """Integer sequences -> (ids (B, T) int64, mask (B, T) bool), right padded with ``pad_id``.
 
-    T is the longest sequence (or ``length``). Arrays are on the current backend.
+    T is the longest sequence (or ``length``). Arrays are on the current backend (``pad`` is the
+    same on the host, padded with 0).
     """
-    T = max((len(s) for s in sequences), default=0) if length is None else int(length)
-    ids = np.full((len(sequences), T), pad_id, dtype=np.int64)
-    mask = np.zeros((len(sequences), T), dtype=bool)
-    for i, seq in enumerate(sequences):
-        ids[i, :len(seq)] = seq
-        mask[i, :len(seq)] = True
+    ids, mask = pad(sequences, length)
+    if pad_id:
+        ids[~mask] = pad_id
     xp = backend.xp
     return xp.asarray(ids), xp.asarray(mask)
 

@@ -33,6 +33,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .. import backend
+from .padding import pad  # noqa: F401  (pairs.pad: the host-side padding of make_batch)
 from .vocab import Vocab
 
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -217,17 +218,6 @@ class PairData:
         return batches(self.src_ids, self.tgt_ids, batch_size, self.tgt_vocab.bos_id, self.tgt_vocab.eos_id,
                        shuffle=shuffle, rng=rng if rng is not None else np.random.default_rng(seed),
                        bucket=bucket)
-
-
-def pad(sequences: Sequence[Sequence[int]], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad integer sequences with 0: ids (N, L) int64 and mask (N, L) bool."""
-    length = max((len(s) for s in sequences), default=0) if length is None else length
-    ids = np.zeros((len(sequences), length), dtype=np.int64)
-    mask = np.zeros((len(sequences), length), dtype=bool)
-    for i, s in enumerate(sequences):
-        ids[i, :len(s)] = s[:length]
-        mask[i, :len(s)] = True
-    return ids, mask
 
 
 def make_batch(src_ids, tgt_ids, index, bos_id: int, eos_id: int) -> Batch:
