@@ -96,6 +96,20 @@ def rate(owner: str, name: str, value) -> float:
     return finite_float(owner, name, value, 0.0, 1.0, high_open=True)
 
 
+def fractions(owner: str, name: str, values, count: int = 3) -> tuple[float, ...]:
+    """``count`` finite fractions >= 0 that sum to 1 (within 1e-6), as floats: a split such as
+    (0.9, 0.05, 0.05). Never renormalised: (0.5, 0.6, 0.1) is a mistake, not 45/55/9 percent."""
+    try:
+        parts = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        parts = ()
+    if len(parts) != count or not all(np.isfinite(p) for p in parts):
+        _fail(owner, f"{name} must be {count} fractions (e.g. 0.8, 0.1, 0.1), got {values!r}")
+    if any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
+        _fail(owner, f"{name} fractions must be >= 0 and sum to 1, got {values!r} (sum {sum(parts):g})")
+    return parts
+
+
 def flag(owner: str, name: str, value) -> bool:
     """A boolean (``True``/``False``, or a NumPy bool): ``"no"`` or ``2`` is a mistake, not True."""
     if not isinstance(value, (bool, np.bool_)):

@@ -51,6 +51,15 @@ def test_word_split_by_fraction_cuts_at_line_ends(tmp_path):
     assert [len(p) // 5 for p in (corpus.train, corpus.valid, corpus.test)] == [80, 10, 10]
 
 
+@pytest.mark.parametrize("split", [(0.5, 0.6, 0.1), (0.8, 0.1), (0.9, -0.05, 0.15), (0.9, float("nan"), 0.1)])
+def test_a_split_that_is_not_three_fractions_summing_to_one_is_refused_not_renormalised(tmp_path, split):
+    path = write(tmp_path / "t.txt", "abcdefghij" * 10)
+    with pytest.raises(ValueError, match=r"split .*(sum to 1|3 fractions)"):
+        load_text(path, level="char", split=split)
+    with pytest.raises(ValueError, match=r"split .*(sum to 1|3 fractions)"):
+        corpora.split_corpus("abcdefghij" * 10, "char", split=split)
+
+
 def test_separate_valid_file_takes_valid_and_train_file_gives_test(tmp_path):
     train = write(tmp_path / "train.txt", "abcdefghij" * 10)
     valid = write(tmp_path / "valid.txt", "xyz")

@@ -16,6 +16,8 @@ import argparse
 import math
 import sys
 
+from .. import validate
+
 
 class UserError(ValueError):
     """A mistake of the user's (a bad flag, file or config): the CLI prints one line, exit 2."""
@@ -64,15 +66,9 @@ probability = _ranged(float, "a probability 0 <= p < 1", lambda v: 0 <= v < 1,
 def fractions(text: str) -> tuple:
     """``TRAIN,VALID,TEST``: three fractions >= 0 that sum to 1 (never silently renormalised)."""
     try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3 or not all(math.isfinite(p) for p in parts):
-        raise argparse.ArgumentTypeError(f"expected three comma-separated fractions like 0.8,0.1,0.1, got {text!r}")
-    if any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
-        raise argparse.ArgumentTypeError(f"fractions must be >= 0 and sum to 1, got {text!r} "
-                                         f"(sum {sum(parts):g})")
-    return parts
+        return validate.fractions("", "the split", text.split(","))
+    except validate.ArgumentError as e:
+        raise argparse.ArgumentTypeError(f"{e} (expected like 0.8,0.1,0.1)") from None
 
 
 # destination name -> rule, for every numeric flag of every command

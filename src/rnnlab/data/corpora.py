@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import validate
 from .vocab import Vocab
 
 WORD_SPECIALS = ("<unk>", "<eos>")
@@ -305,15 +306,14 @@ def load_corpus(dataset: str | None = None, text=None, level: str | None = None,
 
 
 def _check_split(split) -> tuple[float, float, float]:
-    split = tuple(float(f) for f in split)
-    if len(split) != 3 or any(f < 0 for f in split) or sum(split) <= 0:
-        raise ValueError(f"split must be three non-negative fractions (train, valid, test), got {split}")
-    total = sum(split)
-    return tuple(f / total for f in split)
+    """Three fractions >= 0 summing to 1, else an ArgumentError (never renormalised)."""
+    return validate.fractions("", "split", split)
 
 
 def _split_tokens(tokens: list[str], level: str, fractions, source) -> list[list[str]]:
-    """Cut tokens in order by the fractions; word level cuts only after an ``<eos>``."""
+    """Cut tokens in order by the fractions; word level cuts only after an ``<eos>``. The
+    fractions are a checked split (``_check_split``) with the parts that have a file of their
+    own set to 0, so the remaining parts share the whole text in their proportions."""
     total = sum(fractions)
     fractions = [f / total for f in fractions]
     n = len(tokens)

@@ -23,7 +23,6 @@ little compute goes to padding. Each ``Batch`` carries
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .. import backend
+from .. import backend, validate
+from .memory import check_memory, padded_batch_bytes
 from .padding import pad  # noqa: F401  (pairs.pad: the host-side padding of make_batch)
 from .vocab import Vocab
 
@@ -80,48 +80,19 @@ def read_pairs(path, swap: bool = False, limit: int | None = None,
     return pairs
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable of /proc/meminfo, else the
-    free pages of os.sysconf), or None where neither is known."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def batch_activation_bytes(rows: int, src_len: int, tgt_len: int, hidden: int, emb: int, layers: int,
-                           tgt_vocab: int, itemsize: int = 4) -> int:
-    """Estimate of what one padded batch's forward and backward keep alive, in bytes::
-
-        rows * ((S + T) * layers * (emb + 12 * hidden)    # embeddings, gates, states (both passes)
-                + 3 * T * V)                               # logits, softmax, its gradient
-    """
-    per_row = (src_len + tgt_len) * layers * (emb + 12 * hidden) + 3 * tgt_len * tgt_vocab
-    return int(rows) * int(per_row) * int(itemsize)
-
-
 def check_batch_memory(data: "PairData", batch_size: int, hidden: int, emb: int, layers: int = 1,
                        available: int | None = None) -> int:
     """Raise MemoryError (with what to change) when the largest padded batch of ``data`` would
-    need more than the memory available; returns the estimate in bytes. Padded lengths are
-    those of the longest pairs, so the estimate bounds any batch."""
+    need more than the memory available (``data/memory.py``); returns the estimate in bytes.
+    Padded lengths are those of the longest pairs, so the estimate bounds any batch: the
+    encoder over the source, the decoder (with its per-step logits) over the target."""
     rows = min(batch_size, len(data))
     src_len = max((len(s) for s in data.src_ids), default=0)
     tgt_len = max((len(t) for t in data.tgt_ids), default=0) + 1  # + <bos>/<eos>
-    need = batch_activation_bytes(rows, src_len, tgt_len, hidden, emb, layers, len(data.tgt_vocab))
-    available = available_memory() if available is None else available
-    if available is not None and need > available:
-        raise MemoryError(f"the largest padded batch ({rows} pairs, source {src_len} and target {tgt_len} tokens) "
-                          f"needs about {need / 2**30:.1f} GiB of activations but {available / 2**30:.1f} GiB is "
-                          f"available: lower --batch or drop long pairs with --max-src-len / --max-tgt-len")
-    return need
+    need = (padded_batch_bytes(rows, src_len, emb, hidden, layers)
+            + padded_batch_bytes(rows, tgt_len, emb, hidden, layers, outputs=len(data.tgt_vocab)))
+    return check_memory(need, f"the largest padded batch ({rows} pairs, source {src_len} and target {tgt_len} tokens)",
+                        "lower --batch or drop long pairs with --max-src-len / --max-tgt-len", available)
 
 
 def tokenize(text: str, level: str = "char", lower: bool = False) -> list[str]:
@@ -151,9 +122,7 @@ def detokenize(tokens: Sequence[str], level: str = "char") -> str:
 
 def split_pairs(pairs: Sequence, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> list[list]:
     """Shuffle ``pairs`` with ``seed`` and cut them into parts of the given fractions."""
-    fractions = [float(f) for f in fractions]
-    if any(f < 0 for f in fractions) or not 0.999 <= sum(fractions) <= 1.001:
-        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    fractions = list(validate.fractions("", "split", fractions))
     order = np.random.default_rng(seed).permutation(len(pairs))
     bounds = np.round(np.cumsum([0.0] + fractions) * len(pairs)).astype(int)
     bounds[-1] = len(pairs)

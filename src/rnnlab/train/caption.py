@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.captions import CaptionData, compose_digit_captions, load_digits, load_feature_captions
+from ..data.memory import padded_batch_bytes
 from ..metrics import exact_match, token_accuracy
 from ..models.captioner import Captioner
 from .supervised import SupervisedConfig, SupervisedTask, log, run_task, save_figure
@@ -89,6 +90,13 @@ class CaptionTask(SupervisedTask):
 
     def targets(self, batch):
         return batch["tgt_out"], batch["mask"]
+
+    def padded_batch_bytes(self, rows: int) -> tuple[int, str]:
+        c, d = self.config, self.data
+        steps = max(max((len(ids) for ids in s.ids), default=0) for s in (d.train, d.valid, d.test)) + 1  # <bos>
+        width = c.emb + (c.feed_size if c.feed_features else 0)
+        need = padded_batch_bytes(rows, steps, width, c.hidden, c.layers, outputs=len(d.vocab))
+        return need, f"{rows} captions of {steps} words"
 
     def run_config(self) -> dict:
         return {"vocab": self.data.vocab.to_json()}

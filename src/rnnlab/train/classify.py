@@ -27,6 +27,7 @@ import numpy as np
 from .. import backend
 from ..data.labeled import (ClassificationData, find_data, load_sst2, load_tsv_classification, make_text_data,
                             read_labeled_tsv, read_sst2_sentences)
+from ..data.memory import padded_batch_bytes
 from ..data.padding import pad_ids, pad_vectors
 from ..data.timeseries import load_ts_classification, load_ts_dataset
 from ..data.vocab import Vocab
@@ -117,6 +118,13 @@ class ClassifyTask(SupervisedTask):
 
     def targets(self, batch):
         return batch["y"], None
+
+    def padded_batch_bytes(self, rows: int) -> tuple[int, str]:
+        c, d = self.config, self.data
+        steps = max(max(s.lengths(), default=0) for s in (d.train, d.valid, d.test))
+        width = c.emb if d.kind == "text" else d.input_dim
+        need = padded_batch_bytes(rows, steps, width, c.hidden, c.layers, 2 if c.bidirectional else 1)
+        return need, f"{rows} examples of {steps} {'tokens' if d.kind == 'text' else 'frames'}"
 
     def run_config(self) -> dict:
         d = self.data

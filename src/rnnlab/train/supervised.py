@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import backend, initializers
 from ..checkpoint import load_checkpoint
+from ..data.memory import check_memory
 from ..losses import SoftmaxCrossEntropy
 from ..optim import get as get_optimizer
 from .config import TaskConfig
@@ -53,6 +54,9 @@ class SupervisedConfig(TaskConfig):
     monitor: str | None = None         # the validation metric for best.npz and patience (None: the task's)
 
     PATH_FIELDS = ()                   # data paths stored absolute in config.json
+
+
+EVAL_BATCH = 256                       # examples per batch when evaluating
 
 
 def log(msg: str) -> None:
@@ -86,6 +90,11 @@ class SupervisedTask(Task):
     def targets(self, batch) -> tuple:
         raise NotImplementedError
 
+    def padded_batch_bytes(self, rows: int) -> tuple[int, str]:
+        """(estimate in bytes, description) of a batch of ``rows`` of the longest examples
+        (``data/memory.py``), for the memory check of ``setup``."""
+        raise NotImplementedError
+
     # -- the loop's interface --------------------------------------------------------------------
     def setup(self) -> None:
         initializers.seed(self.config.seed)
@@ -94,7 +103,16 @@ class SupervisedTask(Task):
         for note in getattr(self.data, "notes", None) or ():
             log(f"rnnlab train {self.name}: {note}")
         self.model = self.build_model()
+        self.check_batch_memory()
         self.optimizer = get_optimizer(self.config.optimizer, lr=self.config.lr)
+
+    def check_batch_memory(self, available: int | None = None) -> int:
+        """MemoryError (naming the batch and what to lower) before anything trains when the
+        largest padded batch, training's or evaluation's, would not fit; returns the estimate."""
+        splits = [s for s in (self.data.train, self.data.valid, self.data.test) if s is not None]
+        rows = min(max(self.config.batch, EVAL_BATCH), max(len(s) for s in splits))
+        need, what = self.padded_batch_bytes(rows)
+        return check_memory(need, f"the largest padded batch ({what})", "lower --batch or --max-len", available)
 
     def epoch_batches(self, epoch: int):
         return list(self.data.train.batches(self.config.batch, shuffle=True, seed=self.config.seed, epoch=epoch))
@@ -117,7 +135,7 @@ class SupervisedTask(Task):
         """Figures of the final results written into the run folder (e.g. a confusion matrix)."""
 
     # -- evaluation ------------------------------------------------------------------------------
-    def outputs(self, split, batch_size: int = 256) -> tuple[float, list]:
+    def outputs(self, split, batch_size: int = EVAL_BATCH) -> tuple[float, list]:
         """(mean loss over the split's counted positions, [(batch, logits on the host)]) in eval
         mode (restored after); batches in length order, no shuffling."""
         loss_fn, total, count, out = SoftmaxCrossEntropy(), 0.0, 0, []

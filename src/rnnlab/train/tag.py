@@ -21,6 +21,7 @@ import numpy as np
 
 from ..data.conllu import TaggingData, load_tagging, load_ud_english_ewt, tag_arrays
 from ..data.labeled import word_tokenize
+from ..data.memory import padded_batch_bytes
 from ..data.padding import pad_chars, pad_ids
 from ..data.vocab import Vocab
 from ..metrics import accuracy, per_class_accuracy, subset_accuracy
@@ -85,6 +86,18 @@ class TagTask(SupervisedTask):
 
     def targets(self, batch):
         return batch["tags"], batch["mask"]
+
+    def padded_batch_bytes(self, rows: int) -> tuple[int, str]:
+        """The word encoder over the longest sentence plus the character RNN (both directions)
+        over each of its words, every word as long as the longest."""
+        c, d = self.config, self.data
+        splits = (d.train, d.valid, d.test)
+        steps = max(max((len(s) for s in split.words), default=0) for split in splits)
+        letters = max((len(w) for split in splits for s in split.chars for w in s), default=0)
+        need = (padded_batch_bytes(rows, steps, c.emb + 2 * c.char_hidden, c.hidden, c.layers,
+                                   2 if c.bidirectional else 1, outputs=len(d.tags))
+                + padded_batch_bytes(rows * steps, letters, c.char_emb, c.char_hidden, 1, 2))
+        return need, f"{rows} sentences of {steps} words of up to {letters} characters"
 
     def run_config(self) -> dict:
         d = self.data
