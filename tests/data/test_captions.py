@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab.data.captions import DIGIT_WORDS, compose_digit_captions, load_digits, load_feature_captions, shifted
+from rnnlab.data.captions import DIGIT_WORDS, compose_digit_captions, load_digits, load_feature_captions
 
 DATA = os.environ.get("RNNLAB_DATA")
 needs_data = pytest.mark.skipif(not DATA or not Path(DATA, "digits").is_dir(),
@@ -35,31 +35,6 @@ def test_composed_captions_use_disjoint_sources_and_are_deterministic():
     assert (batch["tgt_in"][:, 0] == a.vocab.bos_id).all()
     lengths = batch["mask"].sum(axis=1)
     assert all(batch["tgt_out"][i, lengths[i] - 1] == a.vocab.eos_id for i in range(4))
-
-
-def test_shift_moves_training_digits_inside_their_slot_and_leaves_valid_and_test_alone():
-    images, digits = fake_digits()
-    plain = compose_digit_captions(images, digits, n_train=200, n_valid=20, n_test=50, seed=3)
-    moved = compose_digit_captions(images, digits, n_train=200, n_valid=20, n_test=50, seed=3, shift=1)
-    assert moved.train.captions == plain.train.captions and moved.train.sources == plain.train.sources
-    assert np.array_equal(moved.test.features, plain.test.features)
-    assert np.array_equal(moved.valid.features, plain.valid.features)
-    offsets = set()
-    for k in range(50):
-        for j, src in enumerate(moved.train.sources[k]):
-            slot = moved.train.images[k][:, 8 * j:8 * (j + 1)]
-            found = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-                     if np.array_equal(slot, shifted(images[src], dy, dx))]
-            assert found, (k, j)                   # the source digit, moved by at most one pixel
-            offsets.update(found)
-    assert len(offsets) == 9                       # every offset drawn
-
-
-def test_shifted_drops_what_moves_out_and_fills_with_zero():
-    image = np.arange(1, 10.0).reshape(3, 3)
-    assert shifted(image, 1, -1).tolist() == [[0, 0, 0], [2, 3, 0], [5, 6, 0]]
-    assert shifted(image, 0, 0).tolist() == image.tolist()
-    assert shifted(image, -1, 2).tolist() == [[0, 0, 4], [0, 0, 7], [0, 0, 0]]
 
 
 def test_features_and_captions_files(tmp_path):

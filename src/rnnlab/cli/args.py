@@ -81,7 +81,7 @@ RULES = {
     "eval_limit": positive_int, "patience": positive_int, "checkpoint_every": positive_int,
     "length": positive_int, "top_k": positive_int, "steps": positive_int, "threads": positive_int,
     "max_len": positive_int, "char_emb": positive_int, "char_hidden": positive_int, "n_train": positive_int,
-    "n_valid": non_negative_int, "n_test": non_negative_int, "max_digits": positive_int, "shift": non_negative_int, "feed_size": positive_int,
+    "n_valid": non_negative_int, "n_test": non_negative_int, "max_digits": positive_int, "feed_size": positive_int,
     # indices and seeds
     "seed": non_negative_int, "data_seed": non_negative_int, "decay_start": non_negative_int,
     "warmup": non_negative_int,

@@ -24,8 +24,6 @@ def register(ctx) -> None:
     g.add_argument("--n-valid", type=int, default=d.n_valid)
     g.add_argument("--n-test", type=int, default=d.n_test)
     g.add_argument("--max-digits", type=int, default=d.max_digits)
-    g.add_argument("--shift", type=int, default=d.shift,
-                   help="move each training digit by up to this many pixels (augmentation; default %(default)s)")
     g.add_argument("--features", metavar="X.npy", help="(N, F) float array, one example a row")
     g.add_argument("--captions", metavar="FILE", help="N caption lines (line i captions row i)")
     g.add_argument("--valid-fraction", type=float, default=d.valid_fraction)
@@ -52,7 +50,7 @@ def config_from_args(args) -> CaptionConfig:
         raise ValueError(f"--beam must be at least 1, got {args.beam}")
     return CaptionConfig(
         digits=args.digits, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
-        max_digits=args.max_digits, shift=args.shift, features=args.features, captions=args.captions,
+        max_digits=args.max_digits, features=args.features, captions=args.captions,
         valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, data_seed=args.data_seed,
         emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, feed_features=args.feed_features,
         feed_size=args.feed_size, beam=args.beam, length_penalty=args.length_penalty,

@@ -11,10 +11,7 @@ Two sources:
   The source images are split into train / valid / test *first*, so no source image of the
   test set was ever seen in training; the composition is deterministic by seed. Each
   composed image is (8, 8 * max_digits), zero padded on the right; its feature vector is the
-  image flattened, scaled to [0, 1]. ``shift=s`` augments the *training* images only: each
-  digit is moved by up to s pixels (drawn per digit, in each axis, the vacated edge filled
-  with 0) inside its own 8x8 slot, so the same few hundred source digits are seen in many
-  positions; validation and test images stay unshifted.
+  image flattened, scaled to [0, 1].
 
 ``CaptionData`` holds the splits and the word vocabulary (specials ``<pad>`` 0, ``<unk>``,
 ``<bos>``, ``<eos>``); ``split.batches(...)`` gives ``features`` (B, F), ``tgt_in``
@@ -167,26 +164,15 @@ def load_digits(path=None) -> tuple[np.ndarray, np.ndarray]:
     return (data[:, :64] / 16.0).reshape(-1, 8, 8), data[:, 64].astype(np.int64)
 
 
-def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``image`` moved down by ``dy`` and right by ``dx`` pixels (negative: up, left); what moves
-    out is dropped and the vacated rows and columns are 0."""
-    h, w = image.shape
-    out = np.zeros_like(image)
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = image[max(-dy, 0):h - max(dy, 0),
-                                                                    max(-dx, 0):w - max(dx, 0)]
-    return out
-
-
 def compose_digit_captions(images: np.ndarray, digits: np.ndarray, n_train: int = 6000, n_valid: int = 500,
                            n_test: int = 1000, max_digits: int = 4, split=(0.7, 0.1, 0.2),
-                           seed: int = 0, shift: int = 0) -> CaptionData:
+                           seed: int = 0) -> CaptionData:
     """Composed digit images and their captions (see the module docstring).
 
     ``split``: the fractions of *source* images given to train / valid / test; each composed
     example draws 1..``max_digits`` (uniformly) distinct source images of its own split only.
     """
     rng = np.random.default_rng(seed)
-    shift_rng = np.random.default_rng([seed, 1])   # its own stream: valid and test do not depend on shift
     n = len(images)
     order = rng.permutation(n)
     fractions = np.asarray(split, dtype=np.float64) / np.sum(split)
@@ -195,7 +181,7 @@ def compose_digit_captions(images: np.ndarray, digits: np.ndarray, n_train: int 
     h, w = images.shape[1:]
     vocab = Vocab(DIGIT_WORDS)
 
-    def build(pool, count, name, shift=0):
+    def build(pool, count, name):
         if count == 0:
             return None
         if len(pool) < max_digits:
@@ -206,13 +192,12 @@ def compose_digit_captions(images: np.ndarray, digits: np.ndarray, n_train: int 
             k = int(rng.integers(1, max_digits + 1))
             chosen = rng.choice(pool, size=k, replace=False)
             for j, src in enumerate(chosen):
-                dy, dx = shift_rng.integers(-shift, shift + 1, size=2) if shift else (0, 0)
-                canvas[i, :, j * w:(j + 1) * w] = shifted(images[src], int(dy), int(dx))
+                canvas[i, :, j * w:(j + 1) * w] = images[src]
             captions.append([DIGIT_WORDS[d] for d in digits[chosen]])
             sources.append(chosen.tolist())
         split_ = _encode(vocab, canvas.reshape(count, -1), captions, canvas, source=f"digits ({name})")
         split_.sources = sources
         return split_
 
-    return CaptionData(build(pools["train"], n_train, "train", shift), build(pools["valid"], n_valid, "valid"),
+    return CaptionData(build(pools["train"], n_train, "train"), build(pools["valid"], n_valid, "valid"),
                        build(pools["test"], n_test, "test"), vocab)

@@ -37,7 +37,6 @@ class CaptionConfig(SupervisedConfig):
     n_valid: int = 500
     n_test: int = 1000
     max_digits: int = 4
-    shift: int = 0                     # training digits moved by up to this many pixels (augmentation)
     features: str | None = None
     captions: str | None = None
     valid_fraction: float = 0.1        # of features + captions, held out (seeded)
@@ -70,7 +69,7 @@ class CaptionTask(SupervisedTask):
         if c.digits:
             images, digits = load_digits()
             return compose_digit_captions(images, digits, c.n_train, c.n_valid, c.n_test, c.max_digits,
-                                          seed=c.data_seed, shift=c.shift)
+                                          seed=c.data_seed)
         if not (c.features and c.captions):
             raise ValueError("--features X.npy needs --captions FILE (one caption per row of X), and back")
         return load_feature_captions(c.features, c.captions, c.valid_fraction, c.test_fraction, c.data_seed)
