@@ -8,6 +8,7 @@ from gradcheck import check_layer_gradients
 from rnnlab.search import beam_search, greedy_decode
 from rnnlab.losses import log_softmax
 from rnnlab.models.captioner import Captioner
+from rnnlab.models.stack import part_seeds
 
 TGT_IN = np.array([[2, 4, 5, 6], [2, 7, 0, 0], [2, 4, 4, 0]])
 
@@ -22,6 +23,36 @@ def test_gradients_of_parameters_and_features(float64, cell, feed):
     model = Captioner(5, 8, emb=3, hidden=4, layers=2, cell=cell, feed_features=feed, feed_size=2, seed=1)
     errors = check_layer_gradients(model, _features(), {"tgt_in": TGT_IN})
     assert "input" in errors
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gradients_with_dropout_on_features_and_outputs(float64, cell):
+    model = Captioner(5, 8, emb=3, hidden=4, layers=2, cell=cell, feed_features=True, feed_size=2, dropout=0.4,
+                      seed=1)
+    forward = model.forward
+
+    def same_masks(*args, **kwargs):            # every call draws the masks of the first
+        for drop in model.drops:
+            drop._gen = None
+        return forward(*args, **kwargs)
+
+    model.forward = same_masks
+    errors = check_layer_gradients(model, _features(), {"tgt_in": TGT_IN})
+    assert "input" in errors
+    for drop in model.drops:                    # dropout was really on: some entries dropped, some kept
+        assert (drop.mask == 0).any() and (drop.mask > 0).any()
+    # eval mode (what decoding uses) drops nothing: two calls agree
+    model.eval()
+    np.testing.assert_array_equal(forward(_features(), TGT_IN), forward(_features(), TGT_IN))
+
+
+def test_adding_dropout_kept_the_weights_of_earlier_models():
+    # the parts' seeds are a prefix-stable draw: 7 seeds start with the 5 drawn before dropout
+    assert part_seeds(7, 7)[:5] == part_seeds(7, 5)
+    plain = Captioner(5, 8, emb=3, hidden=4, feed_features=True, feed_size=2, seed=7)
+    dropped = Captioner(5, 8, emb=3, hidden=4, feed_features=True, feed_size=2, dropout=0.3, seed=7)
+    for a, b in zip(plain.params, dropped.params):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("feed", [False, True])
@@ -52,9 +83,11 @@ def test_greedy_and_beam_search(float64):
 
 
 def test_save_load_and_bad_features(tmp_path):
-    model = Captioner(5, 8, emb=3, hidden=4, cell="gru", feed_features=True, feed_size=2, seed=4)
-    loaded = rnnlab.models.load(model.save(tmp_path / "cap.npz"))
+    model = Captioner(5, 8, emb=3, hidden=4, cell="gru", feed_features=True, feed_size=2, dropout=0.2,
+                      seed=4).eval()
+    loaded = rnnlab.models.load(model.save(tmp_path / "cap.npz")).eval()
     assert isinstance(loaded, Captioner) and loaded.get_config() == model.get_config()
+    assert loaded.dropout == 0.2
     np.testing.assert_array_equal(loaded.forward(_features(), TGT_IN), model.forward(_features(), TGT_IN))
     with pytest.raises(ValueError, match=r"expected features of shape \(batch, 5\)"):
         model.forward(np.zeros((3, 4)), TGT_IN)

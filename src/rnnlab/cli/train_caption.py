@@ -36,6 +36,8 @@ def register(ctx) -> None:
     g.add_argument("--emb", type=int, default=d.emb)
     g.add_argument("--feed-features", action="store_true", help="also feed the projected features to every step")
     g.add_argument("--feed-size", type=int, default=d.feed_size)
+    g.add_argument("--dropout", type=float, default=d.dropout,
+                   help="dropout on the features and the decoder outputs (default %(default)s)")
     g = parser.add_argument_group("decoding")
     g.add_argument("--beam", type=int, default=d.beam, help="beam width of the final test decoding")
     g.add_argument("--length-penalty", type=float, default=d.length_penalty)
@@ -53,7 +55,7 @@ def config_from_args(args) -> CaptionConfig:
         max_digits=args.max_digits, features=args.features, captions=args.captions,
         valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, data_seed=args.data_seed,
         emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, feed_features=args.feed_features,
-        feed_size=args.feed_size, beam=args.beam, length_penalty=args.length_penalty,
+        feed_size=args.feed_size, dropout=args.dropout, beam=args.beam, length_penalty=args.length_penalty,
         max_decode_len=args.max_decode_len, **training_fields(args, CaptionConfig))
 
 

@@ -1,9 +1,12 @@
 """One-to-many: a captioner, a language model conditioned on a fixed feature vector.
 
-    f (B, F) -> h_0 = tanh(f W_init + b_init)  per decoder layer (LSTM: c_0 = 0)
+    f (B, F) -> [Dropout] -> h_0 = tanh(f W_init + b_init)  per decoder layer (LSTM: c_0 = 0)
     [optional, feed_features] p = f W_feed + b_feed (B, P), fed to every step
     x_t = [Embedding(y_{t-1}) ; p]  ->  RecurrentStack (one way, starting from h_0)
-        -> Dense(vocab) -> logits_t
+        -> [Dropout] -> Dense(vocab) -> logits_t
+
+``dropout`` (default 0: none) drops input features (the same dropped features reach h_0 and
+p) and the decoder's outputs, in training only; generation runs in eval mode without it.
 
 Training uses teacher forcing: ``forward(features, tgt_in)`` with ``tgt_in`` = ``<bos>`` w_1 ..
 w_n (padded with 0 after) predicts w_1 .. w_n ``<eos>``; the loss is masked over padding.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from .. import backend
 from .. import validate
-from ..layers import Dense, Embedding, N_STATES
+from ..layers import Dense, Dropout, Embedding, N_STATES
 from ..layers.base import ShapeError
 from ..losses import log_softmax
 from ..search import decode as search_decode
@@ -32,7 +35,7 @@ class Captioner(Model):
 
     def __init__(self, feature_dim: int, vocab_size: int, emb: int = 32, hidden: int = 128, layers: int = 1,
                  cell: str = "lstm", feed_features: bool = False, feed_size: int = 32, bos_id: int = 2,
-                 eos_id: int = 3, **kwargs):
+                 eos_id: int = 3, dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.feature_dim, self.vocab_size, self.emb, self.hidden, self.layers, self.feed_size = (
@@ -43,7 +46,8 @@ class Captioner(Model):
         self.feed_features = validate.flag(owner, "feed_features", feed_features)
         self.bos_id = validate.integer(owner, "bos_id", bos_id, 0, self.vocab_size - 1)
         self.eos_id = validate.integer(owner, "eos_id", eos_id, 0, self.vocab_size - 1)
-        seeds = part_seeds(self.seed, 5)
+        self.dropout = validate.rate(owner, "dropout", dropout)
+        seeds = part_seeds(self.seed, 7)   # a prefix-stable draw: seeds[:5] are those of the parts before dropout
         self.init_proj = Dense(self.layers * self.hidden, activation="tanh", seed=seeds[0])
         self.init_proj.build((self.feature_dim,))
         self.feed_proj = None
@@ -57,8 +61,11 @@ class Captioner(Model):
         self.decoder.build((None, self.emb + (self.feed_size if self.feed_features else 0)))
         self.head = Dense(self.vocab_size, seed=seeds[4])
         self.head.build((None, self.hidden))
+        self.drops = [Dropout(self.dropout, seed=seeds[5 + i]) for i in range(2)] if self.dropout > 0 else []
+        for drop, width in zip(self.drops, (self.feature_dim, self.hidden)):
+            drop.build((None, width))
         self.sublayers += [p for p in (self.init_proj, self.feed_proj, self.embedding, self.decoder, self.head)
-                           if p is not None]
+                           if p is not None] + self.drops
         self.input_shape, self.built = (self.feature_dim,), True
 
     # ---- shared by training and decoding ------------------------------------------------------
@@ -87,20 +94,29 @@ class Captioner(Model):
         if tgt_in.ndim != 2 or tgt_in.shape[0] != features.shape[0]:
             raise ShapeError(f"{self.describe()}: expected tgt_in (batch, time) for features of shape "
                              f"{tuple(features.shape)}, got {tuple(tgt_in.shape)}")
+        if self.drops:
+            features = self.drops[0].forward(features)
         states = self._initial_states(features)
         feed = self.feed_proj.forward(features) if self.feed_proj is not None else None
         # right padding after <eos> cannot reach the real steps: the decoder needs no mask
         y = self.decoder.forward(self._inputs(tgt_in, feed), initial_state=states)
+        if self.drops:
+            y = self.drops[1].forward(y)
         return self.head.forward(y)
 
     def backward(self, dlogits):
         xp = backend.xp
-        dx = self.decoder.backward(self.head.backward(dlogits))
+        dy = self.head.backward(dlogits)
+        if self.drops:
+            dy = self.drops[1].backward(dy)
+        dx = self.decoder.backward(dy)
         self.embedding.backward(dx[..., :self.emb])
         dh0 = xp.concatenate([d[0] for d in self.decoder.dinitial_state], axis=-1)
         dfeatures = self.init_proj.backward(dh0)
         if self.feed_proj is not None:
             dfeatures = dfeatures + self.feed_proj.backward(dx[..., self.emb:].sum(axis=1))
+        if self.drops:
+            dfeatures = self.drops[0].backward(dfeatures)
         return dfeatures
 
     # ---- the step model for greedy and beam search --------------------------------------------
@@ -141,4 +157,4 @@ class Captioner(Model):
         return {**super().get_config(), "feature_dim": self.feature_dim, "vocab_size": self.vocab_size,
                 "emb": self.emb, "hidden": self.hidden, "layers": self.layers, "cell": self.cell,
                 "feed_features": self.feed_features, "feed_size": self.feed_size, "bos_id": self.bos_id,
-                "eos_id": self.eos_id}
+                "eos_id": self.eos_id, "dropout": self.dropout}
