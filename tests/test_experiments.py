@@ -95,18 +95,28 @@ def test_long_range_and_attention_tables_are_complete(tiny):
 
 
 def test_attention_twin_is_the_same_model(tiny):
-    """The PyTorch twin starts from rnnlab's initial weights: the first batch's loss must agree."""
+    """The PyTorch twin starts from rnnlab's initial weights: the first batch's loss and every
+    weight's gradient on it must agree (float32), and the answer says the backward is right."""
     pytest.importorskip("torch")
-    twin = tiny["attention"][0]["twin"]
+    figures = tiny["attention"][0]
+    twin = figures["twin"]
     for label in ("bahdanau", "bahdanau, reversed"):
         assert abs(twin[label]["first_loss_torch"] - twin[label]["first_loss_rnnlab"]) < 1e-4
+        assert twin[label]["first_grad_error"] < 1e-4
         assert len(twin[label]["torch"]) == len(twin[label]["rnnlab"])
+    assert "computes the same first-batch gradients" in figures["answer"]
 
 
 def test_deterministic_under_seed(tiny, tmp_path):
     figures, folder = tiny["truncation"]
     again = experiments.run("truncation", tmp_path / "again", seed=0, size="tiny")
     assert again["grid"] == figures["grid"] and again["answer"] == figures["answer"]
+
+
+def test_attention_runs_again_into_its_own_folder_with_the_same_answer(tiny):
+    figures, folder = tiny["attention"]
+    again = experiments.run("attention", folder, seed=0, size="tiny")   # its runs/ are replaced
+    assert again["answer"] == figures["answer"]
 
 
 # ---- the untied network --------------------------------------------------------------------------

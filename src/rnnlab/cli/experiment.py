@@ -1,4 +1,4 @@
-"""``rnnlab experiment NAME [--out DIR] [--seed N] [--size tiny|default] [--json]``.
+"""``rnnlab experiment NAME [--out DIR] [--seed N] [--size tiny|default|notes] [--json]``.
 
 Runs one experiment of ``rnnlab.experiments`` (or ``all``) and writes ``DIR/report.md`` (for
 ``all``: ``DIR/NAME/report.md`` for each and ``DIR/index.md``). Prints the answer.
@@ -17,14 +17,18 @@ def register(ctx) -> None:
                         help=f"one of: {', '.join(EXPERIMENTS)}, all")
     parser.add_argument("--out", default=None, help="output folder (default: experiments/NAME)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and weights (default 0)")
-    parser.add_argument("--size", choices=["tiny", "default"], default="default",
-                        help="tiny: seconds, for tests; default: the figures the README quotes")
+    parser.add_argument("--size", choices=["tiny", "default", "notes"], default="default",
+                        help="tiny: seconds, for tests; default: the figures the README quotes; notes (attention "
+                             "only): the notes' own 45,000 dates and LSTM 256")
     parser.set_defaults(func=run)
 
 
 def run(args) -> dict:
     from .. import experiments
 
+    if args.size == "notes" and args.name != "attention":
+        raise ValueError(f"--size notes is the attention experiment's only (the notes' dates setup), "
+                         f"not {args.name}'s: use tiny or default")
     out = args.out or f"experiments/{args.name}"
     if args.name == "all":
         result = experiments.run_all(out, seed=args.seed, size=args.size)

@@ -8,6 +8,8 @@ digits ``captions.png`` in the run folder shows test images with their generated
 """
 from __future__ import annotations
 
+import argparse
+
 from ..train.caption import CaptionConfig, report, train_caption
 from .train_common import add_training_arguments, run_training, training_fields
 
@@ -34,7 +36,8 @@ def register(ctx) -> None:
     g.add_argument("--layers", type=int, default=d.layers)
     g.add_argument("--hidden", type=int, default=d.hidden)
     g.add_argument("--emb", type=int, default=d.emb)
-    g.add_argument("--feed-features", action="store_true", help="also feed the projected features to every step")
+    g.add_argument("--feed-features", action=argparse.BooleanOptionalAction, default=d.feed_features,
+                   help="also feed the projected features to every step (default: on)")
     g.add_argument("--feed-size", type=int, default=d.feed_size)
     g.add_argument("--dropout", type=float, default=d.dropout,
                    help="dropout on the features and the decoder outputs (default %(default)s)")

