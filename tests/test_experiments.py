@@ -184,3 +184,11 @@ def test_cli_unknown_experiment_or_size_exits_2(capsys):
             main(argv)
         assert err.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_size_notes_belongs_to_the_attention_experiment_only(tmp_path, capsys):
+    assert main(["experiment", "parameter-count", "--size", "notes", "--out", str(tmp_path / "pc")]) == 2
+    assert "--size notes is the attention experiment's only" in capsys.readouterr().err
+    assert not (tmp_path / "pc").exists()                        # refused before writing anything
+    with pytest.raises(ValueError, match=r"unknown --size 'notes' for this experiment: use one of tiny, default"):
+        experiments.run("truncation", tmp_path / "tr", size="notes")

@@ -4,7 +4,7 @@ A padded batch costs its longest example's length times the batch size, so one l
 decides the memory of a whole run. Every task estimates its largest batch with one formula
 (what the forward and backward keep alive per row and per step) and checks it here::
 
-    need = padded_batch_bytes(rows=256, steps=250, width=100 + 8 * 20, hidden=128,
+    need = padded_batch_bytes(rows=256, steps=250, width=100 + 2 * 32, hidden=128,
                               layers=1, directions=2, outputs=17)
     check_memory(need, "the largest padded batch (256 sentences of 250 words)",
                  "lower --batch or --max-len")       # MemoryError when need > available
@@ -17,6 +17,10 @@ states for the backward pass (at most 4 gates, their activations, c, h and tanh(
 from __future__ import annotations
 
 import os
+
+import numpy as np
+
+from .. import backend
 
 RECURRENT_VECTORS = 12   # per layer, direction and step: gates, activations, c, h, tanh(c), grads
 OUTPUT_VECTORS = 3       # per output step: logits, softmax, its gradient
@@ -49,10 +53,6 @@ def padded_batch_bytes(rows: int, steps: int, width: int, hidden: int, layers: i
     ``itemsize``: bytes per number (default: the backend's float type's).
     """
     if itemsize is None:
-        import numpy as np
-
-        from .. import backend
-
         itemsize = np.dtype(backend.floatx()).itemsize
     per_step = width + layers * directions * RECURRENT_VECTORS * hidden + OUTPUT_VECTORS * outputs
     return int(rows) * int(steps) * int(per_step) * int(itemsize)

@@ -85,8 +85,8 @@ class CaptionTask(SupervisedTask):
         log(f"caption: {len(d.train)} / {len(d.valid)} / {len(d.test)} examples of {d.feature_dim} features, "
             f"vocabulary {len(d.vocab)}")
         return Captioner(d.feature_dim, len(d.vocab), emb=c.emb, hidden=c.hidden, layers=c.layers, cell=c.cell,
-                         feed_features=c.feed_features, feed_size=c.feed_size, dropout=c.dropout, bos_id=d.vocab.bos_id,
-                         eos_id=d.vocab.eos_id, seed=c.seed, name="captioner")
+                         feed_features=c.feed_features, feed_size=c.feed_size, dropout=c.dropout,
+                         bos_id=d.vocab.bos_id, eos_id=d.vocab.eos_id, seed=c.seed, name="captioner")
 
     def inputs(self, batch):
         return batch["features"], batch["tgt_in"]
