@@ -26,10 +26,15 @@ def test_train_classify_resume_and_predict(tmp_path, capsys):
     code, result = run_json(capsys, ["train", "classify", "--tsv", str(tmp_path / "train.tsv"), "--valid",
                                      str(tmp_path / "valid.tsv"), "--test", str(tmp_path / "test.tsv"), "--emb", "16",
                                      "--hidden", "16", "--epochs", "2", "--batch", "16", "--lr", "0.01",
+                                     "--input-dropout", "0.1", "--lr-decay", "0.5", "--decay-start", "2",
                                      "--out", str(run)])
     assert code == 0 and result["epochs"] == 2 and result["test_n"] == 80
+    stored = json.loads((run / "config.json").read_text())
+    assert (stored["input_dropout"], stored["lr_decay"], stored["decay_start"]) == (0.1, 0.5, 2)
     code, resumed = run_json(capsys, ["train", "classify", "--out", str(run), "--resume", "--epochs", "4"])
     assert code == 0 and resumed["epochs"] == 4
+    lrs = [json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == [0.01, 0.01, 0.005, 0.0025]     # lr x 0.5 after each epoch from the 2nd, across the resume
     assert resumed["accuracy"] >= resumed["majority_baseline"] + 0.2
     code, predicted = run_json(capsys, ["predict", str(run), "the film was superb", "it was dull"])
     assert code == 0 and [p["label"] for p in predicted["predictions"]] == ["pos", "neg"]
@@ -57,8 +62,9 @@ def test_train_caption_features(tmp_path, capsys):
     X, captions = write_feature_captions(tmp_path, 150, 0)
     code, result = run_json(capsys, ["train", "caption", "--features", str(X), "--captions", str(captions),
                                      "--hidden", "16", "--emb", "4", "--epochs", "1", "--beam", "2",
-                                     "--max-decode-len", "4", "--out", str(tmp_path / "run")])
+                                     "--max-decode-len", "4", "--encoder", "8", "--out", str(tmp_path / "run")])
     assert code == 0 and result["test_n"] == 15 and {"exact_match", "beam_exact_match"} <= set(result)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["encoder"] == 8
     code = main(["predict", str(tmp_path / "run"), "text"])
     assert code == USER_ERROR and "classify and tag runs" in capsys.readouterr().err
 

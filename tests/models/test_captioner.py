@@ -46,6 +46,26 @@ def test_gradients_with_dropout_on_features_and_outputs(float64, cell):
     np.testing.assert_array_equal(forward(_features(), TGT_IN), forward(_features(), TGT_IN))
 
 
+@pytest.mark.parametrize("feed", [False, True])
+def test_gradients_through_the_feature_encoder(float64, feed):
+    model = Captioner(5, 8, emb=3, hidden=4, layers=2, feed_features=feed, feed_size=2, encoder=6, seed=1)
+    assert model.encoder.kernel.shape == (5, 6) and model.init_proj.kernel.shape == (6, 8)
+    errors = check_layer_gradients(model, _features(), {"tgt_in": TGT_IN})
+    assert "input" in errors
+    code = model._encode(_features())           # the encoder really is nonlinear: some units are cut at 0
+    assert (code == 0).any() and (code > 0).any()
+
+
+def test_adding_the_encoder_kept_the_weights_of_earlier_models():
+    assert part_seeds(7, 8)[:7] == part_seeds(7, 7)
+    plain = Captioner(5, 8, emb=3, hidden=4, feed_features=True, feed_size=2, dropout=0.3, seed=7)
+    encoded = Captioner(5, 8, emb=3, hidden=4, feed_features=True, feed_size=2, dropout=0.3, encoder=6, seed=7)
+    assert len(encoded.params) == len(plain.params) + 2
+    # the embedding, decoder and head are drawn as before (the projections read 6 codes, not 5 features)
+    for a, b in zip(plain.params[4:], encoded.params[6:], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_adding_dropout_kept_the_weights_of_earlier_models():
     # the parts' seeds are a prefix-stable draw: 7 seeds start with the 5 drawn before dropout
     assert part_seeds(7, 7)[:5] == part_seeds(7, 5)
@@ -84,10 +104,10 @@ def test_greedy_and_beam_search(float64):
 
 def test_save_load_and_bad_features(tmp_path):
     model = Captioner(5, 8, emb=3, hidden=4, cell="gru", feed_features=True, feed_size=2, dropout=0.2,
-                      seed=4).eval()
+                      encoder=3, seed=4).eval()
     loaded = rnnlab.models.load(model.save(tmp_path / "cap.npz")).eval()
     assert isinstance(loaded, Captioner) and loaded.get_config() == model.get_config()
-    assert loaded.dropout == 0.2
+    assert loaded.dropout == 0.2 and loaded.encoder_units == 3
     np.testing.assert_array_equal(loaded.forward(_features(), TGT_IN), model.forward(_features(), TGT_IN))
     with pytest.raises(ValueError, match=r"expected features of shape \(batch, 5\)"):
         model.forward(np.zeros((3, 4)), TGT_IN)

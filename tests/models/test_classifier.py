@@ -28,6 +28,39 @@ def test_gradients_vectors_with_mask_and_input(float64, pooling):
     assert "input" in errors
 
 
+@pytest.mark.parametrize("words", [True, False])
+def test_gradients_with_input_dropout(float64, words):
+    if words:
+        model = SequenceClassifier(3, vocab_size=8, emb=3, hidden=3, bidirectional=True, pooling="mean",
+                                   dropout=0.3, input_dropout=0.4, seed=4)
+        x, extra = IDS, {}
+    else:
+        model = SequenceClassifier(3, input_dim=2, hidden=3, pooling="max", input_dropout=0.4, seed=4)
+        x, extra = np.random.default_rng(1).standard_normal((3, 5, 2)), {"mask": IDS != 0}
+    forward = model.forward
+    drops = [d for d in (model.input_drop, model.drop) if d is not None]
+
+    def same_masks(*args, **kwargs):            # every call draws the masks of the first
+        for drop in drops:
+            drop._gen = None
+        return forward(*args, **kwargs)
+
+    model.forward = same_masks
+    errors = check_layer_gradients(model, x, extra)
+    assert ("input" in errors) != words
+    mask = model.input_drop.mask                # dropout was really on the inputs
+    assert (mask == 0).any() and (mask > 0).any()
+    model.eval()                                # and is off in eval mode
+    np.testing.assert_array_equal(forward(x, **extra), forward(x, **extra))
+
+
+def test_input_dropout_kept_the_weights_of_earlier_models():
+    plain = SequenceClassifier(3, vocab_size=8, emb=3, hidden=3, dropout=0.3, seed=5)
+    dropped = SequenceClassifier(3, vocab_size=8, emb=3, hidden=3, dropout=0.3, input_dropout=0.2, seed=5)
+    for a, b in zip(plain.params, dropped.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
 def test_padding_does_not_change_the_logits(float64, pooling):
     model = SequenceClassifier(2, vocab_size=8, emb=3, hidden=4, bidirectional=True, pooling=pooling, seed=3)

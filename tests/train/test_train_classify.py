@@ -51,6 +51,20 @@ def test_resume_continues_exactly(toy, tmp_path):
         train_classify(None, tmp_path / "b", resume=True, overrides={"lr": 0.5})
 
 
+def test_lr_decay_schedule_survives_a_resume(toy, tmp_path):
+    # epoch e trains at lr * decay ** max(e - decay_start, 0); a resume restores the schedule
+    straight = train_classify(config(toy, epochs=4, lr_decay=0.5, decay_start=2), tmp_path / "a")
+    assert [r["lr"] for r in straight.history] == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3])
+    train_classify(config(toy, epochs=3, lr_decay=0.5, decay_start=2), tmp_path / "b")
+    resumed = train_classify(None, tmp_path / "b", resume=True, overrides={"epochs": 4})
+    assert [r["lr"] for r in resumed.history] == [r["lr"] for r in straight.history]
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
+    constant = train_classify(config(toy, epochs=2), tmp_path / "c")
+    assert [r["lr"] for r in constant.history] == [1e-2, 1e-2]
+    with pytest.raises(ValueError, match="decay must be in"):
+        train_classify(config(toy, lr_decay=1.5))
+
+
 def test_exactly_one_data_source(toy):
     with pytest.raises(ValueError, match="exactly one data source"):
         train_classify(config(toy, sst2="sentences"))

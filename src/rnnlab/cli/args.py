@@ -84,11 +84,12 @@ RULES = {
     "n_valid": non_negative_int, "n_test": non_negative_int, "max_digits": positive_int, "feed_size": positive_int,
     # indices and seeds
     "seed": non_negative_int, "data_seed": non_negative_int, "decay_start": non_negative_int,
-    "warmup": non_negative_int,
+    "warmup": non_negative_int, "encoder": non_negative_int,
     # real numbers
     "lr": positive_float, "lr_decay": positive_float, "init_scale": positive_float,
     "max_minutes": positive_float, "clip": non_negative_float, "temperature": non_negative_float,
     "length_penalty": non_negative_float, "settle": non_negative_float, "dropout": probability,
+    "input_dropout": probability,
     "valid_fraction": probability, "test_fraction": probability, "split": fractions,
 }
 

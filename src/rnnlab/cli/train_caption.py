@@ -39,6 +39,9 @@ def register(ctx) -> None:
     g.add_argument("--feed-features", action=argparse.BooleanOptionalAction, default=d.feed_features,
                    help="also feed the projected features to every step (default: on)")
     g.add_argument("--feed-size", type=int, default=d.feed_size)
+    g.add_argument("--encoder", type=int, default=d.encoder, metavar="UNITS",
+                   help="a ReLU layer of this width between the features and the decoder (default "
+                        "%(default)s; 0: the features reach it through linear projections only)")
     g.add_argument("--dropout", type=float, default=d.dropout,
                    help="dropout on the features and the decoder outputs (default %(default)s)")
     g = parser.add_argument_group("decoding")
@@ -58,7 +61,7 @@ def config_from_args(args) -> CaptionConfig:
         max_digits=args.max_digits, features=args.features, captions=args.captions,
         valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, data_seed=args.data_seed,
         emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, feed_features=args.feed_features,
-        feed_size=args.feed_size, dropout=args.dropout, beam=args.beam, length_penalty=args.length_penalty,
+        feed_size=args.feed_size, encoder=args.encoder, dropout=args.dropout, beam=args.beam, length_penalty=args.length_penalty,
         max_decode_len=args.max_decode_len, **training_fields(args, CaptionConfig))
 
 

@@ -41,7 +41,10 @@ def register(ctx) -> None:
     g.add_argument("--emb", type=int, default=d.emb, help="word embedding size (text)")
     g.add_argument("--unidirectional", action="store_true", help="a one-way encoder (default: bidirectional)")
     g.add_argument("--pooling", choices=["last", "mean", "max"], default=d.pooling)
-    g.add_argument("--dropout", type=float, default=d.dropout)
+    g.add_argument("--dropout", type=float, default=d.dropout, help="between stacked layers and before the "
+                   "output layer (default %(default)s)")
+    g.add_argument("--input-dropout", type=float, default=d.input_dropout,
+                   help="on the word embeddings (or input vectors) (default %(default)s)")
     add_training_arguments(parser, d)
     parser.set_defaults(func=run)
 
@@ -52,7 +55,8 @@ def config_from_args(args) -> ClassifyConfig:
         ts_test=args.test if args.ts else None, ts_dataset=args.ts_dataset, valid_fraction=args.valid_fraction,
         data_seed=args.data_seed, min_freq=args.min_freq, lowercase=args.lowercase, max_len=args.max_len,
         emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, bidirectional=not args.unidirectional,
-        pooling=args.pooling, dropout=args.dropout, **training_fields(args, ClassifyConfig))
+        pooling=args.pooling, dropout=args.dropout, input_dropout=args.input_dropout,
+        **training_fields(args, ClassifyConfig))
 
 
 def run(args) -> dict:

@@ -1,10 +1,14 @@
 """One-to-many: a captioner, a language model conditioned on a fixed feature vector.
 
-    f (B, F) -> [Dropout] -> h_0 = tanh(f W_init + b_init)  per decoder layer (LSTM: c_0 = 0)
-    [optional, feed_features] p = f W_feed + b_feed (B, P), fed to every step
+    f (B, F) -> [Dropout] -> [optional, encoder] e = relu(f W_enc + b_enc) (B, E_enc); else e = f
+    h_0 = tanh(e W_init + b_init)  per decoder layer (LSTM: c_0 = 0)
+    [optional, feed_features] p = e W_feed + b_feed (B, P), fed to every step
     x_t = [Embedding(y_{t-1}) ; p]  ->  RecurrentStack (one way, starting from h_0)
         -> [Dropout] -> Dense(vocab) -> logits_t
 
+``encoder`` (default 0: none) is the width of one ReLU layer between the features and both
+projections: without it the features reach the decoder only through linear maps, so whatever
+separates them (a digit's shape, say) must be found by the first recurrent step.
 ``dropout`` (default 0: none) drops input features (the same dropped features reach h_0 and
 p) and the decoder's outputs, in training only; generation runs in eval mode without it.
 
@@ -35,7 +39,7 @@ class Captioner(Model):
 
     def __init__(self, feature_dim: int, vocab_size: int, emb: int = 32, hidden: int = 128, layers: int = 1,
                  cell: str = "lstm", feed_features: bool = False, feed_size: int = 32, bos_id: int = 2,
-                 eos_id: int = 3, dropout: float = 0.0, **kwargs):
+                 eos_id: int = 3, dropout: float = 0.0, encoder: int = 0, **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.feature_dim, self.vocab_size, self.emb, self.hidden, self.layers, self.feed_size = (
@@ -47,13 +51,20 @@ class Captioner(Model):
         self.bos_id = validate.integer(owner, "bos_id", bos_id, 0, self.vocab_size - 1)
         self.eos_id = validate.integer(owner, "eos_id", eos_id, 0, self.vocab_size - 1)
         self.dropout = validate.rate(owner, "dropout", dropout)
-        seeds = part_seeds(self.seed, 7)   # a prefix-stable draw: seeds[:5] are those of the parts before dropout
+        self.encoder_units = validate.integer(owner, "encoder", encoder, 0)
+        # a prefix-stable draw: seeds[:5] are those of the parts before dropout, [:7] before the encoder
+        seeds = part_seeds(self.seed, 8)
+        self.encoder = None
+        if self.encoder_units:
+            self.encoder = Dense(self.encoder_units, activation="relu", seed=seeds[7])
+            self.encoder.build((self.feature_dim,))
+        code_dim = self.encoder_units or self.feature_dim
         self.init_proj = Dense(self.layers * self.hidden, activation="tanh", seed=seeds[0])
-        self.init_proj.build((self.feature_dim,))
+        self.init_proj.build((code_dim,))
         self.feed_proj = None
         if self.feed_features:
             self.feed_proj = Dense(self.feed_size, seed=seeds[1])
-            self.feed_proj.build((self.feature_dim,))
+            self.feed_proj.build((code_dim,))
         self.embedding = Embedding(self.vocab_size, self.emb, seed=seeds[2])
         self.embedding.build((None,))
         self.decoder = RecurrentStack(self.hidden, self.layers, cell, seed=seeds[3])
@@ -64,17 +75,23 @@ class Captioner(Model):
         self.drops = [Dropout(self.dropout, seed=seeds[5 + i]) for i in range(2)] if self.dropout > 0 else []
         for drop, width in zip(self.drops, (self.feature_dim, self.hidden)):
             drop.build((None, width))
-        self.sublayers += [p for p in (self.init_proj, self.feed_proj, self.embedding, self.decoder, self.head)
-                           if p is not None] + self.drops
+        self.sublayers += [p for p in (self.encoder, self.init_proj, self.feed_proj, self.embedding, self.decoder,
+                                       self.head) if p is not None] + self.drops
         self.input_shape, self.built = (self.feature_dim,), True
 
     # ---- shared by training and decoding ------------------------------------------------------
-    def _initial_states(self, features):
-        xp = backend.xp
+    def _encode(self, features):
+        """(B, F) features -> (B, F or encoder) code that both projections read (dropout first)."""
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
             raise ShapeError(f"{self.describe()}: expected features of shape (batch, {self.feature_dim}), got "
                              f"{tuple(features.shape)}")
-        h0 = self.init_proj.forward(features)
+        if self.drops:
+            features = self.drops[0].forward(features)
+        return self.encoder.forward(features) if self.encoder is not None else features
+
+    def _initial_states(self, code):
+        xp = backend.xp
+        h0 = self.init_proj.forward(code)
         H = self.hidden
         states = []
         for layer in range(self.layers):
@@ -94,10 +111,9 @@ class Captioner(Model):
         if tgt_in.ndim != 2 or tgt_in.shape[0] != features.shape[0]:
             raise ShapeError(f"{self.describe()}: expected tgt_in (batch, time) for features of shape "
                              f"{tuple(features.shape)}, got {tuple(tgt_in.shape)}")
-        if self.drops:
-            features = self.drops[0].forward(features)
-        states = self._initial_states(features)
-        feed = self.feed_proj.forward(features) if self.feed_proj is not None else None
+        code = self._encode(features)
+        states = self._initial_states(code)
+        feed = self.feed_proj.forward(code) if self.feed_proj is not None else None
         # right padding after <eos> cannot reach the real steps: the decoder needs no mask
         y = self.decoder.forward(self._inputs(tgt_in, feed), initial_state=states)
         if self.drops:
@@ -112,18 +128,20 @@ class Captioner(Model):
         dx = self.decoder.backward(dy)
         self.embedding.backward(dx[..., :self.emb])
         dh0 = xp.concatenate([d[0] for d in self.decoder.dinitial_state], axis=-1)
-        dfeatures = self.init_proj.backward(dh0)
+        dcode = self.init_proj.backward(dh0)
         if self.feed_proj is not None:
-            dfeatures = dfeatures + self.feed_proj.backward(dx[..., self.emb:].sum(axis=1))
+            dcode = dcode + self.feed_proj.backward(dx[..., self.emb:].sum(axis=1))
+        dfeatures = self.encoder.backward(dcode) if self.encoder is not None else dcode
         if self.drops:
             dfeatures = self.drops[0].backward(dfeatures)
         return dfeatures
 
     # ---- the step model for greedy and beam search --------------------------------------------
     def init_decode(self, features, mask=None) -> dict:
-        state = {f"s{l}_{i}": s for l, layer in enumerate(self._initial_states(features)) for i, s in enumerate(layer)}
+        code = self._encode(features)
+        state = {f"s{l}_{i}": s for l, layer in enumerate(self._initial_states(code)) for i, s in enumerate(layer)}
         if self.feed_proj is not None:
-            state["feed"] = self.feed_proj.forward(features)
+            state["feed"] = self.feed_proj.forward(code)
         return state
 
     def decode_step(self, state, tokens):
@@ -157,4 +175,4 @@ class Captioner(Model):
         return {**super().get_config(), "feature_dim": self.feature_dim, "vocab_size": self.vocab_size,
                 "emb": self.emb, "hidden": self.hidden, "layers": self.layers, "cell": self.cell,
                 "feed_features": self.feed_features, "feed_size": self.feed_size, "bos_id": self.bos_id,
-                "eos_id": self.eos_id, "dropout": self.dropout}
+                "eos_id": self.eos_id, "dropout": self.dropout, "encoder": self.encoder_units}

@@ -2,11 +2,13 @@
 
     words:   ids (B, T), 0 = padding -> Embedding (V, E) -> x (B, T, E), mask = ids != 0
     series:  x (B, T, D) floats, mask (B, T) given (True at real steps)
-    x -> RecurrentStack (stacked, optionally bidirectional; masked steps keep the state)
+    x -> [Dropout(input_dropout)] -> RecurrentStack (stacked, optionally bidirectional; masked steps keep the state)
       -> y (B, T, H')  -> SequencePooling (last / mean / max over real steps) -> (B, H')
       -> [Dropout] -> Dense(classes) -> logits (B, C)
 
-Give ``vocab_size`` for words or ``input_dim`` for vectors (exactly one). Trained with
+``dropout`` acts between stacked layers and before the head; ``input_dropout`` on the encoder's
+inputs (the word embeddings: the regulariser that keeps a sentence model from memorising its
+words). Give ``vocab_size`` for words or ``input_dim`` for vectors (exactly one). Trained with
 softmax cross-entropy on the logits; ``predict_proba`` gives the class probabilities.
 """
 from __future__ import annotations
@@ -34,7 +36,8 @@ class SequenceClassifier(Model):
 
     def __init__(self, classes: int, vocab_size: int | None = None, input_dim: int | None = None,
                  emb: int = 64, hidden: int = 64, layers: int = 1, cell: str = "lstm",
-                 bidirectional: bool = False, pooling: str = "last", dropout: float = 0.0, **kwargs):
+                 bidirectional: bool = False, pooling: str = "last", dropout: float = 0.0,
+                 input_dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
         if (vocab_size is None) == (input_dim is None):
@@ -48,21 +51,26 @@ class SequenceClassifier(Model):
         self.bidirectional = validate.flag(owner, "bidirectional", bidirectional)
         self.pooling = validate.choice(owner, "pooling", pooling, POOLINGS)
         self.dropout = validate.rate(owner, "dropout", dropout)
-        seeds = part_seeds(self.seed, 4)
+        self.input_dropout = validate.rate(owner, "input_dropout", input_dropout)
+        seeds = part_seeds(self.seed, 5)   # prefix-stable: seeds[:4] are those drawn before input_dropout
         self.embedding = None
         if vocab_size is not None:
             self.embedding = Embedding(int(vocab_size), self.emb, mask_zero=True, seed=seeds[0])
             self.embedding.build((None,))
+        width = self.emb if vocab_size is not None else int(input_dim)
+        self.input_drop = Dropout(self.input_dropout, seed=seeds[4]) if self.input_dropout > 0 else None
+        if self.input_drop is not None:
+            self.input_drop.build((None, None, width))
         self.encoder = RecurrentStack(self.hidden, self.layers, cell, self.bidirectional, self.dropout,
                                       seed=seeds[1])
-        self.encoder.build((None, self.emb if vocab_size is not None else int(input_dim)))
+        self.encoder.build((None, width))
         self.cell = self.encoder.cell
         self.pool = SequencePooling(pooling, bidirectional=self.bidirectional)
         self.pool.build((None, self.encoder.output_units))
         self.drop = Dropout(self.dropout, seed=seeds[2]) if self.dropout > 0 else None
         self.head = Dense(self.classes, seed=seeds[3])
         self.head.build((self.encoder.output_units,))
-        parts = [self.embedding, self.encoder, self.pool, self.drop, self.head]
+        parts = [self.embedding, self.input_drop, self.encoder, self.pool, self.drop, self.head]
         self.sublayers += [p for p in parts if p is not None]
         self.input_shape, self.built = (None,) if vocab_size is not None else (None, int(input_dim)), True
 
@@ -81,6 +89,8 @@ class SequenceClassifier(Model):
             h = x
         if mask is None:
             mask = xp.ones(x.shape[:2], dtype=bool)
+        if self.input_drop is not None:
+            h = self.input_drop.forward(h)
         y = self.encoder.forward(h, mask=mask)
         pooled = self.pool.forward(y, mask=mask)
         if self.drop is not None:
@@ -92,6 +102,8 @@ class SequenceClassifier(Model):
         if self.drop is not None:
             d = self.drop.backward(d)
         dx = self.encoder.backward(self.pool.backward(d))
+        if self.input_drop is not None:
+            dx = self.input_drop.backward(dx)
         if self.embedding is not None:
             self.embedding.backward(dx)
             return None
@@ -113,4 +125,4 @@ class SequenceClassifier(Model):
         return {**super().get_config(), "classes": self.classes, "vocab_size": self.vocab_size,
                 "input_dim": self.input_dim, "emb": self.emb, "hidden": self.hidden, "layers": self.layers,
                 "cell": self.cell, "bidirectional": self.bidirectional, "pooling": self.pooling,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "input_dropout": self.input_dropout}

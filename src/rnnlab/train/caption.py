@@ -51,6 +51,7 @@ class CaptionConfig(SupervisedConfig):
     cell: str = "lstm"
     feed_features: bool = True
     feed_size: int = 128
+    encoder: int = 0                   # a ReLU layer of this width before the projections (0: none)
     dropout: float = 0.0               # on the features and the decoder outputs (training only)
     # decoding
     beam: int = 3
@@ -85,7 +86,7 @@ class CaptionTask(SupervisedTask):
         log(f"caption: {len(d.train)} / {len(d.valid)} / {len(d.test)} examples of {d.feature_dim} features, "
             f"vocabulary {len(d.vocab)}")
         return Captioner(d.feature_dim, len(d.vocab), emb=c.emb, hidden=c.hidden, layers=c.layers, cell=c.cell,
-                         feed_features=c.feed_features, feed_size=c.feed_size, dropout=c.dropout,
+                         feed_features=c.feed_features, feed_size=c.feed_size, encoder=c.encoder, dropout=c.dropout,
                          bos_id=d.vocab.bos_id, eos_id=d.vocab.eos_id, seed=c.seed, name="captioner")
 
     def inputs(self, batch):

@@ -63,6 +63,7 @@ class ClassifyConfig(SupervisedConfig):
     bidirectional: bool = True
     pooling: str = "max"
     dropout: float = 0.3
+    input_dropout: float = 0.0         # on the embeddings (or input vectors)
 
 
 def load_classification(config: ClassifyConfig) -> ClassificationData:
@@ -111,7 +112,8 @@ class ClassifyTask(SupervisedTask):
         return SequenceClassifier(d.num_classes, vocab_size=len(d.vocab) if d.kind == "text" else None,
                                   input_dim=d.input_dim if d.kind == "series" else None, emb=c.emb, hidden=c.hidden,
                                   layers=c.layers, cell=c.cell, bidirectional=c.bidirectional, pooling=c.pooling,
-                                  dropout=c.dropout, seed=c.seed, name="classifier")
+                                  dropout=c.dropout, input_dropout=c.input_dropout, seed=c.seed,
+                                  name="classifier")
 
     def inputs(self, batch):
         return batch["x"], batch["mask"]

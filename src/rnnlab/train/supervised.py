@@ -28,7 +28,7 @@ from .. import backend, initializers
 from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
 from ..losses import SoftmaxCrossEntropy
-from ..optim import get as get_optimizer
+from ..optim import StepDecay, get as get_optimizer
 from .config import TaskConfig
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 
@@ -44,6 +44,8 @@ class SupervisedConfig(TaskConfig):
     batch: int = 32
     optimizer: str = "adam"
     lr: float = 2e-3
+    lr_decay: float = 1.0              # multiply lr by this after every epoch >= decay_start (1: constant)
+    decay_start: int = 1
     clip: float = 5.0
     seed: int = 0
     max_minutes: float | None = None   # time budget: stop cleanly with a checkpoint (--resume goes on)
@@ -105,6 +107,8 @@ class SupervisedTask(Task):
         self.model = self.build_model()
         self.check_batch_memory()
         self.optimizer = get_optimizer(self.config.optimizer, lr=self.config.lr)
+        if self.config.lr_decay != 1.0:
+            self.schedule = StepDecay(self.optimizer, self.config.lr_decay, self.config.decay_start)
 
     def check_batch_memory(self, available: int | None = None) -> int:
         """MemoryError (naming the batch and what to lower) before anything trains when the
