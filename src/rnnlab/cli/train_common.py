@@ -19,7 +19,7 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--optimizer", choices=["adam", "sgd", "adamw"], default=d.optimizer)
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--lr-decay", type=float, default=d.lr_decay, help="multiply lr by this after each epoch "
-                   f">= --decay-start (default {d.lr_decay:g}: constant)")
+                   f">= --decay-start (default {d.lr_decay:g}; 1: constant)")
     g.add_argument("--decay-start", type=int, default=d.decay_start, help=f"default {d.decay_start}")
     g.add_argument("--clip", type=float, default=d.clip, help="global gradient-norm clip (0: off)")
     g.add_argument("--seed", type=int, default=d.seed)

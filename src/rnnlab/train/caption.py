@@ -34,8 +34,9 @@ class CaptionConfig(SupervisedConfig):
     # data: digits, or features + captions
     digits: bool = False
     n_train: int = 60000               # composed training images. The defaults were measured on the digits
-                                       # (README, "Task shapes"): 6,000 images, hidden 128, feed 64 gave 90.8%
-                                       # test exact match; these 93.9%
+                                       # (README, "Task shapes"): 6,000 images, hidden 128, feed 64, constant lr
+                                       # gave 90.8% test exact match; these with a constant lr 93.8%, with the
+                                       # decay below 96.9%
     n_valid: int = 500
     n_test: int = 1000
     max_digits: int = 4
@@ -58,6 +59,10 @@ class CaptionConfig(SupervisedConfig):
     length_penalty: float = 1.0
     max_decode_len: int | None = None  # default: the longest training caption + 5
     examples: int = 12                 # test images drawn in captions.png
+    # optimisation: the models fit the training captions within a few epochs; decaying the rate
+    # then settles them (README: 96.9% against 93.8% at a constant rate)
+    lr_decay: float = 0.6
+    decay_start: int = 4
 
 
 class CaptionTask(SupervisedTask):
