@@ -1,4 +1,5 @@
 """CaptionTask on the loop: learns past the most-frequent-caption baseline, greedy and beam."""
+import json
 import os
 
 import numpy as np
@@ -42,3 +43,21 @@ def test_digit_captions_slice_writes_the_sample_png(tmp_path):
     assert result["exact_match"] >= majority_caption_accuracy(result.task.data) + 0.2
     assert (tmp_path / "digits" / "captions.png").exists() and len(result["examples"]) == 4
     assert np.isfinite(result["loss"])
+
+
+def test_a_run_from_before_the_decay_resumes_at_its_constant_rate(tmp_path):
+    # caption runs written before lr_decay existed trained at a constant rate; today's default
+    # (x0.6 after every epoch from the 4th) must not reach them when they resume
+    default = CaptionConfig()
+    assert default.lr_decay < 1 and default.decay_start == 4
+    X, captions = write_feature_captions(tmp_path, 120, 2)
+    config = CaptionConfig(features=str(X), captions=str(captions), hidden=8, emb=4, epochs=1, batch=32,
+                           lr=1e-2, lr_decay=1.0, beam=1, progress=False)
+    train_caption(config, tmp_path / "run")
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    del stored["lr_decay"], stored["decay_start"]          # as an older rnnlab wrote it
+    (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
+    restored = CaptionConfig.from_run_config(stored)
+    assert (restored.lr_decay, restored.decay_start) == (1.0, 1)
+    resumed = train_caption(None, tmp_path / "run", resume=True, overrides={"epochs": 6})
+    assert [row["lr"] for row in resumed.history] == [1e-2] * 6

@@ -12,7 +12,8 @@
 config file never passes silently). Fields annotated as ``tuple`` come back as tuples from
 JSON lists. A run's ``config.json`` holds the config plus entries the run adds (``task``,
 vocabularies, sizes ...): ``from_run_config`` drops exactly the keys the class lists in
-``RUN_KEYS`` and still rejects anything else.
+``RUN_KEYS`` and still rejects anything else; a field the stored run predates takes the value
+that run trained with (``EARLIER_RUNS``), so a resume never changes an old run's schedule.
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ class TaskConfig:
 
     # keys a run's config.json holds besides the fields (the task's own additions)
     RUN_KEYS = ()
+    # fields added after runs were written, with the value those runs trained with: a run's
+    # config.json that lacks one resumes with that value, not with today's default
+    EARLIER_RUNS = {}
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -56,7 +60,7 @@ class TaskConfig:
     def from_run_config(cls, stored: dict):
         """The config of a run's config.json: its fields, without the run's own entries."""
         extra = set(COMMON_RUN_KEYS) | set(cls.RUN_KEYS)
-        return cls.from_dict({k: v for k, v in stored.items() if k not in extra})
+        return cls.from_dict({**cls.EARLIER_RUNS, **{k: v for k, v in stored.items() if k not in extra}})
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field (tuples as lists)."""

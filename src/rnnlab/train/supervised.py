@@ -56,6 +56,7 @@ class SupervisedConfig(TaskConfig):
     monitor: str | None = None         # the validation metric for best.npz and patience (None: the task's)
 
     PATH_FIELDS = ()                   # data paths stored absolute in config.json
+    EARLIER_RUNS = {"lr_decay": 1.0, "decay_start": 1}   # runs from before the decay had a constant rate
 
 
 EVAL_BATCH = 256                       # examples per batch when evaluating
