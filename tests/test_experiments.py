@@ -175,7 +175,8 @@ def test_cli_experiment_json_and_index(tmp_path, capsys):
     assert result["mismatches"] == [] and result["report"].endswith("report.md")
     index = experiments.run_all(tmp_path / "all", size="tiny", names=["parameter-count"])
     text = (tmp_path / "all" / "index.md").read_text()
-    assert "[parameter-count](parameter-count/report.md)" in text and index["experiments"]["parameter-count"]["answer"] in text
+    assert "[parameter-count](parameter-count/report.md)" in text
+    assert index["experiments"]["parameter-count"]["answer"] in text
 
 
 def test_cli_unknown_experiment_or_size_exits_2(capsys):

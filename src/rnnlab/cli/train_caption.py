@@ -61,7 +61,8 @@ def config_from_args(args) -> CaptionConfig:
         max_digits=args.max_digits, features=args.features, captions=args.captions,
         valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, data_seed=args.data_seed,
         emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, feed_features=args.feed_features,
-        feed_size=args.feed_size, encoder=args.encoder, dropout=args.dropout, beam=args.beam, length_penalty=args.length_penalty,
+        feed_size=args.feed_size, encoder=args.encoder, dropout=args.dropout, beam=args.beam,
+        length_penalty=args.length_penalty,
         max_decode_len=args.max_decode_len, **training_fields(args, CaptionConfig))
 
 

@@ -6,8 +6,8 @@ import sys
 
 from ..train.config import budget_epochs
 
-TRAINING_FIELDS = ("batch", "optimizer", "lr", "lr_decay", "decay_start", "clip", "seed", "max_minutes", "patience", "checkpoint_every",
-                   "monitor")
+TRAINING_FIELDS = ("batch", "optimizer", "lr", "lr_decay", "decay_start", "clip", "seed", "max_minutes", "patience",
+                   "checkpoint_every", "monitor")
 
 
 def add_training_arguments(parser, defaults) -> None:

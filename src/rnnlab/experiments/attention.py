@@ -152,7 +152,8 @@ def run(out, seed: int = 0, size: str = "tiny") -> dict:
                            f"clip 5, batch {cfg['batch']}, {cfg['epochs']} epoch(s)",
                   "trained with": "rnnlab.train.seq2seq.train_seq2seq (runs under runs/)"})
     epochs = max(len(c) for c in curves.values())
-    report.table(["model", "parameters"] + [f"valid EM epoch {e}" for e in range(1, epochs + 1)] + ["test EM", "test token accuracy"],
+    report.table(["model", "parameters"] + [f"valid EM epoch {e}" for e in range(1, epochs + 1)]
+                 + ["test EM", "test token accuracy"],
                  [(label, r["params"], *[f"{v:.2%}" for v in r["valid_exact_match"]], f"{r['exact_match']:.2%}",
                    f"{r['token_accuracy']:.1%}")
                   for label, r in results.items()], caption="Exact match (EM) on the dates task")
@@ -196,7 +197,8 @@ def run(out, seed: int = 0, size: str = "tiny") -> dict:
     report.answer(f"The best model is {best} at {results[best]['exact_match']:.1%} test exact match "
                   f"({results[best]['token_accuracy']:.1%} of tokens), against "
                   f"{results[_label('none', False)]['exact_match']:.1%} without attention; Bahdanau reaches "
-                  f"{bahdanau:.1%} without and {bahdanau_rev:.1%} with the reversed source{_twin_clause(twin_figures)}.")
+                  f"{bahdanau:.1%} without and {bahdanau_rev:.1%} with the reversed source"
+                  f"{_twin_clause(twin_figures)}.")
     report.write(figures)
     return figures
 

@@ -173,7 +173,8 @@ def report(metrics: dict) -> str:
     lines = [f"{e['greedy']}   (beam: {e['beam']}; reference: {e['reference']})" for e in metrics["examples"][:5]]
     lines.append(f"test ({metrics['test_n']} examples): greedy exact match {100 * metrics['exact_match']:.2f}%, "
                  f"token accuracy {100 * metrics['token_accuracy']:.2f}%; beam {metrics['beam']}: exact match "
-                 f"{100 * metrics['beam_exact_match']:.2f}%, token accuracy {100 * metrics['beam_token_accuracy']:.2f}%")
+                 f"{100 * metrics['beam_exact_match']:.2f}%, "
+                 f"token accuracy {100 * metrics['beam_token_accuracy']:.2f}%")
     return "\n".join(lines)
 
 
