@@ -156,3 +156,36 @@ def decode(model, src, src_mask, max_len: int, bos_id: int, eos_id: int, beam_wi
     if beam_width <= 1:
         return greedy_decode(model, src, src_mask, max_len, bos_id, eos_id)
     return beam_search(model, src, src_mask, beam_width, max_len, bos_id, eos_id, length_penalty)
+
+
+class StepEnsemble:
+    """Several step models over one target vocabulary, decoding as one step model: at every step
+    the members' next-token probabilities are averaged,
+
+        log p(y | ...) = log (1/M) sum_m p_m(y | ...)      (as a log-sum-exp of the log-probs)
+
+    so ``greedy_decode`` and ``beam_search`` run on an ensemble unchanged. Each member keeps its
+    own state (the ensemble's state is the list of theirs); attention weights are averaged when
+    every member has them, else None. Members independently trained make partly independent
+    errors, which averaging cancels (``train/ensemble.py``)."""
+
+    def __init__(self, members):
+        self.members = list(members)
+        if not self.members:
+            raise ValueError("StepEnsemble: give at least one member model")
+
+    def init_decode(self, src, src_mask=None) -> list:
+        return [member.init_decode(src, src_mask) for member in self.members]
+
+    def decode_step(self, state, tokens):
+        xp = backend.xp
+        steps = [member.decode_step(s, tokens) for member, s in zip(self.members, state)]
+        logps = xp.stack([logp for logp, _, _ in steps])            # (M, N, V)
+        top = logps.max(axis=0)
+        logp = top + xp.log(xp.exp(logps - top).mean(axis=0))
+        weights = [attention for _, _, attention in steps]
+        attention = None if any(w is None for w in weights) else sum(weights) / len(weights)
+        return logp, [s for _, s, _ in steps], attention
+
+    def select_state(self, state, rows) -> list:
+        return [_select(member, s, rows) for member, s in zip(self.members, state)]

@@ -54,3 +54,31 @@ def test_bidirectional_refuses_to_stream(toy):
     task.setup()
     with pytest.raises(ValueError, match="streaming needs bidirectional=False"):
         task.model.begin_stream()
+
+
+def test_word_dropout_reads_real_words_as_unk_the_same_way_each_time(toy):
+    data = load_tagging(toy / "train.conllu", toy / "dev.conllu", toy / "test.conllu")
+    plain, dropped = TagTask(config(toy), data=data), TagTask(config(toy, word_dropout=0.3), data=data)
+    unk = data.word_vocab.unk_id
+    before, after = plain.epoch_batches(2), dropped.epoch_batches(2)
+    changed = real = 0
+    for a, b in zip(before, after):
+        mask = np.asarray(a["mask"]).astype(bool)
+        np.testing.assert_array_equal(np.asarray(b["words"])[~mask], np.asarray(a["words"])[~mask])  # padding kept
+        differ = np.asarray(a["words"]) != np.asarray(b["words"])
+        assert (np.asarray(b["words"])[differ] == unk).all()
+        np.testing.assert_array_equal(np.asarray(a["chars"]), np.asarray(b["chars"]))   # the spelling stays
+        changed += int((np.asarray(b["words"])[mask] == unk).sum() - (np.asarray(a["words"])[mask] == unk).sum())
+        real += int(mask.sum())
+    assert 0.2 < changed / real < 0.35
+    # the same epoch drops the same words (a resumed epoch), another epoch others
+    again = dropped.epoch_batches(2)
+    assert all((np.asarray(x["words"]) == np.asarray(y["words"])).all() for x, y in zip(after, again))
+
+    def unk_rows(batches):   # sentence index -> its word ids as the epoch feeds them
+        return {row: tuple(np.asarray(b["words"])[k, :len(data.train.words[row])])
+                for b in batches for k, row in enumerate(b["rows"])}
+    assert unk_rows(after) != unk_rows(dropped.epoch_batches(3))
+    assert unk_rows(before) == unk_rows(plain.epoch_batches(3))   # without word dropout, only the order moves
+    with pytest.raises(ValueError, match="word_dropout"):
+        TagTask(config(toy, word_dropout=1.0), data=data).build_model()

@@ -25,7 +25,7 @@ from .args import Parser, UserError, harden
 
 COMMAND_MODULES = ["demo", "train_lm", "train_seq2seq", "eval", "sample", "translate", "data",
                    "summary", "bench", "export", "experiment", "train_classify", "train_tag", "train_caption",
-                   "predict"]
+                   "predict", "ensemble"]
 
 
 @dataclass

@@ -38,6 +38,9 @@ def register(ctx) -> None:
     g.add_argument("--unidirectional", action="store_true",
                    help="a one-way encoder that tags as the words arrive (streaming)")
     g.add_argument("--dropout", type=float, default=d.dropout)
+    g.add_argument("--word-dropout", type=float, default=d.word_dropout,
+                   help="in training, read each word as <unk> with this probability, so that the character RNN "
+                        "learns to tag words from their spelling (default %(default)s)")
     add_training_arguments(parser, d)
     parser.set_defaults(func=run)
 
@@ -47,7 +50,8 @@ def config_from_args(args) -> TagConfig:
         conllu=args.conllu, valid=args.valid, test=args.test, ud_ewt=args.ud_ewt, min_freq=args.min_freq,
         lowercase=not args.cased, max_len=args.max_len, emb=args.emb, char_emb=args.char_emb,
         char_hidden=args.char_hidden, hidden=args.hidden, layers=args.layers, cell=args.cell,
-        bidirectional=not args.unidirectional, dropout=args.dropout, **training_fields(args, TagConfig))
+        bidirectional=not args.unidirectional, dropout=args.dropout, word_dropout=args.word_dropout,
+        **training_fields(args, TagConfig))
 
 
 def run(args) -> dict:

@@ -27,11 +27,9 @@ from .. import validate
 from ..layers import Dense, Dropout, Embedding, N_STATES
 from ..layers.base import ShapeError
 from ..losses import log_softmax
-from ..search import decode as search_decode
+from ..search import StepEnsemble, decode as search_decode
 from .base import Model
 from .stack import RecurrentStack, part_seeds
-
-
 
 
 class Captioner(Model):
@@ -176,3 +174,31 @@ class Captioner(Model):
                 "emb": self.emb, "hidden": self.hidden, "layers": self.layers, "cell": self.cell,
                 "feed_features": self.feed_features, "feed_size": self.feed_size, "bos_id": self.bos_id,
                 "eos_id": self.eos_id, "dropout": self.dropout, "encoder": self.encoder_units}
+
+
+class CaptionerEnsemble(StepEnsemble):
+    """Captioners of one vocabulary and feature size captioning as one (next-word probabilities
+    averaged at every step: ``search.StepEnsemble``); ``caption`` as ``Captioner.caption``."""
+
+    def __init__(self, members):
+        super().__init__(members)
+        first = self.members[0]
+        for member in self.members[1:]:
+            if (member.feature_dim, member.vocab_size, member.bos_id, member.eos_id) != (
+                    first.feature_dim, first.vocab_size, first.bos_id, first.eos_id):
+                raise ValueError(f"CaptionerEnsemble: {member.describe()} reads {member.feature_dim} features into "
+                                 f"{member.vocab_size} words, {first.describe()} {first.feature_dim} into "
+                                 f"{first.vocab_size}: members must agree")
+        self.bos_id, self.eos_id = first.bos_id, first.eos_id
+
+    def caption(self, features, max_len: int = 20, beam_width: int = 1, length_penalty: float = 1.0):
+        modes = [member.training for member in self.members]
+        for member in self.members:
+            member.eval()
+        try:
+            features = backend.xp.asarray(features, dtype=self.members[0].head.kernel.dtype)
+            return search_decode(self, features, None, max_len, self.bos_id, self.eos_id, beam_width,
+                                 length_penalty)
+        finally:
+            for member, mode in zip(self.members, modes):
+                member.train(mode)

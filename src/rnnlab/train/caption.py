@@ -30,6 +30,8 @@ from .supervised import SupervisedConfig, SupervisedTask, log, run_task, save_fi
 class CaptionConfig(SupervisedConfig):
     RUN_KEYS = ("vocab",)
     PATH_FIELDS = ("features", "captions")
+    DATA_FIELDS = PATH_FIELDS + ("digits", "n_train", "n_valid", "n_test", "max_digits", "valid_fraction",
+                                 "test_fraction", "data_seed")
 
     # data: digits, or features + captions
     digits: bool = False
@@ -87,12 +89,17 @@ class CaptionTask(SupervisedTask):
         c, d = self.config, self.data
         if d.valid is None or d.test is None:
             raise ValueError("caption: the data needs a validation and a test split (raise the fractions)")
-        self.max_len = c.max_decode_len or max(len(ids) for ids in d.train.ids) + 5
+        self.max_len = self.decode_length()
         log(f"caption: {len(d.train)} / {len(d.valid)} / {len(d.test)} examples of {d.feature_dim} features, "
             f"vocabulary {len(d.vocab)}")
         return Captioner(d.feature_dim, len(d.vocab), emb=c.emb, hidden=c.hidden, layers=c.layers, cell=c.cell,
                          feed_features=c.feed_features, feed_size=c.feed_size, encoder=c.encoder, dropout=c.dropout,
                          bos_id=d.vocab.bos_id, eos_id=d.vocab.eos_id, seed=c.seed, name="captioner")
+
+    def decode_length(self) -> int:
+        """The longest caption decoding may write: ``max_decode_len``, or the longest training
+        caption + 5."""
+        return self.config.max_decode_len or max(len(ids) for ids in self.data.train.ids) + 5
 
     def inputs(self, batch):
         return batch["features"], batch["tgt_in"]

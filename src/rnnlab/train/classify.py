@@ -41,6 +41,8 @@ from .supervised import (SupervisedConfig, SupervisedTask, class_predictions, lo
 class ClassifyConfig(SupervisedConfig):
     RUN_KEYS = ("labels", "kind", "vocab", "mean", "std", "majority_class")
     PATH_FIELDS = ("tsv", "valid", "test", "ts", "ts_test")
+    DATA_FIELDS = PATH_FIELDS + ("sst2", "ts_dataset", "valid_fraction", "data_seed", "min_freq", "lowercase",
+                                 "max_len")
 
     # data: one of tsv, sst2, ts, ts_dataset
     tsv: str | None = None
@@ -138,11 +140,14 @@ class ClassifyTask(SupervisedTask):
     def evaluate(self, split) -> dict:
         loss, outputs = self.outputs(split)
         predictions, probs = class_predictions(outputs, len(split))
+        return {"loss": loss, **self.scores(predictions, split), "probabilities": probs}
+
+    def scores(self, predictions, split) -> dict:
+        """Accuracy, macro F1 and confusion matrix of predicted class ids (N,) on ``split``
+        (one model's, or an ensemble's: ``train/ensemble.py``)."""
         k = self.data.num_classes
-        return {"loss": loss, "accuracy": accuracy(predictions, split.labels),
-                "macro_f1": macro_f1(predictions, split.labels, k),
-                "confusion": confusion_matrix(predictions, split.labels, k), "predictions": predictions,
-                "probabilities": probs}
+        return {"accuracy": accuracy(predictions, split.labels), "macro_f1": macro_f1(predictions, split.labels, k),
+                "confusion": confusion_matrix(predictions, split.labels, k), "predictions": predictions}
 
     def validate(self) -> dict:
         figures = self.evaluate(self.data.valid)

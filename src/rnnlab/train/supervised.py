@@ -56,6 +56,7 @@ class SupervisedConfig(TaskConfig):
     monitor: str | None = None         # the validation metric for best.npz and patience (None: the task's)
 
     PATH_FIELDS = ()                   # data paths stored absolute in config.json
+    DATA_FIELDS = ()                   # the fields that choose the data: runs to ensemble agree on them
     EARLIER_RUNS = {"lr_decay": 1.0, "decay_start": 1}   # runs from before the decay had a constant rate
 
 
@@ -158,13 +159,18 @@ class SupervisedTask(Task):
         return total / max(count, 1), out
 
 
+def host_softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of logits already on the host (``SupervisedTask.outputs``)."""
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
 def class_predictions(outputs, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per example (in split order) its predicted class and class probabilities, from
     ``SupervisedTask.outputs`` of a classifier ((B, C) logits per batch)."""
     predictions, probs = np.zeros(n, dtype=np.int64), None
     for batch, logits in outputs:
-        z = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p = z / z.sum(axis=1, keepdims=True)
+        p = host_softmax(logits)
         if probs is None:
             probs = np.zeros((n, p.shape[1]))
         rows = np.asarray(batch["rows"])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import backend, validate
 from ..data.conllu import TaggingData, load_tagging, load_ud_english_ewt, tag_arrays
 from ..data.labeled import word_tokenize
 from ..data.memory import padded_batch_bytes
@@ -26,13 +27,14 @@ from ..data.padding import pad_chars, pad_ids
 from ..data.vocab import Vocab
 from ..metrics import accuracy, per_class_accuracy, subset_accuracy
 from ..models.tagger import Tagger
-from .supervised import SupervisedConfig, SupervisedTask, load_run, log, run_task
+from .supervised import SupervisedConfig, SupervisedTask, host_softmax, load_run, log, run_task
 
 
 @dataclass
 class TagConfig(SupervisedConfig):
     RUN_KEYS = ("word_vocab", "char_vocab", "tags")
     PATH_FIELDS = ("conllu", "valid", "test")
+    DATA_FIELDS = PATH_FIELDS + ("ud_ewt", "min_freq", "lowercase", "max_len", "max_word_len")
 
     # data: conllu (+ valid, test) or ud_ewt
     conllu: str | None = None
@@ -52,6 +54,7 @@ class TagConfig(SupervisedConfig):
     cell: str = "lstm"
     bidirectional: bool = True
     dropout: float = 0.3
+    word_dropout: float = 0.0          # training words read as <unk> with this probability (epoch_batches)
     stream_check: int = 100            # test sentences streamed word by word (unidirectional)
 
 
@@ -74,12 +77,27 @@ class TagTask(SupervisedTask):
 
     def build_model(self):
         c, d = self.config, self.data
+        validate.rate("TagConfig", "word_dropout", c.word_dropout)
         log(f"tag: {len(d.train)} / {len(d.valid)} / {len(d.test)} sentences ({d.train.num_words} training "
             f"words), {len(d.tags)} tags, vocabulary {len(d.word_vocab)} words, {len(d.char_vocab)} characters; "
             f"{'bidirectional' if c.bidirectional else 'unidirectional (streaming)'}")
         return Tagger(len(d.word_vocab), len(d.char_vocab), len(d.tags), emb=c.emb, char_emb=c.char_emb,
                       char_hidden=c.char_hidden, hidden=c.hidden, layers=c.layers, cell=c.cell,
                       bidirectional=c.bidirectional, dropout=c.dropout, seed=c.seed, name="tagger")
+
+    def epoch_batches(self, epoch: int):
+        """The shuffled batches of ``epoch``; with ``word_dropout`` p, each real word of them is
+        read as ``<unk>`` with probability p (its characters stay), drawn from a generator seeded
+        by (seed, epoch): a resumed epoch drops the same words. A word the model cannot look up
+        must be tagged from its spelling and context, as an unseen word at test time is."""
+        batches = super().epoch_batches(epoch)
+        p = self.config.word_dropout
+        if p > 0:
+            xp, rng, unk = backend.xp, np.random.default_rng([self.config.seed, epoch, 1]), self.data.word_vocab.unk_id
+            for batch in batches:
+                drop = (rng.random(batch["words"].shape) < p) & backend.to_numpy(batch["mask"]).astype(bool)
+                batch["words"] = xp.where(xp.asarray(drop), unk, batch["words"])
+        return batches
 
     def inputs(self, batch):
         return batch["words"], batch["chars"], batch["mask"]
@@ -103,22 +121,28 @@ class TagTask(SupervisedTask):
         d = self.data
         return {"word_vocab": d.word_vocab.to_json(), "char_vocab": d.char_vocab.to_json(), "tags": list(d.tags)}
 
-    def predictions(self, split) -> tuple[float, np.ndarray]:
-        """(loss, flat predicted tag ids in the order of ``tag_arrays(split)``)."""
+    def word_probabilities(self, split) -> tuple[float, np.ndarray]:
+        """(loss, tag probabilities (words, tags) of every real word, in the order of
+        ``tag_arrays(split)``)."""
         loss, outputs = self.outputs(split)
         per_sentence = [None] * len(split)
         for batch, logits in outputs:
-            tags = logits.argmax(axis=-1)
+            probs = host_softmax(logits)
             for k, row in enumerate(batch["rows"]):
-                per_sentence[row] = tags[k, :len(split.words[row])]
+                per_sentence[row] = probs[k, :len(split.words[row])]
         return loss, np.concatenate(per_sentence)
 
     def evaluate(self, split) -> dict:
-        loss, predicted = self.predictions(split)
+        loss, probs = self.word_probabilities(split)
+        return {"loss": loss, **self.scores(probs.argmax(axis=-1), split)}
+
+    def scores(self, predicted, split) -> dict:
+        """Accuracy overall and on words unseen in training of flat predicted tag ids (one
+        model's, or an ensemble's: ``train/ensemble.py``)."""
         gold, unseen = tag_arrays(split)
         unseen_acc, n_unseen = subset_accuracy(predicted, gold, unseen)
-        return {"loss": loss, "accuracy": accuracy(predicted, gold), "unseen_accuracy": unseen_acc,
-                "unseen_words": n_unseen, "words": int(gold.size), "predicted": predicted, "gold": gold}
+        return {"accuracy": accuracy(predicted, gold), "unseen_accuracy": unseen_acc, "unseen_words": n_unseen,
+                "words": int(gold.size), "predicted": predicted, "gold": gold}
 
     def validate(self) -> dict:
         figures = self.evaluate(self.data.valid)
@@ -159,8 +183,6 @@ def streaming_check(model: Tagger, split, n: int) -> dict:
 
 def stream_and_whole(model: Tagger, word_ids, char_ids) -> tuple[np.ndarray, np.ndarray]:
     """Logits (T, tags) of one sentence run whole, and streamed one word at a time."""
-    from .. import backend
-
     words, mask = pad_ids([word_ids])
     chars = pad_chars([char_ids])
     model.eval()
@@ -194,6 +216,13 @@ def report(metrics: dict) -> str:
 def tag_sentences(run_dir, sentences) -> list[dict]:
     """Tags of each sentence (raw text, split into words as SST/UD write them) by ``run_dir``'s best
     tagger: [{"words": [...], "tags": [...]}]."""
+    tags, tagged = tag_probabilities(run_dir, sentences)
+    return [{"words": forms, "tags": [tags[int(t)] for t in probs.argmax(axis=-1)]} for forms, probs in tagged]
+
+
+def tag_probabilities(run_dir, sentences) -> tuple[list, list]:
+    """(the tag names, [(words, tag probabilities (words, tags))] per sentence) by ``run_dir``'s
+    best tagger."""
     stored, model = load_run(run_dir)
     if stored.get("task") != "tag":
         raise ValueError(f"{run_dir} is a {stored.get('task')!r} run, not a tagger")
@@ -207,6 +236,6 @@ def tag_sentences(run_dir, sentences) -> list[dict]:
             raise ValueError("the sentence to tag is empty")
         ids, chars = data.encode_words(forms)
         words, mask = pad_ids([ids])
-        tags = model.predict(words, pad_chars([chars]), mask)[0]
-        results.append({"words": forms, "tags": [stored["tags"][int(t)] for t in tags]})
-    return results
+        logits = backend.to_numpy(model.forward(words, pad_chars([chars]), mask))[0]
+        results.append((forms, host_softmax(logits)))
+    return list(stored["tags"]), results

@@ -1,0 +1,181 @@
+"""Ensembles: several finished runs of one task on the same data, their probabilities averaged
+(``rnnlab ensemble RUN_DIR RUN_DIR ...``).
+
+    result = evaluate_ensemble(["runs/jv0", "runs/jv1", "runs/jv2"])     # the test split
+    result["accuracy"]                    # the ensemble's figure
+    result["members"][0]["accuracy"]      # each run's own, on the same split
+
+How each task averages (M members, each run's best checkpoint):
+
+- classify: p(class | x) = (1/M) sum_m p_m(class | x), the predicted class its argmax;
+- tag: the same for every word's tag distribution;
+- caption: at every decoding step the next-word distributions (``CaptionerEnsemble``, on
+  ``search.StepEnsemble``), so greedy and beam search decode the ensemble as one model.
+
+``predict_ensemble(run_dirs, texts=..., series=...)`` does the same for new inputs
+(``rnnlab predict RUN_DIR RUN_DIR ... INPUT``).
+
+Models trained from different seeds make partly independent errors, which the average cancels;
+it costs M trainings and M forward passes. The members must be runs of the same task whose
+data settings (the config's ``DATA_FIELDS``) and stored vocabularies / labels are equal: else a
+ValueError naming the run and the setting.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..models.captioner import CaptionerEnsemble
+from .caption import CaptionTask
+from .classify import ClassifyTask, classify
+from .run import RunDir
+from .supervised import class_predictions, load_run
+from .tag import TagTask, tag_probabilities
+
+TASKS = {"classify": ClassifyTask, "tag": TagTask, "caption": CaptionTask}
+SPLITS = ("valid", "test")
+
+
+def _read_members(run_dirs) -> tuple[type, list[dict]]:
+    """(the task class, each run's config.json), after checking they can be averaged."""
+    run_dirs = [Path(r) for r in run_dirs]
+    if not run_dirs:
+        raise ValueError("an ensemble needs at least one run directory")
+    seen = {}
+    for run_dir in run_dirs:
+        key = run_dir.resolve()
+        if key in seen:
+            raise ValueError(f"{run_dir} is given twice (also as {seen[key]}): an ensemble averages different runs")
+        seen[key] = run_dir
+    stored = []
+    for run_dir in run_dirs:
+        run = RunDir(run_dir, create=False)
+        if not run.config_path.exists():
+            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+        stored.append(run.read_config())
+    task = stored[0].get("task")
+    if task not in TASKS:
+        raise ValueError(f"{run_dirs[0]} is a {task!r} run: rnnlab ensemble takes {', '.join(TASKS)} runs")
+    task_class = TASKS[task]
+    first = task_class.config_class.from_run_config(stored[0])
+    for run_dir, config in zip(run_dirs[1:], stored[1:]):
+        if config.get("task") != task:
+            raise ValueError(f"{run_dir} is a {config.get('task')!r} run and {run_dirs[0]} a {task!r} run: "
+                             f"the members of an ensemble are runs of one task")
+        other = task_class.config_class.from_run_config(config)
+        for name in task_class.config_class.DATA_FIELDS:
+            if getattr(other, name) != getattr(first, name):
+                raise ValueError(f"{run_dir} trained on {name}={getattr(other, name)!r}, {run_dirs[0]} on "
+                                 f"{getattr(first, name)!r}: the members of an ensemble share their data")
+        for key in task_class.config_class.RUN_KEYS:
+            if config.get(key) != stored[0].get(key):
+                raise ValueError(f"{run_dir} and {run_dirs[0]} differ in their stored {key!r}: the members of an "
+                                 f"ensemble share their data")
+    return task_class, stored
+
+
+def _figures(metrics: dict, keys) -> dict:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in metrics.items() if k in keys}
+
+
+CLASSIFY_KEYS = ("accuracy", "macro_f1", "confusion")
+TAG_KEYS = ("accuracy", "unseen_accuracy", "unseen_words", "words")
+CAPTION_KEYS = ("exact_match", "token_accuracy")
+
+
+def evaluate_ensemble(run_dirs, split: str = "test", beam: int | None = None) -> dict:
+    """The ensemble of ``run_dirs`` on ``split`` of their shared data, and each member's figures
+    on it: ``{"task", "split", "n", "members": [{"run", figures}], figures}`` where the figures
+    are accuracy, macro F1 and the confusion matrix (classify); accuracy overall and on unseen
+    words (tag); greedy and beam exact match and token accuracy (caption; ``beam`` default the
+    first run's)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    task_class, stored = _read_members(run_dirs)
+    task = task_class(task_class.config_class.from_run_config(stored[0]))
+    task.data = task.load_data()
+    data = getattr(task.data, split)
+    models = [load_run(run_dir)[1] for run_dir in run_dirs]
+    members = [{"run": str(run_dir)} for run_dir in run_dirs]
+    result = {"task": task.name, "split": split, "n": len(data), "runs": [str(r) for r in run_dirs]}
+    if task.name == "caption":
+        task.max_len = task.decode_length()
+        beam = beam or task.config.beam
+        for member, model in zip(members, models):
+            task.model = model
+            member.update(_caption_figures(task, data, beam))
+        task.model = CaptionerEnsemble(models)
+        result.update(_caption_figures(task, data, beam))
+    else:
+        probabilities = []
+        for member, model in zip(members, models):
+            task.model = model
+            if task.name == "classify":
+                probs = class_predictions(task.outputs(data)[1], len(data))[1]
+            else:
+                probs = task.word_probabilities(data)[1]
+            probabilities.append(probs)
+            member.update(_figures(task.scores(probs.argmax(axis=-1), data), CLASSIFY_KEYS + TAG_KEYS))
+        mean = np.mean(probabilities, axis=0)
+        result.update(_figures(task.scores(mean.argmax(axis=-1), data), CLASSIFY_KEYS + TAG_KEYS))
+        if task.name == "classify":
+            result["labels"] = list(task.data.labels)
+    result["members"] = members
+    return result
+
+
+def _caption_figures(task: CaptionTask, split, beam: int) -> dict:
+    greedy = task.evaluate(split)
+    figures = _figures(greedy, CAPTION_KEYS)
+    if beam > 1:
+        searched = task.evaluate(split, beam)
+        figures.update({"beam": beam, "beam_exact_match": searched["exact_match"],
+                        "beam_token_accuracy": searched["token_accuracy"]})
+    return figures
+
+
+def report(result: dict) -> str:
+    """The members' figures and the ensemble's, one line each."""
+    def line(figures: dict) -> str:
+        if result["task"] == "caption":
+            text = (f"exact match {100 * figures['exact_match']:.2f}%, token accuracy "
+                    f"{100 * figures['token_accuracy']:.2f}%")
+            if "beam" in figures:
+                text += f"; beam {figures['beam']}: exact match {100 * figures['beam_exact_match']:.2f}%"
+            return text
+        text = f"accuracy {100 * figures['accuracy']:.2f}%"
+        if result["task"] == "classify":
+            return text + f", macro F1 {100 * figures['macro_f1']:.2f}%"
+        return text + f", unseen words {100 * figures['unseen_accuracy']:.2f}% ({figures['unseen_words']})"
+    lines = [f"  {m['run']}: {line(m)}" for m in result["members"]]
+    lines.append(f"ensemble of {len(result['members'])} ({result['task']}, {result['split']}, {result['n']} "
+                 f"examples): {line(result)}")
+    return "\n".join(lines)
+
+
+def predict_ensemble(run_dirs, texts=None, series=None) -> list[dict]:
+    """As ``classify`` (classifier runs: label and mean class probabilities per input) or
+    ``tag_sentences`` (tagger runs: words and the tags of the mean tag probabilities) for
+    several runs that can be averaged."""
+    task_class, _ = _read_members(run_dirs)
+    if task_class is ClassifyTask:
+        members = [classify(run_dir, texts=texts, series=series) for run_dir in run_dirs]
+        results = []
+        for outputs in zip(*members):
+            labels = list(outputs[0]["probabilities"])
+            mean = np.mean([[out["probabilities"][label] for label in labels] for out in outputs], axis=0)
+            results.append({"input": outputs[0]["input"], "label": labels[int(mean.argmax())],
+                            "probabilities": dict(zip(labels, map(float, mean)))})
+        return results
+    if task_class is TagTask:
+        if texts is None:
+            raise ValueError(f"{run_dirs[0]} tags sentences: give text")
+        members = [tag_probabilities(run_dir, texts) for run_dir in run_dirs]
+        tags = members[0][0]
+        results = []
+        for tagged in zip(*[m[1] for m in members]):
+            mean = np.mean([probs for _, probs in tagged], axis=0)
+            results.append({"words": tagged[0][0], "tags": [tags[int(t)] for t in mean.argmax(axis=-1)]})
+        return results
+    raise ValueError(f"{run_dirs[0]} is a {task_class.name!r} run: rnnlab predict takes classify and tag runs")
