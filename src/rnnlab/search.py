@@ -173,6 +173,27 @@ class StepEnsemble:
         self.members = list(members)
         if not self.members:
             raise ValueError("StepEnsemble: give at least one member model")
+        first = self.members[0]
+        self.bos_id, self.eos_id = getattr(first, "bos_id", None), getattr(first, "eos_id", None)
+        for member in self.members[1:]:
+            if (getattr(member, "bos_id", None), getattr(member, "eos_id", None)) != (self.bos_id, self.eos_id):
+                raise ValueError(f"StepEnsemble: the members' start / end tokens differ ({self.bos_id}, "
+                                 f"{self.eos_id} and {member.bos_id}, {member.eos_id}): they must share a vocabulary")
+
+    def search(self, src, src_mask=None, max_len: int = 50, beam_width: int = 1,
+               length_penalty: float = 1.0) -> Decoded:
+        """Greedy (``beam_width`` 1) or beam search of the ensemble, every member in eval mode
+        (each member's mode is restored after)."""
+        modes = [member.training for member in self.members]
+        for member in self.members:
+            member.eval()
+        try:
+            return decode(self, src, src_mask, max_len, self.bos_id, self.eos_id, beam_width, length_penalty)
+        finally:
+            for member, mode in zip(self.members, modes):
+                member.train(mode)
+
+    translate_batch = search       # the name seq2seq evaluation calls (``Seq2Seq.translate_batch``)
 
     def init_decode(self, src, src_mask=None) -> list:
         return [member.init_decode(src, src_mask) for member in self.members]

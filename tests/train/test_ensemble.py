@@ -166,3 +166,27 @@ def test_predict_averages_the_runs_given_before_the_inputs(sentiment_runs, capsy
         assert prediction["label"] == max(prediction["probabilities"], key=prediction["probabilities"].get)
     assert main(["predict", *dirs]) == 2
     assert "give the inputs to predict after the run directories" in capsys.readouterr().err
+
+
+def test_seq2seq_ensemble_decodes_as_one_model(tmp_path):
+    from rnnlab.train.seq2seq import Seq2SeqConfig, evaluate_run, train_seq2seq
+
+    dirs = [tmp_path / f"dates{seed}" for seed in (0, 1)]
+    for seed, run_dir in zip((0, 1), dirs):
+        train_seq2seq(Seq2SeqConfig(generated="dates", n=600, attention="luong", hidden=32, emb=16, epochs=2,
+                                    batch=32, lr=1e-2, seed=seed, progress=False), run_dir)
+    result = evaluate_ensemble(dirs)
+    for member, run_dir in zip(result["members"], dirs):     # each member as `rnnlab eval` reports it
+        alone = evaluate_run(run_dir)
+        assert member["exact_match"] == pytest.approx(alone["exact_match"])
+        assert member["bleu"] == pytest.approx(alone["bleu"])
+    assert result["task"] == "seq2seq" and result["n"] == 60 and result["beam"] == 1
+    # an ensemble of one run decodes exactly as the run (greedy and beam)
+    for beam in (1, 3):
+        single = evaluate_ensemble(dirs[:1], beam=beam)
+        assert single["exact_match"] == pytest.approx(evaluate_run(dirs[0], beam=beam)["exact_match"])
+    assert "BLEU" in report(result)
+    other = tmp_path / "other"
+    train_seq2seq(Seq2SeqConfig(generated="dates", n=500, hidden=8, emb=8, epochs=1, progress=False), other)
+    with pytest.raises(ValueError, match=r"other trained on n=500.*share their data"):
+        evaluate_ensemble([dirs[0], other])

@@ -184,21 +184,11 @@ class CaptionerEnsemble(StepEnsemble):
         super().__init__(members)
         first = self.members[0]
         for member in self.members[1:]:
-            if (member.feature_dim, member.vocab_size, member.bos_id, member.eos_id) != (
-                    first.feature_dim, first.vocab_size, first.bos_id, first.eos_id):
+            if (member.feature_dim, member.vocab_size) != (first.feature_dim, first.vocab_size):
                 raise ValueError(f"CaptionerEnsemble: {member.describe()} reads {member.feature_dim} features into "
                                  f"{member.vocab_size} words, {first.describe()} {first.feature_dim} into "
                                  f"{first.vocab_size}: members must agree")
-        self.bos_id, self.eos_id = first.bos_id, first.eos_id
 
     def caption(self, features, max_len: int = 20, beam_width: int = 1, length_penalty: float = 1.0):
-        modes = [member.training for member in self.members]
-        for member in self.members:
-            member.eval()
-        try:
-            features = backend.xp.asarray(features, dtype=self.members[0].head.kernel.dtype)
-            return search_decode(self, features, None, max_len, self.bos_id, self.eos_id, beam_width,
-                                 length_penalty)
-        finally:
-            for member, mode in zip(self.members, modes):
-                member.train(mode)
+        features = backend.xp.asarray(features, dtype=self.members[0].head.kernel.dtype)
+        return self.search(features, None, max_len, beam_width, length_penalty)

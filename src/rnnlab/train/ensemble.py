@@ -1,5 +1,5 @@
 """Ensembles: several finished runs of one task on the same data, their probabilities averaged
-(``rnnlab ensemble RUN_DIR RUN_DIR ...``).
+(``rnnlab ensemble RUN_DIR RUN_DIR ...``; classify, tag, caption and seq2seq runs).
 
     result = evaluate_ensemble(["runs/jv0", "runs/jv1", "runs/jv2"])     # the test split
     result["accuracy"]                    # the ensemble's figure
@@ -9,8 +9,9 @@ How each task averages (M members, each run's best checkpoint):
 
 - classify: p(class | x) = (1/M) sum_m p_m(class | x), the predicted class its argmax;
 - tag: the same for every word's tag distribution;
-- caption: at every decoding step the next-word distributions (``CaptionerEnsemble``, on
-  ``search.StepEnsemble``), so greedy and beam search decode the ensemble as one model.
+- caption and seq2seq: at every decoding step the next-token distributions
+  (``search.StepEnsemble``; ``CaptionerEnsemble``), so greedy and beam search decode the
+  ensemble as one model.
 
 ``predict_ensemble(run_dirs, texts=..., series=...)`` does the same for new inputs
 (``rnnlab predict RUN_DIR RUN_DIR ... INPUT``).
@@ -27,18 +28,21 @@ from pathlib import Path
 import numpy as np
 
 from ..models.captioner import CaptionerEnsemble
+from ..search import StepEnsemble
 from .caption import CaptionTask
 from .classify import ClassifyTask, classify
 from .run import RunDir
+from .seq2seq import Seq2SeqConfig, Translator, evaluate as evaluate_pairs, load_splits
 from .supervised import class_predictions, load_run
 from .tag import TagTask, tag_probabilities
 
-TASKS = {"classify": ClassifyTask, "tag": TagTask, "caption": CaptionTask}
+TASKS = {"classify": ClassifyTask, "tag": TagTask, "caption": CaptionTask}   # seq2seq: its own path
+CONFIGS = {**{name: task.config_class for name, task in TASKS.items()}, "seq2seq": Seq2SeqConfig}
 SPLITS = ("valid", "test")
 
 
-def _read_members(run_dirs) -> tuple[type, list[dict]]:
-    """(the task class, each run's config.json), after checking they can be averaged."""
+def _read_members(run_dirs) -> tuple[str, list[dict]]:
+    """(the task's name, each run's config.json), after checking they can be averaged."""
     run_dirs = [Path(r) for r in run_dirs]
     if not run_dirs:
         raise ValueError("an ensemble needs at least one run directory")
@@ -55,24 +59,24 @@ def _read_members(run_dirs) -> tuple[type, list[dict]]:
             raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
         stored.append(run.read_config())
     task = stored[0].get("task")
-    if task not in TASKS:
-        raise ValueError(f"{run_dirs[0]} is a {task!r} run: rnnlab ensemble takes {', '.join(TASKS)} runs")
-    task_class = TASKS[task]
-    first = task_class.config_class.from_run_config(stored[0])
+    if task not in CONFIGS:
+        raise ValueError(f"{run_dirs[0]} is a {task!r} run: rnnlab ensemble takes {', '.join(CONFIGS)} runs")
+    config_class = CONFIGS[task]
+    first = config_class.from_run_config(stored[0])
     for run_dir, config in zip(run_dirs[1:], stored[1:]):
         if config.get("task") != task:
             raise ValueError(f"{run_dir} is a {config.get('task')!r} run and {run_dirs[0]} a {task!r} run: "
                              f"the members of an ensemble are runs of one task")
-        other = task_class.config_class.from_run_config(config)
-        for name in task_class.config_class.DATA_FIELDS:
+        other = config_class.from_run_config(config)
+        for name in config_class.DATA_FIELDS:
             if getattr(other, name) != getattr(first, name):
                 raise ValueError(f"{run_dir} trained on {name}={getattr(other, name)!r}, {run_dirs[0]} on "
                                  f"{getattr(first, name)!r}: the members of an ensemble share their data")
-        for key in task_class.config_class.RUN_KEYS:
+        for key in config_class.RUN_KEYS:
             if config.get(key) != stored[0].get(key):
                 raise ValueError(f"{run_dir} and {run_dirs[0]} differ in their stored {key!r}: the members of an "
                                  f"ensemble share their data")
-    return task_class, stored
+    return task, stored
 
 
 def _figures(metrics: dict, keys) -> dict:
@@ -82,6 +86,7 @@ def _figures(metrics: dict, keys) -> dict:
 CLASSIFY_KEYS = ("accuracy", "macro_f1", "confusion")
 TAG_KEYS = ("accuracy", "unseen_accuracy", "unseen_words", "words")
 CAPTION_KEYS = ("exact_match", "token_accuracy")
+SEQ2SEQ_KEYS = ("exact_match", "token_accuracy", "bleu")
 
 
 def evaluate_ensemble(run_dirs, split: str = "test", beam: int | None = None) -> dict:
@@ -92,7 +97,10 @@ def evaluate_ensemble(run_dirs, split: str = "test", beam: int | None = None) ->
     first run's)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    task_class, stored = _read_members(run_dirs)
+    name, stored = _read_members(run_dirs)
+    if name == "seq2seq":
+        return _evaluate_seq2seq(run_dirs, split, beam or 1)
+    task_class = TASKS[name]
     task = task_class(task_class.config_class.from_run_config(stored[0]))
     task.data = task.load_data()
     data = getattr(task.data, split)
@@ -125,6 +133,23 @@ def evaluate_ensemble(run_dirs, split: str = "test", beam: int | None = None) ->
     return result
 
 
+def _evaluate_seq2seq(run_dirs, split: str, beam: int) -> dict:
+    """Seq2seq members and their ensemble on the run's own split: exact match, token accuracy,
+    BLEU of greedy (``beam`` 1) or beam decoding, each sentence's decoding limit the first run's."""
+    translators = [Translator(run_dir) for run_dir in run_dirs]
+    first = translators[0]
+    data = first.data(dict(zip(("train", "valid", "test"), load_splits(first.config)))[split])
+    options = dict(max_len=first.max_len, beam=beam, length_penalty=first.config.length_penalty, with_loss=False,
+                   cap=first.decode_cap)
+    result = {"task": "seq2seq", "split": split, "n": len(data), "runs": [str(r) for r in run_dirs], "beam": beam}
+    members = [{"run": str(run_dir), **_figures(evaluate_pairs(t.model, data, **options), SEQ2SEQ_KEYS)}
+               for run_dir, t in zip(run_dirs, translators)]
+    result.update(_figures(evaluate_pairs(StepEnsemble([t.model for t in translators]), data, **options),
+                           SEQ2SEQ_KEYS))
+    result["members"] = members
+    return result
+
+
 def _caption_figures(task: CaptionTask, split, beam: int) -> dict:
     greedy = task.evaluate(split)
     figures = _figures(greedy, CAPTION_KEYS)
@@ -138,6 +163,9 @@ def _caption_figures(task: CaptionTask, split, beam: int) -> dict:
 def report(result: dict) -> str:
     """The members' figures and the ensemble's, one line each."""
     def line(figures: dict) -> str:
+        if result["task"] == "seq2seq":
+            return (f"exact match {100 * figures['exact_match']:.2f}%, token accuracy "
+                    f"{100 * figures['token_accuracy']:.2f}%, BLEU {figures['bleu']:.2f}")
         if result["task"] == "caption":
             text = (f"exact match {100 * figures['exact_match']:.2f}%, token accuracy "
                     f"{100 * figures['token_accuracy']:.2f}%")
@@ -158,8 +186,8 @@ def predict_ensemble(run_dirs, texts=None, series=None) -> list[dict]:
     """As ``classify`` (classifier runs: label and mean class probabilities per input) or
     ``tag_sentences`` (tagger runs: words and the tags of the mean tag probabilities) for
     several runs that can be averaged."""
-    task_class, _ = _read_members(run_dirs)
-    if task_class is ClassifyTask:
+    name, _ = _read_members(run_dirs)
+    if name == "classify":
         members = [classify(run_dir, texts=texts, series=series) for run_dir in run_dirs]
         results = []
         for outputs in zip(*members):
@@ -168,7 +196,7 @@ def predict_ensemble(run_dirs, texts=None, series=None) -> list[dict]:
             results.append({"input": outputs[0]["input"], "label": labels[int(mean.argmax())],
                             "probabilities": dict(zip(labels, map(float, mean)))})
         return results
-    if task_class is TagTask:
+    if name == "tag":
         if texts is None:
             raise ValueError(f"{run_dirs[0]} tags sentences: give text")
         members = [tag_probabilities(run_dir, texts) for run_dir in run_dirs]
@@ -178,4 +206,4 @@ def predict_ensemble(run_dirs, texts=None, series=None) -> list[dict]:
             mean = np.mean([probs for _, probs in tagged], axis=0)
             results.append({"words": tagged[0][0], "tags": [tags[int(t)] for t in mean.argmax(axis=-1)]})
         return results
-    raise ValueError(f"{run_dirs[0]} is a {task_class.name!r} run: rnnlab predict takes classify and tag runs")
+    raise ValueError(f"{run_dirs[0]} is a {name!r} run: rnnlab predict takes classify and tag runs")

@@ -44,6 +44,10 @@ from .loop import RunDir, Task, TrainResult, train_from_config
 @dataclass
 class Seq2SeqConfig(TaskConfig):
     RUN_KEYS = ("src_vocab", "tgt_vocab", "decode_cap")
+    # the fields that choose the data: runs to ensemble agree on them (train/ensemble.py)
+    DATA_FIELDS = ("pairs", "valid", "test", "generated", "n", "data_seed", "split", "swap", "limit", "level",
+                   "src_level", "tgt_level", "lower", "max_src_len", "max_tgt_len", "max_line_chars", "min_freq",
+                   "max_vocab")
 
     # data
     pairs: str | None = None          # TSV file of source<TAB>target[<TAB>...] lines
