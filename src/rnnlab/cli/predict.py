@@ -27,9 +27,11 @@ from ..train.tag import tag_sentences
 def register(ctx) -> None:
     parser = ctx.commands.add_parser(
         "predict", parents=[ctx.common], help="classify or tag inputs with a trained classify/tag run",
-        description="Predict with the best checkpoint of a classify or tag run directory.")
+        description="Predict with the best checkpoint of a classify or tag run directory; with several run "
+                    "directories before the inputs, with their ensemble (probabilities averaged).")
     parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="text, or a .ts / TSV / text file")
+    parser.add_argument("inputs", metavar="INPUT", nargs="+",
+                        help="more run directories (an ensemble), then text or .ts / TSV / text files")
     parser.set_defaults(func=run)
 
 
