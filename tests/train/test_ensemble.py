@@ -100,6 +100,7 @@ def test_tag_ensemble_is_the_argmax_of_each_words_mean_probability(tmp_path, cap
         correct += int((mean.argmax(axis=-1) == np.asarray(tags)).sum())
         total += len(tags)
     assert result["words"] == total and result["accuracy"] == pytest.approx(correct / total)
+    assert f"ensemble of 2 (tag, test, 30 sentences, {total} words)" in report(result)
     assert [m["accuracy"] for m in result["members"]] == pytest.approx([run["accuracy"] for run in runs])
     assert [m["unseen_accuracy"] for m in result["members"]] == pytest.approx([run["unseen_accuracy"] for run in runs])
     # rnnlab predict with both runs: the tags of the mean probabilities, through the CLI too

@@ -177,8 +177,8 @@ def report(result: dict) -> str:
             return text + f", macro F1 {100 * figures['macro_f1']:.2f}%"
         return text + f", unseen words {100 * figures['unseen_accuracy']:.2f}% ({figures['unseen_words']})"
     lines = [f"  {m['run']}: {line(m)}" for m in result["members"]]
-    lines.append(f"ensemble of {len(result['members'])} ({result['task']}, {result['split']}, {result['n']} "
-                 f"examples): {line(result)}")
+    size = f"{result['n']} sentences, {result['words']} words" if result["task"] == "tag" else f"{result['n']} examples"
+    lines.append(f"ensemble of {len(result['members'])} ({result['task']}, {result['split']}, {size}): {line(result)}")
     return "\n".join(lines)
 
 
