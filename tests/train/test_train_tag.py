@@ -1,5 +1,7 @@
 """TagTask on the loop: learns past the majority baseline (unseen words too, from their spelling);
 the unidirectional tagger streams word by word to exactly the tags of the whole sentence."""
+import json
+
 import numpy as np
 import pytest
 
@@ -58,7 +60,7 @@ def test_bidirectional_refuses_to_stream(toy):
 
 def test_word_dropout_reads_real_words_as_unk_the_same_way_each_time(toy):
     data = load_tagging(toy / "train.conllu", toy / "dev.conllu", toy / "test.conllu")
-    plain, dropped = TagTask(config(toy), data=data), TagTask(config(toy, word_dropout=0.3), data=data)
+    plain, dropped = TagTask(config(toy, word_dropout=0.0), data=data), TagTask(config(toy, word_dropout=0.3), data=data)
     unk = data.word_vocab.unk_id
     before, after = plain.epoch_batches(2), dropped.epoch_batches(2)
     changed = real = 0
@@ -82,3 +84,18 @@ def test_word_dropout_reads_real_words_as_unk_the_same_way_each_time(toy):
     assert unk_rows(before) == unk_rows(plain.epoch_batches(3))   # without word dropout, only the order moves
     with pytest.raises(ValueError, match="word_dropout"):
         TagTask(config(toy, word_dropout=1.0), data=data).build_model()
+
+
+def test_a_run_from_before_word_dropout_resumes_without_it(toy, tmp_path):
+    # tag runs written before word_dropout existed trained without it; today's default (0.25)
+    # must not reach them when they resume
+    assert TagConfig().word_dropout == 0.25
+    train_tag(config(toy, epochs=1, word_dropout=0.0), tmp_path / "run")
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    del stored["word_dropout"]                            # as an older rnnlab wrote it
+    (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
+    assert TagConfig.from_run_config(stored).word_dropout == 0.0
+    resumed = train_tag(None, tmp_path / "run", resume=True, overrides={"epochs": 2})
+    assert resumed.task.config.word_dropout == 0.0
+    straight = train_tag(config(toy, epochs=2, word_dropout=0.0), tmp_path / "straight")
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]

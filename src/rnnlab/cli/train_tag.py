@@ -40,7 +40,7 @@ def register(ctx) -> None:
     g.add_argument("--dropout", type=float, default=d.dropout)
     g.add_argument("--word-dropout", type=float, default=d.word_dropout,
                    help="in training, read each word as <unk> with this probability, so that the character RNN "
-                        "learns to tag words from their spelling (default %(default)s)")
+                        "learns to tag words from their spelling (default %(default)s; 0: off)")
     add_training_arguments(parser, d)
     parser.set_defaults(func=run)
 
