@@ -94,7 +94,7 @@ def evaluate_ensemble(run_dirs, split: str = "test", beam: int | None = None) ->
     on it: ``{"task", "split", "n", "members": [{"run", figures}], figures}`` where the figures
     are accuracy, macro F1 and the confusion matrix (classify); accuracy overall and on unseen
     words (tag); greedy and beam exact match and token accuracy (caption; ``beam`` default the
-    first run's)."""
+    first run's); exact match, token accuracy and BLEU of greedy or ``beam`` decoding (seq2seq)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     name, stored = _read_members(run_dirs)
