@@ -79,3 +79,34 @@ def test_japanese_vowels_slice_beats_majority(tmp_path):
     series = [np.random.default_rng(0).normal(size=(10, 12))]
     (out,) = classify(tmp_path / "jv", series=series)
     assert out["label"] in result["labels"] and len(out["probabilities"]) == 9
+
+
+def test_word_dropout_reads_real_words_as_unk_and_refuses_vectors(toy):
+    from rnnlab.data.labeled import load_tsv_classification
+    from rnnlab.train.classify import ClassifyTask
+
+    data = load_tsv_classification(toy / "train.tsv", toy / "valid.tsv", toy / "test.tsv")
+    plain = ClassifyTask(config(toy), data=data).epoch_batches(1)
+    dropped = ClassifyTask(config(toy, word_dropout=0.5), data=data).epoch_batches(1)
+    unk, changed, real = data.vocab.unk_id, 0, 0
+    for a, b in zip(plain, dropped):
+        mask = np.asarray(a["mask"]).astype(bool)
+        xa, xb = np.asarray(a["x"]), np.asarray(b["x"])
+        np.testing.assert_array_equal(xb[~mask], xa[~mask])          # padding kept
+        assert (xb[xa != xb] == unk).all() and list(a["rows"]) == list(b["rows"])
+        changed, real = changed + int((xa != xb).sum()), real + int(mask.sum())
+    assert 0.4 < changed / real < 0.6
+    series = ClassifyTask(config(toy, tsv=None, valid=None, test=None, ts_dataset="x", word_dropout=0.5),
+                          data=make_series_data())
+    with pytest.raises(ValueError, match="word-dropout reads words as <unk>; these are series"):
+        series.build_model()
+
+
+def make_series_data():
+    from rnnlab.data.labeled import ClassificationData, ClassSplit
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return ClassSplit([rng.normal(size=(5, 3)) for _ in range(n)], np.arange(n) % 2, list(range(1, n + 1)))
+    return ClassificationData(split(8), split(4), split(4), ["a", "b"], "series", mean=np.zeros(3), std=np.ones(3))

@@ -45,6 +45,8 @@ def register(ctx) -> None:
                    "output layer (default %(default)s)")
     g.add_argument("--input-dropout", type=float, default=d.input_dropout,
                    help="on the word embeddings (or input vectors) (default %(default)s)")
+    g.add_argument("--word-dropout", type=float, default=d.word_dropout,
+                   help="text: in training, read each word as <unk> with this probability (default %(default)s)")
     add_training_arguments(parser, d)
     parser.set_defaults(func=run)
 
@@ -56,7 +58,7 @@ def config_from_args(args) -> ClassifyConfig:
         data_seed=args.data_seed, min_freq=args.min_freq, lowercase=args.lowercase, max_len=args.max_len,
         emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, bidirectional=not args.unidirectional,
         pooling=args.pooling, dropout=args.dropout, input_dropout=args.input_dropout,
-        **training_fields(args, ClassifyConfig))
+        word_dropout=args.word_dropout, **training_fields(args, ClassifyConfig))
 
 
 def run(args) -> dict:

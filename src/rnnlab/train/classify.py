@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backend
+from .. import backend, validate
 from ..data.labeled import (ClassificationData, find_data, load_sst2, load_tsv_classification, make_text_data,
                             read_labeled_tsv, read_sst2_sentences)
 from ..data.memory import padded_batch_bytes
@@ -33,8 +33,8 @@ from ..data.timeseries import load_ts_classification, load_ts_dataset
 from ..data.vocab import Vocab
 from ..metrics import accuracy, confusion_matrix, confusion_table, macro_f1
 from ..models.classifier import SequenceClassifier
-from .supervised import (SupervisedConfig, SupervisedTask, class_predictions, load_run, log, majority_baseline,
-                         run_task, save_figure)
+from .supervised import (SupervisedConfig, SupervisedTask, class_predictions, drop_words, load_run, log,
+                         majority_baseline, run_task, save_figure)
 
 
 @dataclass
@@ -66,6 +66,7 @@ class ClassifyConfig(SupervisedConfig):
     pooling: str = "max"
     dropout: float = 0.3
     input_dropout: float = 0.0         # on the embeddings (or input vectors)
+    word_dropout: float = 0.0          # text: training words read as <unk> with this probability
 
 
 def load_classification(config: ClassifyConfig) -> ClassificationData:
@@ -108,6 +109,10 @@ class ClassifyTask(SupervisedTask):
         c, d = self.config, self.data
         if d.valid is None or d.test is None:
             raise ValueError("classify: the data needs a validation and a test split")
+        validate.rate("ClassifyConfig", "word_dropout", c.word_dropout)
+        if c.word_dropout > 0 and d.kind != "text":
+            raise ValueError(f"classify: --word-dropout reads words as <unk>; these are {d.kind} examples "
+                             f"(use --input-dropout on vectors)")
         log(f"classify: {len(d.train)} train / {len(d.valid)} valid / {len(d.test)} test {d.kind} examples, "
             f"{d.num_classes} classes" + (f", vocabulary {len(d.vocab)}" if d.vocab is not None else
                                          f", {d.input_dim} features per step"))
@@ -116,6 +121,14 @@ class ClassifyTask(SupervisedTask):
                                   layers=c.layers, cell=c.cell, bidirectional=c.bidirectional, pooling=c.pooling,
                                   dropout=c.dropout, input_dropout=c.input_dropout, seed=c.seed,
                                   name="classifier")
+
+    def epoch_batches(self, epoch: int):
+        """The shuffled batches of ``epoch``; for text with ``word_dropout`` p, each real word
+        read as ``<unk>`` with probability p (``supervised.drop_words``)."""
+        batches, c = super().epoch_batches(epoch), self.config
+        if c.word_dropout > 0:
+            drop_words(batches, "x", c.word_dropout, self.data.vocab.unk_id, c.seed, epoch)
+        return batches
 
     def inputs(self, batch):
         return batch["x"], batch["mask"]

@@ -159,6 +159,18 @@ class SupervisedTask(Task):
         return total / max(count, 1), out
 
 
+def drop_words(batches: list, key: str, p: float, unk_id: int, seed: int, epoch: int) -> list:
+    """Word dropout: each real token (``mask`` True) of every ``batch[key]`` read as ``unk_id``
+    with probability ``p``, drawn from a generator seeded by (seed, epoch), so a resumed epoch
+    drops the same words. The model learns an ``<unk>`` embedding and to do without any one
+    word, as it must for the words a test sentence has and training never had."""
+    xp, rng = backend.xp, np.random.default_rng([seed, epoch, 1])
+    for batch in batches:
+        drop = (rng.random(batch[key].shape) < p) & backend.to_numpy(batch["mask"]).astype(bool)
+        batch[key] = xp.where(xp.asarray(drop), unk_id, batch[key])
+    return batches
+
+
 def host_softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over the last axis of logits already on the host (``SupervisedTask.outputs``)."""
     z = np.exp(logits - logits.max(axis=-1, keepdims=True))

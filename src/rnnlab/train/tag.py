@@ -27,7 +27,7 @@ from ..data.padding import pad_chars, pad_ids
 from ..data.vocab import Vocab
 from ..metrics import accuracy, per_class_accuracy, subset_accuracy
 from ..models.tagger import Tagger
-from .supervised import SupervisedConfig, SupervisedTask, host_softmax, load_run, log, run_task
+from .supervised import SupervisedConfig, SupervisedTask, drop_words, host_softmax, load_run, log, run_task
 
 
 @dataclass
@@ -93,13 +93,9 @@ class TagTask(SupervisedTask):
         read as ``<unk>`` with probability p (its characters stay), drawn from a generator seeded
         by (seed, epoch): a resumed epoch drops the same words. A word the model cannot look up
         must be tagged from its spelling and context, as an unseen word at test time is."""
-        batches = super().epoch_batches(epoch)
-        p = self.config.word_dropout
-        if p > 0:
-            xp, rng, unk = backend.xp, np.random.default_rng([self.config.seed, epoch, 1]), self.data.word_vocab.unk_id
-            for batch in batches:
-                drop = (rng.random(batch["words"].shape) < p) & backend.to_numpy(batch["mask"]).astype(bool)
-                batch["words"] = xp.where(xp.asarray(drop), unk, batch["words"])
+        batches, c = super().epoch_batches(epoch), self.config
+        if c.word_dropout > 0:
+            drop_words(batches, "words", c.word_dropout, self.data.word_vocab.unk_id, c.seed, epoch)
         return batches
 
     def inputs(self, batch):
