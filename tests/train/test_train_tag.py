@@ -60,7 +60,8 @@ def test_bidirectional_refuses_to_stream(toy):
 
 def test_word_dropout_reads_real_words_as_unk_the_same_way_each_time(toy):
     data = load_tagging(toy / "train.conllu", toy / "dev.conllu", toy / "test.conllu")
-    plain, dropped = TagTask(config(toy, word_dropout=0.0), data=data), TagTask(config(toy, word_dropout=0.3), data=data)
+    plain = TagTask(config(toy, word_dropout=0.0), data=data)
+    dropped = TagTask(config(toy, word_dropout=0.3), data=data)
     unk = data.word_vocab.unk_id
     before, after = plain.epoch_batches(2), dropped.epoch_batches(2)
     changed = real = 0

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 def register(ctx) -> None:
     parser = ctx.commands.add_parser(
-        "ensemble", parents=[ctx.common], help="evaluate the average of several classify / tag / caption / seq2seq runs",
+        "ensemble", parents=[ctx.common],
+        help="evaluate the average of several classify / tag / caption / seq2seq runs",
         description="Average the predicted probabilities of several runs of one task on the same data and "
                     "report the ensemble's figures beside each run's.")
     parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="run directories of `rnnlab train`")
