@@ -95,8 +95,8 @@ def test_tag_ensemble_is_the_argmax_of_each_words_mean_probability(tmp_path, cap
     correct = total = 0
     for words, chars, tags in zip(test.words, test.chars, test.tags):
         ids, mask = pad_ids([words])
-        mean = np.mean([host_softmax(backend.to_numpy(m.forward(ids, pad_chars([chars]), mask)))[0]
-                        for m in models], axis=0)
+        logits = [backend.to_numpy(m.forward(ids, pad_chars([chars]), mask))[0].astype(np.float64) for m in models]
+        mean = np.mean([np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True) for z in logits], axis=0)
         correct += int((mean.argmax(axis=-1) == np.asarray(tags)).sum())
         total += len(tags)
     assert result["words"] == total and result["accuracy"] == pytest.approx(correct / total)
@@ -191,3 +191,9 @@ def test_seq2seq_ensemble_decodes_as_one_model(tmp_path):
     train_seq2seq(Seq2SeqConfig(generated="dates", n=500, hidden=8, emb=8, epochs=1, progress=False), other)
     with pytest.raises(ValueError, match=r"other trained on n=500.*share their data"):
         evaluate_ensemble([dirs[0], other])
+
+
+def test_host_softmax_is_exp_over_its_sum_even_for_large_logits():
+    logits = np.array([[1.0, 2.0, 3.0], [1000.0, 1000.0, -1000.0]])
+    expected = np.array([np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum(), [0.5, 0.5, 0.0]])
+    np.testing.assert_allclose(host_softmax(logits), expected, rtol=1e-13, atol=1e-300)

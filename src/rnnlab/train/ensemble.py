@@ -32,7 +32,7 @@ from ..search import StepEnsemble
 from .caption import CaptionTask
 from .classify import ClassifyTask, classify
 from .run import RunDir
-from .seq2seq import Seq2SeqConfig, Translator, evaluate as evaluate_pairs, load_splits
+from .seq2seq import Seq2SeqConfig, Translator, evaluate as evaluate_pairs
 from .supervised import class_predictions, load_run
 from .tag import TagTask, tag_probabilities
 
@@ -41,8 +41,8 @@ CONFIGS = {**{name: task.config_class for name, task in TASKS.items()}, "seq2seq
 SPLITS = ("valid", "test")
 
 
-def _read_members(run_dirs) -> tuple[str, list[dict]]:
-    """(the task's name, each run's config.json), after checking they can be averaged."""
+def _read_members(run_dirs) -> tuple[str, object]:
+    """(the task's name, the first run's config), after checking the runs can be averaged."""
     run_dirs = [Path(r) for r in run_dirs]
     if not run_dirs:
         raise ValueError("an ensemble needs at least one run directory")
@@ -76,7 +76,7 @@ def _read_members(run_dirs) -> tuple[str, list[dict]]:
             if config.get(key) != stored[0].get(key):
                 raise ValueError(f"{run_dir} and {run_dirs[0]} differ in their stored {key!r}: the members of an "
                                  f"ensemble share their data")
-    return task, stored
+    return task, first
 
 
 def _figures(metrics: dict, keys) -> dict:
@@ -97,11 +97,10 @@ def evaluate_ensemble(run_dirs, split: str = "test", beam: int | None = None) ->
     first run's); exact match, token accuracy and BLEU of greedy or ``beam`` decoding (seq2seq)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    name, stored = _read_members(run_dirs)
+    name, config = _read_members(run_dirs)
     if name == "seq2seq":
         return _evaluate_seq2seq(run_dirs, split, beam or 1)
-    task_class = TASKS[name]
-    task = task_class(task_class.config_class.from_run_config(stored[0]))
+    task = TASKS[name](config)
     task.data = task.load_data()
     data = getattr(task.data, split)
     models = [load_run(run_dir)[1] for run_dir in run_dirs]
@@ -138,7 +137,7 @@ def _evaluate_seq2seq(run_dirs, split: str, beam: int) -> dict:
     BLEU of greedy (``beam`` 1) or beam decoding, each sentence's decoding limit the first run's."""
     translators = [Translator(run_dir) for run_dir in run_dirs]
     first = translators[0]
-    data = first.data(dict(zip(("train", "valid", "test"), load_splits(first.config)))[split])
+    data = first.data(first.split_pairs(split))
     options = dict(max_len=first.max_len, beam=beam, length_penalty=first.config.length_penalty, with_loss=False,
                    cap=first.decode_cap)
     result = {"task": "seq2seq", "split": split, "n": len(data), "runs": [str(r) for r in run_dirs], "beam": beam}

@@ -410,6 +410,13 @@ class Translator:
         self.decode_cap = self.config_dict.get("decode_cap")
         self.src_level, self.tgt_level = levels(self.config)
 
+    def split_pairs(self, split: str) -> list:
+        """The (source, target) pairs of the run's own ``split``, rebuilt from its config (same
+        seed, same pairs)."""
+        if split not in ("train", "valid", "test"):
+            raise ValueError(f"unknown split {split!r}: use train, valid or test")
+        return dict(zip(("train", "valid", "test"), load_splits(self.config)))[split]
+
     def data(self, pairs) -> PairData:
         return PairData(pairs, self.src_vocab, self.tgt_vocab, self.src_level, self.config.lower,
                         tgt_level=self.tgt_level)
@@ -467,9 +474,7 @@ def evaluate_run(run_dir, pairs=None, split: str = "test", beam: int = 1, length
     elif pairs is not None:
         where = "the given pairs"
     else:
-        if split not in ("train", "valid", "test"):
-            raise ValueError(f"unknown split {split!r}: use train, valid or test")
-        pairs = dict(zip(("train", "valid", "test"), load_splits(translator.config)))[split]
+        pairs = translator.split_pairs(split)
         where = f"the run's {split} split"
     data = translator.data(pairs)
     t0 = time.perf_counter()
