@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from gradcheck import numerical_grad, rel_error
+from gradcheck import numerical_grad, rel_error, require_numba
 from rnnlab import losses
+from rnnlab.layers import compiled
 
 
 def _ce_reference(z, t, counted):
@@ -59,6 +60,7 @@ def test_cross_entropy_shift_choices_equal_per_row_shift_in_float32(monkeypatch,
     """Logits within (-SHIFT_RANGE, SHIFT_RANGE) are not shifted, logits within SHIFT_RANGE of
     each other share one shift; either way loss and gradient must match the per-row shift
     (forced with SHIFT_RANGE = 0) and a float64 reference. Rows 60 apart (per-row) too."""
+    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "_fused", staticmethod(lambda z: False))  # NumPy's form
     rng = np.random.default_rng(2)
     z = (rng.standard_normal((40, 50)) * 3).astype(np.float32)
     if offsets == "all_large":
@@ -74,6 +76,36 @@ def test_cross_entropy_shift_choices_equal_per_row_shift_in_float32(monkeypatch,
     assert value == pytest.approx(per_row.forward(z, t), rel=2e-6)
     np.testing.assert_allclose(dz, per_row.backward(), rtol=1e-5, atol=1e-9)
     assert value == pytest.approx(reference, rel=2e-6)
+
+
+@pytest.mark.parametrize("case", ["plain", "masked", "huge", "two_threads"])
+def test_cross_entropy_fused_float32_equals_the_numpy_form(monkeypatch, case):
+    """float32 with numba runs fused.exp_rows (row max, exp and sum in one pass, rows split over
+    two threads for large batches); it must give the NumPy form's loss and gradient, and the
+    same bits with one thread or two."""
+    require_numba()
+    rng = np.random.default_rng(5)
+    shape = (300, 700) if case == "two_threads" else (4, 9, 50)
+    z = (rng.standard_normal(shape) * 4).astype(np.float32)
+    t = rng.integers(0, shape[-1], shape[:-1])
+    mask = None
+    if case == "masked":
+        mask = rng.random(shape[:-1]) < 0.7
+        t[0, 0] = -100                                      # ignore_index as well
+    if case == "huge":
+        z[0] += 1e4
+        z[1, :, 3] = 3e4
+    fused_loss = losses.SoftmaxCrossEntropy()
+    value, grad = fused_loss.forward(z, t, mask=mask), fused_loss.backward().copy()
+    assert losses.SoftmaxCrossEntropy._fused(z.reshape(-1, shape[-1]))
+    with compiled.threads_limit(1):
+        one_thread = losses.SoftmaxCrossEntropy()
+        assert one_thread.forward(z, t, mask=mask) == value
+        np.testing.assert_array_equal(one_thread.backward(), grad)
+    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "_fused", staticmethod(lambda z: False))
+    numpy_loss = losses.SoftmaxCrossEntropy()
+    assert value == pytest.approx(numpy_loss.forward(z, t, mask=mask), rel=1e-6)
+    np.testing.assert_allclose(grad, numpy_loss.backward(), rtol=1e-5, atol=1e-9)
 
 
 def test_cross_entropy_is_stable_for_huge_logits_and_keeps_float32():

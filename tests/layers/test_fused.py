@@ -98,6 +98,17 @@ def test_switch_picks_the_path(monkeypatch, cls, kernels, loops):
     calls neither, whatever COMPILED says."""
     require_numba()
     calls = {}
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    paths = [(True, False, 5, 0), (False, False, 0, 0), (False, True, 0, 0)]
+    if compiled.available():
+        paths.append((True, True, 0, 1))
+    for fused_on, compiled_on, _, _ in paths:
+        # compile first: numba compiles a loop by reading the kernels it calls from the module,
+        # which must still hold the kernels then, not the counting wrappers below
+        monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
+        monkeypatch.setattr(_Recurrent, "COMPILED", compiled_on)
+        layer = cls(4, return_sequences=True, seed=0)
+        layer.backward(np.ones_like(layer.forward(x)))
 
     def count(module, name):
         function = getattr(module, name)
@@ -110,10 +121,6 @@ def test_switch_picks_the_path(monkeypatch, cls, kernels, loops):
         count(fused, name)
     for name in loops:
         count(compiled, name)
-    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
-    paths = [(True, False, 5, 0), (False, False, 0, 0), (False, True, 0, 0)]
-    if compiled.available():
-        paths.append((True, True, 0, 1))
     for fused_on, compiled_on, per_kernel, per_loop in paths:
         monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
         monkeypatch.setattr(_Recurrent, "COMPILED", compiled_on)
@@ -199,3 +206,40 @@ def test_projection_in_chunks_is_exact(float64, monkeypatch, cls):
     assert calls == [(0, 2), (2, 4), (4, 6), (6, 7)]
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-14)
+
+
+def test_float32_exp_is_within_1e6_relative_and_keeps_nan_and_limits():
+    """The kernels' float32 exp (as the loss's softmax runs it) against float64's exp over the
+    whole float32 range, and its limits: zero below about 2^-125 and at -inf, inf beyond the
+    float32 range, NaN stays NaN, exp(0) = 1 exactly."""
+    require_numba()
+    x = np.concatenate([np.linspace(-87, 88.7, 2_000_001), np.geomspace(1e-30, 1, 20_001)]).astype(np.float32)
+    x = np.concatenate([x, -x[x < 87]])
+    out = np.empty_like(x)
+    fused.exp_into(x, out)
+    exact = np.exp(x.astype(np.float64))
+    normal = exact > 2.0 ** -125
+    rel = np.abs(out[normal] - exact[normal]) / exact[normal]
+    assert rel.max() < 1e-6, f"relative error {rel.max():.2e} at x = {x[normal][np.argmax(rel)]}"
+    assert np.all(out[~normal] <= 2.0 ** -125)
+    limits = np.array([np.nan, np.inf, -np.inf, 0.0, 89.0, 1e30, -88.0, -1e30], np.float32)
+    out = np.empty_like(limits)
+    fused.exp_into(limits, out)
+    assert np.isnan(out[0]) and out[1] == np.inf and out[2] == 0.0 and out[3] == 1.0
+    assert out[4] == np.inf and out[5] == np.inf and out[6] == 0.0 and out[7] == 0.0
+
+
+def test_exp_rows_gives_each_rows_max_shifted_exp_and_sum():
+    require_numba()
+    rng = np.random.default_rng(3)
+    z = (rng.standard_normal((9, 301)) * 10).astype(np.float32)
+    z[4] += 500.0                     # a row far from the others keeps its own shift
+    z[7, 5] = np.nan
+    e, shift, sums = np.empty_like(z), np.empty(9, np.float32), np.empty(9, np.float32)
+    fused.exp_rows(z, e, shift, sums)
+    ok = np.arange(9) != 7
+    np.testing.assert_array_equal(shift[ok], z[ok].max(axis=1))
+    exact = np.exp((z - z.max(axis=1, keepdims=True)).astype(np.float64))   # the float32 difference
+    np.testing.assert_allclose(e[ok], exact[ok], rtol=1e-6, atol=1e-30)
+    np.testing.assert_allclose(sums[ok], exact[ok].sum(axis=1), rtol=1e-6)
+    assert np.isnan(sums[7])

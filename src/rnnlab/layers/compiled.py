@@ -207,6 +207,14 @@ def run_pair(first, second):
         return result, pending.result()
 
 
+def run_row_halves(run, N: int, min_rows: int) -> None:
+    """run(r0, r1) over rows [0, N): two halves on two threads (``default_threads``) when each
+    gets at least ``min_rows`` rows, else once. For kernels that treat each row on its own (GIL
+    released), so the result is the same, bit for bit, however many threads ran."""
+    blocks = [(0, (N + 1) // 2), ((N + 1) // 2, N)] if N >= 2 * min_rows else [(0, N)]
+    _run_blocks(run, blocks, default_threads())
+
+
 def _run_blocks(run, blocks, threads):
     """run(b0, b1) for every block: with 2 threads the second block on a helper thread (the
     compiled loops release the GIL), the first here."""
