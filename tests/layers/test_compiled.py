@@ -2,6 +2,7 @@
 backward (its NumPy loops and its fused-kernel loops) in float64 to 1e-12, close in float32,
 identical bit for bit with 1 and 2 threads, and clear errors on wrong buffers."""
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -171,6 +172,32 @@ def test_blocks_are_chosen_by_the_batch_size_alone():
     assert compiled.row_blocks(101) == [(0, 51), (51, 101)]
 
 
+def test_threads_follow_the_blas_setting_the_process_was_started_with(monkeypatch):
+    """OPENBLAS_NUM_THREADS=1 (else OMP_NUM_THREADS=1) keeps the compiled loops and the loss's
+    row halves on one thread; run_row_halves then runs both halves here, in turn."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(compiled.os, "cpu_count", lambda: 8)
+    assert compiled.default_threads() == compiled.MAX_THREADS
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert compiled.default_threads() == 1
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")     # OpenBLAS's own variable wins
+    assert compiled.default_threads() == compiled.MAX_THREADS
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    seen = []
+    compiled.run_row_halves(lambda r0, r1: seen.append((r0, r1, threading.get_ident())), 10, 2)
+    assert [(r0, r1) for r0, r1, _ in seen] == [(0, 5), (5, 10)]
+    assert {ident for _, _, ident in seen} == {threading.get_ident()}
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    seen.clear()
+    compiled.run_row_halves(lambda r0, r1: seen.append((r0, r1, threading.get_ident())), 10, 2)
+    assert sorted((r0, r1) for r0, r1, _ in seen) == [(0, 5), (5, 10)]
+    assert len({ident for _, _, ident in seen}) == 2
+    seen.clear()
+    compiled.run_row_halves(lambda r0, r1: seen.append((r0, r1)), 10, 6)   # halves below min_rows
+    assert seen == [(0, 10)]
+
+
 def test_recorded_layouts_are_fixed_by_set_choices(monkeypatch):
     """A run resumed in another process makes the same (timed) choices: set_choices fixes them."""
     require_compiled()
@@ -219,7 +246,6 @@ def test_run_pair_runs_the_second_call_on_another_thread_and_waits_for_both():
     single-threaded for the pair and restored after; nested
     (already limited to one) it runs the calls in turn; an exception in the first call is raised
     only after the second has finished."""
-    import threading
     import time
 
     from threadpoolctl import threadpool_info

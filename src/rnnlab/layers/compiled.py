@@ -128,9 +128,20 @@ _per_thread = threading.local()
 
 
 def default_threads() -> int:
-    """Threads for one call: MAX_THREADS, fewer on fewer cores or under ``threads_limit``."""
+    """Threads for one call: MAX_THREADS, fewer on fewer cores, under ``threads_limit``, or when
+    the process was started with fewer BLAS threads (``OPENBLAS_NUM_THREADS=1``, else
+    ``OMP_NUM_THREADS``: a user who keeps the BLAS on one core, as under ``mpiexec``, means one)."""
     limit = getattr(_per_thread, "limit", None)
-    return max(1, min(MAX_THREADS, os.cpu_count() or 1, limit or MAX_THREADS))
+    return max(1, min(MAX_THREADS, os.cpu_count() or 1, limit or MAX_THREADS, _blas_threads_asked() or MAX_THREADS))
+
+
+def _blas_threads_asked():
+    """The positive integer in OPENBLAS_NUM_THREADS, else in OMP_NUM_THREADS; None without one."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
 
 
 @contextmanager
