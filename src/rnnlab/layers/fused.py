@@ -10,8 +10,9 @@ default) use these kernels on the NumPy backend when numba can be imported (the 
 ``FUSED`` and ``RNNLAB_FUSED=0`` switch them off) and fall back to their ufunc sequences
 otherwise; both compute the same equations (GRU's are ``steps.gru_step``).
 
-The equations are LSTM's (``steps.lstm_step``, looped in ``fastloops.LSTMLoops``), on the same buffers: the sigmoid columns of
-z arrive halved, so s(z) = 0.5 tanh(z') + 0.5 with z' = z / 2 (exact). Forward, per row b and unit j:
+The equations are LSTM's (``steps.lstm_step``, looped in ``fastloops.LSTMLoops``), on the same
+buffers: the sigmoid columns of z arrive halved, so s(z) = 0.5 tanh(z') + 0.5 with z' = z / 2
+(exact). Forward, per row b and unit j:
 
     i, f, o = s(z_i + r_i), s(z_f + r_f), s(z_o + r_o),   g = tanh(z_g + r_g)
     c = f c_prev + i g,   tc = tanh(c),   h = o tc
@@ -35,9 +36,10 @@ exp, for the softmax of the loss (``exp_rows``): float64 calls the C library's e
 computes exp(x) = 2^n exp(r) with n = round(x / ln 2) and r = x - n ln 2 in [-ln(2)/2, ln(2)/2]
 (Cody-Waite: ln 2 in two parts), exp(r) by its Taylor polynomial of degree 7, 2^n written
 straight into a float's exponent bits (relative error below 1e-6 against float64, the tests
-check it). Results below about 2^-125 flush to zero, above the float32 range become inf. Why: NumPy's float32 exp is vectorized
-only on AVX-512 CPUs; on an AVX2 one (AMD EPYC Zen 3) it took 19 ms for the 700 x 10,000
-logits of a PTB batch, this loop 3 ms (``benchmarks/README.md``).
+check it). Results below about 2^-125 flush to zero, above the float32 range become inf. Why:
+NumPy's float32 exp is vectorized only on AVX-512 CPUs; on an AVX2 one (an AMD EPYC, Zen 3) it
+took 19 ms for the 700 x 10,000 logits of a PTB batch, and the whole loss forward went from
+20.3 to 7.6 ms with this kernel (one core; ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
