@@ -68,6 +68,7 @@ def main(argv=None) -> int:
 def _run(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # as typed: ``--seeds`` reruns it per seed
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
@@ -109,7 +110,10 @@ def exit_status(err: BaseException) -> int | None:
     The environment: any other OSError (disk full, I/O error), a missing optional package."""
     from ..train.loop import TrainingDiverged
     from ..train.run import RunLocked
+    from .seeds import SeedFailed
 
+    if isinstance(err, SeedFailed):
+        return err.exit_code   # a run of --seeds failed: its own status
     if isinstance(err, (UserError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
                         FileExistsError, RunLocked, TrainingDiverged, UnicodeDecodeError, MemoryError)):
         return 2

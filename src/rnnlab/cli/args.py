@@ -71,6 +71,17 @@ def fractions(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"{e} (expected like 0.8,0.1,0.1)") from None
 
 
+def seed_list(text: str) -> tuple:
+    """``S,S,...``: two or more different integers >= 0 (the ``--seeds`` flag)."""
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be seeds separated by commas, like 0,1,2, got {text!r}") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"must be two or more different integers >= 0, like 0,1,2, got {text!r}")
+    return seeds
+
+
 # destination name -> rule, for every numeric flag of every command
 RULES = {
     # sizes and counts
@@ -83,7 +94,7 @@ RULES = {
     "max_len": positive_int, "char_emb": positive_int, "char_hidden": positive_int, "n_train": positive_int,
     "n_valid": non_negative_int, "n_test": non_negative_int, "max_digits": positive_int, "feed_size": positive_int,
     # indices and seeds
-    "seed": non_negative_int, "data_seed": non_negative_int, "decay_start": non_negative_int,
+    "seed": non_negative_int, "seeds": seed_list, "jobs": positive_int, "data_seed": non_negative_int, "decay_start": non_negative_int,
     "warmup": non_negative_int, "encoder": non_negative_int,
     # real numbers
     "lr": positive_float, "lr_decay": positive_float, "init_scale": positive_float,

@@ -67,6 +67,4 @@ def config_from_args(args) -> CaptionConfig:
 
 
 def run(args) -> dict:
-    result = run_training(args, train_caption, config_from_args)
-    print(report(result))
-    return result
+    return run_training(args, train_caption, config_from_args, report)

@@ -62,6 +62,4 @@ def config_from_args(args) -> ClassifyConfig:
 
 
 def run(args) -> dict:
-    result = run_training(args, train_classify, config_from_args)
-    print(report(result))
-    return result
+    return run_training(args, train_classify, config_from_args, report)

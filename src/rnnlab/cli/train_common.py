@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..train.config import budget_epochs
+from . import seeds
 
 TRAINING_FIELDS = ("batch", "optimizer", "lr", "lr_decay", "decay_start", "clip", "seed", "max_minutes", "patience",
                    "checkpoint_every", "monitor")
@@ -23,6 +24,7 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--decay-start", type=int, default=d.decay_start, help=f"default {d.decay_start}")
     g.add_argument("--clip", type=float, default=d.clip, help="global gradient-norm clip (0: off)")
     g.add_argument("--seed", type=int, default=d.seed)
+    seeds.add_arguments(g)
     add_run_arguments(parser, g)
 
 
@@ -56,9 +58,14 @@ def training_fields(args, config_class) -> dict:
     return fields
 
 
-def run_training(args, train, make_config):
+def run_training(args, train, make_config, report=None):
     """A new run (``make_config(args)``) or, with ``--resume``, the run in ``--out`` continued
-    with the flags a resume may change; returns ``train``'s result metrics as a dict."""
+    with the flags a resume may change: prints ``report(metrics)`` (if given) and returns the
+    metrics as a dict. With ``--seeds``: one run per seed and their ensemble (``seeds.py``)."""
+    if getattr(args, "seeds", None):
+        return seeds.run_seeds(args, args.seeds)
+    if getattr(args, "jobs", None) is not None:
+        raise ValueError("--jobs goes with --seeds")
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
@@ -71,4 +78,7 @@ def run_training(args, train, make_config):
         result = train(make_config(args), args.out, overwrite=args.overwrite)
     if args.out:
         print(f"run directory: {args.out}", file=sys.stderr)
-    return dict(result.metrics)
+    metrics = dict(result.metrics)
+    if report is not None:
+        print(report(metrics))
+    return metrics

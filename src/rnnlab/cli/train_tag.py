@@ -55,6 +55,4 @@ def config_from_args(args) -> TagConfig:
 
 
 def run(args) -> dict:
-    result = run_training(args, train_tag, config_from_args)
-    print(report(result))
-    return result
+    return run_training(args, train_tag, config_from_args, report)
