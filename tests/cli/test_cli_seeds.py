@@ -79,6 +79,7 @@ def test_seed_command_replaces_the_parents_own_flags():
     (["--seeds", "1,1", "--out", "{tmp}/e"], "two or more different integers"),
     (["--seeds", "0,x", "--out", "{tmp}/e"], "separated by commas"),
     (["--jobs", "2", "--out", "{tmp}/e"], "--jobs goes with --seeds"),
+    (["--seeds", "0,1", "--seed", "3", "--out", "{tmp}/e"], "--seed or --seeds"),
 ])
 def test_bad_seeds_flags_exit_2_with_one_line(tmp_path, capsys, flags, says):
     argv = classify_argv(tmp_path)

@@ -84,6 +84,8 @@ def run_seeds(args, seeds: tuple) -> dict:
 
     if not args.out:
         raise ValueError("--seeds needs --out RUN_DIR (the runs go to RUN_DIR/seed-S)")
+    if any(word == "--seed" or word.startswith("--seed=") for word in args.argv):
+        raise ValueError("give --seed or --seeds, not both")
     if dist.world().distributed:
         raise ValueError("--seeds starts its own processes: run it without mpiexec")
     out = Path(args.out)
