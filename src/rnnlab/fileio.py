@@ -39,3 +39,12 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def json_default(obj):
+    """``json.dumps(..., default=json_default)``: NumPy scalars as Python numbers, anything else
+    JSON cannot write as its ``str``."""
+    try:
+        return obj.item()
+    except AttributeError:
+        return str(obj)

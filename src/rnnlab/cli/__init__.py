@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fileio import json_default
 from .args import Parser, UserError, harden
 
 COMMAND_MODULES = ["demo", "train_lm", "train_seq2seq", "eval", "sample", "translate", "data",
@@ -76,7 +77,7 @@ def _run(argv) -> int:
         result = args.func(args)
         if getattr(args, "json", False):
             sys.stdout.flush()
-            print(json.dumps(result if result is not None else {}, default=_json_default))
+            print(json.dumps(result if result is not None else {}, default=json_default))
         sys.stdout.flush()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -129,13 +130,6 @@ def exit_status(err: BaseException) -> int | None:
         if frame_file is not None and _PACKAGE in frame_file.parents:
             return 2
     return None
-
-
-def _json_default(obj):
-    try:
-        return obj.item()  # numpy scalars
-    except AttributeError:
-        return str(obj)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+from ..fileio import json_default
+
 # flags of the parent that each seed's command sets itself: name -> whether it takes a value
 _OWN_FLAGS = {"--seeds": True, "--jobs": True, "--seed": True, "--out": True, "--json": False,
               "--resume": False, "--overwrite": False, "--no-progress": False}
@@ -101,17 +103,10 @@ def run_seeds(args, seeds: tuple) -> dict:
             work.append((seed, seed_command(args.argv, seed, run_dir, plan == "resume", args.overwrite)))
     _run_processes(work, jobs)
     result = evaluate_ensemble([str(m) for m in members], split="test")
-    atomic_write_text(out / "ensemble.json", json.dumps(result, indent=1, default=_plain) + "\n")
+    atomic_write_text(out / "ensemble.json", json.dumps(result, indent=1, default=json_default) + "\n")
     print(report(result))
     print(f"runs: {', '.join(result['runs'])}; ensemble figures: {out / 'ensemble.json'}", file=sys.stderr)
     return result
-
-
-def _plain(value):
-    try:
-        return value.item()
-    except AttributeError:
-        return str(value)
 
 
 def _run_processes(work: list, jobs: int) -> None:

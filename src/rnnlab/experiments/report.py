@@ -19,6 +19,8 @@ import json
 import math
 from pathlib import Path
 
+from ..fileio import json_default
+
 
 def _cell(value) -> str:
     if isinstance(value, float):
@@ -107,16 +109,9 @@ class Report:
         path = self.out / "report.md"
         path.write_text("\n\n".join(["\n".join(head)] + self.parts) + "\n", encoding="utf-8")
         if figures is not None:
-            (self.out / "results.json").write_text(json.dumps(figures, indent=1, default=_plain) + "\n",
+            (self.out / "results.json").write_text(json.dumps(figures, indent=1, default=json_default) + "\n",
                                                   encoding="utf-8")
         return path
-
-
-def _plain(obj):
-    try:
-        return obj.item()
-    except AttributeError:
-        return str(obj)
 
 
 def read_answer(report_path) -> str:

@@ -33,6 +33,7 @@ import time
 
 from .. import distributed as dist
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..fileio import json_default
 from ..optim import clip_grad_norm
 from . import parallel
 from .run import RunDir, RunLocked, check_resume_state  # noqa: F401  (RunDir is part of this module's interface)
@@ -386,7 +387,7 @@ class Trainer:
             from .run import atomic_write_text
 
             atomic_write_text(self.run.path / "results.json",
-                              json.dumps(metrics, indent=2, default=_json_default) + "\n")
+                              json.dumps(metrics, indent=2, default=json_default) + "\n")
         result = TrainResult(metrics=metrics, history=list(self.history), model=model,
                              run_dir=str(self.run.path) if self.run is not None else None, stopped=stopped,
                              task=task)
@@ -540,10 +541,3 @@ def _isfinite(a) -> bool:
     from .. import backend
 
     return bool(backend.xp.isfinite(a).all())
-
-
-def _json_default(obj):
-    try:
-        return obj.item()
-    except AttributeError:
-        return str(obj)

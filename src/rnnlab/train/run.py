@@ -27,7 +27,7 @@ import json
 import os
 from pathlib import Path
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, json_default
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -183,7 +183,7 @@ class RunDir:
 
     def log_metrics(self, row: dict) -> None:
         """Append ``row`` as one JSON line to metrics.jsonl (flushed and fsynced)."""
-        line = json.dumps(row, ensure_ascii=False, default=_json_default)
+        line = json.dumps(row, ensure_ascii=False, default=json_default)
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
@@ -225,7 +225,7 @@ class RunDir:
 
     def _rewrite_metrics(self, rows: list[dict]) -> None:
         atomic_write_text(self.metrics_path, "".join(
-            json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in rows))
+            json.dumps(r, ensure_ascii=False, default=json_default) + "\n" for r in rows))
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -297,10 +297,3 @@ def check_run_config(stored: dict, where) -> None:
 
 class RunLocked(RuntimeError):
     """Another process holds the run folder's lock."""
-
-
-def _json_default(obj):
-    try:
-        return obj.item()  # NumPy scalars
-    except AttributeError:
-        return str(obj)
