@@ -107,23 +107,28 @@ if numba is not None:
         except RuntimeError:
             return numba.njit(**_jit)(fn)
 
-    def _tanh(x):  # pragma: no cover - replaced by the overload below inside kernels
-        return math.tanh(x)
+    def _float32_math(library_function, float32_formula):
+        """A function for the kernels: ``float32_formula`` on float32 (vectorizable), the C
+        library's ``library_function`` on float64. Called from Python, it is the latter."""
+        def function(x):  # pragma: no cover - replaced by the overload below inside kernels
+            return library_function(x)
 
-    @overload(_tanh, fastmath=_FLAGS)
-    def _tanh_for(x):
-        if x == numba.types.float32:
-            def tanh_float32(x):
-                if x > _CLAMP:      # written so that NaN falls through both tests
-                    x = _CLAMP
-                elif x < -_CLAMP:
-                    x = -_CLAMP
-                s = x * x
-                p = P0 + s * (P1 + s * (P2 + s * (P3 + s * (P4 + s * (P5 + s * P6)))))
-                q = Q0 + s * (Q1 + s * (Q2 + s * Q3))
-                return x * p / q
-            return tanh_float32
-        return lambda x: math.tanh(x)
+        @overload(function, fastmath=_FLAGS)
+        def by_type(x):
+            return float32_formula if x == numba.types.float32 else (lambda x: library_function(x))
+        return function
+
+    def _tanh_float32(x):
+        if x > _CLAMP:      # written so that NaN falls through both tests
+            x = _CLAMP
+        elif x < -_CLAMP:
+            x = -_CLAMP
+        s = x * x
+        p = P0 + s * (P1 + s * (P2 + s * (P3 + s * (P4 + s * (P5 + s * P6)))))
+        q = Q0 + s * (Q1 + s * (Q2 + s * Q3))
+        return x * p / q
+
+    _tanh = _float32_math(math.tanh, _tanh_float32)
 
     @intrinsic
     def _float_bits(typingctx, x):
@@ -153,26 +158,20 @@ if numba is not None:
 
     E0, E1, E2, E3, E4, E5, E6, E7 = _EXP_C
 
-    def _exp(x):  # pragma: no cover - replaced by the overload below inside kernels
-        return math.exp(x)
+    def _exp_float32(x):
+        if x < _EXP_LOW:        # written so that NaN falls through both tests
+            x = _EXP_LOW
+        elif x > _EXP_HIGH:
+            x = _EXP_HIGH
+        bits = _float_bits(x * _LOG2E + _ROUNDER)
+        n = _int32_float(bits - _ROUNDER_BITS)          # round(x / ln 2)
+        r = (x - n * _LN2_HIGH) - n * _LN2_LOW          # in [-ln(2) / 2, ln(2) / 2]
+        p = E0 + r * (E1 + r * (E2 + r * (E3 + r * (E4 + r * (E5 + r * (E6 + r * E7))))))
+        # 2^n = 2 * 2^(n-1): n - 1 + 127 in the exponent field (0 at n = -126: zero), and
+        # n = 128 overflows to inf only through the product
+        return (p + p) * _bits_float((bits + 126) << 23)
 
-    @overload(_exp, fastmath=_FLAGS)
-    def _exp_for(x):
-        if x == numba.types.float32:
-            def exp_float32(x):
-                if x < _EXP_LOW:        # written so that NaN falls through both tests
-                    x = _EXP_LOW
-                elif x > _EXP_HIGH:
-                    x = _EXP_HIGH
-                bits = _float_bits(x * _LOG2E + _ROUNDER)
-                n = _int32_float(bits - _ROUNDER_BITS)          # round(x / ln 2)
-                r = (x - n * _LN2_HIGH) - n * _LN2_LOW          # in [-ln(2) / 2, ln(2) / 2]
-                p = E0 + r * (E1 + r * (E2 + r * (E3 + r * (E4 + r * (E5 + r * (E6 + r * E7))))))
-                # 2^n = 2 * 2^(n-1): n - 1 + 127 in the exponent field (0 at n = -126: zero),
-                # and n = 128 overflows to inf only through the product
-                return (p + p) * _bits_float((bits + 126) << 23)
-            return exp_float32
-        return lambda x: math.exp(x)
+    _exp = _float32_math(math.exp, _exp_float32)
 
     @_kernel
     def exp_into(x, out):
