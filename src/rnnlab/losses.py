@@ -107,9 +107,9 @@ class SoftmaxCrossEntropy:
         z_t = xp.empty(N, dtype=z.dtype)
         rows = xp.arange(N)
         if self._fused(z):
-            self._fused_exp(np.ascontiguousarray(z), e, s, z_t, t_safe)
+            self._fused_exp(np.ascontiguousarray(z), e, s, z_t, rows, t_safe)
         else:
-            self._blocked_exp(z, e, s, z_t, t_safe)
+            self._blocked_exp(z, e, s, z_t, rows, t_safe)
         per_row = xp.log(s) - z_t  # -log p[t] = log sum exp(z - shift) - (z[t] - shift)
         if all_valid:
             total = float(per_row.sum(dtype=np.float64))
@@ -129,20 +129,19 @@ class SoftmaxCrossEntropy:
         and sum in one pass (NumPy's float32 exp is slow outside AVX-512)."""
         return z.dtype == np.float32 and backend.backend_name() == "numpy" and fused.available()
 
-    def _fused_exp(self, z, e, s, z_t, t):
+    def _fused_exp(self, z, e, s, z_t, rows, t):
         """e = exp(z - row max), s = row sums, z_t = z[n, t_n] - row max: one kernel call per
         half of the rows, two threads for large batches (rows are independent: same bits)."""
         N, V = z.shape
         shift = np.empty(N, dtype=z.dtype)
         compiled.run_row_halves(lambda r0, r1: fused.exp_rows(z[r0:r1], e[r0:r1], shift[r0:r1], s[r0:r1]),
                                 N, max(1, self.FUSED_MIN_VALUES // V))
-        np.subtract(z[np.arange(N), t], shift, out=z_t)
+        np.subtract(z[rows, t], shift, out=z_t)
 
-    def _blocked_exp(self, z, e, s, z_t, t_safe):
+    def _blocked_exp(self, z, e, s, z_t, rows, t_safe):
         """The NumPy form of ``_fused_exp``, a block of rows at a time, shift chosen per block."""
         xp = backend.xp
         N, V = z.shape
-        rows = xp.arange(N)
         # Row blocks of about ROW_BLOCK values, so that the block stays in cache through its
         # passes (max and min, the shift if any, exp, sum); on a GPU one block covers all rows.
         block = N if backend.backend_name() == "cupy" else max(1, self.ROW_BLOCK // V)

@@ -94,8 +94,8 @@ RULES = {
     "max_len": positive_int, "char_emb": positive_int, "char_hidden": positive_int, "n_train": positive_int,
     "n_valid": non_negative_int, "n_test": non_negative_int, "max_digits": positive_int, "feed_size": positive_int,
     # indices and seeds
-    "seed": non_negative_int, "seeds": seed_list, "jobs": positive_int, "data_seed": non_negative_int, "decay_start": non_negative_int,
-    "warmup": non_negative_int, "encoder": non_negative_int,
+    "seed": non_negative_int, "seeds": seed_list, "jobs": positive_int, "data_seed": non_negative_int,
+    "decay_start": non_negative_int, "warmup": non_negative_int, "encoder": non_negative_int,
     # real numbers
     "lr": positive_float, "lr_decay": positive_float, "init_scale": positive_float,
     "max_minutes": positive_float, "clip": non_negative_float, "temperature": non_negative_float,

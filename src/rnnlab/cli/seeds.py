@@ -51,7 +51,7 @@ def add_arguments(group) -> None:
 def seed_command(argv: list, seed: int, run_dir: Path, resume: bool, overwrite: bool) -> list:
     """The command line of one seed: the parent's (``train TASK ...``) without its own flags
     (``_OWN_FLAGS``, also as ``--flag=value``), plus this seed's."""
-    argv, kept, skip = list(argv), [], False
+    kept, skip = [], False
     for word in argv:
         if skip:
             skip = False
@@ -139,7 +139,7 @@ def _run_processes(work: list, jobs: int) -> None:
                     why = last_line[0] if last_line else f"exit status {code}"
                     raise SeedFailed(f"seed {seed}: {why}", code)
     finally:
-        for _, process, relay, _ in running:
+        for _, process, _, _ in running:
             process.terminate()
         for _, process, relay, _ in running:
             process.wait()

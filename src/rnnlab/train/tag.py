@@ -56,9 +56,9 @@ class TagConfig(SupervisedConfig):
     dropout: float = 0.3
     word_dropout: float = 0.25         # training words read as <unk> with this probability (epoch_batches);
                                        # chosen on UD-EWT dev among 0, 0.1, 0.25, 0.4 (README, "Task shapes")
+    stream_check: int = 100            # test sentences streamed word by word (unidirectional)
 
     EARLIER_RUNS = {**SupervisedConfig.EARLIER_RUNS, "word_dropout": 0.0}   # runs from before it: none
-    stream_check: int = 100            # test sentences streamed word by word (unidirectional)
 
 
 class TagTask(SupervisedTask):
