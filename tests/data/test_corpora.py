@@ -154,6 +154,74 @@ def test_rnnlab_data_is_searched_before_the_cache(fake_dataset, tmp_path, monkey
     assert calls == []
 
 
+@pytest.fixture
+def fake_folder_dataset(tmp_path, monkeypatch):
+    """A two-file dataset in one folder, served from memory by address; no data dir, empty cache."""
+    bodies = {"https://example.invalid/a.ts": b"series a\n", "https://example.invalid/b.ts": b"series b\n"}
+    monkeypatch.setitem(corpora.DATASETS, "fake-series", {
+        part: (f"series/fake/{part}.ts", f"https://example.invalid/{part}.ts", hashlib.sha256(body).hexdigest())
+        for part, body in (("a", b"series a\n"), ("b", b"series b\n"))})
+    monkeypatch.delenv("RNNLAB_DATA", raising=False)
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def urlopen(url, timeout=None):
+        calls.append(url)
+        return io.BytesIO(bodies[url])
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return calls, tmp_path / "cache" / "series" / "fake"
+
+
+def test_dataset_folder_downloads_every_file_of_the_folder_once(fake_folder_dataset):
+    calls, cached = fake_folder_dataset
+    assert corpora.dataset_folder("series/fake") == cached
+    assert (cached / "a.ts").read_bytes() == b"series a\n" and (cached / "b.ts").read_bytes() == b"series b\n"
+    assert corpora.dataset_folder("series/fake") == cached
+    assert sorted(calls) == ["https://example.invalid/a.ts", "https://example.invalid/b.ts"]  # then the cache
+
+
+def test_dataset_folder_prefers_a_path_then_rnnlab_data(fake_folder_dataset, tmp_path, monkeypatch):
+    calls, _ = fake_folder_dataset
+    local = tmp_path / "data" / "series" / "fake"
+    local.mkdir(parents=True)
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "data"))
+    assert corpora.dataset_folder("series/fake") == local
+    assert corpora.dataset_folder("series/fake", path=tmp_path) == tmp_path
+    assert calls == []
+    with pytest.raises(FileNotFoundError, match="nowhere.*does not exist"):
+        corpora.dataset_folder("series/fake", path=tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="unknown/set.*does not exist, or give its path"):
+        corpora.dataset_folder("unknown/set")
+
+
+def test_every_known_file_has_the_shared_datas_checksum():
+    """The addresses' checksums are those of ../shared/data/SHA256SUMS (a typo would refuse the download)."""
+    root = _shared("SHA256SUMS")
+    sums = dict(reversed(line.split()) for line in (root / "SHA256SUMS").read_text().splitlines() if line.strip())
+    for dataset, files in corpora.DATASETS.items():
+        for part, (relpath, url, checksum) in files.items():
+            assert url.startswith("https://raw.githubusercontent.com/"), (dataset, part)
+            assert sums[relpath] == checksum, (dataset, part)
+
+
+def test_the_digits_load_from_a_download_when_no_data_folder_is_set(tmp_path, monkeypatch):
+    """A fresh machine: no $RNNLAB_DATA; the digits come from their address into the cache."""
+    from rnnlab.data.captions import load_digits
+    body = (_shared("digits", "digits.csv.gz") / "digits" / "digits.csv.gz").read_bytes()
+    monkeypatch.delenv("RNNLAB_DATA", raising=False)
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def urlopen(url, timeout=None):
+        calls.append(url)
+        return io.BytesIO(body)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    images, digits = load_digits()
+    assert images.shape == (1797, 8, 8) and sorted(set(digits.tolist())) == list(range(10))
+    assert calls == [corpora.DATASETS["digits"]["images"][1]]
+    assert (tmp_path / "cache" / "digits" / "digits.csv.gz").read_bytes() == body
+
+
 def _shared(*parts):
     root = os.environ.get("RNNLAB_DATA")
     if not root or not Path(root, *parts).is_file():

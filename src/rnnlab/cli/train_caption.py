@@ -1,6 +1,6 @@
 """``rnnlab train caption``: captioning a fixed feature vector (one-to-many).
 
-    rnnlab train caption --digits --out runs/digits       # composed handwritten digits ($RNNLAB_DATA)
+    rnnlab train caption --digits --out runs/digits       # composed handwritten digits ($RNNLAB_DATA or downloaded)
     rnnlab train caption --features X.npy --captions captions.txt --out runs/cap
 
 Prints sample captions and the test exact match and token accuracy, greedy and beam; for the

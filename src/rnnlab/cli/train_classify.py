@@ -1,7 +1,7 @@
 """``rnnlab train classify``: sentence or time-series classification (many-to-one).
 
     rnnlab train classify --tsv train.tsv --valid dev.tsv --test test.tsv --out runs/cls
-    rnnlab train classify --sst2 glue --out runs/sst2          # SST-2 by name ($RNNLAB_DATA)
+    rnnlab train classify --sst2 glue --out runs/sst2          # SST-2 by name ($RNNLAB_DATA or downloaded)
     rnnlab train classify --ts TRAIN.ts --test TEST.ts --out runs/ts
     rnnlab train classify --ts-dataset JapaneseVowels --out runs/jv
 
@@ -22,10 +22,11 @@ def register(ctx) -> None:
     g = parser.add_argument_group("data (one source)")
     g.add_argument("--tsv", metavar="TRAIN", help="text<TAB>label lines (binary or multi-class)")
     g.add_argument("--sst2", nargs="?", const="sentences", choices=["sentences", "glue"],
-                   help="SST-2 from $RNNLAB_DATA/sentiment: Kim's sentences (default) or GLUE's phrases")
+                   help="SST-2 from $RNNLAB_DATA/sentiment (else downloaded): Kim's sentences (default) or "
+                        "GLUE's phrases")
     g.add_argument("--ts", metavar="TRAIN.ts", help="multivariate time series, sktime/UEA .ts format")
     g.add_argument("--ts-dataset", choices=["JapaneseVowels", "BasicMotions"],
-                   help="a UEA dataset from $RNNLAB_DATA/timeseries")
+                   help="a UEA dataset from $RNNLAB_DATA/timeseries (else downloaded)")
     g.add_argument("--valid", metavar="FILE", help="validation file (else --valid-fraction of train)")
     g.add_argument("--test", metavar="FILE", help="test file (TSV, or .ts with --ts)")
     g.add_argument("--valid-fraction", type=float, default=d.valid_fraction)

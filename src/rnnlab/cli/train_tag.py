@@ -1,7 +1,7 @@
 """``rnnlab train tag``: part-of-speech tagging (many-to-many, one output per word).
 
     rnnlab train tag --conllu train.conllu --valid dev.conllu --test test.conllu --out runs/pos
-    rnnlab train tag --ud-ewt --out runs/upos                       # UD English EWT ($RNNLAB_DATA)
+    rnnlab train tag --ud-ewt --out runs/upos                       # UD English EWT ($RNNLAB_DATA or downloaded)
     rnnlab train tag --ud-ewt --unidirectional --out runs/stream    # a streaming tagger
 
 Prints the test accuracy overall, on unseen words and per tag, the majority baseline and, for a
@@ -20,7 +20,8 @@ def register(ctx) -> None:
         description="Train a word + character BiLSTM tagger (or a one-way streaming one) on CoNLL-U files.")
     g = parser.add_argument_group("data (one source)")
     g.add_argument("--conllu", metavar="TRAIN", help="CoNLL-U training file (with --valid and --test)")
-    g.add_argument("--ud-ewt", action="store_true", help="UD English EWT from $RNNLAB_DATA/ud-english-ewt")
+    g.add_argument("--ud-ewt", action="store_true", help="UD English EWT from $RNNLAB_DATA/ud-english-ewt (else "
+                                                          "downloaded)")
     g.add_argument("--valid", metavar="FILE")
     g.add_argument("--test", metavar="FILE")
     g.add_argument("--min-freq", type=int, default=d.min_freq, help="rarer training words become <unk>")

@@ -6,7 +6,7 @@ Two sources:
   lines (line i captions row i); different counts, a blank caption, a non-2-D or non-finite
   array are ValueErrors naming the file (and line).
 - The handwritten digits (``load_digits``: 1,797 8x8 images, pixel values 0-16, from
-  ``$RNNLAB_DATA/digits/digits.csv.gz``) composed side by side into images of 1-4 digits,
+  ``$RNNLAB_DATA/digits/digits.csv.gz``, else downloaded) composed side by side into images of 1-4 digits,
   captioned with the digits' English words ("four one two") by ``compose_digit_captions``.
   The source images are split into train / valid / test *first*, so no source image of the
   test set was ever seen in training; the composition is deterministic by seed. Each

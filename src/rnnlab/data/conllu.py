@@ -173,7 +173,7 @@ def load_tagging(train, valid=None, test=None, min_freq: int = 2, lowercase: boo
 
 
 def load_ud_english_ewt(path=None, **kwargs) -> TaggingData:
-    """UD English EWT (12,544 / 2,001 / 2,077 sentences) from ``$RNNLAB_DATA/ud-english-ewt``."""
+    """UD English EWT (12,544 / 2,001 / 2,077 sentences) from ``$RNNLAB_DATA/ud-english-ewt`` (else downloaded)."""
     folder = find_data("ud-english-ewt", path)
     return load_tagging(folder / "en_ewt-ud-train.conllu", folder / "en_ewt-ud-dev.conllu",
                         folder / "en_ewt-ud-test.conllu", **kwargs)

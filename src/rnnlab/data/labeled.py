@@ -20,7 +20,6 @@ there the test split is None).
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .corpora import DataError, read_text
+from .corpora import DataError, dataset_folder, read_text
 from .padding import cap_lengths, describe_cut, length_buckets, pad_ids, pad_vectors
 from .vocab import Vocab
 
@@ -278,18 +277,9 @@ SST2_VARIANTS = {
 
 
 def find_data(relpath: str, path=None) -> Path:
-    """A dataset folder: ``path`` itself when given, else ``$RNNLAB_DATA/relpath``."""
-    if path is not None:
-        folder = Path(path)
-    elif os.environ.get("RNNLAB_DATA"):
-        folder = Path(os.environ["RNNLAB_DATA"]) / relpath
-    else:
-        raise FileNotFoundError(f"{relpath}: set $RNNLAB_DATA to the folder that holds it "
-                                f"(../shared/data in this workplace), or give its path")
-    if not folder.exists():
-        raise FileNotFoundError(f"{folder} does not exist ($RNNLAB_DATA="
-                                f"{os.environ.get('RNNLAB_DATA') or 'not set'})")
-    return folder
+    """A dataset folder: ``path`` itself when given, else ``$RNNLAB_DATA/relpath``, else the
+    cache's copy, downloaded on first use with a checksum (``corpora.dataset_folder``)."""
+    return dataset_folder(relpath, path)
 
 
 def load_sst2(variant: str = "sentences", path=None, min_freq: int = 1, max_len: int | None = None,
