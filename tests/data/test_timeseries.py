@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlab.data.timeseries import apply_standardization, load_ts_classification, load_ts_dataset, read_ts, \
-    standardization
+    standardization, with_deltas
 
 DATA = os.environ.get("RNNLAB_DATA")
 needs_data = pytest.mark.skipif(not DATA or not Path(DATA, "timeseries").is_dir(),
@@ -48,6 +48,29 @@ def test_standardization_uses_train_only_and_fills_missing_with_the_mean(tmp_pat
     assert data.test.inputs[0][0, 0] == pytest.approx((100 - 3) / std[0])
     constant = apply_standardization([np.ones((2, 1))], *standardization([np.ones((3, 1))]))
     assert constant[0].tolist() == [[0.0], [0.0]]                # std 0 -> 1, not inf
+
+
+def test_deltas_are_first_differences_appended_as_features():
+    x = np.array([[1.0, 10.0], [4.0, 8.0], [np.nan, 8.5]])
+    (out,) = with_deltas([x])
+    assert out.shape == (3, 4)
+    assert np.array_equal(out[:, :2], x, equal_nan=True)
+    assert out[0, 2:].tolist() == [0.0, 0.0] and out[1, 2:].tolist() == [3.0, -2.0] and out[2, 3] == 0.5
+    assert np.isnan(out[2, 2])                                    # beside a missing value: missing
+
+
+def test_deltas_are_standardized_from_train_and_applied_to_new_series(tmp_path):
+    train = write(tmp_path, "1,3,6:10,10,20:up\n5,?:10,30:down\n")
+    test = write(tmp_path, "100,3:10,10:up\n", name="test.ts")
+    data = load_ts_classification(train, test, deltas=True)
+    assert data.deltas and data.input_dim == 4
+    mean, std = standardization(with_deltas(read_ts(train).series))
+    assert np.array_equal(data.mean, mean, equal_nan=True) and mean[2] == pytest.approx((0 + 2 + 3 + 0) / 4)
+    raw_test = read_ts(test).series[0]
+    assert np.allclose(data.encode_series(raw_test), data.test.inputs[0])   # prediction = evaluation
+    assert data.test.inputs[0][1, 2] == pytest.approx((3 - 100 - mean[2]) / std[2])
+    with pytest.raises(ValueError, match=r"shape \(time, 2\), got \(3, 4\)"):
+        data.encode_series(np.zeros((3, 4)))                       # already with deltas: refused
 
 
 @pytest.mark.parametrize("header, body, message", [

@@ -1,10 +1,14 @@
 """ClassifyTask on the loop: learns well past the majority baseline, resumes exactly, predicts."""
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rnnlab.data.padding import pad_vectors
+from rnnlab.data.timeseries import load_ts_dataset, read_ts
 from rnnlab.train.classify import ClassifyConfig, classify, train_classify
+from rnnlab.train.supervised import load_run
 from tasks_toy import write_sentiment
 
 DATA = os.environ.get("RNNLAB_DATA")
@@ -79,6 +83,24 @@ def test_japanese_vowels_slice_beats_majority(tmp_path):
     series = [np.random.default_rng(0).normal(size=(10, 12))]
     (out,) = classify(tmp_path / "jv", series=series)
     assert out["label"] in result["labels"] and len(out["probabilities"]) == 9
+
+
+@pytest.mark.skipif(not DATA or not os.path.isdir(os.path.join(DATA or "", "timeseries", "JapaneseVowels")),
+                    reason="RNNLAB_DATA does not hold timeseries/JapaneseVowels")
+def test_deltas_double_the_features_and_prediction_appends_them_too(tmp_path):
+    result = train_classify(ClassifyConfig(ts_dataset="JapaneseVowels", deltas=True, hidden=24, epochs=2, batch=16,
+                                           lr=5e-3, progress=False), tmp_path / "jv")
+    assert result["accuracy"] >= result["majority_baseline"] + 0.3
+    stored, model = load_run(tmp_path / "jv")
+    assert stored["deltas"] and len(stored["mean"]) == 24 and model.input_dim == 24
+    data = load_ts_dataset("JapaneseVowels", deltas=True)
+    raw = read_ts(Path(DATA, "timeseries", "JapaneseVowels", "JapaneseVowels_TEST.ts")).series[:5]
+    outs = classify(tmp_path / "jv", series=raw)                   # 12 raw coefficients in, deltas added
+    x, mask = pad_vectors(data.test.inputs[:5])
+    expected = model.predict_proba(np.asarray(x, dtype=np.float32), mask)
+    assert np.allclose([[o["probabilities"][label] for label in stored["labels"]] for o in outs], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="--deltas .* not with sentences"):
+        train_classify(ClassifyConfig(tsv="x.tsv", deltas=True, progress=False))
 
 
 def test_word_dropout_reads_real_words_as_unk_and_refuses_vectors(toy):

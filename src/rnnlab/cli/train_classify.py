@@ -35,6 +35,8 @@ def register(ctx) -> None:
     g.add_argument("--lowercase", action="store_true")
     g.add_argument("--max-len", type=int, default=ClassifyConfig.max_len,
                    help="cut longer sequences, tokens or frames (reported with their lines; default %(default)s)")
+    g.add_argument("--deltas", action="store_true", help="series: append each feature's first difference "
+                   "x_t - x_(t-1) as more features (speech's delta coefficients)")
     g = parser.add_argument_group("model")
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell)
     g.add_argument("--layers", type=int, default=d.layers)
@@ -57,7 +59,7 @@ def config_from_args(args) -> ClassifyConfig:
         tsv=args.tsv, valid=args.valid, test=None if args.ts else args.test, sst2=args.sst2, ts=args.ts,
         ts_test=args.test if args.ts else None, ts_dataset=args.ts_dataset, valid_fraction=args.valid_fraction,
         data_seed=args.data_seed, min_freq=args.min_freq, lowercase=args.lowercase, max_len=args.max_len,
-        emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, bidirectional=not args.unidirectional,
+        deltas=args.deltas, emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, bidirectional=not args.unidirectional,
         pooling=args.pooling, dropout=args.dropout, input_dropout=args.input_dropout,
         word_dropout=args.word_dropout, **training_fields(args, ClassifyConfig))
 

@@ -79,6 +79,7 @@ class ClassificationData:
     std: np.ndarray | None = None
     lowercase: bool = False
     notes: list = field(default_factory=list)   # e.g. which lines the length cap cut
+    deltas: bool = False                         # series: each feature's first difference appended
 
     @property
     def num_classes(self) -> int:
@@ -98,10 +99,17 @@ class ClassificationData:
         return self.vocab.encode(words)
 
     def encode_series(self, series: np.ndarray) -> np.ndarray:
-        """A new (T, D) series -> standardized with the training statistics (NaN -> 0, the mean)."""
-        from .timeseries import apply_standardization
+        """A new (T, D) series -> (with its deltas appended, if the training series had them)
+        standardized with the training statistics (NaN -> 0, the mean)."""
+        from .timeseries import apply_standardization, with_deltas
 
-        return apply_standardization([np.asarray(series, dtype=np.float64)], self.mean, self.std)[0]
+        series = np.asarray(series, dtype=np.float64)
+        if self.deltas:
+            features = self.mean.size // 2
+            if series.ndim != 2 or series.shape[1] != features:
+                raise ValueError(f"expected a series of shape (time, {features}), got {series.shape}")
+            series = with_deltas([series])[0]
+        return apply_standardization([series], self.mean, self.std)[0]
 
 
 _CLITIC = re.compile(r"(?i)(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")

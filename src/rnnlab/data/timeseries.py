@@ -22,6 +22,10 @@ frames of one utterance); series of one file may differ in length (``@equalLengt
 is a ValueError naming the file and line. ``standardization(series)`` gives the per-feature
 mean and standard deviation over every real (non-NaN) step of the training series;
 ``apply_standardization`` uses them (missing values become 0, the training mean).
+``with_deltas`` appends each feature's first difference, x_t - x_{t-1} (0 at the first step), as
+D more features: the "delta" coefficients of speech recognition (Furui 1986), which give a
+small model the local slope of every coefficient as an input rather than something it must
+learn to compute from two steps (JapaneseVowels: README, "Task shapes on real data").
 ``load_ts_classification`` reads train / test (/ valid) files into a ``ClassificationData``.
 """
 from __future__ import annotations
@@ -181,6 +185,18 @@ def standardization(series) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
+def with_deltas(series) -> list[np.ndarray]:
+    """Each (T, D) series -> (T, 2 D): the series, then its first differences d_0 = 0,
+    d_t = x_t - x_{t-1} (a missing value makes the differences beside it missing too)."""
+    out = []
+    for s in series:
+        s = np.asarray(s, dtype=np.float64)
+        d = np.zeros_like(s)
+        d[1:] = s[1:] - s[:-1]
+        out.append(np.concatenate([s, d], axis=1))
+    return out
+
+
 def apply_standardization(series, mean, std) -> list[np.ndarray]:
     """(x - mean) / std for each series; a missing value (NaN) becomes 0."""
     out = []
@@ -195,16 +211,20 @@ def apply_standardization(series, mean, std) -> list[np.ndarray]:
 
 
 def load_ts_classification(train, test=None, valid=None, max_len: int | None = None,
-                           valid_fraction: float = 0.0, seed: int = 0) -> ClassificationData:
+                           valid_fraction: float = 0.0, seed: int = 0, deltas: bool = False) -> ClassificationData:
     """Train / (valid) / test ``.ts`` files -> standardized ``ClassificationData`` (kind "series").
 
     Class names come from the training file's ``@classLabel`` list (its order); the mean and
     std from the training series only. ``valid_fraction`` holds out part of train when no
-    valid file is given.
+    valid file is given. ``deltas``: every series gets its first differences appended
+    (``with_deltas``) before the statistics are taken and applied.
     """
     train_file = read_ts(train)
     names = list(train_file.class_labels)
-    mean, std = standardization(train_file.series)
+
+    def features(ts: TsFile) -> list:
+        return with_deltas(ts.series) if deltas else ts.series
+    mean, std = standardization(features(train_file))
     notes = []
 
     def make(ts: TsFile | None):
@@ -213,7 +233,7 @@ def load_ts_classification(train, test=None, valid=None, max_len: int | None = N
         if ts.dimensions != train_file.dimensions:
             raise ValueError(f"{ts.source}: {ts.dimensions} dimensions, but the training file "
                              f"{train_file.source} has {train_file.dimensions}")
-        series = apply_standardization(ts.series, mean, std)
+        series = apply_standardization(features(ts), mean, std)
         note = describe_cut(cap_lengths(series, max_len, ts.lines, ts.source), ts.source, max_len or 0)
         if note:
             notes.append(note)
@@ -225,13 +245,13 @@ def load_ts_classification(train, test=None, valid=None, max_len: int | None = N
         train_split, valid_split = split_off(train_split, valid_fraction, seed)
     test_split = make(read_ts(test)) if test is not None else None
     return ClassificationData(train_split, valid_split, test_split, names, "series", mean=mean, std=std,
-                              notes=notes)
+                              notes=notes, deltas=deltas)
 
 
 def load_ts_dataset(name: str, path=None, max_len: int | None = None, valid_fraction: float = 0.0,
-                    seed: int = 0) -> ClassificationData:
+                    seed: int = 0, deltas: bool = False) -> ClassificationData:
     """A UEA dataset by name from ``$RNNLAB_DATA/timeseries/<name>/<name>_{TRAIN,TEST}.ts``
     (JapaneseVowels, BasicMotions in this workplace)."""
     folder = find_data(f"timeseries/{name}", path)
     return load_ts_classification(folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts", max_len=max_len,
-                                  valid_fraction=valid_fraction, seed=seed)
+                                  valid_fraction=valid_fraction, seed=seed, deltas=deltas)

@@ -42,7 +42,7 @@ class ClassifyConfig(SupervisedConfig):
     RUN_KEYS = ("labels", "kind", "vocab", "mean", "std", "majority_class")
     PATH_FIELDS = ("tsv", "valid", "test", "ts", "ts_test")
     DATA_FIELDS = PATH_FIELDS + ("sst2", "ts_dataset", "valid_fraction", "data_seed", "min_freq", "lowercase",
-                                 "max_len")
+                                 "max_len", "deltas")
 
     # data: one of tsv, sst2, ts, ts_dataset
     tsv: str | None = None
@@ -57,6 +57,7 @@ class ClassifyConfig(SupervisedConfig):
     min_freq: int = 1
     lowercase: bool = False
     max_len: int | None = 1000         # longer sequences are cut (reported with their lines): bounds memory
+    deltas: bool = False               # series: append each feature's first difference (timeseries.with_deltas)
     # model
     emb: int = 128
     hidden: int = 128
@@ -76,6 +77,9 @@ def load_classification(config: ClassifyConfig) -> ClassificationData:
         raise ValueError("give exactly one data source: --tsv FILE, --sst2 [sentences|glue], --ts FILE (with "
                          f"--test FILE) or --ts-dataset NAME (got {', '.join(sources) or 'none'})")
     fraction, seed = config.valid_fraction, config.data_seed
+    if config.deltas and not (config.ts or config.ts_dataset):
+        raise ValueError("--deltas appends each feature's first difference to a series: it goes with --ts or "
+                         "--ts-dataset, not with sentences")
     if config.tsv:
         return load_tsv_classification(config.tsv, config.valid, config.test, config.min_freq, config.max_len,
                                        config.lowercase, fraction if config.valid is None else 0.0, seed)
@@ -93,8 +97,9 @@ def load_classification(config: ClassifyConfig) -> ClassificationData:
         if not config.ts_test:
             raise ValueError("--ts needs --test TEST.ts (the series to report on)")
         return load_ts_classification(config.ts, config.ts_test, config.valid, config.max_len,
-                                      fraction if config.valid is None else 0.0, seed)
-    return load_ts_dataset(config.ts_dataset, max_len=config.max_len, valid_fraction=fraction, seed=seed)
+                                      fraction if config.valid is None else 0.0, seed, config.deltas)
+    return load_ts_dataset(config.ts_dataset, max_len=config.max_len, valid_fraction=fraction, seed=seed,
+                           deltas=config.deltas)
 
 
 class ClassifyTask(SupervisedTask):
@@ -220,9 +225,10 @@ def classify(run_dir, texts=None, series=None) -> list[dict]:
         shown = list(texts)
     else:
         if series is None:
-            raise ValueError(f"{run_dir} classifies series of {len(stored['mean'])} features: give a .ts file")
+            features = len(stored["mean"]) // (2 if stored.get("deltas") else 1)
+            raise ValueError(f"{run_dir} classifies series of {features} features: give a .ts file")
         data = ClassificationData(None, None, None, labels, "series", mean=np.asarray(stored["mean"]),
-                                  std=np.asarray(stored["std"]))
+                                  std=np.asarray(stored["std"]), deltas=bool(stored.get("deltas")))
         x, mask = pad_vectors([data.encode_series(s) for s in series])
         x = backend.xp.asarray(x, dtype=model.head.kernel.dtype)
         shown = [f"series {i + 1} ({len(s)} steps)" for i, s in enumerate(series)]
