@@ -109,3 +109,47 @@ def test_bad_input_names_file_and_line(case, tmp_path, capsys):
     assert code == USER_ERROR
     assert file in err and line in err and "Traceback" not in err
     assert len([ln for ln in err.splitlines() if "error" in ln]) == 1
+
+
+def test_timed_choices_from_an_earlier_run_fix_the_orientations(tmp_path, capsys, monkeypatch):
+    """--timed-choices RUN_DIR: the new run takes the recorded orientations instead of timing its
+    own (here the opposite of what run A timed, so nothing else could produce them)."""
+    from rnnlab.layers import speed
+    monkeypatch.setattr(speed, "_ORIENTATION", {})
+    for name, n, seed in (("train.tsv", 120, 0), ("valid.tsv", 20, 1), ("test.tsv", 40, 2)):
+        write_sentiment(tmp_path / name, n, seed)
+    base = ["train", "classify", "--tsv", str(tmp_path / "train.tsv"), "--valid", str(tmp_path / "valid.tsv"),
+            "--test", str(tmp_path / "test.tsv"), "--emb", "8", "--hidden", "8", "--epochs", "1", "--batch", "16"]
+    assert run_json(capsys, [*base, "--out", str(tmp_path / "a")])[0] == 0
+    timed = json.loads((tmp_path / "a" / "config.json").read_text())["timed_choices"]
+    assert timed and "compiled" not in timed
+    flipped = {key: {"plain": "transposed", "transposed": "plain"}[value] for key, value in timed.items()}
+    (tmp_path / "record").mkdir()
+    (tmp_path / "record" / "config.json").write_text(json.dumps({"timed_choices": flipped}))
+    monkeypatch.setattr(speed, "_ORIENTATION", {})
+    assert run_json(capsys, [*base, "--out", str(tmp_path / "b"), "--timed-choices", str(tmp_path / "record")])[0] == 0
+    recorded = json.loads((tmp_path / "b" / "config.json").read_text())["timed_choices"]
+    assert {key: recorded[key] for key in flipped} == flipped
+    for extra, message in ((["--timed-choices", str(tmp_path / "nowhere")], "no run folder with a config.json"),
+                           (["--out", str(tmp_path / "b"), "--resume", "--timed-choices", str(tmp_path / "a")],
+                            "--resume continues with the choices the run recorded")):
+        assert main([*base, *extra, "--no-progress"]) == USER_ERROR
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+
+
+def test_timed_choices_of_a_seeds_folder_go_to_each_seed(tmp_path):
+    import argparse
+
+    from rnnlab.cli.train_common import read_timed_choices
+    for where, value in ((tmp_path, "plain"), (tmp_path / "seed-1", "transposed")):
+        where.mkdir(exist_ok=True)
+        (where / "config.json").write_text(json.dumps({"timed_choices": {"4,8,32,float32": value}}))
+    args = argparse.Namespace(timed_choices=str(tmp_path), resume=False, seed=1)
+    assert read_timed_choices(args) == {"4,8,32,float32": "transposed"}
+    args.seed = 2                                                  # no seed-2 folder: the folder's own record
+    assert read_timed_choices(args) == {"4,8,32,float32": "plain"}
+    (tmp_path / "seed-1" / "config.json").write_text(json.dumps({"task": "classify"}))
+    args.seed = 1
+    with pytest.raises(ValueError, match="records no timed_choices"):
+        read_timed_choices(args)
