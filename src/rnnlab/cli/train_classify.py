@@ -59,9 +59,9 @@ def config_from_args(args) -> ClassifyConfig:
         tsv=args.tsv, valid=args.valid, test=None if args.ts else args.test, sst2=args.sst2, ts=args.ts,
         ts_test=args.test if args.ts else None, ts_dataset=args.ts_dataset, valid_fraction=args.valid_fraction,
         data_seed=args.data_seed, min_freq=args.min_freq, lowercase=args.lowercase, max_len=args.max_len,
-        deltas=args.deltas, emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell, bidirectional=not args.unidirectional,
-        pooling=args.pooling, dropout=args.dropout, input_dropout=args.input_dropout,
-        word_dropout=args.word_dropout, **training_fields(args, ClassifyConfig))
+        deltas=args.deltas, emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell,
+        bidirectional=not args.unidirectional, pooling=args.pooling, dropout=args.dropout,
+        input_dropout=args.input_dropout, word_dropout=args.word_dropout, **training_fields(args, ClassifyConfig))
 
 
 def run(args) -> dict:

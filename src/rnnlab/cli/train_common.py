@@ -101,8 +101,8 @@ def run_training(args, train, make_config, report=None):
         return seeds.run_seeds(args, args.seeds)
     if getattr(args, "jobs", None) is not None:
         raise ValueError("--jobs goes with --seeds")
+    choices = read_timed_choices(args)   # refused beside --resume
     if args.resume:
-        read_timed_choices(args)   # refuses --timed-choices beside --resume
         if not args.out:
             raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
         overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "patience": args.patience,
@@ -111,7 +111,6 @@ def run_training(args, train, make_config, report=None):
             overrides["progress"] = False
         result = train(None, args.out, resume=True, overrides=overrides)
     else:
-        choices = read_timed_choices(args)
         options = {} if choices is None else {"timed_choices": choices}
         result = train(make_config(args), args.out, overwrite=args.overwrite, **options)
     if args.out:
