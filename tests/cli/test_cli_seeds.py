@@ -58,7 +58,7 @@ def test_each_seed_is_the_command_with_its_seed_and_the_ensemble_is_theirs(tmp_p
     assert [(m / "results.json").stat().st_mtime_ns for m in members] == stamps
     assert resumed["accuracy"] == result["accuracy"]
     # without --resume or --overwrite the runs already there are refused, by the seeds themselves
-    code = main([*argv, "--seeds", "3,1", "--out", str(out)])
+    code = main([*argv, "--seeds", "3,1", "--jobs", "1", "--out", str(out)])   # seed 3 first, alone
     assert code == USER_ERROR
     assert "seed 3:" in capsys.readouterr().err
 
@@ -73,7 +73,8 @@ def test_seed_command_replaces_the_parents_own_flags():
 
 
 @pytest.mark.parametrize("flags, says", [
-    (["--seeds", "0,1", "--out", "{tmp}/e", "--tsv", "{tmp}/missing.tsv"], "seed 0: "),   # a seed fails
+    # a seed fails (one job at a time: seed 0 runs alone, so its failure is the one that stops the command)
+    (["--seeds", "0,1", "--jobs", "1", "--out", "{tmp}/e", "--tsv", "{tmp}/missing.tsv"], "seed 0: "),
     (["--seeds", "0,1"], "--seeds needs --out"),
     (["--seeds", "2"], "two or more different integers"),
     (["--seeds", "1,1", "--out", "{tmp}/e"], "two or more different integers"),
