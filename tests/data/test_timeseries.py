@@ -63,7 +63,8 @@ def test_deltas_are_standardized_from_train_and_applied_to_new_series(tmp_path):
     train = write(tmp_path, "1,3,6:10,10,20:up\n5,?:10,30:down\n")
     test = write(tmp_path, "100,3:10,10:up\n", name="test.ts")
     data = load_ts_classification(train, test, deltas=True)
-    assert data.deltas and data.input_dim == 4
+    assert data.deltas and data.input_dim == 4 and data.series_features == 2
+    assert load_ts_classification(train, test).series_features == 2             # without deltas: input_dim
     mean, std = standardization(with_deltas(read_ts(train).series))
     assert np.array_equal(data.mean, mean, equal_nan=True) and mean[2] == pytest.approx((0 + 2 + 3 + 0) / 4)
     raw_test = read_ts(test).series[0]

@@ -99,6 +99,8 @@ def test_deltas_double_the_features_and_prediction_appends_them_too(tmp_path):
     x, mask = pad_vectors(data.test.inputs[:5])
     expected = model.predict_proba(np.asarray(x, dtype=np.float32), mask)
     assert np.allclose([[o["probabilities"][label] for label in stored["labels"]] for o in outs], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="classifies series of 12 features"):   # the raw count, deltas not counted
+        classify(tmp_path / "jv", texts=["a sentence"])
     with pytest.raises(ValueError, match="--deltas .* not with sentences"):
         train_classify(ClassifyConfig(tsv="x.tsv", deltas=True, progress=False))
 

@@ -89,6 +89,11 @@ class ClassificationData:
     def input_dim(self) -> int | None:
         return None if self.mean is None else int(self.mean.size)
 
+    @property
+    def series_features(self) -> int | None:
+        """Features of a raw series to classify: ``input_dim``, halved when deltas are appended."""
+        return None if self.mean is None else self.input_dim // (2 if self.deltas else 1)
+
     def encode_text(self, text: str) -> list[int]:
         """A new sentence, raw or tokenized -> word ids (``word_tokenize``; unknown -> ``<unk>``)."""
         words = word_tokenize(text)
@@ -105,7 +110,7 @@ class ClassificationData:
 
         series = np.asarray(series, dtype=np.float64)
         if self.deltas:
-            features = self.mean.size // 2
+            features = self.series_features
             if series.ndim != 2 or series.shape[1] != features:
                 raise ValueError(f"expected a series of shape (time, {features}), got {series.shape}")
             series = with_deltas([series])[0]

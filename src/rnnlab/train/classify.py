@@ -224,11 +224,10 @@ def classify(run_dir, texts=None, series=None) -> list[dict]:
         x, mask = pad_ids([data.encode_text(t) for t in texts])
         shown = list(texts)
     else:
-        if series is None:
-            features = len(stored["mean"]) // (2 if stored.get("deltas") else 1)
-            raise ValueError(f"{run_dir} classifies series of {features} features: give a .ts file")
         data = ClassificationData(None, None, None, labels, "series", mean=np.asarray(stored["mean"]),
                                   std=np.asarray(stored["std"]), deltas=bool(stored.get("deltas")))
+        if series is None:
+            raise ValueError(f"{run_dir} classifies series of {data.series_features} features: give a .ts file")
         x, mask = pad_vectors([data.encode_series(s) for s in series])
         x = backend.xp.asarray(x, dtype=model.head.kernel.dtype)
         shown = [f"series {i + 1} ({len(s)} steps)" for i, s in enumerate(series)]
