@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab.data.timeseries import apply_standardization, load_ts_classification, load_ts_dataset, read_ts, \
-    standardization, with_deltas
+from rnnlab.data.timeseries import apply_standardization, fold_frames, frames_per_step_for, load_ts_classification, \
+    load_ts_dataset, read_ts, standardization, with_deltas
 
 DATA = os.environ.get("RNNLAB_DATA")
 needs_data = pytest.mark.skipif(not DATA or not Path(DATA, "timeseries").is_dir(),
@@ -123,3 +123,42 @@ def test_unlabelled_series_for_prediction(tmp_path):
         read_ts(path)
     ts = read_ts(path, require_labels=False)
     assert ts.labels == [None, None] and ts.series[1].tolist() == [[5.0, 6.0]]
+
+
+def test_fold_frames_puts_k_frames_side_by_side_and_pads_the_last_step_with_zeros():
+    series = np.arange(14, dtype=float).reshape(7, 2)           # 7 frames of 2 features
+    folded, = fold_frames([series], 3)
+    assert folded.shape == (3, 6)
+    assert folded[0].tolist() == [0, 1, 2, 3, 4, 5]              # frames 0, 1, 2 of step 0
+    assert folded[2].tolist() == [12, 13, 0, 0, 0, 0]           # frame 6, then two frames past the end
+    assert fold_frames([series], 1)[0] is series
+
+
+@pytest.mark.parametrize("longest, k", [(24, 1), (64, 1), (65, 2), (150, 3), (251, 4), (1460, 23)])
+def test_automatic_folding_reads_the_longest_series_in_at_most_64_steps(longest, k):
+    assert frames_per_step_for(longest) == k
+    steps = lambda frames: -(-longest // frames)                 # noqa: E731 (ceil division)
+    assert steps(k) <= 64 and (k == 1 or steps(k - 1) > 64)      # the fewest frames per step that fit
+
+
+def test_percent_comment_lines_are_skipped(tmp_path):
+    body = "1,2:3,4:up\n"
+    path = write(tmp_path, "% a comment as archive files converted from ARFF write them\n" + HEADER + body,
+                 header="")
+    assert read_ts(path).labels == ["up"]
+
+
+def test_loading_folds_after_standardizing_and_caps_the_steps(tmp_path):
+    body = "".join(f"{','.join(str(v) for v in range(n))}:{','.join(str(-v) for v in range(n))}:up\n"
+                   for n in (130, 10))
+    train = write(tmp_path, body)
+    data = load_ts_classification(train, train, frames_per_step=None)
+    assert data.frames_per_step == 3 and data.input_dim == 6 and data.series_features == 2
+    assert [len(x) for x in data.train.inputs] == [44, 4]       # ceil(130 / 3), ceil(10 / 3)
+    flat = apply_standardization(read_ts(train).series, data.mean, data.std)[0]
+    assert np.allclose(data.train.inputs[0][:43].reshape(-1, 2), flat[:129])
+    assert np.allclose(data.encode_series(read_ts(train).series[0]), data.train.inputs[0])
+    assert any("3 frames read as one step" in note for note in data.notes)
+    capped = load_ts_classification(train, train, max_len=20, frames_per_step=None)
+    assert [len(x) for x in capped.train.inputs] == [20, 4]     # the cap counts steps, after folding
+    assert load_ts_classification(train, train).frames_per_step == 1   # the library's default reads every frame

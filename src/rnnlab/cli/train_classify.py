@@ -29,7 +29,8 @@ def register(ctx) -> None:
                    help="a UEA dataset from $RNNLAB_DATA/timeseries (else downloaded)")
     g.add_argument("--valid", metavar="FILE", help="validation file (else --valid-fraction of train)")
     g.add_argument("--test", metavar="FILE", help="test file (TSV, or .ts with --ts)")
-    g.add_argument("--valid-fraction", type=float, default=d.valid_fraction)
+    g.add_argument("--valid-fraction", type=float, default=d.valid_fraction,
+                   help="held out of train without --valid (default: 0.1 of sentences; none of series)")
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the held-out validation split")
     g.add_argument("--min-freq", type=int, default=d.min_freq, help="rarer words become <unk>")
     g.add_argument("--lowercase", action="store_true")
@@ -37,10 +38,14 @@ def register(ctx) -> None:
                    help="cut longer sequences, tokens or frames (reported with their lines; default %(default)s)")
     g.add_argument("--deltas", action="store_true", help="series: append each feature's first difference "
                    "x_t - x_(t-1) as more features (speech's delta coefficients)")
+    g.add_argument("--frames-per-step", type=int, default=d.frames_per_step, metavar="K",
+                   help="series: read K consecutive frames as one step (default: the fewest that fold the longest "
+                        "training series into 64 steps; 1: every frame a step)")
     g = parser.add_argument_group("model")
-    g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell)
+    g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell,
+                   help="default: lstm for sentences, gru for series")
     g.add_argument("--layers", type=int, default=d.layers)
-    g.add_argument("--hidden", type=int, default=d.hidden)
+    g.add_argument("--hidden", type=int, default=d.hidden, help="default: 128 for sentences, 64 for series")
     g.add_argument("--emb", type=int, default=d.emb, help="word embedding size (text)")
     g.add_argument("--unidirectional", action="store_true", help="a one-way encoder (default: bidirectional)")
     g.add_argument("--pooling", choices=["last", "mean", "max"], default=d.pooling)
@@ -59,7 +64,8 @@ def config_from_args(args) -> ClassifyConfig:
         tsv=args.tsv, valid=args.valid, test=None if args.ts else args.test, sst2=args.sst2, ts=args.ts,
         ts_test=args.test if args.ts else None, ts_dataset=args.ts_dataset, valid_fraction=args.valid_fraction,
         data_seed=args.data_seed, min_freq=args.min_freq, lowercase=args.lowercase, max_len=args.max_len,
-        deltas=args.deltas, emb=args.emb, hidden=args.hidden, layers=args.layers, cell=args.cell,
+        deltas=args.deltas, frames_per_step=args.frames_per_step, emb=args.emb, hidden=args.hidden, layers=args.layers,
+        cell=args.cell,
         bidirectional=not args.unidirectional, pooling=args.pooling, dropout=args.dropout,
         input_dropout=args.input_dropout, word_dropout=args.word_dropout, **training_fields(args, ClassifyConfig))
 

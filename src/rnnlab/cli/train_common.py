@@ -17,8 +17,10 @@ def add_training_arguments(parser, defaults) -> None:
     """The "training" and "run" groups; ``defaults``: the task's config (its field defaults)."""
     d = defaults
     g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help=f"passes over the training data (default {d.epochs})")
-    g.add_argument("--batch", type=int, default=d.batch)
+    g.add_argument("--epochs", type=int, help="passes over the training data (default "
+                   f"{d.epochs if d.epochs is not None else d.EPOCHS_BY_KIND})")
+    g.add_argument("--batch", type=int, default=d.batch,
+                   help=None if d.batch is not None else f"examples per update (default {d.BATCH_BY_KIND})")
     g.add_argument("--optimizer", choices=["adam", "sgd", "adamw"], default=d.optimizer)
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--lr-decay", type=float, default=d.lr_decay, help="multiply lr by this after each epoch "

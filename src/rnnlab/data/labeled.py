@@ -80,6 +80,7 @@ class ClassificationData:
     lowercase: bool = False
     notes: list = field(default_factory=list)   # e.g. which lines the length cap cut
     deltas: bool = False                         # series: each feature's first difference appended
+    frames_per_step: int = 1                     # series: consecutive frames read as one step (fold_frames)
 
     @property
     def num_classes(self) -> int:
@@ -87,12 +88,14 @@ class ClassificationData:
 
     @property
     def input_dim(self) -> int | None:
-        return None if self.mean is None else int(self.mean.size)
+        """Features of one step the model reads: the standardized frame features, times the frames
+        folded into a step."""
+        return None if self.mean is None else int(self.mean.size) * self.frames_per_step
 
     @property
     def series_features(self) -> int | None:
-        """Features of a raw series to classify: ``input_dim``, halved when deltas are appended."""
-        return None if self.mean is None else self.input_dim // (2 if self.deltas else 1)
+        """Features of a raw series to classify: a frame's, without the deltas appended to it."""
+        return None if self.mean is None else int(self.mean.size) // (2 if self.deltas else 1)
 
     def encode_text(self, text: str) -> list[int]:
         """A new sentence, raw or tokenized -> word ids (``word_tokenize``; unknown -> ``<unk>``)."""
@@ -105,8 +108,9 @@ class ClassificationData:
 
     def encode_series(self, series: np.ndarray) -> np.ndarray:
         """A new (T, D) series -> (with its deltas appended, if the training series had them)
-        standardized with the training statistics (NaN -> 0, the mean)."""
-        from .timeseries import apply_standardization, with_deltas
+        standardized with the training statistics (NaN -> 0, the mean), its frames folded into
+        steps as the training series were."""
+        from .timeseries import apply_standardization, fold_frames, with_deltas
 
         series = np.asarray(series, dtype=np.float64)
         if self.deltas:
@@ -114,7 +118,7 @@ class ClassificationData:
             if series.ndim != 2 or series.shape[1] != features:
                 raise ValueError(f"expected a series of shape (time, {features}), got {series.shape}")
             series = with_deltas([series])[0]
-        return apply_standardization([series], self.mean, self.std)[0]
+        return fold_frames(apply_standardization([series], self.mean, self.std), self.frames_per_step)[0]
 
 
 _CLITIC = re.compile(r"(?i)(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")

@@ -2,7 +2,7 @@
 
 A ``.ts`` file is a header of ``@`` lines, then ``@data``, then one series a line::
 
-    # comments start with '#'
+    # comments start with '#' (or '%', as some archive files written from ARFF do)
     @problemName BasicMotions
     @timeStamps false          (true: values written as (t,v) pairs; not supported here)
     @missing false
@@ -26,6 +26,12 @@ mean and standard deviation over every real (non-NaN) step of the training serie
 D more features: the "delta" coefficients of speech recognition (Furui 1986), which give a
 small model the local slope of every coefficient as an input rather than something it must
 learn to compute from two steps (JapaneseVowels: README, "Task shapes on real data").
+``fold_frames`` reads k consecutive frames as one step of k D features, so that a long series
+becomes a short sequence: a recurrent layer carries what it learns across 64 steps far better than
+across 1,000 (the vanishing gradient; the defaults suite, README "Defaults", measured it), and each
+step's product is one GEMM over k frames instead of k small ones. ``SERIES_STEPS`` is the number
+of steps the longest training series is folded into when the classifier's ``frames_per_step`` is
+left to its default.
 ``load_ts_classification`` reads train / test (/ valid) files into a ``ClassificationData``.
 """
 from __future__ import annotations
@@ -41,6 +47,7 @@ from .labeled import ClassificationData, ClassSplit, find_data, label_ids, split
 from .padding import cap_lengths, describe_cut
 
 _BOOLEAN_TAGS = ("timestamps", "missing", "univariate", "equallength")
+SERIES_STEPS = 64      # the automatic folding: the longest training series becomes at most this many steps
 
 
 @dataclass
@@ -74,7 +81,7 @@ def read_ts(path, require_labels: bool = True) -> TsFile:
     data_start = None
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "%")):
             continue
         if not line.startswith("@"):
             raise ValueError(f"{path}, line {number}: expected a header line (@...) or @data before the "
@@ -127,7 +134,7 @@ def read_ts(path, require_labels: bool = True) -> TsFile:
     series, labels, numbers = [], [], []
     for number in range(data_start + 1, len(lines) + 1):
         line = lines[number - 1].strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "%")):
             continue
         parts = line.split(":")
         if labelled and len(parts) < 2:
@@ -197,6 +204,25 @@ def with_deltas(series) -> list[np.ndarray]:
     return out
 
 
+def frames_per_step_for(longest: int, steps: int = SERIES_STEPS) -> int:
+    """The fewest frames per step that fold a series of ``longest`` frames into ``steps`` steps."""
+    return max(1, math.ceil(longest / steps))
+
+
+def fold_frames(series, k: int) -> list[np.ndarray]:
+    """Each (T, D) series -> (ceil(T / k), k D): frames t k ... t k + k - 1 side by side in step t.
+    The last step's frames past the end are 0 (the training mean, once standardized)."""
+    if k == 1:
+        return list(series)
+    out = []
+    for s in series:
+        steps = math.ceil(len(s) / k)
+        padded = np.zeros((steps * k, s.shape[1]), dtype=s.dtype)
+        padded[:len(s)] = s
+        out.append(padded.reshape(steps, k * s.shape[1]))
+    return out
+
+
 def apply_standardization(series, mean, std) -> list[np.ndarray]:
     """(x - mean) / std for each series; a missing value (NaN) becomes 0."""
     out = []
@@ -211,16 +237,21 @@ def apply_standardization(series, mean, std) -> list[np.ndarray]:
 
 
 def load_ts_classification(train, test=None, valid=None, max_len: int | None = None,
-                           valid_fraction: float = 0.0, seed: int = 0, deltas: bool = False) -> ClassificationData:
+                           valid_fraction: float = 0.0, seed: int = 0, deltas: bool = False,
+                           frames_per_step: int | None = 1) -> ClassificationData:
     """Train / (valid) / test ``.ts`` files -> standardized ``ClassificationData`` (kind "series").
 
     Class names come from the training file's ``@classLabel`` list (its order); the mean and
     std from the training series only. ``valid_fraction`` holds out part of train when no
     valid file is given. ``deltas``: every series gets its first differences appended
-    (``with_deltas``) before the statistics are taken and applied.
+    (``with_deltas``) before the statistics are taken and applied. ``frames_per_step``: k frames
+    read as one step (``fold_frames``, after standardizing); None folds the longest training
+    series into ``SERIES_STEPS`` steps. ``max_len`` caps the steps, after folding.
     """
     train_file = read_ts(train)
     names = list(train_file.class_labels)
+    if frames_per_step is None:
+        frames_per_step = frames_per_step_for(max(len(s) for s in train_file.series))
 
     def features(ts: TsFile) -> list:
         return with_deltas(ts.series) if deltas else ts.series
@@ -233,7 +264,7 @@ def load_ts_classification(train, test=None, valid=None, max_len: int | None = N
         if ts.dimensions != train_file.dimensions:
             raise ValueError(f"{ts.source}: {ts.dimensions} dimensions, but the training file "
                              f"{train_file.source} has {train_file.dimensions}")
-        series = apply_standardization(features(ts), mean, std)
+        series = fold_frames(apply_standardization(features(ts), mean, std), frames_per_step)
         note = describe_cut(cap_lengths(series, max_len, ts.lines, ts.source), ts.source, max_len or 0)
         if note:
             notes.append(note)
@@ -244,14 +275,19 @@ def load_ts_classification(train, test=None, valid=None, max_len: int | None = N
     if valid_split is None and valid_fraction > 0:
         train_split, valid_split = split_off(train_split, valid_fraction, seed)
     test_split = make(read_ts(test)) if test is not None else None
+    if frames_per_step > 1:
+        notes.append(f"{train_file.source}: {frames_per_step} frames read as one step (the longest training "
+                     f"series, {max(len(s) for s in train_file.series)} frames, in "
+                     f"{math.ceil(max(len(s) for s in train_file.series) / frames_per_step)} steps)")
     return ClassificationData(train_split, valid_split, test_split, names, "series", mean=mean, std=std,
-                              notes=notes, deltas=deltas)
+                              notes=notes, deltas=deltas, frames_per_step=frames_per_step)
 
 
 def load_ts_dataset(name: str, path=None, max_len: int | None = None, valid_fraction: float = 0.0,
-                    seed: int = 0, deltas: bool = False) -> ClassificationData:
+                    seed: int = 0, deltas: bool = False, frames_per_step: int | None = 1) -> ClassificationData:
     """A UEA dataset by name from ``$RNNLAB_DATA/timeseries/<name>/<name>_{TRAIN,TEST}.ts``
     (JapaneseVowels, BasicMotions in this workplace)."""
     folder = find_data(f"timeseries/{name}", path)
     return load_ts_classification(folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts", max_len=max_len,
-                                  valid_fraction=valid_fraction, seed=seed, deltas=deltas)
+                                  valid_fraction=valid_fraction, seed=seed, deltas=deltas,
+                                  frames_per_step=frames_per_step)

@@ -19,6 +19,7 @@ the majority-class baseline.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,8 @@ class ClassifyConfig(SupervisedConfig):
     RUN_KEYS = ("labels", "kind", "vocab", "mean", "std", "majority_class")
     PATH_FIELDS = ("tsv", "valid", "test", "ts", "ts_test")
     DATA_FIELDS = PATH_FIELDS + ("sst2", "ts_dataset", "valid_fraction", "data_seed", "min_freq", "lowercase",
-                                 "max_len", "deltas")
+                                 "max_len", "deltas", "frames_per_step")
+    EARLIER_RUNS = {**SupervisedConfig.EARLIER_RUNS, "frames_per_step": 1}   # runs from before the folding
 
     # data: one of tsv, sst2, ts, ts_dataset
     tsv: str | None = None
@@ -52,22 +54,53 @@ class ClassifyConfig(SupervisedConfig):
     ts: str | None = None
     ts_test: str | None = None
     ts_dataset: str | None = None      # e.g. "JapaneseVowels", "BasicMotions"
-    valid_fraction: float = 0.1        # held out of train when there is no validation file
+    valid_fraction: float | None = None  # held out of train without a validation file (None: by kind)
     data_seed: int = 0
     min_freq: int = 1
     lowercase: bool = False
     max_len: int | None = 1000         # longer sequences are cut (reported with their lines): bounds memory
     deltas: bool = False               # series: append each feature's first difference (timeseries.with_deltas)
+    frames_per_step: int | None = None  # series: frames read as one step (None: the longest in 64 steps)
     # model
     emb: int = 128
-    hidden: int = 128
+    hidden: int | None = None          # None: by kind (KIND_DEFAULTS)
     layers: int = 1
-    cell: str = "lstm"
+    cell: str | None = None            # None: by kind
     bidirectional: bool = True
     pooling: str = "max"
     dropout: float = 0.3
     input_dropout: float = 0.0         # on the embeddings (or input vectors)
     word_dropout: float = 0.0          # text: training words read as <unk> with this probability
+    # training (the rest of SupervisedConfig's): None takes the value for the kind of data
+    epochs: int | None = None
+    batch: int | None = None
+
+    # The settings left None take these by the kind of data, chosen on the defaults suite
+    # (benchmarks/defaults_suite.py; README "Defaults"). Series: a small GRU trained for a number of
+    # updates rather than epochs (a set of 36 series is 3 batches an epoch), on every training series
+    # (a validation split of 4-20 series chose underfit checkpoints), the model after the last
+    # update kept (best.npz follows the training loss).
+    KIND_DEFAULTS = {"text": {"cell": "lstm", "hidden": 128, "batch": 32, "epochs": 20, "valid_fraction": 0.1},
+                     "series": {"cell": "gru", "hidden": 64, "batch": 16, "valid_fraction": 0.0}}
+    SERIES_UPDATES = 1500              # series: epochs = the fewest that make this many updates
+    EPOCHS_BY_KIND = f"20 for sentences; for series, enough for {SERIES_UPDATES} updates"
+    BATCH_BY_KIND = "32 sentences, 16 series"
+
+    @property
+    def data_kind(self) -> str:
+        return "series" if self.ts or self.ts_dataset else "text"
+
+    def for_data(self, train_examples: int | None = None) -> "ClassifyConfig":
+        """This config with every setting left None filled in for its kind of data; a series
+        config's epochs need ``train_examples`` (the number of training series)."""
+        kind = self.data_kind
+        fill = {k: v for k, v in self.KIND_DEFAULTS[kind].items() if getattr(self, k) is None}
+        if self.epochs is None and kind == "series":
+            if train_examples is None:
+                raise ValueError("a series classifier's epochs follow the number of training series: give it")
+            per_epoch = -(-train_examples // (fill.get("batch") or self.batch))
+            fill["epochs"] = max(1, -(-self.SERIES_UPDATES // per_epoch))
+        return dataclasses.replace(self, **fill) if fill else self
 
 
 def load_classification(config: ClassifyConfig) -> ClassificationData:
@@ -77,6 +110,8 @@ def load_classification(config: ClassifyConfig) -> ClassificationData:
         raise ValueError("give exactly one data source: --tsv FILE, --sst2 [sentences|glue], --ts FILE (with "
                          f"--test FILE) or --ts-dataset NAME (got {', '.join(sources) or 'none'})")
     fraction, seed = config.valid_fraction, config.data_seed
+    if fraction is None:
+        fraction = config.KIND_DEFAULTS[config.data_kind]["valid_fraction"]
     if config.deltas and not (config.ts or config.ts_dataset):
         raise ValueError("--deltas appends each feature's first difference to a series: it goes with --ts or "
                          "--ts-dataset, not with sentences")
@@ -97,9 +132,10 @@ def load_classification(config: ClassifyConfig) -> ClassificationData:
         if not config.ts_test:
             raise ValueError("--ts needs --test TEST.ts (the series to report on)")
         return load_ts_classification(config.ts, config.ts_test, config.valid, config.max_len,
-                                      fraction if config.valid is None else 0.0, seed, config.deltas)
+                                      fraction if config.valid is None else 0.0, seed, config.deltas,
+                                      config.frames_per_step)
     return load_ts_dataset(config.ts_dataset, max_len=config.max_len, valid_fraction=fraction, seed=seed,
-                           deltas=config.deltas)
+                           deltas=config.deltas, frames_per_step=config.frames_per_step)
 
 
 class ClassifyTask(SupervisedTask):
@@ -110,17 +146,33 @@ class ClassifyTask(SupervisedTask):
     def load_data(self):
         return load_classification(self.config)
 
+    def setup(self) -> None:
+        """Read the data, fill the settings left None for its kind (``ClassifyConfig.for_data``),
+        then build as every supervised task does. Without a validation split the monitored figure
+        is the training loss: best.npz is the model the training made last fit best."""
+        if self.data is None:
+            self.data = self.load_data()
+        self.config = self.config.for_data(len(self.data.train))
+        if self.data.valid is None:
+            if self.config.monitor not in (None, "train_loss"):
+                raise ValueError(f"classify: --monitor {self.config.monitor} needs a validation split (--valid FILE "
+                                 f"or --valid-fraction F); without one the training loss is monitored")
+            self.monitor, self.mode = "train_loss", "min"
+        super().setup()
+
     def build_model(self):
         c, d = self.config, self.data
-        if d.valid is None or d.test is None:
-            raise ValueError("classify: the data needs a validation and a test split")
+        if d.test is None:
+            raise ValueError("classify: the data needs a test split")
         validate.rate("ClassifyConfig", "word_dropout", c.word_dropout)
         if c.word_dropout > 0 and d.kind != "text":
             raise ValueError(f"classify: --word-dropout reads words as <unk>; these are {d.kind} examples "
                              f"(use --input-dropout on vectors)")
-        log(f"classify: {len(d.train)} train / {len(d.valid)} valid / {len(d.test)} test {d.kind} examples, "
+        held_out = f"{len(d.valid)} valid" if d.valid is not None else "no validation split (training loss monitored)"
+        log(f"classify: {len(d.train)} train / {held_out} / {len(d.test)} test {d.kind} examples, "
             f"{d.num_classes} classes" + (f", vocabulary {len(d.vocab)}" if d.vocab is not None else
-                                         f", {d.input_dim} features per step"))
+                                         f", {d.input_dim} features per step") + f"; {c.cell} {c.hidden}, batch "
+            f"{c.batch}, {c.epochs} epochs")
         return SequenceClassifier(d.num_classes, vocab_size=len(d.vocab) if d.kind == "text" else None,
                                   input_dim=d.input_dim if d.kind == "series" else None, emb=c.emb, hidden=c.hidden,
                                   layers=c.layers, cell=c.cell, bidirectional=c.bidirectional, pooling=c.pooling,
@@ -143,7 +195,7 @@ class ClassifyTask(SupervisedTask):
 
     def padded_batch_bytes(self, rows: int) -> tuple[int, str]:
         c, d = self.config, self.data
-        steps = max(max(s.lengths(), default=0) for s in (d.train, d.valid, d.test))
+        steps = max(max(s.lengths(), default=0) for s in (d.train, d.valid, d.test) if s is not None)
         width = c.emb if d.kind == "text" else d.input_dim
         need = padded_batch_bytes(rows, steps, width, c.hidden, c.layers, 2 if c.bidirectional else 1)
         return need, f"{rows} examples of {steps} {'tokens' if d.kind == 'text' else 'frames'}"
@@ -153,7 +205,8 @@ class ClassifyTask(SupervisedTask):
         return {"labels": list(map(str, d.labels)), "kind": d.kind,
                 "vocab": d.vocab.to_json() if d.vocab is not None else None,
                 "mean": None if d.mean is None else d.mean.tolist(), "std": None if d.std is None else d.std.tolist(),
-                "majority_class": int(np.bincount(d.train.labels).argmax())}
+                "majority_class": int(np.bincount(d.train.labels).argmax()),
+                "frames_per_step": d.frames_per_step}   # resolved: what predict folds new series by
 
     def evaluate(self, split) -> dict:
         loss, outputs = self.outputs(split)
@@ -168,13 +221,16 @@ class ClassifyTask(SupervisedTask):
                 "confusion": confusion_matrix(predictions, split.labels, k), "predictions": predictions}
 
     def validate(self) -> dict:
+        if self.data.valid is None:
+            return {}
         figures = self.evaluate(self.data.valid)
         return {"valid_loss": figures["loss"], "valid_accuracy": figures["accuracy"],
                 "valid_macro_f1": figures["macro_f1"]}
 
     def final_metrics(self, history) -> dict:
         d = self.data
-        test, valid = self.evaluate(d.test), self.evaluate(d.valid)
+        test = self.evaluate(d.test)
+        valid = self.evaluate(d.valid) if d.valid is not None else {"accuracy": None, "macro_f1": None}
         return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "loss": test["loss"],
                 "confusion": test["confusion"].tolist(), "labels": list(map(str, d.labels)), "test_n": len(d.test),
                 "majority_baseline": majority_baseline(d.train.labels, d.test.labels),
@@ -225,7 +281,8 @@ def classify(run_dir, texts=None, series=None) -> list[dict]:
         shown = list(texts)
     else:
         data = ClassificationData(None, None, None, labels, "series", mean=np.asarray(stored["mean"]),
-                                  std=np.asarray(stored["std"]), deltas=bool(stored.get("deltas")))
+                                  std=np.asarray(stored["std"]), deltas=bool(stored.get("deltas")),
+                                  frames_per_step=int(stored.get("frames_per_step") or 1))
         if series is None:
             raise ValueError(f"{run_dir} classifies series of {data.series_features} features: give a .ts file")
         x, mask = pad_vectors([data.encode_series(s) for s in series])
