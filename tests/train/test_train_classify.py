@@ -134,3 +134,55 @@ def make_series_data():
     def split(n):
         return ClassSplit([rng.normal(size=(5, 3)) for _ in range(n)], np.arange(n) % 2, list(range(1, n + 1)))
     return ClassificationData(split(8), split(4), split(4), ["a", "b"], "series", mean=np.zeros(3), std=np.ones(3))
+
+
+def test_settings_left_none_follow_the_kind_of_data():
+    text = ClassifyConfig(tsv="train.tsv").for_data()
+    assert (text.cell, text.hidden, text.batch, text.epochs, text.valid_fraction) == ("lstm", 128, 32, 20, 0.1)
+    series = ClassifyConfig(ts="train.ts", ts_test="test.ts").for_data(36)
+    # 36 series are 3 batches of 16 an epoch: 500 epochs make the 1,500 updates
+    assert (series.cell, series.hidden, series.batch, series.epochs, series.valid_fraction) == ("gru", 64, 16, 500, 0.0)
+    assert ClassifyConfig(ts="a.ts", ts_test="b.ts").for_data(1000).epochs == 24       # 63 batches an epoch
+    given = ClassifyConfig(ts="a.ts", ts_test="b.ts", cell="lstm", batch=8, epochs=3).for_data(36)
+    assert (given.cell, given.batch, given.epochs, given.hidden) == ("lstm", 8, 3, 64)  # what is given stays
+    assert ClassifyConfig(ts="a.ts", ts_test="b.ts", batch=50).for_data(100).epochs == 750   # 2 batches an epoch
+
+
+def write_series(path, n, seed, length=130):
+    """A two-class univariate .ts file: a bump early (class a) or late (class b) in noise."""
+    rng = np.random.default_rng(seed)
+    lines = ["@problemName Bumps", "@univariate true", "@equalLength true", "@classLabel true a b", "@data"]
+    for i in range(n):
+        label = "ab"[i % 2]
+        x = rng.normal(0, 0.1, length)
+        centre = length // 4 if label == "a" else 3 * length // 4
+        x[centre - 10:centre + 10] += 3.0
+        lines.append(",".join(f"{v:.4f}" for v in x) + f":{label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_series_defaults_train_on_every_series_and_predict_folds_new_series(tmp_path):
+    train, test = write_series(tmp_path / "b_TRAIN.ts", 24, 0), write_series(tmp_path / "b_TEST.ts", 40, 1)
+    result = train_classify(ClassifyConfig(ts=str(train), ts_test=str(test), epochs=30, lr=1e-2, progress=False),
+                            tmp_path / "run")
+    assert result["accuracy"] >= 0.9
+    stored, model = load_run(tmp_path / "run")
+    # what the run trained with is written down: the kind's settings, the folding (130 frames -> 3 a step)
+    assert (stored["cell"], stored["hidden"], stored["batch"], stored["valid_fraction"]) == ("gru", 64, 16, 0.0)
+    assert stored["frames_per_step"] == 3 and model.input_dim == 3
+    assert result["valid_accuracy"] is None                         # nothing held out
+    outs = classify(tmp_path / "run", series=read_ts(test).series[:6])
+    data = load_ts_dataset_like(train, test, stored["frames_per_step"])
+    x, mask = pad_vectors(data.test.inputs[:6])
+    expected = model.predict_proba(np.asarray(x, dtype=np.float32), mask)
+    assert np.allclose([[o["probabilities"][k] for k in stored["labels"]] for o in outs], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="needs a validation split"):
+        train_classify(ClassifyConfig(ts=str(train), ts_test=str(test), epochs=1, monitor="valid_accuracy",
+                                      progress=False))
+
+
+def load_ts_dataset_like(train, test, frames_per_step):
+    from rnnlab.data.timeseries import load_ts_classification
+
+    return load_ts_classification(train, test, frames_per_step=frames_per_step)
