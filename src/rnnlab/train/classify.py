@@ -31,7 +31,8 @@ from ..data.memory import padded_batch_bytes
 from ..data.padding import pad_ids, pad_vectors
 from ..data.timeseries import load_ts_classification, load_ts_dataset
 from ..data.vocab import Vocab
-from ..metrics import accuracy, confusion_matrix, confusion_table, macro_f1
+from ..metrics import (MAX_MATRIX_CLASSES, MAX_SHOWN_CLASSES, accuracy, confusion_matrix, confusion_table, macro_f1,
+                       top_confusions, top_confusions_table)
 from ..models.classifier import SequenceClassifier
 from .supervised import (SupervisedConfig, SupervisedTask, class_predictions, drop_words, load_run, log,
                          majority_baseline, run_task, save_figure)
@@ -161,31 +162,50 @@ class ClassifyTask(SupervisedTask):
         return {"loss": loss, **self.scores(predictions, split), "probabilities": probs}
 
     def scores(self, predictions, split) -> dict:
-        """Accuracy, macro F1 and confusion matrix of predicted class ids (N,) on ``split``
-        (one model's, or an ensemble's: ``train/ensemble.py``)."""
-        k = self.data.num_classes
-        return {"accuracy": accuracy(predictions, split.labels), "macro_f1": macro_f1(predictions, split.labels, k),
-                "confusion": confusion_matrix(predictions, split.labels, k), "predictions": predictions}
+        """Accuracy, macro F1, the most frequent confusions and (up to ``MAX_MATRIX_CLASSES``
+        classes, else None) the confusion matrix of predicted class ids (N,) on ``split`` (one
+        model's, or an ensemble's: ``train/ensemble.py``)."""
+        return classification_scores(predictions, split.labels, self.data.labels)
 
     def validate(self) -> dict:
         figures = self.evaluate(self.data.valid)
         return {"valid_loss": figures["loss"], "valid_accuracy": figures["accuracy"],
                 "valid_macro_f1": figures["macro_f1"]}
 
-    def final_metrics(self, history) -> dict:
+    def test_figures(self) -> dict:
         d = self.data
         test, valid = self.evaluate(d.test), self.evaluate(d.valid)
+        confusion = test["confusion"]
         return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "loss": test["loss"],
-                "confusion": test["confusion"].tolist(), "labels": list(map(str, d.labels)), "test_n": len(d.test),
+                "confusion": None if confusion is None else confusion.tolist(),
+                "top_confusions": test["top_confusions"], "labels": list(map(str, d.labels)), "test_n": len(d.test),
                 "majority_baseline": majority_baseline(d.train.labels, d.test.labels),
                 "valid_accuracy": valid["accuracy"], "valid_macro_f1": valid["macro_f1"],
                 "params": self.model.count_params()}
 
     def save_report(self, folder: Path, metrics: dict) -> None:
-        from ..plots import plot_confusion_matrix
+        save_confusion_picture(folder, metrics)
 
-        save_figure(plot_confusion_matrix, np.asarray(metrics["confusion"]), metrics["labels"],
-                    folder / "confusion.png", title=f"test: accuracy {100 * metrics['accuracy']:.2f}%")
+
+def classification_scores(predictions, references, labels) -> dict:
+    """``ClassifyTask.scores`` of class ids ``predictions`` against ``references``: memory
+    bounded for any number of ``labels`` (the matrix only up to ``MAX_MATRIX_CLASSES``)."""
+    k = len(labels)
+    return {"accuracy": accuracy(predictions, references), "macro_f1": macro_f1(predictions, references, k),
+            "confusion": confusion_matrix(predictions, references, k) if k <= MAX_MATRIX_CLASSES else None,
+            "top_confusions": top_confusions(predictions, references, labels), "predictions": predictions}
+
+
+def save_confusion_picture(folder: Path, metrics: dict) -> Path | None:
+    """``confusion.png`` of the test figures in ``folder`` for at most ``MAX_SHOWN_CLASSES``
+    classes; none above (results.json's ``top_confusions`` is the table then). A failure to draw
+    warns: the figures are already in results.json."""
+    if metrics.get("confusion") is None or len(metrics["labels"]) > MAX_SHOWN_CLASSES:
+        return None
+    from ..plots import plot_confusion_matrix
+
+    return save_figure(plot_confusion_matrix, np.asarray(metrics["confusion"]), metrics["labels"],
+                       folder / "confusion.png", title=f"test: accuracy {100 * metrics['accuracy']:.2f}%")
 
 
 ClassifyTask.config_class = ClassifyConfig
@@ -200,10 +220,17 @@ def train_classify(config: ClassifyConfig | None, run_dir=None, resume: bool = F
 
 
 def report(metrics: dict) -> str:
-    """The test figures as text: accuracy, macro F1, baseline, the confusion table."""
+    """The test figures as text: accuracy, macro F1, baseline, the confusion matrix (up to
+    ``MAX_SHOWN_CLASSES`` classes; above, the most frequent confusions)."""
+    labels = metrics["labels"]
+    if metrics.get("confusion") is not None and len(labels) <= MAX_SHOWN_CLASSES:
+        table = confusion_table(np.asarray(metrics["confusion"]), labels)
+    else:
+        table = (f"the {len(metrics['top_confusions'])} most frequent confusions of {len(labels)} classes:\n"
+                 + top_confusions_table(metrics["top_confusions"]))
     return (f"test: accuracy {100 * metrics['accuracy']:.2f}%, macro F1 {100 * metrics['macro_f1']:.2f}% "
             f"({metrics['test_n']} examples; majority baseline {100 * metrics['majority_baseline']:.2f}%)\n"
-            + confusion_table(np.asarray(metrics["confusion"]), metrics["labels"]))
+            + table)
 
 
 # ---- prediction -------------------------------------------------------------------------------

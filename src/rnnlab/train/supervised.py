@@ -29,7 +29,7 @@ from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
 from ..losses import SoftmaxCrossEntropy
 from ..optim import StepDecay, get as get_optimizer
-from .config import TaskConfig
+from .config import TaskConfig, checkpoint_source
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
@@ -137,8 +137,18 @@ class SupervisedTask(Task):
         return ", ".join(f"{k} {v:.4g}" for k, v in row.items()
                          if isinstance(v, float) and k not in ("lr", "wall_s"))
 
+    def test_figures(self) -> dict:
+        """The final figures of the model the trainer restored (the best by ``monitor``)."""
+        raise NotImplementedError
+
+    def final_metrics(self, history) -> dict:
+        """``test_figures``, and which checkpoint they come from: ``checkpoint`` ("best" by
+        ``checkpoint_metric``), ``checkpoint_epoch``, as every trainer's results name it."""
+        return {**self.test_figures(), **checkpoint_source(history, self.monitor, self.mode)[0]}
+
     def save_report(self, folder: Path, metrics: dict) -> None:
-        """Figures of the final results written into the run folder (e.g. a confusion matrix)."""
+        """Figures of the final results written into the run folder (e.g. a confusion matrix),
+        after results.json; ``save_figure`` turns a failure to draw into a warning."""
 
     # -- evaluation ------------------------------------------------------------------------------
     def outputs(self, split, batch_size: int = EVAL_BATCH) -> tuple[float, list]:
