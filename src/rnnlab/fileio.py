@@ -116,6 +116,11 @@ def atomic_write(path, write: Callable[[IO], None], binary: bool = True, replace
     return path
 
 
+def atomic_write_text(path, text: str, replace: bool = True) -> Path:
+    """``atomic_write`` of ``text`` as UTF-8."""
+    return atomic_write(path, lambda f: f.write(text), binary=False, replace=replace)
+
+
 def _link_new(tmp: str, path: Path) -> None:
     """Give the finished ``tmp`` the name ``path`` only if no file has it (then ``tmp`` goes)."""
     try:

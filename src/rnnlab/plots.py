@@ -127,13 +127,13 @@ def plot_attention(weights, source_tokens: Sequence[str], target_tokens: Sequenc
     return save_png(fig, path)
 
 
-def save_png(fig, path) -> Path:
+def save_png(fig, path, dpi=None) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically (``fileio.atomic_write``; the PNG format is
     given, so matplotlib never appends ``.png`` to a name without it), and close it."""
     from .fileio import atomic_write
 
     try:
-        return atomic_write(path, lambda f: fig.savefig(f, format="png"))
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi or "figure"))
     finally:
         _pyplot().close(fig)
 

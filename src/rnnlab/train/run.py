@@ -29,12 +29,7 @@ import json
 import os
 from pathlib import Path
 
-from ..fileio import atomic_write, check_output_folder, json_default
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder + rename."""
-    atomic_write(path, lambda f: f.write(text), binary=False)
+from ..fileio import atomic_write_text, check_output_folder, json_default
 
 
 class RunDir:
@@ -171,10 +166,6 @@ class RunDir:
     def results_path(self) -> Path:
         return self.path / self.RESULTS
 
-    def files(self) -> list[Path]:
-        """The run's own files that exist (a command reading the run must never write over them)."""
-        return [self.path / name for name in self.RUN_FILES if (self.path / name).exists()]
-
     def write_results(self, metrics: dict) -> Path:
         """Write the final figures as results.json, atomically (before any figure of them is drawn)."""
         atomic_write_text(self.results_path, json.dumps(metrics, indent=2, default=json_default) + "\n")
@@ -246,6 +237,15 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+
+def input_files(source) -> list[Path]:
+    """The files a command reading ``source`` must never write over (``fileio.check_output``'s
+    ``inputs``): a run folder's own files (``RunDir.RUN_FILES``), or the model file itself."""
+    path = Path(source)
+    if path.is_dir():
+        return [path / name for name in RunDir.RUN_FILES if (path / name).exists()]
+    return [path]
 
 
 _NUMBER = (int, float)
