@@ -14,8 +14,10 @@ file, ``valid_fraction`` of train (seeded) is held out. Model: ``models/classifi
 ``SequenceClassifier`` (embedding for words, or the standardized vectors; stacked, optionally
 bidirectional encoder; last / mean / max pooling; dense). The monitored metric is the
 validation accuracy (best.npz, early stopping); at the end the best model is evaluated on the
-test split: accuracy, macro F1, the confusion matrix (``confusion.png`` in the run folder) and
-the majority-class baseline.
+test split: accuracy, macro F1, the most frequent confusions (``top_confusions``), the confusion
+matrix (up to ``metrics.MAX_MATRIX_CLASSES`` classes, else null; ``confusion.png`` in the run
+folder up to ``metrics.MAX_SHOWN_CLASSES``) and the majority-class baseline, in memory bounded
+for any class count.
 """
 from __future__ import annotations
 
