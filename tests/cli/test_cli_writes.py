@@ -3,15 +3,19 @@ over nothing it was not asked to (an existing file only with --overwrite, its ow
 and a refusal is one line on stderr, exit status 2, with every byte left as it was."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import rnnlab
 from rnnlab import layers as L
 from rnnlab.cli import main
+from rnnlab.interop import export_onnx
+from rnnlab.models.seq2seq import Seq2Seq
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TINY_LM = ["--level", "char", "--hidden", "8", "--emb", "4", "--bptt", "6", "--batch", "3", "--eval-batch", "2",
@@ -85,8 +89,6 @@ def _demo(out: Path, *extra):
 
 def test_demo_refuses_a_folder_holding_another_run_or_heatmap(lm_run, tmp_path):
     """`rnnlab demo --out DIR` used to train with overwrite on, replacing the run in DIR/run."""
-    import shutil
-
     shutil.copytree(lm_run, tmp_path / "demo" / "run")
     before = _snapshot(tmp_path / "demo")
     proc = _demo(tmp_path / "demo")
@@ -103,8 +105,6 @@ def test_demo_refuses_a_folder_holding_another_run_or_heatmap(lm_run, tmp_path):
 
 def test_experiment_refuses_a_folder_holding_a_run(lm_run, tmp_path, capsys):
     """`rnnlab experiment NAME --out RUN` used to replace the run's results.json."""
-    import shutil
-
     run = shutil.copytree(lm_run, tmp_path / "run")
     before = _snapshot(run)
     assert main(["experiment", "parameter-count", "--size", "tiny", "--out", str(run)]) == 2
@@ -166,3 +166,17 @@ def test_results_json_names_its_checkpoint_for_classify(tmp_path, capsys):
     assert results["checkpoint"] == "best" and results["checkpoint_metric"] == "valid_accuracy"
     assert results["checkpoint_epoch"] == best["epoch"]
     assert results["valid_accuracy"] == pytest.approx(best["valid_accuracy"])
+
+
+def test_a_seq2seq_export_checks_both_files_before_writing_either(tmp_path):
+    """The decoder-step file already there: the encoder file must not be written either."""
+    pytest.importorskip("onnx")
+    model = Seq2Seq(13, 11, emb=4, hidden=4, seed=0)
+    model.forward(np.ones((1, 3), dtype=np.int64), np.ones((1, 2), dtype=np.int64))   # builds every layer
+    model.eval()
+    (tmp_path / "s2s.decoder_step.onnx").write_bytes(b"an earlier export")
+    with pytest.raises(FileExistsError, match="s2s.decoder_step.onnx already exists"):
+        export_onnx(model, tmp_path / "s2s.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2s.decoder_step.onnx"]
+    assert [p.name for p in export_onnx(model, tmp_path / "s2s.onnx", overwrite=True)] == [
+        "s2s.encoder.onnx", "s2s.decoder_step.onnx"]
