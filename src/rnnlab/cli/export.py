@@ -85,7 +85,9 @@ def export(source, out, fmt: str = "onnx", checkpoint: str = "best", overwrite: 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     inputs = input_files(source)
-    check_output(out, overwrite=overwrite, inputs=inputs)   # before reading a model that may be large
+    # the input named as output, an empty --out, a folder: refused before a model is read; whether
+    # each file written exists is export_onnx's to check (a seq2seq writes OUT's stem files)
+    check_output(out, overwrite=True, inputs=inputs)
     model, metadata = load_source(source, checkpoint)
     model.eval()
     files = export_onnx(model, out, metadata=metadata, overwrite=overwrite, inputs=inputs)
