@@ -36,8 +36,8 @@ from ..data.vocab import Vocab
 from ..metrics import (MAX_MATRIX_CLASSES, MAX_SHOWN_CLASSES, accuracy, confusion_matrix, confusion_table, macro_f1,
                        top_confusions, top_confusions_table)
 from ..models.classifier import SequenceClassifier
-from .supervised import (SupervisedConfig, SupervisedTask, class_predictions, drop_words, load_run, log,
-                         majority_baseline, run_task, save_figure)
+from .supervised import (SupervisedConfig, SupervisedTask, drop_words, load_run, log, majority_baseline, run_task,
+                         save_figure)
 
 
 @dataclass
@@ -159,9 +159,13 @@ class ClassifyTask(SupervisedTask):
                 "majority_class": int(np.bincount(d.train.labels).argmax())}
 
     def evaluate(self, split) -> dict:
-        loss, outputs = self.outputs(split)
-        predictions, probs = class_predictions(outputs, len(split))
-        return {"loss": loss, **self.scores(predictions, split), "probabilities": probs}
+        """Loss and ``scores`` on ``split``; each batch's logits kept only as its predicted
+        classes (10,000 classes x the examples would be gigabytes)."""
+        loss, outputs = self.outputs(split, keep=lambda logits: logits.argmax(axis=-1))
+        predictions = np.zeros(len(split), dtype=np.int64)
+        for batch, predicted in outputs:
+            predictions[np.asarray(batch["rows"])] = predicted
+        return {"loss": loss, **self.scores(predictions, split)}
 
     def scores(self, predictions, split) -> dict:
         """Accuracy, macro F1, the most frequent confusions and (up to ``MAX_MATRIX_CLASSES``

@@ -151,9 +151,11 @@ class SupervisedTask(Task):
         after results.json; ``save_figure`` turns a failure to draw into a warning."""
 
     # -- evaluation ------------------------------------------------------------------------------
-    def outputs(self, split, batch_size: int = EVAL_BATCH) -> tuple[float, list]:
+    def outputs(self, split, batch_size: int = EVAL_BATCH, keep=None) -> tuple[float, list]:
         """(mean loss over the split's counted positions, [(batch, logits on the host)]) in eval
-        mode (restored after); batches in length order, no shuffling."""
+        mode (restored after); batches in length order, no shuffling. ``keep(logits)``: what to
+        hold of each batch's logits instead (a classifier's argmax: memory of the examples, not
+        of examples x classes)."""
         loss_fn, total, count, out = SoftmaxCrossEntropy(), 0.0, 0, []
         was_training = self.model.training
         self.model.eval()
@@ -163,7 +165,7 @@ class SupervisedTask(Task):
                 targets, mask = self.targets(batch)
                 total += loss_fn.forward(logits, targets, mask) * loss_fn.count
                 count += loss_fn.count
-                out.append((batch, backend.to_numpy(logits)))
+                out.append((batch, backend.to_numpy(logits if keep is None else keep(logits))))
         finally:
             self.model.train(was_training)
         return total / max(count, 1), out
