@@ -79,12 +79,12 @@ def test_export_replaces_an_existing_file_only_with_overwrite(tmp_path, capsys):
     assert precious.read_bytes() != b"a year of notes"
 
 
-def _demo(out: Path, *extra):
-    """`rnnlab demo` in a process of its own (one BLAS thread: no re-execution)."""
+def _demo(out, *extra, cwd=None):
+    """`rnnlab demo` in a process of its own (one BLAS thread: no re-execution), run in ``cwd``."""
     env = {**os.environ, "PYTHONPATH": SRC, "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1"}
     code = "import sys; from rnnlab.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, "demo", "--n", "200", "--epochs", "1", "--out", str(out),
-                           "--no-progress", *extra], env=env, capture_output=True, text=True, timeout=300)
+                           "--no-progress", *extra], env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def test_demo_refuses_a_folder_holding_another_run_or_heatmap(lm_run, tmp_path):
@@ -101,6 +101,10 @@ def test_demo_refuses_a_folder_holding_another_run_or_heatmap(lm_run, tmp_path):
     proc = _demo(tmp_path / "other")
     assert proc.returncode == 2 and "attention.png already exists" in proc.stderr and proc.stdout == ""
     assert _snapshot(tmp_path / "other") == {Path("attention.png"): b"a heatmap kept"}
+    (tmp_path / "here").mkdir()
+    proc = _demo("", cwd=tmp_path / "here")   # used to put the run into the current folder
+    assert proc.returncode == 2 and "--out is empty" in proc.stderr.strip().splitlines()[-1]
+    assert list((tmp_path / "here").iterdir()) == []
 
 
 def test_experiment_refuses_a_folder_holding_a_run(lm_run, tmp_path, capsys):
