@@ -115,7 +115,11 @@ def test_deterministic_under_seed(tiny, tmp_path):
 
 def test_attention_runs_again_into_its_own_folder_with_the_same_answer(tiny):
     figures, folder = tiny["attention"]
-    again = experiments.run("attention", folder, seed=0, size="tiny")   # its runs/ are replaced
+    report = (folder / "report.md").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds files: add --overwrite"):
+        experiments.run("attention", folder, seed=0, size="tiny")      # nothing replaced unasked
+    assert (folder / "report.md").read_bytes() == report
+    again = experiments.run("attention", folder, seed=0, size="tiny", overwrite=True)   # its runs/ are replaced
     assert again["answer"] == figures["answer"]
 
 

@@ -131,31 +131,67 @@ def accuracy(predictions, references, mask=None) -> float:
     return float((pred == ref).mean()) if ref.size else 0.0
 
 
+# Class counts above which a classifier's results hold less than everything (the memory of the
+# full forms grows with the square of the class count): results.json keeps the whole confusion
+# matrix up to MAX_MATRIX_CLASSES (32 MB as int64 at 2,000; 10,000 classes would be 800 MB, and
+# several GB as JSON), a picture or printed table shows it up to MAX_SHOWN_CLASSES (0.45 in a
+# class: 1,000 would need about 8 GB to draw). ``top_confusions`` is the table for any count.
+MAX_MATRIX_CLASSES = 2000
+MAX_SHOWN_CLASSES = 50
+TOP_CONFUSIONS = 20
+
+
 def confusion_matrix(predictions, references, num_classes: int | None = None, mask=None):
     """(C, C) int64 counts: row = true class, column = predicted class."""
     pred, ref = _pair(predictions, references, mask)
-    if num_classes is None:
-        num_classes = int(max(pred.max(initial=-1), ref.max(initial=-1))) + 1
-    if pred.size and (min(pred.min(), ref.min()) < 0 or max(pred.max(), ref.max()) >= num_classes):
-        raise ValueError(f"class ids must lie in [0, {num_classes})")
+    num_classes = _class_count(pred, ref, num_classes)
     return np.bincount(ref * num_classes + pred, minlength=num_classes * num_classes).reshape(
         num_classes, num_classes)
 
 
-def f1_per_class(matrix):
-    """F1 of each class from a confusion matrix: 2 TP / (2 TP + FP + FN); 0 where undefined."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    tp = np.diag(matrix)
-    denominator = matrix.sum(axis=0) + matrix.sum(axis=1)   # (TP + FP) + (TP + FN)
-    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+def _class_count(pred, ref, num_classes: int | None) -> int:
+    """``num_classes`` (None: the largest id + 1), every id checked to lie below it."""
+    if num_classes is None:
+        num_classes = int(max(pred.max(initial=-1), ref.max(initial=-1))) + 1
+    if pred.size and (min(pred.min(), ref.min()) < 0 or max(pred.max(), ref.max()) >= num_classes):
+        raise ValueError(f"class ids must lie in [0, {num_classes})")
+    return num_classes
+
+
+def top_confusions(predictions, references, labels, k: int = TOP_CONFUSIONS, mask=None) -> list[dict]:
+    """The ``k`` most frequent mistakes, most frequent first (equal counts: by true, then
+    predicted class id): ``[{"true": label, "predicted": label, "count": n}]``. Counted from the
+    mistakes alone, so its memory grows with the number of examples, not with the square of
+    the class count: the confusion table of any number of classes."""
+    pred, ref = _pair(predictions, references, mask)
+    n = _class_count(pred, ref, len(labels))
+    wrong = pred != ref
+    pairs, counts = np.unique(ref[wrong].astype(np.int64) * n + pred[wrong], return_counts=True)
+    order = np.lexsort((pairs, -counts))[:k]
+    return [{"true": str(labels[pairs[i] // n]), "predicted": str(labels[pairs[i] % n]), "count": int(counts[i])}
+            for i in order]
+
+
+def top_confusions_table(rows: list[dict], max_label: int = 24) -> str:
+    """``top_confusions`` as a text table: true label, predicted label, count."""
+    width = max([len(str(r[key])[:max_label]) for r in rows for key in ("true", "predicted")] + [9])
+    lines = [f"{'true':<{width}} {'predicted':<{width}} count"]
+    lines += [f"{str(r['true'])[:max_label]:<{width}} {str(r['predicted'])[:max_label]:<{width}} {r['count']}"
+              for r in rows]
+    return "\n".join(lines)
 
 
 def macro_f1(predictions, references, num_classes: int | None = None, mask=None) -> float:
-    """Unweighted mean of the per-class F1 over the classes that occur (in the references or
-    the predictions), as scikit-learn's ``f1_score(average="macro")``."""
-    matrix = confusion_matrix(predictions, references, num_classes, mask)
-    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
-    return float(f1_per_class(matrix)[present].mean()) if present.any() else 0.0
+    """Unweighted mean of the per-class F1, 2 TP / (2 TP + FP + FN), over the classes that occur
+    (in the references or the predictions), as scikit-learn's ``f1_score(average="macro")``.
+    Counted per class (memory of the class count, not of its square)."""
+    pred, ref = _pair(predictions, references, mask)
+    num_classes = _class_count(pred, ref, num_classes)
+    true_positives = np.bincount(ref[pred == ref], minlength=num_classes).astype(np.float64)
+    denominator = (np.bincount(pred, minlength=num_classes) + np.bincount(ref, minlength=num_classes)).astype(
+        np.float64)   # (TP + FP) + (TP + FN)
+    present = denominator > 0
+    return float((2 * true_positives[present] / denominator[present]).mean()) if present.any() else 0.0
 
 
 def per_class_accuracy(predictions, references, labels, mask=None) -> dict:

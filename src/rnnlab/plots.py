@@ -92,10 +92,7 @@ def plot_curves(rows: Sequence[dict], path, keys: Sequence[str] = ("train_loss",
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def plot_attention(weights, source_tokens: Sequence[str], target_tokens: Sequence[str], path,
@@ -127,23 +124,30 @@ def plot_attention(weights, source_tokens: Sequence[str], target_tokens: Sequenc
         ax.set_title(textwrap.fill(title, max(20, int(width * 9))), fontsize=10, **font)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
+
+
+def save_png(fig, path, dpi=None) -> Path:
+    """Write ``fig`` as PNG to ``path`` atomically (``fileio.atomic_write``; the PNG format is
+    given, so matplotlib never appends ``.png`` to a name without it), and close it."""
+    from .fileio import atomic_write
+
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi or "figure"))
+    finally:
+        _pyplot().close(fig)
 
 
 def plot_or_warn(plot, *args, **kwargs) -> Path | None:
-    """Call a plot function of this module; when matplotlib is missing, warn and return None
-    instead of raising, so that a run that computed its results keeps them (the numbers behind
-    a figure go to results.json / the log whatever happens here)."""
+    """Call a plot function of this module; when it fails (matplotlib missing, a figure too large
+    for the memory, a font or disk error), warn and return None instead of raising, so that the
+    results computed before it are kept (the numbers behind a figure are written first: to
+    results.json, the log, stdout). An interrupt still stops."""
     import warnings
 
     try:
         return plot(*args, **kwargs)
-    except RuntimeError as err:
-        if "matplotlib" not in str(err):
-            raise
+    except Exception as err:  # noqa: BLE001 - any failure of an optional figure: see above
         warnings.warn(f"no figure {kwargs.get('path', args[-1] if args else '')}: {err}", stacklevel=2)
         return None
 
@@ -151,9 +155,16 @@ def plot_or_warn(plot, *args, **kwargs) -> Path | None:
 def plot_confusion_matrix(matrix, labels: Sequence[str], path, title: str | None = None,
                           normalize: bool = True) -> Path:
     """Heatmap of a confusion matrix (rows true, columns predicted), each cell labelled with its
-    count; with ``normalize`` the colours are row fractions (recall), so rare classes show."""
+    count; with ``normalize`` the colours are row fractions (recall), so rare classes show. At
+    most ``metrics.MAX_SHOWN_CLASSES`` classes (0.45 in a class: 1,000 would need about 8 GB);
+    above, ``metrics.top_confusions`` is the table to show."""
     import numpy as np
 
+    from .metrics import MAX_SHOWN_CLASSES
+
+    if len(labels) > MAX_SHOWN_CLASSES:
+        raise ValueError(f"a confusion picture of {len(labels)} classes is too large (at most {MAX_SHOWN_CLASSES}): "
+                         f"show the most frequent confusions instead (metrics.top_confusions)")
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape != (len(labels), len(labels)):
         raise ValueError(f"confusion matrix of shape {matrix.shape} does not match {len(labels)} labels")
@@ -179,10 +190,7 @@ def plot_confusion_matrix(matrix, labels: Sequence[str], path, title: str | None
         ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the row" if normalize else "count")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def plot_captions(images, captions: Sequence[str], path, references: Sequence[str] | None = None,
@@ -217,7 +225,4 @@ def plot_captions(images, captions: Sequence[str], path, references: Sequence[st
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

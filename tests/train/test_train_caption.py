@@ -22,6 +22,10 @@ def test_feature_captions_beat_the_majority_caption(tmp_path):
     assert result["exact_match"] >= baseline + 0.4 and result["beam_exact_match"] >= baseline + 0.4
     assert 0 <= result["token_accuracy"] <= 1 and result["test_n"] == 50
     assert not (tmp_path / "run" / "captions.png").exists()   # no images to draw
+    written = json.loads((tmp_path / "run" / "results.json").read_text())   # names its checkpoint (README)
+    best = max(result.history, key=lambda row: row["valid_exact_match"])  # the first of equal values
+    assert written["checkpoint"] == "best" and written["checkpoint_metric"] == "valid_exact_match"
+    assert written["checkpoint_epoch"] == best["epoch"]
 
 
 def test_max_decode_len_bounds_the_captions(tmp_path):

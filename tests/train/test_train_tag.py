@@ -34,6 +34,10 @@ def test_bidirectional_tagger_beats_majority_on_unseen_words(toy, tmp_path):
     assert m["accuracy"] >= m["majority_baseline"] + 0.3
     assert m["unseen_words"] > 0.7 * m["test_words"] and m["unseen_accuracy"] >= m["majority_baseline"] + 0.25
     assert set(m["per_tag"]) == {"DET", "NOUN", "VERB", "ADJ", "ADV"} and "streaming_identical" not in m
+    written = json.loads((tmp_path / "run" / "results.json").read_text())   # names its checkpoint (README)
+    best = max(result.history, key=lambda row: row["valid_accuracy"])     # the first of equal values
+    assert written["checkpoint"] == "best" and written["checkpoint_metric"] == "valid_accuracy"
+    assert written["checkpoint_epoch"] == best["epoch"]
     (out,) = tag_sentences(tmp_path / "run", ["the rotion mildly passed"])
     assert out["words"] == ["the", "rotion", "mildly", "passed"] and out["tags"][0] == "DET"
     assert len(out["tags"]) == 4

@@ -1,6 +1,7 @@
 """``rnnlab data dates|addition|copy --n N --seed S [--out FILE]``: write generated pairs as TSV.
 
-Without ``--out`` the pairs go to stdout (one ``source<TAB>target`` line each).
+Without ``--out`` the pairs go to stdout (one ``source<TAB>target`` line each); an existing
+``FILE`` is replaced only with ``--overwrite`` (``fileio.write_output``).
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ def register(ctx) -> None:
     parser.add_argument("--n", type=int, default=1000, help="number of pairs (all sources distinct)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", metavar="FILE", help="output TSV file (default: stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace FILE when it exists")
     parser.set_defaults(func=run)
 
 
 def run(args) -> dict:
     pairs = generated.GENERATORS[args.task](args.n, seed=args.seed)
-    if args.out:
-        generated.write_tsv(pairs, args.out)
+    if args.out is not None:   # `--out ""` is refused, not taken for stdout
+        generated.write_tsv(pairs, args.out, overwrite=args.overwrite)
         print(f"wrote {len(pairs)} {args.task} pairs to {args.out}", file=sys.stderr)
     else:
         for source, target in pairs:

@@ -10,6 +10,9 @@ The demo runs its BLAS single-threaded (``--threads``): its matrices are small, 
 thread gains little, and on a CPU shared with other programs, multi-threaded OpenBLAS can be
 slowed down several-fold. Because OpenBLAS fixes its thread count when NumPy is loaded, the demo
 restarts itself in a fresh Python with ``OPENBLAS_NUM_THREADS`` set when it was not started so.
+
+Like every command, the demo writes over nothing without ``--overwrite``: a run already in
+``DIR/run`` (of any task) or an ``DIR/attention.png`` stops it before training.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..fileio import check_output, check_output_folder
 from ..plots import plot_or_warn
 from ..train.seq2seq import Seq2SeqConfig, Translator, save_attention_plot, train_seq2seq
 
@@ -47,6 +51,8 @@ def register(ctx) -> None:
                         help="BLAS threads (default 1: this model's matrices are small, and one thread is "
                              "not slowed down by other programs on a busy CPU, as several can be)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run and heatmap of an earlier demo "
+                                                                "in DIR")
     parser.set_defaults(func=run)
 
 
@@ -67,8 +73,8 @@ def _in_child_process(args) -> dict | None:
         argv = [sys.executable, "-c", "import sys; from rnnlab.cli import main; sys.exit(main(sys.argv[1:]))",
                 "demo", "--out", str(args.out), "--seed", str(args.seed), "--epochs", str(args.epochs),
                 "--n", str(args.n), "--threads", threads]
-        if args.no_progress:
-            argv.append("--no-progress")
+        argv += [flag for flag, given in (("--no-progress", args.no_progress), ("--overwrite", args.overwrite))
+                 if given]
         sys.stdout.flush()
         code = subprocess.call(argv, env=env)
         if code != 0 or not result_path.exists():
@@ -84,13 +90,14 @@ def run(args) -> dict:
     if child is not None:
         child["wall_s"] = round(time.perf_counter() - start, 2)  # including the child's start
         return child
-    out = Path(args.out)
+    out = check_output_folder(args.out)
+    heatmap_path = check_output(out / "attention.png", overwrite=args.overwrite)  # before training, not after
     out.mkdir(parents=True, exist_ok=True)
     settings = {**DEMO, "epochs": args.epochs, "n": args.n}
     config = Seq2SeqConfig(**settings, seed=args.seed, data_seed=args.seed, progress=False if args.no_progress else None)
     print(f"rnnlab demo: {config.n} generated dates, {config.attention} attention ({config.score}), "
           f"{config.cell.upper()} {config.hidden}, {config.epochs} epochs", file=sys.stderr)
-    trained = train_seq2seq(config, out / "run", examples=8, overwrite=True)  # a demo run replaces the last one
+    trained = train_seq2seq(config, out / "run", examples=8, overwrite=args.overwrite)
     model, result = trained.model, trained.metrics
 
     print("held-out dates:")
@@ -102,12 +109,12 @@ def run(args) -> dict:
     print("your own:")
     for r in shown:
         print(f"  {r['source']:<32} -> {r['translation']}")
-    heatmap = plot_or_warn(save_attention_plot, shown[0], out / "attention.png")  # None without matplotlib
+    heatmap = plot_or_warn(save_attention_plot, shown[0], heatmap_path)  # None when it cannot be drawn
     wall = time.perf_counter() - start
     print(f"exact match on {result['test_pairs']} held-out dates: {100 * result['exact_match']:.2f}%  "
           f"(token accuracy {100 * result['token_accuracy']:.2f}%, {model.count_params():,} parameters, "
           f"{wall:.0f} s)")
-    print(f"attention heatmap: {heatmap}" if heatmap else "attention heatmap: not drawn (pip install 'rnnlab[plot]')")
+    print(f"attention heatmap: {heatmap}" if heatmap else "attention heatmap: not drawn (the warning above says why)")
     summary = {"exact_match": result["exact_match"], "token_accuracy": result["token_accuracy"],
                "bleu": result["bleu"], "test_pairs": result["test_pairs"], "epochs": config.epochs,
                "params": model.count_params(), "wall_s": round(wall, 2), "heatmap": str(heatmap) if heatmap else None,

@@ -8,7 +8,10 @@
 From a run folder the vocabulary goes into the ONNX file's metadata (``rnnlab_vocab``, or
 ``rnnlab_src_vocab`` / ``rnnlab_tgt_vocab``, and ``rnnlab_level``), so the file alone is
 enough to generate text (examples/onnx_generate.py). A layer or option with no ONNX form is
-refused with one line naming it, exit status 2.
+refused with one line naming it, exit status 2. The output follows the rule of every command
+(``fileio.check_output``): an existing file is replaced only with ``--overwrite``, and never the
+command's own input (the model file being converted, a run's checkpoints and other files), even
+with ``--overwrite``; every file is checked before anything is written, and written atomically.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ def register(ctx) -> None:
     p.add_argument("--out", required=True, help="output file (a seq2seq model writes OUT's stem .encoder.onnx "
                                                 "and .decoder_step.onnx)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint of a run")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (never the input)")
     p.set_defaults(func=run)
 
 
@@ -72,21 +76,27 @@ def load_source(source, checkpoint: str = "best"):
     return load_checkpoint(path).model, {"rnnlab_source": path.name}
 
 
-def export(source, out, fmt: str = "onnx", checkpoint: str = "best") -> dict:
+def export(source, out, fmt: str = "onnx", checkpoint: str = "best", overwrite: bool = False) -> dict:
     """Export ``source`` to ``out``; returns {"files": [...], "model": class name}."""
+    from ..fileio import check_output
     from ..interop import export_onnx
+    from ..train.run import input_files
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    inputs = input_files(source)
+    # the input named as output, an empty --out, a folder: refused before a model is read; whether
+    # each file written exists is export_onnx's to check (a seq2seq writes OUT's stem files)
+    check_output(out, overwrite=True, inputs=inputs)
     model, metadata = load_source(source, checkpoint)
     model.eval()
-    files = export_onnx(model, out, metadata=metadata)
+    files = export_onnx(model, out, metadata=metadata, overwrite=overwrite, inputs=inputs)
     return {"files": [str(f) for f in files], "model": type(model).__name__, "format": fmt}
 
 
 def run(args) -> dict:
     try:
-        result = export(args.source, args.out, args.format, args.checkpoint)
+        result = export(args.source, args.out, args.format, args.checkpoint, args.overwrite)
     except (ValueError, OSError, ImportError) as err:
         # an unsupported layer/option (UnsupportedError), a missing or damaged file, a missing
         # optional package: the user's to fix, so one line and exit status 2

@@ -82,7 +82,7 @@ def run_seeds(args, seeds: tuple) -> dict:
     run folders, ``members``: their figures)."""
     from .. import distributed as dist
     from ..train.ensemble import evaluate_ensemble, report
-    from ..train.run import atomic_write_text
+    from ..fileio import atomic_write_text
 
     if not args.out:
         raise ValueError("--seeds needs --out RUN_DIR (the runs go to RUN_DIR/seed-S)")

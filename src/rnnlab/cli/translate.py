@@ -1,7 +1,9 @@
 """``rnnlab translate RUN_DIR "text" ["text" ...] [--beam K] [--plot FILE.png]``.
 
 Translates each text with the best model of a seq2seq run directory and prints one output per
-line; ``--plot`` saves the attention heatmap of the first text (attention models).
+line; ``--plot`` saves the attention heatmap of the first text (attention models) as a new PNG
+file: a name ending in ``.png`` (a folder is refused, as is an existing file unless
+``--overwrite``, and any of the run's own files), checked before decoding.
 
     rnnlab translate runs/dates "september 27, 1994" "6/21/07"
     rnnlab translate runs/ko-en --file sentences.txt     # one source a line (blank lines skipped)
@@ -12,6 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..fileio import check_output
+from ..train.run import input_files
 from ..train.seq2seq import translate
 
 
@@ -26,6 +30,7 @@ def register(ctx) -> None:
     parser.add_argument("--length-penalty", type=float, default=1.0,
                         help="beam score = log p / length ** this (0: plain log p)")
     parser.add_argument("--plot", metavar="FILE.png", help="save the attention heatmap of the first text")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --plot file when it exists")
     parser.set_defaults(func=run)
 
 
@@ -57,6 +62,9 @@ def _lines(text: str) -> list[str]:
 def run(args) -> dict:
     if args.beam < 1:
         raise ValueError(f"--beam must be at least 1, got {args.beam}")
+    if args.plot is not None:
+        check_output(args.plot, overwrite=args.overwrite, flag="--plot", suffix=".png",
+                     inputs=input_files(args.run_dir))
     sources = read_sources(args.texts, args.file)
     if not sources:
         raise ValueError("nothing to translate: give TEXT arguments, --file FILE, or '-' for stdin")

@@ -33,6 +33,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .. import backend
+from ..fileio import write_output
 
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
           "september", "october", "november", "december")
@@ -212,15 +213,16 @@ def embedded_reber(n: int, min_len: int = 0, seed: int = 0) -> list[str]:
     return out
 
 
-def write_tsv(pairs: Iterable[tuple[str, str]], path) -> Path:
-    """Write ``source<TAB>target`` lines (UTF-8); returns the path."""
-    path = Path(path)
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
+def write_tsv(pairs: Iterable[tuple[str, str]], path, overwrite: bool = False) -> Path:
+    """Write ``source<TAB>target`` lines (UTF-8) atomically; returns the path. An existing file
+    is replaced only with ``overwrite``; a pair holding a tab or newline leaves nothing written."""
+    def write(f):
         for source, target in pairs:
             if "\t" in source or "\t" in target or "\n" in source or "\n" in target:
                 raise ValueError(f"{path}: pair {source!r} -> {target!r} contains a tab or newline")
             f.write(f"{source}\t{target}\n")
-    return path
+
+    return write_output(path, write, binary=False, overwrite=overwrite)
 
 
 GENERATORS = {"dates": dates, "addition": addition, "copy": copy_pairs}

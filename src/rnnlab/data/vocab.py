@@ -86,8 +86,10 @@ class Vocab:
         return vocab
 
     def save(self, path) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_json(), f, ensure_ascii=False)
+        """Write the vocabulary as JSON, atomically (``fileio.atomic_write_text``)."""
+        from ..fileio import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_json(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path) -> "Vocab":

@@ -35,10 +35,15 @@ def module(name: str):
     return importlib.import_module(f"{__name__}.{EXPERIMENTS[name]}")
 
 
-def run(name: str, out, seed: int = 0, size: str = "tiny") -> dict:
-    """Run one experiment into folder ``out``; returns its figures plus ``answer`` and ``report``."""
+def run(name: str, out, seed: int = 0, size: str = "tiny", overwrite: bool = False) -> dict:
+    """Run one experiment into folder ``out``; returns its figures plus ``answer`` and ``report``.
+    ``out`` must be new or empty unless ``overwrite`` (``fileio.check_output_folder``): an
+    experiment writes over nothing it was not asked to, a run's results.json included."""
+    from ..fileio import check_output_folder
     from .report import read_answer
 
+    module(name)  # an unknown name is refused before any folder is looked at
+    check_output_folder(out, overwrite=overwrite)
     start = time.perf_counter()
     figures = module(name).run(Path(out), seed=seed, size=size)
     figures["answer"] = read_answer(Path(out) / "report.md")
@@ -47,14 +52,17 @@ def run(name: str, out, seed: int = 0, size: str = "tiny") -> dict:
     return figures
 
 
-def run_all(out, seed: int = 0, size: str = "tiny", names=None) -> dict:
-    """Run every experiment into ``out/NAME/`` and write ``out/index.md`` over them."""
-    out = Path(out)
+def run_all(out, seed: int = 0, size: str = "tiny", names=None, overwrite: bool = False) -> dict:
+    """Run every experiment into ``out/NAME/`` and write ``out/index.md`` over them (``out``: new
+    or empty unless ``overwrite``, as for ``run``)."""
+    from ..fileio import atomic_write_text, check_output_folder
+
+    out = check_output_folder(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in names or EXPERIMENTS:
         print(f"experiment {name} ...", file=sys.stderr, flush=True)
-        results[name] = run(name, out / name, seed=seed, size=size)
+        results[name] = run(name, out / name, seed=seed, size=size, overwrite=True)  # out was checked above
         print(f"  {results[name]['answer']} ({results[name]['wall_s']} s)", file=sys.stderr, flush=True)
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     lines = ["# What the notes claim, measured", "",
@@ -64,5 +72,5 @@ def run_all(out, seed: int = 0, size: str = "tiny", names=None) -> dict:
         question = module(name).QUESTION.replace("|", "/")
         lines.append(f"| [{name}]({name}/report.md) | {question} | {figures['answer'].replace('|', '/')} "
                      f"| {figures['wall_s']} |")
-    (out / "index.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(out / "index.md", "\n".join(lines) + "\n")
     return {"index": str(out / "index.md"), "experiments": results}

@@ -17,9 +17,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import sys
 from pathlib import Path
 
-from ..fileio import json_default
+from ..fileio import atomic_write_text, json_default
+from ..plots import save_png
 
 
 def _cell(value) -> str:
@@ -84,11 +86,15 @@ class Report:
             self.parts.append(f"_(plot {filename} skipped: matplotlib is not installed; "
                               f"pip install 'rnnlab[plot]')_")
             return None
-        fig = draw(plt)
         path = self.out / filename
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        try:
+            fig = draw(plt)
+            fig.tight_layout()
+            save_png(fig, path, dpi=100)
+        except Exception as err:  # noqa: BLE001 - a figure that fails costs the figure, not the experiment
+            print(f"warning: plot {filename} skipped: {err}", file=sys.stderr)
+            self.parts.append(f"_(plot {filename} skipped: {err})_")
+            return None
         self.plots.append(filename)
         self.parts.append(f"![{caption or filename}]({filename})" + (f"\n\n_{caption}_" if caption else ""))
         return path
@@ -106,12 +112,9 @@ class Report:
                 f"**Answer.** {self.the_answer}", "",
                 f"_Command: `rnnlab experiment {self.name} --seed {self.seed} --size {self.size}`, "
                 f"run {date}._"]
-        path = self.out / "report.md"
-        path.write_text("\n\n".join(["\n".join(head)] + self.parts) + "\n", encoding="utf-8")
-        if figures is not None:
-            (self.out / "results.json").write_text(json.dumps(figures, indent=1, default=json_default) + "\n",
-                                                  encoding="utf-8")
-        return path
+        if figures is not None:  # the numbers first: the report is their text
+            atomic_write_text(self.out / "results.json", json.dumps(figures, indent=1, default=json_default) + "\n")
+        return atomic_write_text(self.out / "report.md", "\n\n".join(["\n".join(head)] + self.parts) + "\n")
 
 
 def read_answer(report_path) -> str:

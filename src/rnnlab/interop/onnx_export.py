@@ -399,22 +399,29 @@ def _exporter(model):
                            f"(supported: {', '.join(exporters)})")
 
 
-def export_onnx(model, path, metadata: dict | None = None) -> list[Path]:
+def export_onnx(model, path, metadata: dict | None = None, overwrite: bool = False, inputs=()) -> list[Path]:
     """Write ``model`` as ONNX at ``path`` (a Seq2Seq as ``<stem>.encoder.onnx`` and
     ``<stem>.decoder_step.onnx`` beside it); ``metadata`` (str -> str, e.g. a vocabulary as
-    JSON) goes into each file's ``metadata_props``. Returns the paths written."""
+    JSON) goes into each file's ``metadata_props``. Returns the paths written. Every file is
+    checked by the output rule (``fileio.check_output``: an existing file only with
+    ``overwrite``, never one of ``inputs``) before any is written, and written atomically."""
     import json
 
-    onnx = require("onnx", "ONNX export")
+    from ..fileio import check_output, write_output
+
+    require("onnx", "ONNX export")
     path = Path(path)
+    graphs = [(path if not suffix else path.with_name(f"{path.stem}.{suffix}{path.suffix or '.onnx'}"), graph)
+              for suffix, graph in _exporter(model)(model)]
+    for target, _ in graphs:
+        check_output(target, overwrite=overwrite, inputs=inputs)
     written = []
-    for suffix, graph in _exporter(model)(model):
+    for target, graph in graphs:
         graph.metadata.update({"rnnlab_model": json.dumps(_model_spec(model))})
         graph.metadata.update(metadata or {})
-        target = path if not suffix else path.with_name(f"{path.stem}.{suffix}{path.suffix or '.onnx'}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(graph.model(), str(target))
-        written.append(target)
+        proto = graph.model()
+        written.append(write_output(target, lambda f: f.write(proto.SerializeToString()), overwrite=overwrite,
+                                    inputs=inputs))
     return written
 
 

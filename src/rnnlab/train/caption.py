@@ -141,7 +141,7 @@ class CaptionTask(SupervisedTask):
     def curve_keys(self) -> tuple:
         return ("train_loss", "valid_loss", "valid_exact_match")
 
-    def final_metrics(self, history) -> dict:
+    def test_figures(self) -> dict:
         test = self.data.test
         greedy, beam = self.evaluate(test), self.evaluate(test, self.config.beam)
         loss, _ = self.outputs(test)

@@ -14,8 +14,10 @@ file, ``valid_fraction`` of train (seeded) is held out. Model: ``models/classifi
 ``SequenceClassifier`` (embedding for words, or the standardized vectors; stacked, optionally
 bidirectional encoder; last / mean / max pooling; dense). The monitored metric is the
 validation accuracy (best.npz, early stopping); at the end the best model is evaluated on the
-test split: accuracy, macro F1, the confusion matrix (``confusion.png`` in the run folder) and
-the majority-class baseline.
+test split: accuracy, macro F1, the most frequent confusions (``top_confusions``), the confusion
+matrix (up to ``metrics.MAX_MATRIX_CLASSES`` classes, else null; ``confusion.png`` in the run
+folder up to ``metrics.MAX_SHOWN_CLASSES``) and the majority-class baseline, in memory bounded
+for any class count.
 """
 from __future__ import annotations
 
@@ -32,10 +34,11 @@ from ..data.memory import padded_batch_bytes
 from ..data.padding import pad_ids, pad_vectors
 from ..data.timeseries import load_ts_classification, load_ts_dataset
 from ..data.vocab import Vocab
-from ..metrics import accuracy, confusion_matrix, confusion_table, macro_f1
+from ..metrics import (MAX_MATRIX_CLASSES, MAX_SHOWN_CLASSES, accuracy, confusion_matrix, confusion_table, macro_f1,
+                       top_confusions, top_confusions_table)
 from ..models.classifier import SequenceClassifier
-from .supervised import (SupervisedConfig, SupervisedTask, class_predictions, drop_words, load_run, log,
-                         majority_baseline, run_task, save_figure)
+from .supervised import (SupervisedConfig, SupervisedTask, drop_words, load_run, log, majority_baseline, run_task,
+                         save_figure)
 
 
 @dataclass
@@ -209,16 +212,19 @@ class ClassifyTask(SupervisedTask):
                 "frames_per_step": d.frames_per_step}   # resolved: what predict folds new series by
 
     def evaluate(self, split) -> dict:
-        loss, outputs = self.outputs(split)
-        predictions, probs = class_predictions(outputs, len(split))
-        return {"loss": loss, **self.scores(predictions, split), "probabilities": probs}
+        """Loss and ``scores`` on ``split``; each batch's logits kept only as its predicted
+        classes (10,000 classes x the examples would be gigabytes)."""
+        loss, outputs = self.outputs(split, keep=lambda logits: logits.argmax(axis=-1))
+        predictions = np.zeros(len(split), dtype=np.int64)
+        for batch, predicted in outputs:
+            predictions[np.asarray(batch["rows"])] = predicted
+        return {"loss": loss, **self.scores(predictions, split)}
 
     def scores(self, predictions, split) -> dict:
-        """Accuracy, macro F1 and confusion matrix of predicted class ids (N,) on ``split``
-        (one model's, or an ensemble's: ``train/ensemble.py``)."""
-        k = self.data.num_classes
-        return {"accuracy": accuracy(predictions, split.labels), "macro_f1": macro_f1(predictions, split.labels, k),
-                "confusion": confusion_matrix(predictions, split.labels, k), "predictions": predictions}
+        """Accuracy, macro F1, the most frequent confusions and (up to ``MAX_MATRIX_CLASSES``
+        classes, else None) the confusion matrix of predicted class ids (N,) on ``split`` (one
+        model's, or an ensemble's: ``train/ensemble.py``)."""
+        return classification_scores(predictions, split.labels, self.data.labels)
 
     def validate(self) -> dict:
         if self.data.valid is None:
@@ -227,21 +233,41 @@ class ClassifyTask(SupervisedTask):
         return {"valid_loss": figures["loss"], "valid_accuracy": figures["accuracy"],
                 "valid_macro_f1": figures["macro_f1"]}
 
-    def final_metrics(self, history) -> dict:
+    def test_figures(self) -> dict:
         d = self.data
         test = self.evaluate(d.test)
         valid = self.evaluate(d.valid) if d.valid is not None else {"accuracy": None, "macro_f1": None}
+        confusion = test["confusion"]
         return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "loss": test["loss"],
-                "confusion": test["confusion"].tolist(), "labels": list(map(str, d.labels)), "test_n": len(d.test),
+                "confusion": None if confusion is None else confusion.tolist(),
+                "top_confusions": test["top_confusions"], "labels": list(map(str, d.labels)), "test_n": len(d.test),
                 "majority_baseline": majority_baseline(d.train.labels, d.test.labels),
                 "valid_accuracy": valid["accuracy"], "valid_macro_f1": valid["macro_f1"],
                 "params": self.model.count_params()}
 
     def save_report(self, folder: Path, metrics: dict) -> None:
-        from ..plots import plot_confusion_matrix
+        save_confusion_picture(folder, metrics)
 
-        save_figure(plot_confusion_matrix, np.asarray(metrics["confusion"]), metrics["labels"],
-                    folder / "confusion.png", title=f"test: accuracy {100 * metrics['accuracy']:.2f}%")
+
+def classification_scores(predictions, references, labels) -> dict:
+    """``ClassifyTask.scores`` of class ids ``predictions`` against ``references``: memory
+    bounded for any number of ``labels`` (the matrix only up to ``MAX_MATRIX_CLASSES``)."""
+    k = len(labels)
+    return {"accuracy": accuracy(predictions, references), "macro_f1": macro_f1(predictions, references, k),
+            "confusion": confusion_matrix(predictions, references, k) if k <= MAX_MATRIX_CLASSES else None,
+            "top_confusions": top_confusions(predictions, references, labels), "predictions": predictions}
+
+
+def save_confusion_picture(folder: Path, metrics: dict) -> Path | None:
+    """``confusion.png`` of the test figures in ``folder`` for at most ``MAX_SHOWN_CLASSES``
+    classes; none above (results.json's ``top_confusions`` is the table then). A failure to draw
+    warns: the figures are already in results.json."""
+    if metrics.get("confusion") is None or len(metrics["labels"]) > MAX_SHOWN_CLASSES:
+        return None
+    from ..plots import plot_confusion_matrix
+
+    return save_figure(plot_confusion_matrix, np.asarray(metrics["confusion"]), metrics["labels"],
+                       folder / "confusion.png", title=f"test: accuracy {100 * metrics['accuracy']:.2f}%")
 
 
 ClassifyTask.config_class = ClassifyConfig
@@ -256,10 +282,17 @@ def train_classify(config: ClassifyConfig | None, run_dir=None, resume: bool = F
 
 
 def report(metrics: dict) -> str:
-    """The test figures as text: accuracy, macro F1, baseline, the confusion table."""
+    """The test figures as text: accuracy, macro F1, baseline, the confusion matrix (up to
+    ``MAX_SHOWN_CLASSES`` classes; above, the most frequent confusions)."""
+    labels = metrics["labels"]
+    if metrics.get("confusion") is not None and len(labels) <= MAX_SHOWN_CLASSES:
+        table = confusion_table(np.asarray(metrics["confusion"]), labels)
+    else:
+        table = (f"the {len(metrics['top_confusions'])} most frequent confusions of {len(labels)} classes:\n"
+                 + top_confusions_table(metrics["top_confusions"]))
     return (f"test: accuracy {100 * metrics['accuracy']:.2f}%, macro F1 {100 * metrics['macro_f1']:.2f}% "
             f"({metrics['test_n']} examples; majority baseline {100 * metrics['majority_baseline']:.2f}%)\n"
-            + confusion_table(np.asarray(metrics["confusion"]), metrics["labels"]))
+            + table)
 
 
 # ---- prediction -------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def _figures(metrics: dict, keys) -> dict:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in metrics.items() if k in keys}
 
 
-CLASSIFY_KEYS = ("accuracy", "macro_f1", "confusion")
+CLASSIFY_KEYS = ("accuracy", "macro_f1", "confusion", "top_confusions")
 TAG_KEYS = ("accuracy", "unseen_accuracy", "unseen_words", "words")
 CAPTION_KEYS = ("exact_match", "token_accuracy")
 SEQ2SEQ_KEYS = ("exact_match", "token_accuracy", "bleu")

@@ -35,6 +35,7 @@ from ..checkpoint import load_checkpoint
 from ..data import corpora
 from ..data.batching import BPTTBatches
 from ..data.vocab import Vocab
+from ..fileio import atomic_write_text
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import bits_per_char, perplexity
 from ..models.lm import LanguageModel
@@ -42,7 +43,6 @@ from ..optim import StepDecay
 from ..optim import get as get_optimizer
 from .config import TaskConfig, checkpoint_of, checkpoint_source
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
-from .run import atomic_write_text
 
 
 @dataclass

@@ -33,7 +33,6 @@ import time
 
 from .. import distributed as dist
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..fileio import json_default
 from ..optim import clip_grad_norm
 from . import parallel
 from .run import RunDir, RunLocked, check_resume_state  # noqa: F401  (RunDir is part of this module's interface)
@@ -382,12 +381,7 @@ class Trainer:
         if self.run is not None:
             metrics["run_dir"] = str(self.run.path)
         if self.writes:
-            import json
-
-            from .run import atomic_write_text
-
-            atomic_write_text(self.run.path / "results.json",
-                              json.dumps(metrics, indent=2, default=json_default) + "\n")
+            self.run.write_results(metrics)  # before the callbacks draw any figure of the results
         result = TrainResult(metrics=metrics, history=list(self.history), model=model,
                              run_dir=str(self.run.path) if self.run is not None else None, stopped=stopped,
                              task=task)

@@ -5,7 +5,9 @@
     RUN_DIR/best.npz         checkpoint with the best validation loss so far
     RUN_DIR/last.npz         the latest checkpoint (what --resume continues from)
     RUN_DIR/metrics.jsonl    one JSON object per line (one per epoch, plus any extra rows)
+    RUN_DIR/results.json     the final figures (written before any figure is drawn)
     RUN_DIR/curves.png       training and validation curves
+    RUN_DIR/confusion.png, captions.png   a task's pictures of its results
 
 ``config.json`` is written atomically (temporary file in the same folder, fsync, rename), so
 a run killed while saving never leaves a half-written config behind.
@@ -27,12 +29,7 @@ import json
 import os
 from pathlib import Path
 
-from ..fileio import atomic_write, json_default
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder + rename."""
-    atomic_write(path, lambda f: f.write(text), binary=False)
+from ..fileio import atomic_write_text, check_output_folder, json_default
 
 
 class RunDir:
@@ -45,9 +42,10 @@ class RunDir:
     CONFIG = "config.json"
     METRICS = "metrics.jsonl"
 
-    # the files a run writes: what --overwrite deletes
+    # the files a run writes: what --overwrite deletes, and what no other command may write over
     RUN_FILES = ("config.json", "vocab.json", "best.npz", "last.npz", "metrics.jsonl", "results.json",
-                 "curves.png")
+                 "curves.png", "confusion.png", "captions.png")
+    RESULTS = "results.json"
 
     def __init__(self, path, create: bool = True):
         self.path = Path(path)
@@ -57,6 +55,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"run directory {self.path} exists and is not a folder")
         if create:
+            check_output_folder(path)  # `--out ""` would put the run into the current folder
             self.path.mkdir(parents=True, exist_ok=True)
         elif not self.path.is_dir():
             raise FileNotFoundError(f"run directory {self.path} does not exist")
@@ -163,6 +162,15 @@ class RunDir:
     def curves_path(self) -> Path:
         return self.path / "curves.png"
 
+    @property
+    def results_path(self) -> Path:
+        return self.path / self.RESULTS
+
+    def write_results(self, metrics: dict) -> Path:
+        """Write the final figures as results.json, atomically (before any figure of them is drawn)."""
+        atomic_write_text(self.results_path, json.dumps(metrics, indent=2, default=json_default) + "\n")
+        return self.results_path
+
     def write_config(self, config: dict) -> Path:
         """Write ``config`` as pretty JSON, atomically."""
         atomic_write_text(self.config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
@@ -229,6 +237,15 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+
+def input_files(source) -> list[Path]:
+    """The files a command reading ``source`` must never write over (``fileio.check_output``'s
+    ``inputs``): a run folder's own files (``RunDir.RUN_FILES``), or the model file itself."""
+    path = Path(source)
+    if path.is_dir():
+        return [path / name for name in RunDir.RUN_FILES if (path / name).exists()]
+    return [path]
 
 
 _NUMBER = (int, float)

@@ -29,7 +29,7 @@ from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
 from ..losses import SoftmaxCrossEntropy
 from ..optim import StepDecay, get as get_optimizer
-from .config import TaskConfig
+from .config import TaskConfig, checkpoint_source
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
@@ -137,13 +137,25 @@ class SupervisedTask(Task):
         return ", ".join(f"{k} {v:.4g}" for k, v in row.items()
                          if isinstance(v, float) and k not in ("lr", "wall_s"))
 
+    def test_figures(self) -> dict:
+        """The final figures of the model the trainer restored (the best by ``monitor``)."""
+        raise NotImplementedError
+
+    def final_metrics(self, history) -> dict:
+        """``test_figures``, and which checkpoint they come from: ``checkpoint`` ("best" by
+        ``checkpoint_metric``), ``checkpoint_epoch``, as every trainer's results name it."""
+        return {**self.test_figures(), **checkpoint_source(history, self.monitor, self.mode)[0]}
+
     def save_report(self, folder: Path, metrics: dict) -> None:
-        """Figures of the final results written into the run folder (e.g. a confusion matrix)."""
+        """Figures of the final results written into the run folder (e.g. a confusion matrix),
+        after results.json; ``save_figure`` turns a failure to draw into a warning."""
 
     # -- evaluation ------------------------------------------------------------------------------
-    def outputs(self, split, batch_size: int = EVAL_BATCH) -> tuple[float, list]:
+    def outputs(self, split, batch_size: int = EVAL_BATCH, keep=None) -> tuple[float, list]:
         """(mean loss over the split's counted positions, [(batch, logits on the host)]) in eval
-        mode (restored after); batches in length order, no shuffling."""
+        mode (restored after); batches in length order, no shuffling. ``keep(logits)``: what to
+        hold of each batch's logits instead (a classifier's argmax: memory of the examples, not
+        of examples x classes)."""
         loss_fn, total, count, out = SoftmaxCrossEntropy(), 0.0, 0, []
         was_training = self.model.training
         self.model.eval()
@@ -153,7 +165,7 @@ class SupervisedTask(Task):
                 targets, mask = self.targets(batch)
                 total += loss_fn.forward(logits, targets, mask) * loss_fn.count
                 count += loss_fn.count
-                out.append((batch, backend.to_numpy(logits)))
+                out.append((batch, backend.to_numpy(logits if keep is None else keep(logits))))
         finally:
             self.model.train(was_training)
         return total / max(count, 1), out

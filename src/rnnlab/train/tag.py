@@ -148,7 +148,7 @@ class TagTask(SupervisedTask):
         return {"valid_loss": figures["loss"], "valid_accuracy": figures["accuracy"],
                 "valid_unseen_accuracy": figures["unseen_accuracy"]}
 
-    def final_metrics(self, history) -> dict:
+    def test_figures(self) -> dict:
         d = self.data
         test = self.evaluate(d.test)
         train_gold, _ = tag_arrays(d.train)
