@@ -64,7 +64,7 @@ def describe(train, test) -> dict:
 
 def train_rnnlab(train, test, extra) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        command = ["rnnlab", "train", "classify", "--ts", str(train), "--test", str(test),
+        command = [sys.executable, "-m", "rnnlab", "train", "classify", "--ts", str(train), "--test", str(test),
                    "--out", str(Path(folder) / "run"), "--json", *extra]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
@@ -86,6 +86,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sets", help="comma-separated set names (default: every set found)")
     parser.add_argument("--out", help="write the table (Markdown) here too")
     parser.add_argument("--json", action="store_true", help="the rows as one JSON object on the last line")
+    parser.add_argument("--anchors", metavar="FILE.json", help="the 1-NN anchors computed before, by set name and "
+                        "file sizes (read, and written with the new ones: DTW takes minutes on the long sets)")
     args, extra = parser.parse_known_args(argv)
     extra = [e for e in extra if e != "--"]
     sets = find_sets(args.folders, set(args.sets.split(",")) if args.sets else None)
@@ -96,13 +98,19 @@ def main(argv=None) -> int:
     header = ("| set | train / test | classes | length x features | rnnlab | wall s | 1-NN ED | 1-NN DTW | "
               "rnnlab - best anchor |\n|---|---|---:|---|---:|---:|---:|---:|---:|")
     lines, rows = [header], []
+    anchors = json.loads(Path(args.anchors).read_text(encoding="utf-8")) if args.anchors and \
+        Path(args.anchors).exists() else {}
     print(header, flush=True)
     for name, (train, test) in sets.items():
         info = describe(train, test)
         a, b = info.pop("anchors")
         ours = train_rnnlab(train, test, extra)
-        ed = one_nn_accuracy(a.series, a.labels, b.series, b.labels, "euclidean")
-        dtw = one_nn_accuracy(a.series, a.labels, b.series, b.labels, "dtw")
+        key = f"{name}:{train.stat().st_size}:{test.stat().st_size}"
+        if key not in anchors:
+            anchors[key] = [one_nn_accuracy(a.series, a.labels, b.series, b.labels, d) for d in ("euclidean", "dtw")]
+            if args.anchors:
+                Path(args.anchors).write_text(json.dumps(anchors, indent=1), encoding="utf-8")
+        ed, dtw = anchors[key]
         best = max(v for v in (ed, dtw) if v is not None)
         accuracy = ours.get("accuracy")
         margin = None if accuracy is None else accuracy - best
