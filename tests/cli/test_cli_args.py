@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.cli import build_parser, exit_status, main
-from rnnlab.cli.args import RULES, UserError, fractions, numeric_actions
+from rnnlab.cli.args import RULES, UserError, numeric_actions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,14 +49,17 @@ def test_every_numeric_flag_of_every_command_has_a_rule():
     unruled = [(p.prog, a.option_strings) for p, a in numeric_actions(parser) if a.dest not in RULES]
     assert not unruled
     for p, action in numeric_actions(parser):
-        assert action.type is RULES[action.dest], (p.prog, action.dest)
+        assert action.type.rule is RULES[action.dest][1], (p.prog, action.dest)
 
 
-def test_the_same_split_rule_for_every_task():
-    assert fractions("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
+@pytest.mark.parametrize("task", ["lm", "seq2seq"])
+def test_the_same_split_rule_for_every_task(task):
+    split = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._subparsers
+                 ._group_actions[0].choices[task]._actions if a.dest == "split")
+    assert split.type("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
     for bad in ("0.5,0.6,0.1", "1,0", "a,b,c", "-0.1,0.6,0.5", "nan,0.5,0.5"):
         with pytest.raises(argparse.ArgumentTypeError):
-            fractions(bad)
+            split.type(bad)
 
 
 def test_user_errors_are_2_bugs_keep_their_traceback():
