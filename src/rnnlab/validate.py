@@ -102,6 +102,11 @@ def non_negative_float(owner: str, name: str, value) -> float:
     return finite_float(owner, name, value, 0.0)
 
 
+def decay_factor(owner: str, name: str, value) -> float:
+    """A learning-rate decay factor in (0, 1] (1: constant), as ``float``."""
+    return finite_float(owner, name, value, 0.0, 1.0, low_open=True)
+
+
 def rate(owner: str, name: str, value) -> float:
     """A dropout-like rate in [0, 1), as ``float``."""
     return finite_float(owner, name, value, 0.0, 1.0, high_open=True)

@@ -18,16 +18,11 @@ from ..train.config import SECTIONS, base_type
 from .args import reader
 
 
-def flag_name(field, rule) -> str | None:
-    """The flag that sets ``field`` (``--hidden``), its name for a positional, None without one."""
-    return field.name if rule.positional else rule.flag
-
-
 def config_flags(config_class) -> dict[str, str]:
     """Every flag ``add_config_flags`` gives ``config_class``, with the field it sets."""
     flags = {}
     for field, rule in config_class.settings():
-        for flag in (flag_name(field, rule), rule.off_flag):
+        for flag in (rule.flag, rule.off_flag):
             if flag:
                 flags[flag] = field.name
     return flags
@@ -38,11 +33,11 @@ def add_config_flags(parser, config_class, *, defaults: bool = True) -> dict:
 
     ``defaults``: a flag left out gives the field's default (else None, for a command that
     layers a preset under the flags given: ``train lm``)."""
-    flagged = [(field, rule) for field, rule in config_class.settings() if flag_name(field, rule) or rule.off_flag]
+    flagged = [(field, rule) for field, rule in config_class.settings() if rule.flag or rule.off_flag]
     groups = {name: parser.add_argument_group(name) for name in SECTIONS
               if any(rule.group == name for _, rule in flagged)}
     for field, rule in flagged:
-        flag, group = flag_name(field, rule), groups[rule.group]
+        flag, group = rule.flag, groups[rule.group]
         default = field.default if defaults and not rule.flag_default_none else None
         help_text = _with_default(rule.help, field.default)
         if base_type(field) == "bool":
@@ -75,9 +70,13 @@ def config_values(args) -> dict:
 
 def given_flags(args, names) -> list[str]:
     """The flags of the fields ``names`` that were given on the command line (of a parser built
-    with ``defaults=False``, where a value not None was given)."""
-    return [flag_name(field, rule) or rule.off_flag for field, rule in args.config_class.settings()
-            if field.name in names and getattr(args, field.name, None) is not None]
+    with ``defaults=False``, where a value not None was given), as typed (``--mean-over-time``)."""
+    given = []
+    for field, rule in args.config_class.settings():
+        value = getattr(args, field.name, None)
+        if field.name in names and value is not None:
+            given.append(rule.off_flag if value is False and rule.off_flag else rule.flag)
+    return given
 
 
 def _add_switch(group, name: str, flag, rule, default, help_text) -> None:

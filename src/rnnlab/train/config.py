@@ -55,7 +55,7 @@ class Setting:
     choices: tuple | str | None     # the allowed values, or the name of the config class's attribute holding them
     resumable: bool                 # whether --resume may change it
     group: str                      # the --help section of its flag (one of SECTIONS)
-    flag: str | None                # "--hidden"; None: no flag that sets it to True / a value
+    flag: str | None                # "--hidden" (a positional: its name); None: no flag setting it to True / a value
     off_flag: str | None            # a flag that sets it to False ("--unidirectional" for bidirectional)
     off_help: str | None
     positional: bool                # an optional positional argument instead of a flag
@@ -129,8 +129,9 @@ class TaskConfig:
                 if kind not in checks:
                     raise TypeError(f"{cls.__name__}.{field.name}: a {kind} setting needs a check")
                 rule = dataclasses.replace(rule, check=checks[kind])
-            if rule.flag == _AUTO:
-                rule = dataclasses.replace(rule, flag="--" + field.name.replace("_", "-"))
+            if rule.flag == _AUTO:   # a positional argument is named as its field
+                flag = field.name if rule.positional else "--" + field.name.replace("_", "-")
+                rule = dataclasses.replace(rule, flag=flag)
             out.append((field, rule))
         return out
 
@@ -193,7 +194,7 @@ class TrainingConfig(TaskConfig):
     optimizer: str = setting("adam", "", choices=("adam", "sgd", "adamw"))
     lr: float = setting(2e-3, "learning rate", check=validate.positive_float)
     lr_decay: float = setting(1.0, "multiply lr by this after each epoch >= --decay-start (1: constant)",
-                              check=validate.positive_float)
+                              check=validate.decay_factor)
     decay_start: int = setting(1, "epochs at the initial lr before decaying", check=validate.non_negative_int)
     clip: float = setting(5.0, "global gradient-norm clip (0: off)", check=validate.non_negative_float)
     seed: int = setting(0, "seed of the weights, dropout and batch order", check=validate.non_negative_int)

@@ -97,7 +97,7 @@ class LMConfig(TaskConfig):
     lr: float | None = setting(None, "learning rate (default: sgd 1.0, adam/adamw 2e-3)",
                                check=validate.positive_float)
     lr_decay: float | None = setting(None, "multiply the lr by this after each epoch >= --decay-start (default: "
-                                     "sgd 0.5, adam/adamw 1 = constant)", check=validate.positive_float)
+                                     "sgd 0.5, adam/adamw 1 = constant)", check=validate.decay_factor)
     decay_start: int = setting(4, "epochs at the initial lr before decaying", check=validate.non_negative_int)
     clip: float | None = setting(5.0, "global gradient-norm clipping (0: none)", check=validate.non_negative_float)
     # Zaremba et al.'s loss is summed over the window's steps and averaged over the batch, so
