@@ -18,14 +18,9 @@ from ..train.config import SECTIONS, base_type
 from .args import reader
 
 
-def config_flags(config_class) -> dict[str, str]:
-    """Every flag ``add_config_flags`` gives ``config_class``, with the field it sets."""
-    flags = {}
-    for field, rule in config_class.settings():
-        for flag in (rule.flag, rule.off_flag):
-            if flag:
-                flags[flag] = field.name
-    return flags
+def flagged_settings(config_class) -> list:
+    """(field, setting) of every field of ``config_class`` that a flag sets."""
+    return [(field, rule) for field, rule in config_class.settings() if rule.flag or rule.off_flag]
 
 
 def add_config_flags(parser, config_class, *, defaults: bool = True) -> dict:
@@ -33,7 +28,7 @@ def add_config_flags(parser, config_class, *, defaults: bool = True) -> dict:
 
     ``defaults``: a flag left out gives the field's default (else None, for a command that
     layers a preset under the flags given: ``train lm``)."""
-    flagged = [(field, rule) for field, rule in config_class.settings() if rule.flag or rule.off_flag]
+    flagged = flagged_settings(config_class)
     groups = {name: parser.add_argument_group(name) for name in SECTIONS
               if any(rule.group == name for _, rule in flagged)}
     for field, rule in flagged:
@@ -55,17 +50,16 @@ def add_config_flags(parser, config_class, *, defaults: bool = True) -> dict:
             options["nargs"] = "?"
         if rule.const is not None:
             options["const"] = rule.const
-        if rule.positional:
-            group.add_argument(field.name, **options)
-        else:
-            group.add_argument(flag, dest=field.name, **options)
+        if not rule.positional:   # (a positional argument is named as its field already)
+            options["dest"] = field.name
+        group.add_argument(flag, **options)
     parser.set_defaults(config_class=config_class)
     return groups
 
 
 def config_values(args) -> dict:
     """The values of every config field that has a flag, from parsed ``args``."""
-    return {name: getattr(args, name) for name in dict.fromkeys(config_flags(args.config_class).values())}
+    return {field.name: getattr(args, field.name) for field, _ in flagged_settings(args.config_class)}
 
 
 def given_flags(args, names) -> list[str]:

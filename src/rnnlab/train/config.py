@@ -35,7 +35,6 @@ from .. import validate
 # entries that the trainer itself adds to every run's config.json
 COMMON_RUN_KEYS = ("task", "timed_choices", "params")
 
-
 # the --help sections of the settings' flags
 DATA, MODEL, TRAINING, DECODING = "data", "model", "training", "decoding"
 SECTIONS = (DATA, MODEL, DECODING, TRAINING)       # in --help's order
@@ -51,7 +50,7 @@ class Setting:
     """What a config field is beyond its default: its rule, help text and flag (see ``setting``)."""
 
     help: str
-    check: Callable | None          # validate-style (owner, name, value) -> value; None: from the type
+    check: Callable | None          # validate-style (owner, name, value) -> value; None: its choices
     choices: tuple | str | None     # the allowed values, or the name of the config class's attribute holding them
     resumable: bool                 # whether --resume may change it
     group: str                      # the --help section of its flag (one of SECTIONS)
@@ -77,8 +76,7 @@ class Setting:
         return value
 
 
-_AUTO = "auto"
-
+_AUTO = "auto"   # the flag named after the field
 
 
 def setting(default, help: str = "", *, check: Callable | None = None, choices=None, resumable: bool = False,
