@@ -10,7 +10,8 @@ import pytest
 from rnnlab import optim, validate
 from rnnlab.train.caption import CaptionConfig
 from rnnlab.train.classify import ClassifyConfig
-from rnnlab.train.lm import LMConfig, lm_split
+from rnnlab.train.config import optimizer_name
+from rnnlab.train.lm import LMConfig, corpus_name, lm_split
 from rnnlab.train.run import check_run_config
 from rnnlab.train.seq2seq import Seq2SeqConfig
 from rnnlab.train.tag import TagConfig
@@ -28,6 +29,8 @@ BAD_VALUES = {
     validate.fractions: [(0.5, 0.6, 0.1), (1.0, 0.0), ("a", "b", "c"), (-0.1, 0.6, 0.5)],
     lm_split: [(1.0, 0.0, 0.0), (0.9, 0.1, 0.0), (0.5, 0.6, 0.1)],
     validate.cell: ["nonsense", 3],
+    corpus_name: ["wikitext", 3],
+    optimizer_name: ["rmsprop", 3],
     validate.flag: ["yes", 1],
     validate.text: ["", 5],
 }
@@ -63,6 +66,9 @@ def test_the_examples_of_the_issue():
         LMConfig(clip=-1.0)
     assert LMConfig(clip=None).clip is None and LMConfig(clip=0).clip == 0.0   # off, both
     assert LMConfig(lr=1).lr == 1.0 and type(LMConfig(lr=1).lr) is float
+    # the library's names of a corpus or an optimizer stay accepted, in any case
+    assert LMConfig(dataset="Tiny-Shakespeare").token_level() == "char"
+    assert LMConfig(optimizer="Adam").optimizer == "adam" and LMConfig(optimizer="Adam").lr == 2e-3
 
 
 def test_monitor_choices_are_the_tasks_own_metrics():

@@ -45,6 +45,13 @@ MAX_MINUTES_HELP = ("time budget: stop after this much training time (validate, 
 PATIENCE_DEFAULT = "(default: never; 3 with --max-minutes and no --epochs)"
 
 
+def optimizer_name(owner: str, name: str, value) -> str:
+    """An optimizer's name in any case, as ``optim.get`` takes it; returned in lower case."""
+    from ..optim import OPTIMIZERS
+
+    return validate.choice(owner, name, value.lower() if isinstance(value, str) else value, tuple(OPTIMIZERS))
+
+
 @dataclass(frozen=True)
 class Setting:
     """What a config field is beyond its default: its rule, help text and flag (see ``setting``)."""
@@ -189,7 +196,7 @@ class TrainingConfig(TaskConfig):
                           "budget or early stopping)", check=validate.positive_int, resumable=True,
                           flag_default_none=True)
     batch: int = setting(32, "examples per batch", check=validate.positive_int)
-    optimizer: str = setting("adam", "", choices=("adam", "sgd", "adamw"))
+    optimizer: str = setting("adam", "", check=optimizer_name, choices=("adam", "sgd", "adamw"))
     lr: float = setting(2e-3, "learning rate", check=validate.positive_float)
     lr_decay: float = setting(1.0, "multiply lr by this after each epoch >= --decay-start (1: constant)",
                               check=validate.decay_factor)

@@ -40,9 +40,17 @@ from ..metrics import bits_per_char, perplexity
 from ..models.lm import LanguageModel
 from ..optim import StepDecay
 from ..optim import get as get_optimizer
-from .config import CELLS, DATA, MODEL, MAX_MINUTES_HELP, PATIENCE_DEFAULT, TaskConfig, checkpoint_of, checkpoint_source, setting
+from .config import (CELLS, DATA, MAX_MINUTES_HELP, MODEL, PATIENCE_DEFAULT, TaskConfig, checkpoint_of,
+                     checkpoint_source, optimizer_name, setting)
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 from .run import atomic_write_text
+
+
+def corpus_name(owner: str, name: str, value) -> str:
+    """A known corpus by any of its names, in any case (``corpora.DATASET_ALIASES``)."""
+    if not isinstance(value, str) or value.lower() not in corpora.DATASET_ALIASES:
+        validate.fail(owner, f"{name} must be one of {', '.join(corpora.DATASET_ALIASES)} (any case), got {value!r}")
+    return value
 
 
 def lm_split(owner: str, name: str, value) -> tuple[float, ...]:
@@ -62,8 +70,8 @@ class LMConfig(TaskConfig):
 
     # data
     dataset: str | None = setting("ptb", "a known corpus (default: the preset's, else ptb); found under "
-                                  "$RNNLAB_DATA or downloaded", choices=("ptb", "shakespeare"), group=DATA,
-                                  positional=True)  # ignored when text is given
+                                  "$RNNLAB_DATA or downloaded", check=corpus_name, choices=("ptb", "shakespeare"),
+                                  group=DATA, positional=True)  # ignored when text is given
     text: str | None = setting(None, "your own UTF-8 corpus instead of a dataset", group=DATA, metavar="FILE")
     valid_text: str | None = setting(None, "validation text (default: cut from --text)", group=DATA,
                                      flag="--valid", metavar="FILE")
@@ -93,7 +101,7 @@ class LMConfig(TaskConfig):
     # the README's "Defaults" measured both), and lr, lr_decay and sum_over_time take the
     # optimizer's own defaults (OPTIMIZER_DEFAULTS); all are filled in when the config is made.
     optimizer: str | None = setting(None, "default: sgd at word level, adam at character level",
-                                    choices=("sgd", "adam", "adamw"))
+                                    check=optimizer_name, choices=("sgd", "adam", "adamw"))
     lr: float | None = setting(None, "learning rate (default: sgd 1.0, adam/adamw 2e-3)",
                                check=validate.positive_float)
     lr_decay: float | None = setting(None, "multiply the lr by this after each epoch >= --decay-start (default: "

@@ -473,8 +473,9 @@ def absolute_paths(config, keys):
 
 def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None):
     """The config stored in ``run`` with the ``overrides`` a resume may change (its
-    ``resumable`` settings: more epochs, another budget ...); anything else raises. config.json is rewritten with the change by
-    ``Trainer.fit`` once the checkpoint is restored (a resume that fails rewrites nothing)."""
+    ``resumable`` settings: more epochs, another budget ...); anything else raises. config.json
+    is rewritten with the change by ``Trainer.fit`` once the checkpoint is restored (a resume
+    that fails rewrites nothing)."""
     stored = run.read_config()
     if stored.get("task") != task_name:
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not {task_name}")
