@@ -29,7 +29,7 @@ def add_config_flags(parser, config_class, *, defaults: bool = True) -> dict:
     ``defaults``: a flag left out gives the field's default (else None, for a command that
     layers a preset under the flags given: ``train lm``)."""
     flagged = flagged_settings(config_class)
-    groups = {name: parser.add_argument_group(name) for name in SECTIONS
+    groups = {name: parser.add_argument_group(config_class.SECTION_TITLES.get(name, name)) for name in SECTIONS
               if any(rule.group == name for _, rule in flagged)}
     for field, rule in flagged:
         flag, group = rule.flag, groups[rule.group]

@@ -105,6 +105,8 @@ class TaskConfig:
 
     # keys a run's config.json holds besides the fields (the task's own additions)
     RUN_KEYS = ()
+    # --help's title of a section of the flags, where it is not the section's name
+    SECTION_TITLES = {}
     # fields added after runs were written, with the value those runs trained with: a run's
     # config.json that lacks one resumes with that value, not with today's default
     EARLIER_RUNS = {}

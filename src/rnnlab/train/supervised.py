@@ -29,7 +29,7 @@ from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
 from ..losses import SoftmaxCrossEntropy
 from ..optim import StepDecay, get as get_optimizer
-from .config import TrainingConfig, setting
+from .config import DATA, TrainingConfig, setting
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 
 @dataclass
@@ -40,6 +40,7 @@ class SupervisedConfig(TrainingConfig):
                                   "lowered; any other: raised; default: the task's accuracy)", choices="MONITORS")
 
     MONITORS = ()                      # the metrics validate() returns: what `monitor` may name
+    SECTION_TITLES = {DATA: "data (one source)"}
     PATH_FIELDS = ()                   # data paths stored absolute in config.json
     DATA_FIELDS = ()                   # the fields that choose the data: runs to ensemble agree on them
     EARLIER_RUNS = {"lr_decay": 1.0, "decay_start": 1}   # runs from before the decay had a constant rate
