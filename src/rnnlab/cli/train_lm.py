@@ -62,16 +62,11 @@ def run_command(args):
                           timed_choices=choices)
     result = dict(result.metrics)
     where = describe_checkpoint(result)
-    line = f"test perplexity {_shown(result['perplexity'], '.2f')} (loss {_shown(result['loss'], '.4f')}"
+    line = f"test perplexity {result['perplexity']:.2f} (loss {result['loss']:.4f}"
     if "bits_per_char" in result:
-        line += f", {_shown(result['bits_per_char'], '.3f')} bits/char"
-    line += (f"), valid perplexity {_shown(result['valid_perplexity'], '.2f')} ({where}); {result['epochs']} "
-             f"epochs in {result['wall_s']:.0f} s")
+        line += f", {result['bits_per_char']:.3f} bits/char"
+    line += (f"), valid perplexity {result['valid_perplexity']:.2f} ({where}); {result['epochs']} epochs in "
+             f"{result['wall_s']:.0f} s")
     print(line)
     print(f"run directory: {result['run_dir']}")
     return result
-
-
-def _shown(figure, spec: str) -> str:
-    """A figure as text; "n/a" for one not measured (a split too short to predict a token)."""
-    return "n/a" if figure is None else format(figure, spec)

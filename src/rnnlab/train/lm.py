@@ -371,8 +371,8 @@ class LMTask(Task):
                          progress=self.progress, desc="valid")
         self.model.set_states(carried)
         row = {"valid_loss": valid["loss"], "valid_ppl": valid["perplexity"]}
-        if self.level == "char":   # None when the validation text is too short to predict a token
-            row["valid_bpc"] = bits_per_char(valid["loss"]) if valid["loss"] is not None else None
+        if self.level == "char":
+            row["valid_bpc"] = bits_per_char(valid["loss"])
         return row
 
     def train_metrics(self, mean_loss: float, count: int, seconds: float) -> dict:
