@@ -51,6 +51,8 @@ def test_resume_continues_exactly(toy, tmp_path):
     resumed = train_classify(None, tmp_path / "b", resume=True, overrides={"epochs": 2})
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
     assert resumed["accuracy"] == straight["accuracy"]
+    # --monitor may name exactly the validation figures the task reports
+    assert set(ClassifyConfig.MONITORS) == {key for key in straight.history[-1] if key.startswith("valid_")}
     with pytest.raises(ValueError, match="keeps its config"):
         train_classify(None, tmp_path / "b", resume=True, overrides={"lr": 0.5})
 
@@ -65,7 +67,7 @@ def test_lr_decay_schedule_survives_a_resume(toy, tmp_path):
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
     constant = train_classify(config(toy, epochs=2), tmp_path / "c")
     assert [r["lr"] for r in constant.history] == [1e-2, 1e-2]
-    with pytest.raises(ValueError, match="decay must be in"):
+    with pytest.raises(ValueError, match="lr_decay must lie in"):
         train_classify(config(toy, lr_decay=1.5))
 
 

@@ -36,6 +36,7 @@ from ..data.vocab import Vocab
 from ..metrics import (MAX_MATRIX_CLASSES, MAX_SHOWN_CLASSES, accuracy, confusion_matrix, confusion_table, macro_f1,
                        top_confusions, top_confusions_table)
 from ..models.classifier import SequenceClassifier
+from .config import CELLS, DATA, MODEL, setting
 from .supervised import (SupervisedConfig, SupervisedTask, drop_words, load_run, log, majority_baseline, run_task,
                          save_figure)
 
@@ -43,34 +44,49 @@ from .supervised import (SupervisedConfig, SupervisedTask, drop_words, load_run,
 @dataclass
 class ClassifyConfig(SupervisedConfig):
     RUN_KEYS = ("labels", "kind", "vocab", "mean", "std", "majority_class")
+    MONITORS = ("valid_loss", "valid_accuracy", "valid_macro_f1")
     PATH_FIELDS = ("tsv", "valid", "test", "ts", "ts_test")
     DATA_FIELDS = PATH_FIELDS + ("sst2", "ts_dataset", "valid_fraction", "data_seed", "min_freq", "lowercase",
                                  "max_len", "deltas")
 
     # data: one of tsv, sst2, ts, ts_dataset
-    tsv: str | None = None
-    valid: str | None = None
-    test: str | None = None
-    sst2: str | None = None            # "sentences" or "glue"
-    ts: str | None = None
-    ts_test: str | None = None
-    ts_dataset: str | None = None      # e.g. "JapaneseVowels", "BasicMotions"
-    valid_fraction: float = 0.1        # held out of train when there is no validation file
-    data_seed: int = 0
-    min_freq: int = 1
-    lowercase: bool = False
-    max_len: int | None = 1000         # longer sequences are cut (reported with their lines): bounds memory
-    deltas: bool = False               # series: append each feature's first difference (timeseries.with_deltas)
+    tsv: str | None = setting(None, "text<TAB>label lines (binary or multi-class)", group=DATA, metavar="TRAIN")
+    valid: str | None = setting(None, "validation file (else --valid-fraction of train)", group=DATA,
+                                metavar="FILE")
+    test: str | None = setting(None, "test file (TSV, or .ts with --ts)", group=DATA, metavar="FILE")
+    sst2: str | None = setting(None, "SST-2 from $RNNLAB_DATA/sentiment (else downloaded): Kim's sentences "
+                               "(default) or GLUE's phrases", choices=("sentences", "glue"), const="sentences",
+                               group=DATA)
+    ts: str | None = setting(None, "multivariate time series, sktime/UEA .ts format", group=DATA,
+                             metavar="TRAIN.ts")
+    ts_test: str | None = setting(None, "the test series of ts (the command line's --test with --ts)", flag=None)
+    ts_dataset: str | None = setting(None, "a UEA dataset from $RNNLAB_DATA/timeseries (else downloaded)",
+                                     check=validate.text, choices=("JapaneseVowels", "BasicMotions"), group=DATA)
+    valid_fraction: float = setting(0.1, "held out of train when there is no validation file",
+                                    check=validate.rate, group=DATA)
+    data_seed: int = setting(0, "seed of the held-out validation split", check=validate.non_negative_int,
+                             group=DATA)
+    min_freq: int = setting(1, "rarer words become <unk>", check=validate.positive_int, group=DATA)
+    lowercase: bool = setting(False, "lowercase the text", group=DATA)
+    max_len: int | None = setting(1000, "cut longer sequences, tokens or frames (reported with their lines): "
+                                  "bounds memory", check=validate.positive_int, group=DATA)
+    deltas: bool = setting(False, "series: append each feature's first difference x_t - x_(t-1) as more "
+                           "features (speech's delta coefficients)", group=DATA)
     # model
-    emb: int = 128
-    hidden: int = 128
-    layers: int = 1
-    cell: str = "lstm"
-    bidirectional: bool = True
-    pooling: str = "max"
-    dropout: float = 0.3
-    input_dropout: float = 0.0         # on the embeddings (or input vectors)
-    word_dropout: float = 0.0          # text: training words read as <unk> with this probability
+    emb: int = setting(128, "word embedding size (text)", check=validate.positive_int, group=MODEL)
+    hidden: int = setting(128, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
+    layers: int = setting(1, "stacked recurrent layers", check=validate.positive_int, group=MODEL)
+    cell: str = setting("lstm", "recurrent cell", check=validate.cell, choices=CELLS, group=MODEL)
+    bidirectional: bool = setting(True, "a two-way encoder", flag=None, off_flag="--unidirectional",
+                                  off_help="a one-way encoder (default: bidirectional)", group=MODEL)
+    pooling: str = setting("max", "how the encoder's outputs become one vector", choices=("last", "mean", "max"),
+                           group=MODEL)
+    dropout: float = setting(0.3, "between stacked layers and before the output layer", check=validate.rate,
+                             group=MODEL)
+    input_dropout: float = setting(0.0, "on the word embeddings (or input vectors)", check=validate.rate,
+                                   group=MODEL)
+    word_dropout: float = setting(0.0, "text: in training, read each word as <unk> with this probability",
+                                  check=validate.rate, group=MODEL)
 
 
 def load_classification(config: ClassifyConfig) -> ClassificationData:
@@ -117,7 +133,6 @@ class ClassifyTask(SupervisedTask):
         c, d = self.config, self.data
         if d.valid is None or d.test is None:
             raise ValueError("classify: the data needs a validation and a test split")
-        validate.rate("ClassifyConfig", "word_dropout", c.word_dropout)
         if c.word_dropout > 0 and d.kind != "text":
             raise ValueError(f"classify: --word-dropout reads words as <unk>; these are {d.kind} examples "
                              f"(use --input-dropout on vectors)")

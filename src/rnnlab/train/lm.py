@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 
 from .. import distributed as dist
-from .. import initializers
+from .. import initializers, validate
 from ..checkpoint import load_checkpoint
 from ..data import corpora
 from ..data.batching import BPTTBatches
@@ -41,8 +41,25 @@ from ..metrics import bits_per_char, perplexity
 from ..models.lm import LanguageModel
 from ..optim import StepDecay
 from ..optim import get as get_optimizer
-from .config import TaskConfig, checkpoint_of, checkpoint_source
+from .config import (CELLS, DATA, MAX_MINUTES_HELP, MODEL, PATIENCE_DEFAULT, TaskConfig, checkpoint_of,
+                     checkpoint_source, optimizer_name, setting)
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
+
+
+def corpus_name(owner: str, name: str, value) -> str:
+    """A known corpus by any of its names, in any case (``corpora.DATASET_ALIASES``)."""
+    if not isinstance(value, str) or value.lower() not in corpora.DATASET_ALIASES:
+        validate.fail(owner, f"{name} must be one of {', '.join(corpora.DATASET_ALIASES)} (any case), got {value!r}")
+    return value
+
+
+def lm_split(owner: str, name: str, value) -> tuple[float, ...]:
+    """A split (``validate.fractions``) that leaves text to validate and to test on: the
+    validation loss picks best.npz and the test figures are the run's result."""
+    parts = validate.fractions(owner, name, value)
+    if parts[1] == 0 or parts[2] == 0:
+        validate.fail(owner, f"{name} must leave a validation and a test part (both > 0), got {value!r}")
+    return parts
 
 
 @dataclass
@@ -52,49 +69,73 @@ class LMConfig(TaskConfig):
     RUN_KEYS = ("vocab_size", "corpus")
 
     # data
-    dataset: str | None = "ptb"        # "ptb" or "shakespeare"; ignored when text is given
-    text: str | None = None            # a user's corpus (UTF-8 file); split by `split` unless
-    valid_text: str | None = None      # ... valid / test files are given
-    test_text: str | None = None
-    level: str | None = None           # "word" or "char"; None: the dataset's own (ptb word, text char)
-    data_dir: str | None = None        # folder holding the dataset; None: $RNNLAB_DATA, then the cache
-    split: tuple = (0.9, 0.05, 0.05)   # train / valid / test fractions of a single text file
-    limit: int | None = None           # keep the first `limit` tokens of each split (smoke runs)
+    dataset: str | None = setting("ptb", "a known corpus (default: the preset's, else ptb); found under "
+                                  "$RNNLAB_DATA or downloaded", check=corpus_name, choices=("ptb", "shakespeare"),
+                                  group=DATA, positional=True)  # ignored when text is given
+    text: str | None = setting(None, "your own UTF-8 corpus instead of a dataset", group=DATA, metavar="FILE")
+    valid_text: str | None = setting(None, "validation text (default: cut from --text)", group=DATA,
+                                     flag="--valid", metavar="FILE")
+    test_text: str | None = setting(None, "test text (default: cut from --text)", group=DATA, flag="--test",
+                                    metavar="FILE")
+    split: tuple = setting((0.9, 0.05, 0.05), "fractions of a single --text file for train,valid,test; valid and "
+                           "test must not be empty", check=lm_split, group=DATA, metavar="TR,VA,TE")
+    level: str | None = setting(None, "tokens: words (PTB style) or characters (default: the dataset's; char "
+                                "for --text)", choices=("word", "char"), group=DATA)
+    data_dir: str | None = setting(None, "folder holding the dataset (default $RNNLAB_DATA, then the cache)",
+                                   group=DATA, metavar="DIR")
+    limit: int | None = setting(None, "use only the first N tokens of each split (smoke runs)",
+                                check=validate.positive_int, group=DATA, metavar="N")
     # model
-    cell: str = "lstm"                 # lstm | gru | rnn
-    layers: int = 2
-    hidden: int = 200
-    emb: int | None = None             # None: same as hidden
-    dropout: float = 0.0               # Zaremba dropout on the non-recurrent connections
-    variational: bool = False          # one dropout mask per sequence, shared over time
-    tie_weights: bool = False          # output layer = embedding matrix (needs emb == hidden)
-    init_scale: float | None = 0.1     # every weight ~ U(-s, s); None: Keras defaults
+    cell: str = setting("lstm", "recurrent cell", check=validate.cell, choices=CELLS, group=MODEL)
+    layers: int = setting(2, "stacked recurrent layers", check=validate.positive_int, group=MODEL)
+    hidden: int = setting(200, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
+    emb: int | None = setting(None, "embedding size (default: --hidden)", check=validate.positive_int,
+                              group=MODEL)
+    dropout: float = setting(0.0, "dropout between layers (Zaremba et al.)", check=validate.rate, group=MODEL)
+    variational: bool = setting(False, "one dropout mask per sequence, shared over time steps", group=MODEL)
+    tie_weights: bool = setting(False, "share the embedding and output matrices (needs --emb == --hidden)",
+                                group=MODEL)
+    init_scale: float | None = setting(0.1, "initialize every weight from U(-s, s)",
+                                       check=validate.positive_float, group=MODEL)
     # optimization. Left at None, the optimizer follows the token level (word: sgd, char: adam;
     # the README's "Defaults" measured both), and lr, lr_decay and sum_over_time take the
     # optimizer's own defaults (OPTIMIZER_DEFAULTS); all are filled in when the config is made.
-    optimizer: str | None = None       # sgd | adam | adamw
-    lr: float | None = None            # sgd 1.0, adam/adamw 2e-3
-    lr_decay: float | None = None      # multiply lr by this after each epoch >= decay_start (sgd 0.5, adam 1)
-    decay_start: int = 4
-    clip: float | None = 5.0           # global gradient-norm clipping (0 or None: off)
+    optimizer: str | None = setting(None, "default: sgd at word level, adam at character level",
+                                    check=optimizer_name, choices=("sgd", "adam", "adamw"))
+    lr: float | None = setting(None, "learning rate (default: sgd 1.0, adam/adamw 2e-3)",
+                               check=validate.positive_float)
+    lr_decay: float | None = setting(None, "multiply the lr by this after each epoch >= --decay-start (default: "
+                                     "sgd 0.5, adam/adamw 1 = constant)", check=validate.decay_factor)
+    decay_start: int = setting(4, "epochs at the initial lr before decaying", check=validate.non_negative_int)
+    clip: float | None = setting(5.0, "global gradient-norm clipping (0: none)", check=validate.non_negative_float)
     # Zaremba et al.'s loss is summed over the window's steps and averaged over the batch, so
     # its gradient is bptt times that of the per-token mean; their lr 1 and clip 5 assume it.
     # None: True under SGD (lr 1 then means what the paper's does), False under Adam (which
     # divides the scale out anyway, so the summed loss would only change what clip 5 cuts).
-    sum_over_time: bool | None = None
-    bptt: int = 20                     # truncated-BPTT window (unroll length)
-    batch: int = 20                    # parallel streams
-    epochs: int = 13
-    eval_batch: int = 1                # streams for the final valid/test figures (paper: 1)
+    sum_over_time: bool | None = setting(
+        None, "gradient of the loss summed over the window's steps, as Zaremba et al. (default under sgd, so "
+              "lr 1 means the paper's rate)", off_flag="--mean-over-time",
+        off_help="gradient of the mean loss per token (default under adam/adamw)")
+    bptt: int = setting(20, "truncated-BPTT window length", check=validate.positive_int)
+    batch: int = setting(20, "parallel streams", check=validate.positive_int)
+    epochs: int = setting(13, "passes over the training text (with --max-minutes and no --epochs: until the "
+                          "budget or early stopping)", check=validate.positive_int, resumable=True,
+                          flag_default_none=True)
+    eval_batch: int = setting(1, "streams for the final valid/test figures (paper: 1)", check=validate.positive_int)
     # run
-    seed: int = 0
-    checkpoint_every: int | None = None    # windows between mid-epoch checkpoints (None: by time)
-    checkpoint_seconds: float = 60.0       # seconds between mid-epoch checkpoints
-    max_minutes: float | None = None       # stop (validate, save) once this much training time passed
-    patience: int | None = None            # stop after this many epochs without a better valid loss
-    preset: str | None = None
+    seed: int = setting(0, "seed of the weights, dropout and batch order", check=validate.non_negative_int)
+    checkpoint_every: int | None = setting(None, "save last.npz every this many windows (default: every 60 s)",
+                                           check=validate.positive_int, resumable=True, metavar="WINDOWS")
+    checkpoint_seconds: float = setting(60.0, "seconds between mid-epoch checkpoints",
+                                        check=validate.non_negative_float, resumable=True, flag=None)
+    max_minutes: float | None = setting(None, MAX_MINUTES_HELP, check=validate.positive_float, resumable=True)
+    patience: int | None = setting(None, "stop after this many epochs without a better validation loss "
+                                   f"{PATIENCE_DEFAULT}", check=validate.positive_int, resumable=True)
+    preset: str | None = setting(None, "a published configuration; other flags override its values",
+                                 choices=("zaremba-small", "zaremba-medium", "char-shakespeare"), group=MODEL)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.optimizer is None:
             self.optimizer = "adam" if self.token_level() == "char" else "sgd"
         if self.optimizer in OPTIMIZER_DEFAULTS:
@@ -366,9 +407,6 @@ class LMTask(Task):
 # ---- training -----------------------------------------------------------------------------
 
 
-RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")
-
-
 class _OnWindow(Callback):
     def __init__(self, fn):
         self.fn = fn
@@ -400,7 +438,7 @@ def train_lm(config: LMConfig | None, run_dir=None, resume: bool = False, progre
 
     return train_from_config("lm", LMConfig, lambda c: LMTask(c, corpus=corpus, progress=bool(progress)), config,
                              run_dir, resume=resume, overwrite=overwrite, overrides=overrides,
-                             allowed=RESUME_OVERRIDES, path_keys=("text", "valid_text", "test_text", "data_dir"),
+                             path_keys=("text", "valid_text", "test_text", "data_dir"),
                              trainer_options=trainer_options)
 
 

@@ -425,14 +425,13 @@ def train(task: Task, out=None, *, resume: bool = False, overwrite: bool = False
 
 
 def train_from_config(name: str, config_class, build_task, config=None, run_dir=None, *, resume: bool = False,
-                      overwrite: bool = False, overrides: dict | None = None,
-                      allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience"),
-                      path_keys=(), trainer_options=None) -> TrainResult:
+                      overwrite: bool = False, overrides: dict | None = None, path_keys=(),
+                      trainer_options=None) -> TrainResult:
     """What every ``train_<task>(config, run_dir, resume=...)`` does, written once.
 
     A new run: ``config`` with the data paths named in ``path_keys`` made absolute (a run folder
     names its data wherever it is read), its folder opened (``overwrite`` replaces a run there).
-    A resume: the config stored in ``run_dir`` with the ``overrides`` in ``allowed``. Then
+    A resume: the config stored in ``run_dir`` with the ``overrides`` of its resumable settings. Then
     ``build_task(config)`` is set up and fitted; ``trainer_options(task)`` (a dict, or a function
     of the set-up task) goes to ``Trainer.from_config``. Without ``run_dir`` it trains in memory.
     """
@@ -447,7 +446,7 @@ def train_from_config(name: str, config_class, build_task, config=None, run_dir=
         run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
     try:
         if resume:
-            config = resumed_config(run, config_class, name, overrides, allowed)
+            config = resumed_config(run, config_class, name, overrides)
         task = build_task(config)
         task.setup()
         options = trainer_options(task) if callable(trainer_options) else dict(trainer_options or {})
@@ -466,16 +465,17 @@ def absolute_paths(config, keys):
     return dataclasses.replace(config, **paths) if paths else config
 
 
-def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None,
-                   allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")):
-    """The config stored in ``run`` with the ``overrides`` a resume may change (more epochs,
-    another budget ...); anything else raises. config.json is rewritten with the change by
-    ``Trainer.fit`` once the checkpoint is restored (a resume that fails rewrites nothing)."""
+def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None):
+    """The config stored in ``run`` with the ``overrides`` a resume may change (its
+    ``resumable`` settings: more epochs, another budget ...); anything else raises. config.json
+    is rewritten with the change by ``Trainer.fit`` once the checkpoint is restored (a resume
+    that fails rewrites nothing)."""
     stored = run.read_config()
     if stored.get("task") != task_name:
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not {task_name}")
     config = config_class.from_run_config(stored)
     changed = {k: v for k, v in (overrides or {}).items() if v is not None and getattr(config, k, None) != v}
+    allowed = config_class.resumable_fields()
     unknown = set(changed) - set(allowed)
     if unknown:
         raise ValueError(f"a resumed run keeps its config; only {', '.join(allowed)} can change, "

@@ -29,32 +29,18 @@ from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
 from ..losses import SoftmaxCrossEntropy
 from ..optim import StepDecay, get as get_optimizer
-from .config import TaskConfig, checkpoint_source
+from .config import DATA, TrainingConfig, checkpoint_source, setting
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 
-RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
-
-
 @dataclass
-class SupervisedConfig(TaskConfig):
-    """The optimisation and run settings every supervised task has (its data and model fields
-    come in the subclass)."""
+class SupervisedConfig(TrainingConfig):
+    """The settings every supervised task has (its data and model fields come in the subclass)."""
 
-    epochs: int = 20
-    batch: int = 32
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    lr_decay: float = 1.0              # multiply lr by this after every epoch >= decay_start (1: constant)
-    decay_start: int = 1
-    clip: float = 5.0
-    seed: int = 0
-    max_minutes: float | None = None   # time budget: stop cleanly with a checkpoint (--resume goes on)
-    patience: int | None = None        # stop after this many epochs without a better monitored metric
-    checkpoint_every: int | None = None
-    checkpoint_seconds: float = 60.0
-    progress: bool | None = None
-    monitor: str | None = None         # the validation metric for best.npz and patience (None: the task's)
+    monitor: str | None = setting(None, "validation metric that picks best.npz and drives --patience (valid_loss: "
+                                  "lowered; any other: raised; default: the task's accuracy)", choices="MONITORS")
 
+    MONITORS = ()                      # the metrics validate() returns: what `monitor` may name
+    SECTION_TITLES = {DATA: "data (one source)"}
     PATH_FIELDS = ()                   # data paths stored absolute in config.json
     DATA_FIELDS = ()                   # the fields that choose the data: runs to ensemble agree on them
     EARLIER_RUNS = {"lr_decay": 1.0, "decay_start": 1}   # runs from before the decay had a constant rate
@@ -226,7 +212,7 @@ def run_task(task_class, config: SupervisedConfig | None, run_dir=None, resume: 
     budget, checkpointing, patience, progress) and training continues from last.npz."""
     config_class = task_class.config_class
     return train_from_config(task_class.name, config_class, lambda c: task_class(c, data=data), config, run_dir,
-                             resume=resume, overwrite=overwrite, overrides=overrides, allowed=RESUME_OVERRIDES,
+                             resume=resume, overwrite=overwrite, overrides=overrides,
                              path_keys=config_class.PATH_FIELDS,
                              trainer_options={"callbacks": [*callbacks, _SaveReport()], **trainer_options})
 

@@ -27,36 +27,49 @@ from ..data.padding import pad_chars, pad_ids
 from ..data.vocab import Vocab
 from ..metrics import accuracy, per_class_accuracy, subset_accuracy
 from ..models.tagger import Tagger
+from .config import CELLS, DATA, MODEL, setting
 from .supervised import SupervisedConfig, SupervisedTask, drop_words, host_softmax, load_run, log, run_task
 
 
 @dataclass
 class TagConfig(SupervisedConfig):
     RUN_KEYS = ("word_vocab", "char_vocab", "tags")
+    MONITORS = ("valid_loss", "valid_accuracy", "valid_unseen_accuracy")
     PATH_FIELDS = ("conllu", "valid", "test")
     DATA_FIELDS = PATH_FIELDS + ("ud_ewt", "min_freq", "lowercase", "max_len", "max_word_len")
 
     # data: conllu (+ valid, test) or ud_ewt
-    conllu: str | None = None
-    valid: str | None = None
-    test: str | None = None
-    ud_ewt: bool = False
-    min_freq: int = 2                  # rarer training words read as <unk> (the char RNN spells them)
-    lowercase: bool = True
-    max_len: int | None = 250          # longer sentences are cut (reported with their lines): bounds memory
-    max_word_len: int = 20
+    conllu: str | None = setting(None, "CoNLL-U training file (with --valid and --test)", group=DATA,
+                                 metavar="TRAIN")
+    valid: str | None = setting(None, "CoNLL-U validation file", group=DATA, metavar="FILE")
+    test: str | None = setting(None, "CoNLL-U test file", group=DATA, metavar="FILE")
+    ud_ewt: bool = setting(False, "UD English EWT from $RNNLAB_DATA/ud-english-ewt (else downloaded)", group=DATA)
+    min_freq: int = setting(2, "rarer training words become <unk> (the char RNN spells them)",
+                            check=validate.positive_int, group=DATA)
+    lowercase: bool = setting(True, "lowercase words", flag=None, off_flag="--cased",
+                              off_help="keep the case of words (default: lowercase; characters always keep it)",
+                              group=DATA)
+    max_len: int | None = setting(250, "cut longer sentences (reported with their lines): bounds memory",
+                                  check=validate.positive_int, group=DATA)
+    max_word_len: int = setting(20, "characters of a word the char RNN reads", check=validate.positive_int,
+                                group=DATA)
     # model
-    emb: int = 100
-    char_emb: int = 24
-    char_hidden: int = 32
-    hidden: int = 128
-    layers: int = 1
-    cell: str = "lstm"
-    bidirectional: bool = True
-    dropout: float = 0.3
-    word_dropout: float = 0.25         # training words read as <unk> with this probability (epoch_batches);
-                                       # chosen on UD-EWT dev among 0, 0.1, 0.25, 0.4 (README, "Task shapes")
-    stream_check: int = 100            # test sentences streamed word by word (unidirectional)
+    emb: int = setting(100, "word embedding size", check=validate.positive_int, group=MODEL)
+    char_emb: int = setting(24, "character embedding size", check=validate.positive_int, group=MODEL)
+    char_hidden: int = setting(32, "units of the character RNN", check=validate.positive_int, group=MODEL)
+    hidden: int = setting(128, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
+    layers: int = setting(1, "stacked recurrent layers", check=validate.positive_int, group=MODEL)
+    cell: str = setting("lstm", "recurrent cell", check=validate.cell, choices=CELLS, group=MODEL)
+    bidirectional: bool = setting(True, "a two-way encoder", flag=None, off_flag="--unidirectional",
+                                  off_help="a one-way encoder that tags as the words arrive (streaming)",
+                                  group=MODEL)
+    dropout: float = setting(0.3, "dropout rate", check=validate.rate, group=MODEL)
+    # chosen on UD-EWT dev among 0, 0.1, 0.25, 0.4 (README, "Task shapes")
+    word_dropout: float = setting(0.25, "in training, read each word as <unk> with this probability, so that the "
+                                  "character RNN learns to tag words from their spelling (0: off)",
+                                  check=validate.rate, group=MODEL)
+    stream_check: int = setting(100, "unidirectional: test sentences streamed word by word to check the tags",
+                                check=validate.non_negative_int, group=MODEL)
 
     EARLIER_RUNS = {**SupervisedConfig.EARLIER_RUNS, "word_dropout": 0.0}   # runs from before it: none
 
@@ -80,7 +93,6 @@ class TagTask(SupervisedTask):
 
     def build_model(self):
         c, d = self.config, self.data
-        validate.rate("TagConfig", "word_dropout", c.word_dropout)
         log(f"tag: {len(d.train)} / {len(d.valid)} / {len(d.test)} sentences ({d.train.num_words} training "
             f"words), {len(d.tags)} tags, vocabulary {len(d.word_vocab)} words, {len(d.char_vocab)} characters; "
             f"{'bidirectional' if c.bidirectional else 'unidirectional (streaming)'}")
