@@ -9,10 +9,23 @@ line; ``--plot`` saves the attention heatmap of the first text (attention models
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from ..train.seq2seq import translate
+
+
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")   # formats matplotlib writes with any backend
+
+
+def image_file(text: str) -> str:
+    """A ``type=`` function: a path whose suffix names an image format (refused at parse time,
+    not after the decoding)."""
+    if Path(text).suffix.lower() not in IMAGE_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an image file name: end it in one of "
+                                         f"{', '.join(IMAGE_SUFFIXES)}")
+    return text
 
 
 def register(ctx) -> None:
@@ -25,7 +38,8 @@ def register(ctx) -> None:
     parser.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     parser.add_argument("--length-penalty", type=float, default=1.0,
                         help="beam score = log p / length ** this (0: plain log p)")
-    parser.add_argument("--plot", metavar="FILE.png", help="save the attention heatmap of the first text")
+    parser.add_argument("--plot", metavar="FILE.png", type=image_file,
+                        help=f"save the attention heatmap of the first text ({', '.join(IMAGE_SUFFIXES)})")
     parser.set_defaults(func=run)
 
 

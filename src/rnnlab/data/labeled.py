@@ -57,12 +57,16 @@ class ClassSplit:
         from .. import backend
 
         for rows in length_buckets(self.lengths(), batch_size, shuffle, seed, epoch):
-            chosen = [self.inputs[i] for i in rows]
-            if chosen and isinstance(chosen[0], np.ndarray) and chosen[0].ndim == 2:
-                x, mask = pad_vectors(chosen)
-            else:
-                x, mask = pad_ids(chosen)
+            x, mask = pad_examples([self.inputs[i] for i in rows])
             yield {"x": x, "mask": mask, "y": backend.xp.asarray(self.labels[rows]), "rows": rows}
+
+
+def pad_examples(examples: list):
+    """Classification inputs of one kind -> (x, mask): id lists as (B, T) int64 ids, (T, D)
+    series as (B, T, D) floats (``data/padding.py``)."""
+    if examples and isinstance(examples[0], np.ndarray) and examples[0].ndim == 2:
+        return pad_vectors(examples)
+    return pad_ids(examples)
 
 
 @dataclass
@@ -173,9 +177,13 @@ def read_texts(path) -> tuple[list[str], list[int]]:
     """Sentences to classify, one a line (blank lines skipped): (texts, 1-based line numbers).
     A line with a tab is read as ``text<TAB>label`` and its label is ignored; a GLUE-style
     header line (``sentence<TAB>label``) is skipped."""
-    path = Path(path)
+    return parse_texts(read_text(Path(path)), path)
+
+
+def parse_texts(content: str, source) -> tuple[list[str], list[int]]:
+    """``read_texts`` of text already read (e.g. stdin); ``source`` names it in errors."""
     texts, numbers = [], []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(content.lstrip("\ufeff").splitlines(), start=1):
         text = line.rsplit("\t", 1)[0] if "\t" in line else line
         if number == 1 and "\t" in line and line.rsplit("\t", 1)[-1].strip().lower() == "label":
             continue
@@ -183,7 +191,7 @@ def read_texts(path) -> tuple[list[str], list[int]]:
             texts.append(text.strip())
             numbers.append(number)
     if not texts:
-        raise DataError(f"{path} holds no sentences")
+        raise DataError(f"{source} holds no sentences")
     return texts, numbers
 
 
