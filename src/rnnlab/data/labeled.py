@@ -107,9 +107,10 @@ class ClassificationData:
             raise ValueError("the sentence to classify is empty")
         return self.vocab.encode(words)
 
-    def encode_series(self, series: np.ndarray) -> np.ndarray:
+    def encode_series(self, series: np.ndarray, where: str = "series 1") -> np.ndarray:
         """A new (T, D) series -> (with its deltas appended, if the training series had them)
-        standardized with the training statistics (NaN -> 0, the mean)."""
+        standardized with the training statistics (NaN -> 0, the mean); ``where`` names it in
+        errors."""
         from .timeseries import apply_standardization, with_deltas
 
         series = np.asarray(series, dtype=np.float64)
@@ -117,8 +118,8 @@ class ClassificationData:
             features = self.series_features
             if series.ndim != 2 or series.shape[1] != features:
                 raise ValueError(f"expected a series of shape (time, {features}), got {series.shape}")
-            series = with_deltas([series])[0]
-        return apply_standardization([series], self.mean, self.std)[0]
+            series = with_deltas([series], [where])[0]
+        return apply_standardization([series], self.mean, self.std, [where])[0]
 
 
 _CLITIC = re.compile(r"(?i)(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")

@@ -234,15 +234,18 @@ def classify(run_dir, texts=None, series=None, where=None) -> list[dict]:
             raise ValueError(f"{run_dir} classifies sentences: give text, not series")
         data = ClassificationData(None, None, None, labels, "text", lowercase=config.lowercase,
                                   vocab=stored_vocab(stored, "vocab", model.vocab_size, run_dir))
-        inputs, shown = [data.encode_text(t) for t in texts], list(texts)
     else:
         data = ClassificationData(None, None, None, labels, "series", deltas=config.deltas,
                                   **_stored_statistics(stored, model.input_dim, run_dir))
         if series is None:
             raise ValueError(f"{run_dir} classifies series of {data.series_features} features: give a .ts file")
-        inputs = [data.encode_series(s) for s in series]
+    given = texts if data.kind == "text" else series
+    where = list(where) if where is not None else [f"input {i + 1}" for i in range(len(given))]
+    if data.kind == "text":
+        inputs, shown = [data.encode_text(t) for t in texts], list(texts)
+    else:
+        inputs = [data.encode_series(s, w) for s, w in zip(series, where)]
         shown = [f"series {i + 1} ({len(s)} steps)" for i, s in enumerate(series)]
-    where = list(where) if where is not None else [f"input {i + 1}" for i in range(len(inputs))]
     cut = cap_lengths(inputs, config.max_len, where)
     if cut:
         log(f"classify: {len(cut)} input(s) longer than the run's max_len of {config.max_len} "

@@ -28,6 +28,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import distributed as dist
 from .. import initializers
@@ -445,7 +446,6 @@ def _load_run(run_dir, checkpoint: str = "best"):
     if stored.get("task") != "lm":
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not a language model")
     config = LMConfig.from_run_config(stored)
-    vocab = Vocab.load(run.path / "vocab.json")
     path = run.best_path if checkpoint == "best" else run.last_path
     if not path.exists():
         other = run.last_path if checkpoint == "best" else run.best_path
@@ -453,11 +453,19 @@ def _load_run(run_dir, checkpoint: str = "best"):
             raise FileNotFoundError(f"{run.path} holds no checkpoint yet (best.npz / last.npz)")
         path = other
     loaded = load_checkpoint(path)
-    model = loaded.model
-    if getattr(model, "vocab_size", len(vocab)) != len(vocab):
-        raise ValueError(f"{run.path / 'vocab.json'} holds {len(vocab)} tokens but the model of {path} predicts "
-                         f"{model.vocab_size}: the vocabulary does not belong to this run")
+    vocab = run_vocab(run.path, loaded.model, path)
     return config, vocab, loaded, "best" if path == run.best_path else "last"
+
+
+def run_vocab(run_dir, model, source) -> Vocab:
+    """The vocab.json of a run folder, checked (a ValueError naming the file) as a vocabulary
+    and against the tokens ``model`` (read from ``source``) predicts."""
+    path = Path(run_dir) / "vocab.json"
+    vocab = Vocab.load(path)
+    if getattr(model, "vocab_size", len(vocab)) != len(vocab):
+        raise ValueError(f"{path} holds {len(vocab)} tokens but the model of {source} predicts "
+                         f"{model.vocab_size}: the vocabulary does not belong to this run")
+    return vocab
 
 
 def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = None,
