@@ -212,15 +212,29 @@ def test_caption_features_in_an_npz_archive_are_refused_in_one_line(tmp_path, ca
 # ---- item 10: no silent nonsense ----------------------------------------------------------------
 
 
-def test_export_refuses_a_damaged_vocab_json(tmp_path, capsys, word_text):
-    """It embedded the file's bytes in the ONNX metadata unchecked."""
+@pytest.fixture
+def lm_run(tmp_path, word_text):
     run = tmp_path / "lm"
     assert main(["train", "lm", "--text", str(word_text), "--level", "char", "--hidden", "8", "--emb", "4",
                  "--bptt", "5", "--batch", "2", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
-    (run / "vocab.json").write_text('{"specials": ["<unk>"], "itos": ["<unk>", "a"]}')
+    return run
+
+
+def test_export_refuses_a_damaged_vocab_json(lm_run, tmp_path, capsys):
+    """It embedded the file's bytes in the ONNX metadata unchecked."""
+    (lm_run / "vocab.json").write_text('{"specials": ["<unk>"], "itos": ["<unk>", "a"]}')
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
-        main(["export", str(run), "--out", str(tmp_path / "lm.onnx")])
+        main(["export", str(lm_run), "--out", str(tmp_path / "lm.onnx")])
     assert exit_.value.code == 2
-    _one_line_error(capsys, f"{run / 'vocab.json'} holds 2 tokens but the model", "does not belong to this run")
+    _one_line_error(capsys, f"{lm_run / 'vocab.json'} holds 2 tokens but the model", "does not belong to this run")
     assert not (tmp_path / "lm.onnx").exists()
+
+
+def test_eval_of_a_language_model_checks_its_window_against_the_memory(lm_run, capsys, monkeypatch):
+    from rnnlab.data import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 10_000)
+    capsys.readouterr()
+    assert main(["eval", str(lm_run), "--batch", "20"]) == 2
+    _one_line_error(capsys, "a window of 20 streams of 5 tokens needs about", "lower --batch")

@@ -35,6 +35,7 @@ from .. import initializers
 from ..checkpoint import load_checkpoint
 from ..data import corpora
 from ..data.batching import BPTTBatches
+from ..data.memory import check_memory, padded_batch_bytes
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import bits_per_char, perplexity
@@ -492,6 +493,9 @@ def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = Non
     batch = batch or config.eval_batch
     if len(ids) // batch < 2:
         batch = 1
+    check_memory(padded_batch_bytes(batch, config.bptt, config.emb or config.hidden, config.hidden, config.layers,
+                                    outputs=len(vocab)),
+                 f"a window of {batch} streams of {config.bptt} tokens", "lower --batch")
     result = evaluate(model, ids, batch, config.bptt, progress=progress, desc=source)
     return {**_figures(result["loss"], result["tokens"], level), "split": source,
             **checkpoint_of(loaded.state, which)}
