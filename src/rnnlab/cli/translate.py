@@ -1,7 +1,10 @@
 """``rnnlab translate RUN_DIR "text" ["text" ...] [--beam K] [--plot FILE.png]``.
 
 Translates each text with the best model of a seq2seq run directory and prints one output per
-line; ``--plot`` saves the attention heatmap of the first text (attention models).
+line; ``--plot`` saves the attention heatmap of the first text (attention models; a name ending
+in .png, .pdf, .svg, .jpg or .jpeg, checked before decoding). A TEXT is always text, never
+opened as a file. A text longer than the run's ``max_line_chars`` is cut to it (a line on
+stderr says which); batches stay within the prediction budget (``data/memory.py``).
 
     rnnlab translate runs/dates "september 27, 1994" "6/21/07"
     rnnlab translate runs/ko-en --file sentences.txt     # one source a line (blank lines skipped)

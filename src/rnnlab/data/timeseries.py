@@ -19,7 +19,8 @@ missing value (read as NaN). Every dimension of one series has the same length h
 frames of one utterance); series of one file may differ in length (``@equalLength false``).
 
 ``read_ts(path)`` returns a ``TsFile`` of (T, D) float64 arrays; a malformed header or data line
-is a ValueError naming the file and line. ``standardization(series)`` gives the per-feature
+is a ValueError naming the file and line (also a ``@classLabel`` naming a class twice, and a
+value beyond the float range, such as 1e400 or inf). ``standardization(series)`` gives the per-feature
 mean and standard deviation over every real (non-NaN) step of the training series;
 ``apply_standardization`` uses them (missing values become 0, the training mean).
 ``with_deltas`` appends each feature's first difference, x_t - x_{t-1} (0 at the first step), as
@@ -237,8 +238,8 @@ def apply_standardization(series, mean, std, where=None) -> list[np.ndarray]:
             z = (s / 2 - mean / 2) / (std / 2)
         if np.isinf(z).any():
             t, k = np.argwhere(np.isinf(z))[0]
-            raise ValueError(f"{_series_name(where, i)}, step {t + 1}, feature {k + 1}: {s[t, k]:g} is beyond the float "
-                             f"range once standardized (training mean {mean[k]:g}, std {std[k]:g})")
+            raise ValueError(f"{_series_name(where, i)}, step {t + 1}, feature {k + 1}: {s[t, k]:g} is beyond the "
+                             f"float range once standardized (training mean {mean[k]:g}, std {std[k]:g})")
         z[np.isnan(z)] = 0.0
         out.append(z)
     return out
