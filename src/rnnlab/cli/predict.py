@@ -57,14 +57,14 @@ def _note(msg: str) -> None:
     print(f"rnnlab predict: {msg}", file=sys.stderr)
 
 
-def read_inputs(inputs, stdin=None) -> tuple[list[str], list[str]]:
+def read_inputs(inputs) -> tuple[list[str], list[str]]:
     """(texts, where each came from) of the INPUT arguments: ``-`` is stdin's lines, an existing
     file its lines (``read_texts``), anything else the text itself; one line on stderr each says
     which it was taken as."""
     texts, where = [], []
     for n, item in enumerate(inputs, start=1):
         if item == "-":
-            lines, numbers = parse_texts((stdin or sys.stdin).read(), "stdin")
+            lines, numbers = parse_texts(sys.stdin.read(), "stdin")
             _note(f"INPUT {n} '-': {len(lines)} line(s) read from stdin")
             source = "stdin"
         elif _is_file(item):

@@ -242,7 +242,12 @@ def classify(run_dir, texts=None, series=None, where=None) -> list[dict]:
     given = texts if data.kind == "text" else series
     where = list(where) if where is not None else [f"input {i + 1}" for i in range(len(given))]
     if data.kind == "text":
-        inputs, shown = [data.encode_text(t) for t in texts], list(texts)
+        inputs, shown = [], list(texts)
+        for text, name in zip(texts, where):
+            try:
+                inputs.append(data.encode_text(text))
+            except ValueError as err:                  # an empty sentence: say which
+                raise ValueError(f"{name}: {err}") from None
     else:
         inputs = [data.encode_series(s, w) for s, w in zip(series, where)]
         shown = [f"series {i + 1} ({len(s)} steps)" for i, s in enumerate(series)]

@@ -244,8 +244,9 @@ def tag_probabilities(run_dir, sentences, where=None) -> tuple[list, list]:
                        stored_vocab(stored, "char_vocab", model.char_vocab_size, run_dir), tags, config.lowercase,
                        config.max_word_len)
     forms = [word_tokenize(s) if isinstance(s, str) else list(s) for s in sentences]
+    where = list(where) if where is not None else [f"sentence {i + 1}" for i in range(len(forms))]
     if not all(forms):
-        raise ValueError("the sentence to tag is empty")
+        raise ValueError(f"{where[forms.index([])]}: the sentence to tag is empty")
     encoded = [data.encode_words(f) for f in forms]
     cap = config.max_len or max((len(f) for f in forms), default=1)
     probs = [None] * len(forms)
@@ -261,7 +262,6 @@ def tag_probabilities(run_dir, sentences, where=None) -> tuple[list, list]:
             probs[i] = np.concatenate([host_softmax(logits[0]) for logits in _piece_logits(model, encoded[i], cap)])
     long = [i for i, f in enumerate(forms) if len(f) > cap]
     if long:
-        where = list(where) if where is not None else [f"sentence {i + 1}" for i in range(len(forms))]
         log(f"tag: {len(long)} sentence(s) longer than the run's max_len of {cap} words tagged in pieces of {cap} "
             + ("(the state carried across: as the whole sentence)" if not model.bidirectional else
                "(no context across a piece's boundary)") + ": "
