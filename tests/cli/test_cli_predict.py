@@ -116,20 +116,25 @@ def test_the_default_tagger_tags_a_60000_word_line_under_a_memory_cap(runs, tmp_
 
 
 def test_a_unidirectional_tagger_carries_its_state_across_the_pieces(runs, capsys):
-    """Its pieces give the tags of the whole sentence run at once (the tagger streams)."""
-    from rnnlab.train.supervised import host_softmax, load_run
-    from rnnlab.train.tag import stream_and_whole, tag_probabilities
+    """Its pieces give the tags of each whole sentence run at once (the tagger streams), also
+    in batches of sentences of different lengths."""
     from rnnlab.data.conllu import TaggingData
     from rnnlab.data.vocab import Vocab
+    from rnnlab.train.supervised import host_softmax, load_run
+    from rnnlab.train.tag import stream_and_whole, tag_probabilities
 
-    sentence = "the actly rotion passful the coldly bloomed darkion the warmful"   # 10 words, cap 4
-    _, [(words, probs)] = tag_probabilities(runs["stream"], [sentence])
-    assert "tagged in pieces of 4 (the state carried across" in capsys.readouterr().err
+    sentences = ["the actly rotion passful the coldly bloomed darkion the warmful",      # 10 words, cap 4
+                 "the calmly acted", "the deepion rotted the passly kindful neated", "the mildion"]
+    _, tagged = tag_probabilities(runs["stream"], sentences)
+    assert "2 sentence(s) longer than the run's max_len of 4 words tagged in pieces of 4 (the state carried " \
+           "across" in capsys.readouterr().err
     stored, model = load_run(runs["stream"])
     data = TaggingData(None, None, None, Vocab.from_json(stored["word_vocab"]),
                        Vocab.from_json(stored["char_vocab"]), stored["tags"], True, 20)
-    whole, _ = stream_and_whole(model, *data.encode_words(words))
-    np.testing.assert_allclose(probs, host_softmax(whole), atol=1e-6)
+    for sentence, (words, probs) in zip(sentences, tagged):
+        assert words == sentence.split()
+        whole, _ = stream_and_whole(model, *data.encode_words(words))
+        np.testing.assert_allclose(probs, host_softmax(whole), atol=1e-6)
 
 
 def test_budget_batches_keep_every_batch_within_the_budget_and_refuse_one_input_too_large():

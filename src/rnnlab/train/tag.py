@@ -249,38 +249,40 @@ def tag_probabilities(run_dir, sentences, where=None) -> tuple[list, list]:
         raise ValueError(f"{where[forms.index([])]}: the sentence to tag is empty")
     encoded = [data.encode_words(f) for f in forms]
     cap = config.max_len or max((len(f) for f in forms), default=1)
-    probs = [None] * len(forms)
+    starts = range(0, max((len(f) for f in forms), default=0), cap)
+    pieces = [(i, start) for start in starts for i, f in enumerate(forms) if len(f) > start]
+    # a bidirectional tagger's pieces are independent: one round of batches; a unidirectional
+    # one's piece k starts from the state where piece k - 1 ended: round k
+    rounds = [pieces] if model.bidirectional else [[p for p in pieces if p[1] == start] for start in starts]
     per_step = tagger_batch_bytes(model, 1, 1, config.max_word_len)
-    for rows in budget_batches([min(len(f), cap) for f in forms], per_step, "one sentence",
-                               "tag shorter sentences"):
-        whole = [i for i in rows if len(forms[i]) <= cap]
-        if whole:
-            logits = _tag_logits(model, [encoded[i] for i in whole])
-            for k, i in enumerate(whole):
-                probs[i] = host_softmax(logits[k, :len(forms[i])])
-        for i in (i for i in rows if len(forms[i]) > cap):
-            probs[i] = np.concatenate([host_softmax(logits[0]) for logits in _piece_logits(model, encoded[i], cap)])
+    probs, carried = {}, {}
+    for round_ in rounds:
+        for rows in budget_batches([min(len(forms[i]) - start, cap) for i, start in round_], per_step,
+                                   "one sentence", "tag shorter sentences"):
+            batch = [round_[r] for r in rows]
+            state = _stack_states([carried[i] for i, _ in batch]) if batch[0][1] and not model.bidirectional else None
+            words, chars = zip(*[(encoded[i][0][start:start + cap], encoded[i][1][start:start + cap])
+                                 for i, start in batch])
+            words, mask = pad_ids(words)
+            logits = backend.to_numpy(model.forward(words, pad_chars(chars), mask, initial_state=state))
+            for k, (i, start) in enumerate(batch):
+                probs[i, start] = host_softmax(logits[k, :min(len(forms[i]) - start, cap)])
+                if not model.bidirectional:
+                    # copies: the layers may reuse the buffers behind final_states in the next forward
+                    carried[i] = [[s[k].copy() for s in layer] for layer in model.encoder.final_states]
     long = [i for i, f in enumerate(forms) if len(f) > cap]
     if long:
         log(f"tag: {len(long)} sentence(s) longer than the run's max_len of {cap} words tagged in pieces of {cap} "
             + ("(the state carried across: as the whole sentence)" if not model.bidirectional else
                "(no context across a piece's boundary)") + ": "
             + ", ".join(where[i] for i in long[:5]) + (", ..." if len(long) > 5 else ""))
-    return tags, list(zip(forms, probs))
+    return tags, [(f, np.concatenate([probs[i, start] for start in range(0, len(f), cap)]))
+                  for i, f in enumerate(forms)]
 
 
-def _tag_logits(model: Tagger, encoded: list, initial_state=None) -> np.ndarray:
-    """Logits (B, T, tags) on the host of sentences given as (word ids, character ids)."""
-    words, mask = pad_ids([ids for ids, _ in encoded])
-    return backend.to_numpy(model.forward(words, pad_chars([chars for _, chars in encoded]), mask,
-                                          initial_state=initial_state))
-
-
-def _piece_logits(model: Tagger, encoded: tuple, cap: int):
-    """The logits (1, T, tags) of each consecutive piece of ``cap`` words of one sentence; a
-    unidirectional tagger starts each piece from the state the previous one ended in."""
-    ids, chars = encoded
-    state = None
-    for start in range(0, len(ids), cap):
-        yield _tag_logits(model, [(ids[start:start + cap], chars[start:start + cap])], state)
-        state = None if model.bidirectional else model.encoder.final_states
+def _stack_states(states: list):
+    """Per-sentence recurrent states (per layer, a list of (H,) arrays) -> one batch's initial
+    state (per layer, a list of (B, H) arrays)."""
+    xp = backend.xp
+    return [[xp.stack([state[layer][k] for state in states]) for k in range(len(states[0][layer]))]
+            for layer in range(len(states[0]))]
