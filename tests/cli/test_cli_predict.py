@@ -57,9 +57,28 @@ def runs(tmp_path_factory):
     train("tag", *conllu, "--out", folder / "tag")
     train("tag", *conllu, "--unidirectional", "--max-len", "4", "--emb", "8", "--char-emb", "4", "--char-hidden", "4",
           "--hidden", "8", "--out", folder / "stream")
+    for name, n, seed in (("train.ts", 30, 0), ("test.ts", 10, 1)):
+        _write_series(folder / name, n, seed)
+    train("classify", "--ts", folder / "train.ts", "--test", folder / "test.ts", "--hidden", "8",
+          "--out", folder / "series")
     train("seq2seq", "--generated", "dates", "--n", "60", "--hidden", "8", "--emb", "4", "--attention", "bahdanau",
           "--out", folder / "s2s")
-    return {name: str(folder / name) for name in ("clf", "tag", "stream", "s2s")}
+    return {name: str(folder / name) for name in ("clf", "tag", "stream", "series", "s2s")}
+
+
+def _write_series(path, n: int, seed: int, values=None) -> None:
+    """A .ts file of ``n`` two-dimensional series (3 to 8 steps), labels a / b; ``values``: the
+    first series' first dimension instead."""
+    rng = np.random.default_rng(seed)
+    lines = ["@problemName toy", "@timeStamps false", "@missing false", "@univariate false", "@dimensions 2",
+             "@equalLength false", "@classLabel true a b", "@data"]
+    for i in range(n):
+        steps = int(rng.integers(3, 9))
+        dims = [rng.normal(size=steps).round(3).tolist() for _ in range(2)]
+        if i == 0 and values is not None:
+            dims = [list(values), [0.0] * len(values)]
+        lines.append(":".join(",".join(map(str, d)) for d in dims) + f":{'ab'[i % 2]}")
+    path.write_text("\n".join(lines) + "\n")
 
 
 # ---- item 8: text or file --------------------------------------------------------------------
@@ -192,6 +211,32 @@ def test_predict_refuses_a_damaged_classify_config_in_one_line(runs, tmp_path, c
     (run / "config.json").write_text(json.dumps(config))
     assert main(["predict", str(run), "a good film"]) == 2
     _one_line_error(capsys, f"{run / 'config.json'}: {message}", "damaged")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("std", [1.0, 0.0], "'std' must be 2 finite numbers, all > 0, got [1.0, 0.0]"),
+    ("mean", [0.5], "'mean' must be 2 finite numbers, got [0.5]"),
+])
+def test_predict_refuses_damaged_series_statistics_in_one_line(runs, tmp_path, capsys, key, value, message):
+    """A std of 0 gave inf inputs and NaN probabilities; a short mean, a shape error."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for path in Path(runs["series"]).iterdir():
+        if path.suffix in (".json", ".npz"):
+            (run / path.name).write_bytes(path.read_bytes())
+    config = json.loads((run / "config.json").read_text())
+    config[key] = value
+    (run / "config.json").write_text(json.dumps(config))
+    _write_series(tmp_path / "new.ts", 3, 5)
+    assert main(["predict", str(run), str(tmp_path / "new.ts")]) == 2
+    _one_line_error(capsys, f"{run / 'config.json'}: {message}")
+
+
+def test_predict_refuses_a_series_value_beyond_float32_naming_its_line(runs, tmp_path, capsys):
+    """1e39 standardized is inf in float32: the classifier answered NaN probabilities."""
+    _write_series(tmp_path / "new.ts", 3, 5, values=[0.1, 1e39, 0.2])
+    assert main(["predict", runs["series"], str(tmp_path / "new.ts")]) == 2
+    _one_line_error(capsys, f"{tmp_path / 'new.ts'}, line 9, step 2, feature 1: 1e+39 is beyond the float32 range")
 
 
 def test_translate_refuses_a_plot_that_is_not_an_image_before_decoding(runs, tmp_path, capsys):

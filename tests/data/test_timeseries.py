@@ -67,8 +67,10 @@ def test_a_value_near_the_float_range_keeps_its_feature(tmp_path):
     steep = write(tmp_path, "1,2:1e308,-1e308:up\n4,5:6,7:down\n", name="steep.ts")
     with pytest.raises(ValueError, match=r"steep\.ts, line 10, step 2, feature 2: the difference from the step before"):
         load_ts_classification(steep, steep, deltas=True)                       # -1e308 - 1e308: beyond the range
-    with pytest.raises(ValueError, match=r"series 1, step 1, feature 1: -1e\+308 is beyond the float range"):
+    with pytest.raises(ValueError, match=r"series 1, step 1, feature 1: -1e\+308 is beyond the float32 range"):
         apply_standardization([np.array([[-1e308]])], np.array([1e308]), np.array([1.0]))
+    with pytest.raises(ValueError, match=r"series 1, step 2, feature 1: 1e\+39 is beyond the float32 range"):
+        apply_standardization([np.array([[0.0], [1e39]])], np.array([0.0]), np.array([1.0]))   # inf in float32
 
 
 def test_deltas_are_first_differences_appended_as_features():

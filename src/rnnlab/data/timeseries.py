@@ -42,6 +42,7 @@ from .labeled import ClassificationData, ClassSplit, find_data, label_ids, split
 from .padding import cap_lengths, describe_cut
 
 _BOOLEAN_TAGS = ("timestamps", "missing", "univariate", "equallength")
+STANDARDIZED_MAX = float(np.finfo(np.float32).max)   # a standardized value beyond it is refused
 
 
 @dataclass
@@ -228,7 +229,8 @@ def apply_standardization(series, mean, std, where=None) -> list[np.ndarray]:
     """(x - mean) / std for each series; a missing value (NaN) becomes 0. Halves are
     subtracted (exactly the same result) so that values of opposite sign near the float range
     do not overflow; a value that still lands beyond the float range is a ValueError naming
-    the series (as ``with_deltas``), step and feature."""
+    the series (as ``with_deltas``), step and feature; so is one beyond float32's range
+    (``STANDARDIZED_MAX``: the model would read it as inf and answer NaN)."""
     out = []
     for i, s in enumerate(series):
         s = np.asarray(s, dtype=np.float64)
@@ -236,10 +238,11 @@ def apply_standardization(series, mean, std, where=None) -> list[np.ndarray]:
             raise ValueError(f"expected a series of shape (time, {mean.size}), got {s.shape}")
         with np.errstate(over="ignore"):
             z = (s / 2 - mean / 2) / (std / 2)
-        if np.isinf(z).any():
-            t, k = np.argwhere(np.isinf(z))[0]
+        beyond = np.abs(z) > STANDARDIZED_MAX
+        if beyond.any():
+            t, k = np.argwhere(beyond)[0]
             raise ValueError(f"{_series_name(where, i)}, step {t + 1}, feature {k + 1}: {s[t, k]:g} is beyond the "
-                             f"float range once standardized (training mean {mean[k]:g}, std {std[k]:g})")
+                             f"float32 range once standardized (training mean {mean[k]:g}, std {std[k]:g})")
         z[np.isnan(z)] = 0.0
         out.append(z)
     return out
