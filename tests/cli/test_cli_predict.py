@@ -191,24 +191,33 @@ def test_translate_cuts_a_source_longer_than_the_training_lines(runs, capsys, mo
 # ---- item 9: one line, not a traceback ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("labels", ["neg"], "'labels' must be a list of the model's 2 names, got ['neg']"),
-    ("labels", None, "'labels' must be a list of the model's 2 names, got None"),
-    ("vocab", "removed", "'vocab' must be a vocabulary"),
-])
-def test_predict_refuses_a_damaged_classify_config_in_one_line(runs, tmp_path, capsys, key, value, message):
-    """Short or null labels gave IndexError, a removed vocab KeyError."""
-    run = tmp_path / "run"
+REMOVED = object()
+
+
+def _damaged_copy(run_dir, folder, key, value) -> Path:
+    """A copy of a run whose config.json holds ``value`` under ``key`` (REMOVED: no ``key``)."""
+    run = folder / "run"
     run.mkdir()
-    for path in Path(runs["clf"]).iterdir():
+    for path in Path(run_dir).iterdir():
         if path.suffix in (".json", ".npz"):
             (run / path.name).write_bytes(path.read_bytes())
     config = json.loads((run / "config.json").read_text())
-    if value == "removed":
+    if value is REMOVED:
         del config[key]
     else:
         config[key] = value
     (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("labels", ["neg"], "'labels' must be a list of the model's 2 names, got ['neg']"),
+    ("labels", None, "'labels' must be a list of the model's 2 names, got None"),
+    ("vocab", REMOVED, "'vocab' must be a vocabulary"),
+])
+def test_predict_refuses_a_damaged_classify_config_in_one_line(runs, tmp_path, capsys, key, value, message):
+    """Short or null labels gave IndexError, a removed vocab KeyError."""
+    run = _damaged_copy(runs["clf"], tmp_path, key, value)
     assert main(["predict", str(run), "a good film"]) == 2
     _one_line_error(capsys, f"{run / 'config.json'}: {message}", "damaged")
 
@@ -219,14 +228,7 @@ def test_predict_refuses_a_damaged_classify_config_in_one_line(runs, tmp_path, c
 ])
 def test_predict_refuses_damaged_series_statistics_in_one_line(runs, tmp_path, capsys, key, value, message):
     """A std of 0 gave inf inputs and NaN probabilities; a short mean, a shape error."""
-    run = tmp_path / "run"
-    run.mkdir()
-    for path in Path(runs["series"]).iterdir():
-        if path.suffix in (".json", ".npz"):
-            (run / path.name).write_bytes(path.read_bytes())
-    config = json.loads((run / "config.json").read_text())
-    config[key] = value
-    (run / "config.json").write_text(json.dumps(config))
+    run = _damaged_copy(runs["series"], tmp_path, key, value)
     _write_series(tmp_path / "new.ts", 3, 5)
     assert main(["predict", str(run), str(tmp_path / "new.ts")]) == 2
     _one_line_error(capsys, f"{run / 'config.json'}: {message}")
