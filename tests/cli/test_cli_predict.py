@@ -241,15 +241,6 @@ def test_predict_refuses_a_series_value_beyond_float32_naming_its_line(runs, tmp
     _one_line_error(capsys, f"{tmp_path / 'new.ts'}, line 9, step 2, feature 1: 1e+39 is beyond the float32 range")
 
 
-def test_translate_refuses_a_plot_that_is_not_an_image_before_decoding(runs, tmp_path, capsys):
-    """--plot a.txt used to decode, then fail in matplotlib with a ValueError."""
-    with pytest.raises(SystemExit) as exit_:
-        main(["translate", runs["s2s"], "may 3 1990", "--plot", str(tmp_path / "a.txt")])
-    assert exit_.value.code == 2
-    _one_line_error(capsys, "--plot", "a.txt' is not an image file name", ".png")
-    assert not (tmp_path / "a.txt").exists()
-
-
 def test_caption_features_in_an_npz_archive_are_refused_in_one_line(tmp_path, capsys):
     """An .npz (np.savez) was an AttributeError: 'NpzFile' object has no attribute 'ndim'."""
     X, captions = write_feature_captions(tmp_path, 40, 0)

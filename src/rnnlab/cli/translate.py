@@ -1,34 +1,22 @@
 """``rnnlab translate RUN_DIR "text" ["text" ...] [--beam K] [--plot FILE.png]``.
 
 Translates each text with the best model of a seq2seq run directory and prints one output per
-line; ``--plot`` saves the attention heatmap of the first text (attention models; a name ending
-in .png, .pdf, .svg, .jpg or .jpeg, checked before decoding). A TEXT is always text, never
-opened as a file. A text longer than the run's ``max_line_chars`` is cut to it (a line on
-stderr says which); batches stay within the prediction budget (``data/memory.py``).
+line; ``--plot`` saves the attention heatmap of the first text (attention models).
 
     rnnlab translate runs/dates "september 27, 1994" "6/21/07"
     rnnlab translate runs/ko-en --file sentences.txt     # one source a line (blank lines skipped)
     cat sentences.txt | rnnlab translate runs/ko-en -    # "-" (or --file -): read stdin
+
+A TEXT is always text, never opened as a file. A text longer than the run's ``max_line_chars``
+is cut to it (a line on stderr says which); batches stay within the prediction budget
+(``data/memory.py``).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from ..train.seq2seq import translate
-
-
-IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")   # formats matplotlib writes with any backend
-
-
-def image_file(text: str) -> str:
-    """A ``type=`` function: a path whose suffix names an image format (refused at parse time,
-    not after the decoding)."""
-    if Path(text).suffix.lower() not in IMAGE_SUFFIXES:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an image file name: end it in one of "
-                                         f"{', '.join(IMAGE_SUFFIXES)}")
-    return text
 
 
 def register(ctx) -> None:
@@ -41,8 +29,7 @@ def register(ctx) -> None:
     parser.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     parser.add_argument("--length-penalty", type=float, default=1.0,
                         help="beam score = log p / length ** this (0: plain log p)")
-    parser.add_argument("--plot", metavar="FILE.png", type=image_file,
-                        help=f"save the attention heatmap of the first text ({', '.join(IMAGE_SUFFIXES)})")
+    parser.add_argument("--plot", metavar="FILE.png", help="save the attention heatmap of the first text")
     parser.set_defaults(func=run)
 
 
