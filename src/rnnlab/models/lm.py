@@ -38,6 +38,8 @@ from ..layers import kinds
 from ..layers.base import ShapeError
 from .base import Model
 
+PRIME_WINDOW = 256   # prime tokens a generate() forward takes at once
+
 class LanguageModel(Model):
     """Embedding -> ``layers`` stacked recurrent layers with carried state -> Dense(vocab_size).
 
@@ -191,7 +193,9 @@ class LanguageModel(Model):
         Each step draws from softmax(logits / temperature) restricted to the ``top_k`` most
         likely tokens (all when None); ``temperature=0`` picks the most likely token. The same
         ``seed`` gives the same text. Runs in eval mode from a reset state and leaves the
-        state reset and the mode as it was.
+        state reset and the mode as it was. The prime goes through in windows of
+        ``PRIME_WINDOW`` tokens (the state carried: the same as at once), so a long prime
+        (``rnnlab sample --prime``) takes memory for one window.
         """
         xp = backend.xp
         prime = [int(i) for i in prime]
@@ -204,7 +208,9 @@ class LanguageModel(Model):
         self.eval()
         self.reset_states()
         try:
-            logits = self.forward(xp.asarray([prime], dtype=np.int64))[0, -1]
+            # the prime in windows, the state carried across: its length bounds the work, not the memory
+            for start in range(0, len(prime), PRIME_WINDOW):
+                logits = self.forward(xp.asarray([prime[start:start + PRIME_WINDOW]], dtype=np.int64))[0, -1]
             out = []
             for _ in range(length):
                 token = sample_next(backend.to_numpy(logits), temperature, top_k, rng)

@@ -86,6 +86,7 @@ class CaptionTask(SupervisedTask):
 
     name = "caption"
     monitor = "valid_exact_match"
+    memory_hint = "lower --batch or --hidden, or shorten the longest captions"   # caption has no --max-len
 
     def load_data(self) -> CaptionData:
         c = self.config

@@ -21,6 +21,7 @@ for any class count.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +29,16 @@ import numpy as np
 
 from .. import backend, validate
 from ..data.labeled import (ClassificationData, find_data, load_sst2, load_tsv_classification, make_text_data,
-                            read_labeled_tsv, read_sst2_sentences)
-from ..data.memory import padded_batch_bytes
-from ..data.padding import pad_ids, pad_vectors
+                            pad_examples, read_labeled_tsv, read_sst2_sentences)
+from ..data.memory import budget_batches, padded_batch_bytes
+from ..data.padding import cap_lengths
 from ..data.timeseries import load_ts_classification, load_ts_dataset
-from ..data.vocab import Vocab
 from ..metrics import (MAX_MATRIX_CLASSES, MAX_SHOWN_CLASSES, accuracy, confusion_matrix, confusion_table, macro_f1,
                        top_confusions, top_confusions_table)
 from ..models.classifier import SequenceClassifier
 from .config import CELLS, DATA, MODEL, setting
-from .supervised import (SupervisedConfig, SupervisedTask, drop_words, load_run, log, majority_baseline, run_task,
-                         save_figure)
+from .supervised import (SupervisedConfig, SupervisedTask, damaged, drop_words, load_run, log, majority_baseline,
+                         run_task, save_figure, stored_names, stored_vocab)
 
 
 @dataclass
@@ -160,11 +160,10 @@ class ClassifyTask(SupervisedTask):
         return batch["y"], None
 
     def padded_batch_bytes(self, rows: int) -> tuple[int, str]:
-        c, d = self.config, self.data
+        d = self.data
         steps = max(max(s.lengths(), default=0) for s in (d.train, d.valid, d.test))
-        width = c.emb if d.kind == "text" else d.input_dim
-        need = padded_batch_bytes(rows, steps, width, c.hidden, c.layers, 2 if c.bidirectional else 1)
-        return need, f"{rows} examples of {steps} {'tokens' if d.kind == 'text' else 'frames'}"
+        return (classifier_batch_bytes(self.model, rows, steps),
+                f"{rows} examples of {steps} {'tokens' if d.kind == 'text' else 'frames'}")
 
     def run_config(self) -> dict:
         d = self.data
@@ -257,28 +256,73 @@ def report(metrics: dict) -> str:
 # ---- prediction -------------------------------------------------------------------------------
 
 
-def classify(run_dir, texts=None, series=None) -> list[dict]:
+def classifier_batch_bytes(model: SequenceClassifier, rows: int, steps: int) -> int:
+    """The estimate (``data/memory.py``) of a padded batch of ``rows`` inputs of ``steps`` words
+    or frames through ``model``: what training checks, and what prediction batches by."""
+    width = model.emb if model.vocab_size is not None else model.input_dim
+    return padded_batch_bytes(rows, steps, width, model.hidden, model.layers, 2 if model.bidirectional else 1)
+
+
+def classify(run_dir, texts=None, series=None, where=None) -> list[dict]:
     """Label and class probabilities of each of ``texts`` (sentences, for a text classifier) or
-    ``series`` ((T, D) arrays, for a series classifier) by the best model of ``run_dir``."""
+    ``series`` ((T, D) arrays, for a series classifier) by the best model of ``run_dir``.
+
+    An input longer than the run's ``max_len`` is cut to its first ``max_len`` words or frames,
+    as training cut its data (one line on stderr names the inputs cut, by ``where``: a
+    description of each input, default "input N"). The inputs run in batches of similar length
+    within the prediction budget (``data/memory.budget_batches``), so their number and length
+    bound neither the memory nor, beyond the cap, the work per batch."""
     stored, model = load_run(run_dir)
     if stored.get("task") != "classify":
         raise ValueError(f"{run_dir} is a {stored.get('task')!r} run, not a classifier")
-    labels, kind = stored["labels"], stored["kind"]
-    if kind == "text":
+    labels = stored_names(stored, "labels", model.classes, run_dir)
+    config = ClassifyConfig.from_run_config(stored)
+    if model.vocab_size is not None:
         if texts is None:
             raise ValueError(f"{run_dir} classifies sentences: give text, not series")
-        data = ClassificationData(None, None, None, labels, "text", vocab=Vocab.from_json(stored["vocab"]),
-                                  lowercase=bool(stored.get("lowercase")))
-        x, mask = pad_ids([data.encode_text(t) for t in texts])
-        shown = list(texts)
+        data = ClassificationData(None, None, None, labels, "text", lowercase=config.lowercase,
+                                  vocab=stored_vocab(stored, "vocab", model.vocab_size, run_dir))
     else:
-        data = ClassificationData(None, None, None, labels, "series", mean=np.asarray(stored["mean"]),
-                                  std=np.asarray(stored["std"]), deltas=bool(stored.get("deltas")))
+        data = ClassificationData(None, None, None, labels, "series", deltas=config.deltas,
+                                  **_stored_statistics(stored, model.input_dim, run_dir))
         if series is None:
             raise ValueError(f"{run_dir} classifies series of {data.series_features} features: give a .ts file")
-        x, mask = pad_vectors([data.encode_series(s) for s in series])
-        x = backend.xp.asarray(x, dtype=model.head.kernel.dtype)
+    given = texts if data.kind == "text" else series
+    where = list(where) if where is not None else [f"input {i + 1}" for i in range(len(given))]
+    if data.kind == "text":
+        inputs, shown = [], list(texts)
+        for text, name in zip(texts, where):
+            try:
+                inputs.append(data.encode_text(text))
+            except ValueError as err:                  # an empty sentence: say which
+                raise ValueError(f"{name}: {err}") from None
+    else:
+        inputs = [data.encode_series(s, w) for s, w in zip(series, where)]
         shown = [f"series {i + 1} ({len(s)} steps)" for i, s in enumerate(series)]
-    probs = model.predict_proba(x, mask)
+    cut = cap_lengths(inputs, config.max_len, where)
+    if cut:
+        log(f"classify: {len(cut)} input(s) longer than the run's max_len of {config.max_len} "
+            f"{'words' if data.kind == 'text' else 'frames'} cut to it, as training cut its data: "
+            + ", ".join(map(str, cut[:5])) + (", ..." if len(cut) > 5 else ""))
+    probs = np.zeros((len(inputs), len(labels)))
+    for rows in budget_batches([len(x) for x in inputs], classifier_batch_bytes(model, 1, 1), "one input",
+                               "give shorter inputs"):
+        x, mask = pad_examples([inputs[i] for i in rows])
+        probs[rows] = model.predict_proba(backend.xp.asarray(x, dtype=model.head.kernel.dtype)
+                                          if data.kind == "series" else x, mask)
     return [{"input": s, "label": labels[int(p.argmax())],
              "probabilities": {label: float(v) for label, v in zip(labels, p)}} for s, p in zip(shown, probs)]
+
+
+def _stored_statistics(stored: dict, features: int, run_dir) -> dict:
+    """config.json's standardization of a series classifier ({"mean", "std"}: ``features``
+    finite numbers each, std > 0), else a ValueError naming the file and the key."""
+    out = {}
+    for key in ("mean", "std"):
+        values = stored.get(key)
+        ok = isinstance(values, list) and len(values) == features and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if not ok or (key == "std" and min(values) <= 0):
+            raise damaged(run_dir, key, f"{features} finite numbers" + (", all > 0" if key == "std" else ""), values)
+        out[key] = np.asarray(values, dtype=np.float64)
+    return out

@@ -28,12 +28,14 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import distributed as dist
 from .. import initializers, validate
 from ..checkpoint import load_checkpoint
 from ..data import corpora
 from ..data.batching import BPTTBatches
+from ..data.memory import check_memory, padded_batch_bytes
 from ..data.vocab import Vocab
 from ..fileio import atomic_write_text
 from ..losses import SoftmaxCrossEntropy
@@ -483,7 +485,6 @@ def _load_run(run_dir, checkpoint: str = "best"):
     if stored.get("task") != "lm":
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not a language model")
     config = LMConfig.from_run_config(stored)
-    vocab = Vocab.load(run.path / "vocab.json")
     path = run.best_path if checkpoint == "best" else run.last_path
     if not path.exists():
         other = run.last_path if checkpoint == "best" else run.best_path
@@ -491,11 +492,19 @@ def _load_run(run_dir, checkpoint: str = "best"):
             raise FileNotFoundError(f"{run.path} holds no checkpoint yet (best.npz / last.npz)")
         path = other
     loaded = load_checkpoint(path)
-    model = loaded.model
-    if getattr(model, "vocab_size", len(vocab)) != len(vocab):
-        raise ValueError(f"{run.path / 'vocab.json'} holds {len(vocab)} tokens but the model of {path} predicts "
-                         f"{model.vocab_size}: the vocabulary does not belong to this run")
+    vocab = run_vocab(run.path, loaded.model, path)
     return config, vocab, loaded, "best" if path == run.best_path else "last"
+
+
+def run_vocab(run_dir, model, source) -> Vocab:
+    """The vocab.json of a run folder, checked (a ValueError naming the file) as a vocabulary
+    and against the tokens ``model`` (read from ``source``) predicts."""
+    path = Path(run_dir) / "vocab.json"
+    vocab = Vocab.load(path)
+    if getattr(model, "vocab_size", len(vocab)) != len(vocab):
+        raise ValueError(f"{path} holds {len(vocab)} tokens but the model of {source} predicts "
+                         f"{model.vocab_size}: the vocabulary does not belong to this run")
+    return vocab
 
 
 def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = None,
@@ -522,6 +531,9 @@ def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = Non
     batch = batch or config.eval_batch
     if len(ids) // batch < 2:
         batch = 1
+    check_memory(padded_batch_bytes(batch, config.bptt, config.emb or config.hidden, config.hidden, config.layers,
+                                    outputs=len(vocab)),
+                 f"a window of {batch} streams of {config.bptt} tokens", "lower --batch")
     result = evaluate(model, ids, batch, config.bptt, progress=progress, desc=source)
     return {**_figures(result["loss"], result["tokens"], level), "split": source,
             **checkpoint_of(loaded.state, which)}

@@ -30,7 +30,9 @@ import numpy as np
 from .. import distributed as dist
 from .. import initializers, validate
 from ..data import generated
-from ..data.pairs import MAX_CHARS, PairData, check_batch_memory, detokenize, read_pairs, split_pairs, tokenize
+from ..data.memory import PREDICTION_BUDGET, PREDICTION_ROWS, check_memory
+from ..data.pairs import (MAX_CHARS, PairData, check_batch_memory, detokenize, pair_batch_bytes, read_pairs,
+                          split_pairs, tokenize)
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import corpus_bleu, exact_match, token_accuracy
@@ -432,12 +434,36 @@ class Translator:
         return PairData(pairs, self.src_vocab, self.tgt_vocab, self.src_level, self.config.lower,
                         tgt_level=self.tgt_level)
 
+    def batch_size(self, data: PairData, max_len: int | None = None) -> int:
+        """Pairs per batch of ``data`` within the prediction budget (``data/memory.py``): each
+        row padded to the longest source, and to the longest target or decoding limit; first a
+        MemoryError when one such pair alone needs more than the memory available. (A beam's
+        rows are taken from this number: ``decode_data``.)"""
+        c = self.config
+        src_len = max((len(s) for s in data.src_ids), default=1)
+        limit = decode_limits([src_len], max_len or self.max_len, self.decode_cap)[0]
+        tgt_len = max(limit, max((len(t) for t in data.tgt_ids), default=0)) + 1
+        one = pair_batch_bytes(1, src_len, tgt_len, c.hidden, c.emb, c.layers, len(self.tgt_vocab),
+                               2 if c.bidirectional else 1)
+        check_memory(one, f"one pair of {src_len} source tokens and {tgt_len} output steps",
+                     "give shorter sources")
+        return int(max(1, min(PREDICTION_ROWS, PREDICTION_BUDGET // one)))
+
     def __call__(self, texts, beam: int = 1, length_penalty: float = 1.0, max_len: int | None = None) -> list[dict]:
+        """Translations of ``texts``. A text longer than the run's ``max_line_chars`` (the
+        longest line training read) is cut to it, with a line on stderr naming it."""
         texts = list(texts)
         if not texts:
             return []
-        data = self.data([(t, "") for t in texts])
-        outputs, attention = decode_data(self.model, data, max_len=max_len or self.max_len, beam=beam,
+        cap = self.config.max_line_chars
+        long = [i for i, t in enumerate(texts) if cap is not None and len(t) > cap]
+        if long:
+            print(f"translate: {len(long)} text(s) longer than the run's max_line_chars of {cap} characters cut to "
+                  f"it: text " + ", ".join(str(i + 1) for i in long[:5]) + (", ..." if len(long) > 5 else ""),
+                  file=sys.stderr)
+        data = self.data([(t[:cap] if cap is not None else t, "") for t in texts])
+        outputs, attention = decode_data(self.model, data, self.batch_size(data, max_len),
+                                         max_len=max_len or self.max_len, beam=beam,
                                          length_penalty=length_penalty, cap=self.decode_cap)
         results = []
         for text, src_tokens, out, attn in zip(texts, data.src_tokens, outputs, attention):
@@ -489,8 +515,8 @@ def evaluate_run(run_dir, pairs=None, split: str = "test", beam: int = 1, length
         where = f"the run's {split} split"
     data = translator.data(pairs)
     t0 = time.perf_counter()
-    figures = evaluate(translator.model, data, max_len=translator.max_len, beam=beam, length_penalty=length_penalty,
-                       cap=translator.decode_cap)
+    figures = evaluate(translator.model, data, translator.batch_size(data), max_len=translator.max_len, beam=beam,
+                       length_penalty=length_penalty, cap=translator.decode_cap)
     figures.update(checkpoint_of(translator.checkpoint_state, translator.checkpoint))
     predictions = figures.pop("predictions")
     figures["examples"] = [{"source": s, "reference": t, "prediction": p}

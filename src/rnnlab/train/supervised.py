@@ -59,6 +59,7 @@ class SupervisedTask(Task):
     unit = "batch"
     monitor = "valid_accuracy"
     mode = "max"
+    memory_hint = "lower --batch or --max-len"   # what the task's flags can do about a batch too large
 
     def __init__(self, config: SupervisedConfig, data=None):
         self.config = config
@@ -104,7 +105,7 @@ class SupervisedTask(Task):
         splits = [s for s in (self.data.train, self.data.valid, self.data.test) if s is not None]
         rows = min(max(self.config.batch, EVAL_BATCH), max(len(s) for s in splits))
         need, what = self.padded_batch_bytes(rows)
-        return check_memory(need, f"the largest padded batch ({what})", "lower --batch or --max-len", available)
+        return check_memory(need, f"the largest padded batch ({what})", self.memory_hint, available)
 
     def epoch_batches(self, epoch: int):
         return list(self.data.train.batches(self.config.batch, shuffle=True, seed=self.config.seed, epoch=epoch))
@@ -230,6 +231,37 @@ def load_run(run_dir, checkpoint: str = "best") -> tuple[dict, object]:
     model = load_checkpoint(path).model
     model.eval()
     return stored, model
+
+
+def damaged(run_dir, key: str, what: str, got) -> ValueError:
+    """The error for an entry of a run's config.json that is not what the run wrote."""
+    shown = repr(got)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return ValueError(f"{Path(run_dir) / RunDir.CONFIG}: {key!r} must be {what}, got {shown}: the file is damaged "
+                      f"or belongs to another run")
+
+
+def stored_names(stored: dict, key: str, count: int, run_dir) -> list[str]:
+    """config.json's list of ``count`` names under ``key`` (a classifier's labels, a tagger's
+    tags: one per output of the model), else a ValueError naming the file and the key."""
+    names = stored.get(key)
+    if not (isinstance(names, list) and len(names) == count and all(isinstance(n, str) for n in names)):
+        raise damaged(run_dir, key, f"a list of the model's {count} names", names)
+    return names
+
+
+def stored_vocab(stored: dict, key: str, size: int, run_dir):
+    """config.json's vocabulary under ``key``, of the ``size`` tokens the model embeds, else a
+    ValueError naming the file and the key."""
+    from ..data.vocab import Vocab
+
+    try:
+        vocab = Vocab.from_json(stored.get(key))
+    except ValueError as err:
+        raise damaged(run_dir, key, f"a vocabulary ({err})", stored.get(key)) from None
+    if len(vocab) != size:
+        raise damaged(run_dir, key, f"a vocabulary of the model's {size} tokens", len(vocab))
+    return vocab
 
 
 def save_figure(plot, *args, **kwargs):
