@@ -18,17 +18,10 @@ import numpy as np
 from .. import backend
 from .. import validate
 from ..layers import Dense, Dropout, Embedding
+from ..layers.core import softmax
 from ..layers.base import ShapeError
 from .base import Model
 from .stack import POOLINGS, RecurrentStack, SequencePooling, part_seeds
-
-
-def softmax(logits):
-    """Row-wise softmax of (..., C) logits (float64 on the host is not needed: same dtype)."""
-    xp = backend.xp
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = xp.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class SequenceClassifier(Model):

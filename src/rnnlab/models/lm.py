@@ -37,6 +37,7 @@ from ..layers import core as L
 from ..layers import kinds
 from ..layers.base import ShapeError
 from .base import Model
+from .stack import part_seeds, recurrent_layers
 
 class LanguageModel(Model):
     """Embedding -> ``layers`` stacked recurrent layers with carried state -> Dense(vocab_size).
@@ -70,11 +71,9 @@ class LanguageModel(Model):
         cell = kinds.cell_kind(cell)   # "lstm", "gru" or "rnn" (ValueError naming them otherwise)
         self.cell, self.dropout, self.variational = cell, float(dropout), bool(variational)
         self.tie_weights, self.init_scale = bool(tie_weights), init_scale
-        rnn_class = kinds.layer_class(cell)
 
         # One seed per part, drawn from the model's seed: parts of equal shape must not start equal.
-        seeds = np.random.default_rng(self.seed).integers(0, 2**31 - 1, size=2 * self.layers + 4).tolist() \
-            if self.seed is not None else [None] * (2 * self.layers + 4)
+        seeds = part_seeds(self.seed, 2 * self.layers + 4)
         init = f"uniform:{init_scale}" if init_scale is not None else None
         winit = {} if init is None else {"kernel_initializer": init, "bias_initializer": init}
         rinit = {} if init is None else {**winit, "recurrent_initializer": init}
@@ -88,11 +87,7 @@ class LanguageModel(Model):
         self.embedding = L.Embedding(self.vocab_size, self.emb, seed=seeds[0],
                                      **({"embeddings_initializer": init} if init else {}))
         self.embedding.build((None,))
-        self.rnns = []
-        for i in range(self.layers):
-            rnn = rnn_class(self.hidden, return_sequences=True, return_state=True, seed=seeds[1 + i], **rinit)
-            rnn.build((None, self.emb if i == 0 else self.hidden))
-            self.rnns.append(rnn)
+        self.rnns = recurrent_layers(cell, self.hidden, seeds[1:1 + self.layers], input_dim=self.emb, **rinit)
         noise_shape = (None, 1, None) if self.variational else None
         self.drops = [L.Dropout(self.dropout, noise_shape=noise_shape, seed=seeds[1 + self.layers + i])
                       for i in range(self.layers + 1)] if self.dropout > 0 else []
@@ -239,7 +234,6 @@ def sample_next(logits, temperature: float = 1.0, top_k: int | None = None, rng=
     if top_k is not None and top_k < z.size:
         kth = np.partition(z, -top_k)[-top_k]
         z = np.where(z >= kth, z, -np.inf)
-    p = np.exp(z - z.max())
-    p /= p.sum()
+    p = backend.to_numpy(L.softmax(backend.xp.asarray(z)))
     rng = rng if rng is not None else np.random.default_rng()
     return int(rng.choice(z.size, p=p))

@@ -42,9 +42,9 @@ from .. import backend
 from .. import validate
 from ..layers import kinds
 from ..layers.base import ShapeError
-from ..layers.recurrent import Bidirectional
 from .base import Model
-from .decoders import AttentionDecoder, Decoder, EmbeddedStack, _seed
+from .decoders import AttentionDecoder, Decoder, EmbeddedStack
+from .stack import part_seeds
 
 ATTENTIONS = ("none", "bahdanau", "luong")
 
@@ -78,12 +78,9 @@ class Encoder(EmbeddedStack):
         self.bidirectional = validate.flag(type(self).__name__, "bidirectional", bidirectional)
         if self.bidirectional and self.hidden % 2:
             raise ValueError(f"bidirectional encoder: hidden must be even (hidden // 2 units each way), got {hidden}")
-        self.rnns = self._make_rnns(self.hidden // 2 if self.bidirectional else self.hidden)
-        if self.bidirectional:
-            self.rnns = [Bidirectional(rnn, merge_mode="concat", name=f"{self.name}_bidirectional_{l}")
-                         for l, rnn in enumerate(self.rnns)]
-        self._make_drops(self.layers)
-        self.sublayers = [self.embedding, *self.rnns]
+        self.rnns = self._make_rnns(self.hidden // 2 if self.bidirectional else self.hidden, self.bidirectional)
+        self.drops = self._make_drops(self.layers)
+        self.sublayers = [self.embedding, *self.rnns, *self.drops]
 
     def forward(self, src, mask=None):
         xp = backend.xp
@@ -150,17 +147,17 @@ class Seq2Seq(Model):
         self.dropout = validate.rate(owner, "dropout", dropout)
         self.bos_id = validate.integer(owner, "bos_id", bos_id, 0, self.tgt_vocab_size - 1)
         self.eos_id = validate.integer(owner, "eos_id", eos_id, 0, self.tgt_vocab_size - 1)
-        seed = self.seed
+        seed, decoder_seed = (None, None) if self.seed is None else (self.seed, self.seed + 1000)
         self.encoder = Encoder(self.src_vocab_size, self.emb, self.hidden, self.cell, self.layers,
-                               self.bidirectional, self.dropout, self.cell_options, seed=_seed(seed, 0),
+                               self.bidirectional, self.dropout, self.cell_options, seed=seed,
                                name="encoder")
         if attention == "none":
             self.decoder = Decoder(self.tgt_vocab_size, self.emb, self.hidden, self.cell, self.layers, self.peeky,
-                                   self.dropout, self.cell_options, seed=_seed(seed, 1000), name="decoder")
+                                   self.dropout, self.cell_options, seed=decoder_seed, name="decoder")
         else:
             self.decoder = AttentionDecoder(self.tgt_vocab_size, self.emb, self.hidden, self.cell, self.layers,
                                             attention, score, attention_units, self.peeky, self.dropout,
-                                            self.cell_options, seed=_seed(seed, 1000), name="decoder")
+                                            self.cell_options, seed=decoder_seed, name="decoder")
         self.sublayers = [self.encoder, self.decoder]
 
     # ---- training -----------------------------------------------------------------------------------

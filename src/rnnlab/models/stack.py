@@ -33,10 +33,34 @@ POOLINGS = ("last", "mean", "max")
 
 
 def part_seeds(seed, n: int) -> list:
-    """n seeds drawn from a model's seed (None: all None): parts of equal shape must differ."""
+    """n seeds drawn from a model's seed (None: all None): parts of equal shape must differ.
+
+    The one seeding scheme of the models: each part takes its own index of this draw, which is
+    prefix-stable (the first k of ``part_seeds(s, n)`` are ``part_seeds(s, k)``), so a part added
+    at the end leaves the weights of the others as they were."""
     if seed is None:
         return [None] * n
     return np.random.default_rng(seed).integers(0, 2**31 - 1, size=n).tolist()
+
+
+def recurrent_layers(cell: str, units: int, seeds: list, input_dim: int | None = None,
+                     bidirectional: bool = False, name: str | None = None, **options) -> list:
+    """The one builder of a stack of recurrent layers: ``len(seeds)`` layers of ``cell`` (with its
+    ``options``: initializers, ``activation`` of a SimpleRNN, ``reset_after`` of a GRU ...), layer i
+    seeded ``seeds[i]``, each returning its whole sequence and its final states; with
+    ``bidirectional`` each reads both ways (``Bidirectional``, the directions concatenated).
+    Given ``input_dim``, layer 0 is built for it and each later layer for the one below; ``name``
+    names them ``{name}_{cell}_{i}`` (``{name}_bidirectional_{i}``)."""
+    layers = []
+    for i, seed in enumerate(seeds):
+        rnn = layer_class(cell)(units, return_sequences=True, return_state=True, seed=seed,
+                                name=None if name is None else f"{name}_{cell}_{i}", **options)
+        if bidirectional:
+            rnn = Bidirectional(rnn, name=None if name is None else f"{name}_bidirectional_{i}")
+        if input_dim is not None:
+            rnn.build((None, input_dim if i == 0 else units * (2 if bidirectional else 1)))
+        layers.append(rnn)
+    return layers
 
 
 class RecurrentStack(Layer):
@@ -52,10 +76,7 @@ class RecurrentStack(Layer):
         self.bidirectional = validate.flag(owner, "bidirectional", bidirectional)
         self.dropout = validate.rate(owner, "dropout", dropout)
         seeds = part_seeds(self.seed, 2 * self.layers)
-        self.rnns = []
-        for i in range(self.layers):
-            rnn = layer_class(self.cell)(self.units, return_sequences=True, return_state=True, seed=seeds[i])
-            self.rnns.append(Bidirectional(rnn) if self.bidirectional else rnn)
+        self.rnns = recurrent_layers(self.cell, self.units, seeds[:self.layers], bidirectional=self.bidirectional)
         self.drops = [Dropout(self.dropout, seed=seeds[self.layers + i])
                       for i in range(self.layers - 1)] if self.dropout > 0 else []
         self.sublayers = [*self.rnns, *self.drops]

@@ -23,7 +23,8 @@ from ..data.captions import CaptionData, compose_digit_captions, load_digits, lo
 from ..data.memory import padded_batch_bytes
 from ..metrics import exact_match, token_accuracy
 from ..models.captioner import Captioner
-from .supervised import SupervisedConfig, SupervisedTask, log, run_task, save_figure
+from .supervised import SupervisedConfig, SupervisedTask, run_task, save_figure
+from .task import log
 
 
 @dataclass

@@ -33,8 +33,9 @@ from ..data.timeseries import load_ts_classification, load_ts_dataset
 from ..data.vocab import Vocab
 from ..metrics import accuracy, confusion_matrix, confusion_table, macro_f1
 from ..models.classifier import SequenceClassifier
-from .supervised import (SupervisedConfig, SupervisedTask, class_predictions, drop_words, load_run, log,
+from .supervised import (SupervisedConfig, SupervisedTask, class_predictions, drop_words, load_run,
                          majority_baseline, run_task, save_figure)
+from .task import log
 
 
 @dataclass

@@ -43,6 +43,7 @@ from ..optim import get as get_optimizer
 from .config import TaskConfig, checkpoint_of, checkpoint_source
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
 from .run import atomic_write_text
+from .task import log
 
 
 @dataclass
@@ -229,10 +230,6 @@ def _bar(iterable, progress: bool | None, **kwargs):
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def looks_like_words(text: str) -> bool:
     """Whether ``text`` looks like a word-level corpus (PTB / WikiText style): it holds
     ``<unk>`` tokens, or nearly all its punctuation stands apart between spaces (" , ")."""
@@ -278,9 +275,9 @@ class LMTask(Task):
         config = self.config
         if self.corpus is None:
             if config.text is not None and config.level is None:
-                _log(level_notice(config.text))
+                log(level_notice(config.text))
             self.corpus = load_corpus(config)
-        _log(f"rnnlab train lm: {self.corpus.summary()}")
+        log(f"rnnlab train lm: {self.corpus.summary()}")
         self.batches = BPTTBatches(self.corpus.train, config.batch, config.bptt)
         initializers.seed(config.seed)
         self.model = build_model(config, len(self.corpus.vocab))
@@ -288,7 +285,7 @@ class LMTask(Task):
         self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
         loss = "summed over the window" if config.sum_over_time else "mean per token"
         decay = f", x{config.lr_decay:g} per epoch from epoch {config.decay_start + 1}" if config.lr_decay != 1 else ""
-        _log(f"rnnlab train lm: {self.model.count_params():,} parameters, {len(self.batches)} windows of "
+        log(f"rnnlab train lm: {self.model.count_params():,} parameters, {len(self.batches)} windows of "
              f"{config.batch} x {config.bptt} per epoch, {config.optimizer} lr {config.lr:g}{decay} (loss {loss})")
 
     @property

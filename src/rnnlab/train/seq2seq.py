@@ -21,7 +21,6 @@ is all that ``translate`` and ``eval`` need.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
@@ -39,6 +38,7 @@ from ..optim import StepDecay, get as get_optimizer
 from ..checkpoint import load_checkpoint
 from .config import TaskConfig, checkpoint_of, checkpoint_source
 from .loop import RunDir, Task, TrainResult, train_from_config
+from .task import log
 
 
 @dataclass
@@ -100,10 +100,6 @@ class Seq2SeqConfig(TaskConfig):
     max_decode_len: int | None = None  # None: per sentence, 2 x source length + 10 (decode_limits)
     eval_limit: int | None = None      # decode at most this many validation pairs per epoch
     progress: bool | None = None      # progress bars (None: when stderr is a terminal)
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def levels(config: Seq2SeqConfig) -> tuple[str, str]:
@@ -297,7 +293,7 @@ class Seq2SeqTask(Task):
         self.max_len = config.max_decode_len
         self.decode_cap = max(len(t) for t in self.train.tgt_ids) + DECODE_MARGIN
         level_text = src_level if src_level == tgt_level else f"{src_level} -> {tgt_level}"
-        _log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
+        log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
              f"{len(self.train.src_vocab)} -> {len(self.train.tgt_vocab)} ({level_text} level)")
         check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers)
         self.model = build_model(config, self.train.src_vocab, self.train.tgt_vocab)

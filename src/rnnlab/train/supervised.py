@@ -18,7 +18,6 @@ config.json and best model for prediction.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +26,12 @@ import numpy as np
 from .. import backend, initializers
 from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
+from ..layers.core import softmax
 from ..losses import SoftmaxCrossEntropy
 from ..optim import StepDecay, get as get_optimizer
 from .config import TaskConfig
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
+from .task import log
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
 
@@ -61,10 +62,6 @@ class SupervisedConfig(TaskConfig):
 
 
 EVAL_BATCH = 256                       # examples per batch when evaluating
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class SupervisedTask(Task):
@@ -172,9 +169,9 @@ def drop_words(batches: list, key: str, p: float, unk_id: int, seed: int, epoch:
 
 
 def host_softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis of logits already on the host (``SupervisedTask.outputs``)."""
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    """Softmax over the last axis of logits already on the host (``SupervisedTask.outputs``),
+    returned on the host."""
+    return backend.to_numpy(softmax(backend.xp.asarray(logits)))
 
 
 def class_predictions(outputs, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,8 @@ from ..data.padding import pad_chars, pad_ids
 from ..data.vocab import Vocab
 from ..metrics import accuracy, per_class_accuracy, subset_accuracy
 from ..models.tagger import Tagger
-from .supervised import SupervisedConfig, SupervisedTask, drop_words, host_softmax, load_run, log, run_task
+from .supervised import SupervisedConfig, SupervisedTask, drop_words, host_softmax, load_run, run_task
+from .task import log
 
 
 @dataclass
