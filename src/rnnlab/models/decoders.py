@@ -108,8 +108,7 @@ class EmbeddedStack(Layer):
         self.cell, self.layers = validate.cell(owner, "cell", cell), validate.positive_int(owner, "layers", layers)
         self.dropout = validate.rate(owner, "dropout", dropout)
         # one dropout before each recurrent layer and one after the top (a decoder's)
-        self.seeds = [None if self.seed is None else self.seed + k
-                      for k in (0, 50, 60, 61, *range(1, 1 + self.layers), *range(100, 101 + self.layers))]
+        self.seeds = part_seeds(self.seed, self.PART_SEEDS + 2 * self.layers + 1)
         self.embedding = Embedding(self.vocab_size, self.emb, seed=self.seeds[0],
                                    name=f"{self.name}_embedding")
 

@@ -147,7 +147,7 @@ class Seq2Seq(Model):
         self.dropout = validate.rate(owner, "dropout", dropout)
         self.bos_id = validate.integer(owner, "bos_id", bos_id, 0, self.tgt_vocab_size - 1)
         self.eos_id = validate.integer(owner, "eos_id", eos_id, 0, self.tgt_vocab_size - 1)
-        seed, decoder_seed = (None, None) if self.seed is None else (self.seed, self.seed + 1000)
+        seed, decoder_seed = part_seeds(self.seed, 2)
         self.encoder = Encoder(self.src_vocab_size, self.emb, self.hidden, self.cell, self.layers,
                                self.bidirectional, self.dropout, self.cell_options, seed=seed,
                                name="encoder")
