@@ -89,6 +89,26 @@ def walk_layers(layer):
         yield from walk_layers(sub)
 
 
+def dropout_rng_state(model):
+    """States of every dropout generator in ``model``, in the order of ``walk_layers`` (JSON; None
+    on CuPy, whose generators do not expose theirs: resume is not bit-exact there)."""
+    if backend.backend_name() != "numpy":
+        return None
+    return [layer._generator().bit_generator.state for layer in walk_layers(model) if hasattr(layer, "_generator")]
+
+
+def set_dropout_rng_state(model, states) -> None:
+    """Restore what ``dropout_rng_state`` gave (None: nothing to restore)."""
+    if states is None:
+        return
+    layers = [layer for layer in walk_layers(model) if hasattr(layer, "_generator")]
+    if len(states) != len(layers):
+        raise ValueError(f"{len(states)} dropout generator states for the {len(layers)} dropout layers of "
+                         f"{model.describe()}")
+    for layer, state in zip(layers, states):
+        layer._generator().bit_generator.state = state
+
+
 def _json_value(value):
     """``value`` if it survives JSON unchanged in meaning, else raise TypeError."""
     json.dumps(value)

@@ -36,6 +36,7 @@ from .. import validate
 from ..layers import core as L
 from ..layers import kinds
 from ..layers.base import ShapeError
+from ..checkpoint import dropout_rng_state, set_dropout_rng_state
 from .base import Model
 from .stack import part_seeds, recurrent_layers
 
@@ -116,18 +117,10 @@ class LanguageModel(Model):
 
     def rng_state(self):
         """The dropout generators' states (JSON-serialisable; NumPy backend), for checkpoints."""
-        if backend.backend_name() != "numpy":
-            return None  # CuPy generators do not expose their state: resume is not bit-exact there
-        return [d._generator().bit_generator.state for d in self.drops]
+        return dropout_rng_state(self)
 
     def set_rng_state(self, states) -> None:
-        if states is None:
-            return
-        if len(states) != len(self.drops):
-            raise ValueError(f"{self.describe()}: {len(states)} dropout generator states for "
-                             f"{len(self.drops)} dropout layers")
-        for d, state in zip(self.drops, states):
-            d._generator().bit_generator.state = state
+        set_dropout_rng_state(self, states)
 
     # ---- forward / backward -----------------------------------------------------------------
     def _drop(self, i, x):

@@ -32,7 +32,7 @@ import sys
 import time
 
 from .. import distributed as dist
-from ..checkpoint import load_checkpoint, save_checkpoint, walk_layers
+from ..checkpoint import dropout_rng_state, load_checkpoint, save_checkpoint, set_dropout_rng_state, walk_layers
 from ..fileio import json_default
 from ..optim import clip_grad_norm
 from . import parallel
@@ -494,26 +494,6 @@ def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | 
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def dropout_rng_state(model):
-    """States of every dropout generator in ``model`` (JSON; None on CuPy, whose generators do
-    not expose theirs: resume is not bit-exact there)."""
-    from .. import backend
-
-    if backend.backend_name() != "numpy":
-        return None
-    return [layer._generator().bit_generator.state for layer in walk_layers(model) if hasattr(layer, "_generator")]
-
-
-def set_dropout_rng_state(model, states) -> None:
-    if states is None:
-        return
-    layers = [layer for layer in walk_layers(model) if hasattr(layer, "_generator")]
-    if len(states) != len(layers):
-        raise ValueError(f"checkpoint holds {len(states)} dropout generator states; the model has {len(layers)}")
-    for layer, state in zip(layers, states):
-        layer._generator().bit_generator.state = state
 
 
 def _isfinite(a) -> bool:
