@@ -16,6 +16,7 @@ rebuild it from its JSON config (``get_config``) through the layer registry (eve
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 
@@ -236,6 +237,18 @@ def keras_training(method: str):
                            f"import rnnlab (or rnnlab.train.fit) first") from None
 
 
+@contextlib.contextmanager
+def eval_mode(model):
+    """``model`` in eval mode (no dropout) inside, its previous mode restored after, also when
+    the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def load(path) -> Model:
     """Rebuild a model saved with ``Model.save`` / ``save_checkpoint`` and load its weights."""
     from ..checkpoint import load_checkpoint
@@ -420,4 +433,4 @@ def _table_row(fields, ends) -> list[str]:
     return lines
 
 
-__all__ = ["Model", "Sequential", "load", "ShapeError"]
+__all__ = ["Model", "Sequential", "load", "eval_mode", "ShapeError"]

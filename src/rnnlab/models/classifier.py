@@ -20,7 +20,7 @@ from .. import validate
 from ..layers import Dense, Dropout, Embedding
 from ..layers.core import softmax
 from ..layers.base import ShapeError
-from .base import Model
+from .base import Model, eval_mode
 from .stack import POOLINGS, RecurrentStack, SequencePooling, part_seeds
 
 
@@ -104,12 +104,8 @@ class SequenceClassifier(Model):
 
     def predict_proba(self, x, mask=None) -> np.ndarray:
         """Class probabilities (B, C) on the host, in eval mode (the mode is restored after)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return backend.to_numpy(softmax(self.forward(x, mask)))
-        finally:
-            self.train(was_training)
 
     def compute_output_shape(self, input_shape):
         return (self.classes,)

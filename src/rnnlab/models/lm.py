@@ -37,7 +37,7 @@ from ..layers import core as L
 from ..layers import kinds
 from ..layers.base import ShapeError
 from ..checkpoint import dropout_rng_state, set_dropout_rng_state
-from .base import Model
+from .base import Model, eval_mode
 from .stack import part_seeds, recurrent_layers
 
 class LanguageModel(Model):
@@ -188,19 +188,17 @@ class LanguageModel(Model):
         if length < 0:
             raise ValueError(f"{self.describe()}.generate: length must be >= 0, got {length}")
         rng = np.random.default_rng(seed)
-        was_training = self.training
-        self.eval()
         self.reset_states()
         try:
-            logits = self.forward(xp.asarray([prime], dtype=np.int64))[0, -1]
-            out = []
-            for _ in range(length):
-                token = sample_next(backend.to_numpy(logits), temperature, top_k, rng)
-                out.append(token)
-                logits = self.forward(xp.asarray([[token]], dtype=np.int64))[0, -1]
+            with eval_mode(self):
+                logits = self.forward(xp.asarray([prime], dtype=np.int64))[0, -1]
+                out = []
+                for _ in range(length):
+                    token = sample_next(backend.to_numpy(logits), temperature, top_k, rng)
+                    out.append(token)
+                    logits = self.forward(xp.asarray([[token]], dtype=np.int64))[0, -1]
         finally:
             self.reset_states()
-            self.train(was_training)
         return out
 
     # ---- config -------------------------------------------------------------------------------

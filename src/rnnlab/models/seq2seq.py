@@ -42,7 +42,7 @@ from .. import backend
 from .. import validate
 from ..layers import kinds
 from ..layers.base import ShapeError
-from .base import Model
+from .base import Model, eval_mode
 from .decoders import AttentionDecoder, Decoder, EmbeddedStack
 from .stack import part_seeds
 
@@ -235,12 +235,8 @@ class Seq2Seq(Model):
                         length_penalty: float = 1.0):
         """Decode a batch (eval mode; restores the mode after): an ``rnnlab.search.Decoded``."""
         from ..search import decode
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return decode(self, src, src_mask, max_len, self.bos_id, self.eos_id, beam_width, length_penalty)
-        finally:
-            self.train(was_training)
 
     # ---- summary: the parts, with the time axis shown as None (lengths vary by batch) -----------
     def _summary_layers(self):

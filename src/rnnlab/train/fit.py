@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import backend, optim
 from ..layers.core import Embedding
-from ..models.base import Sequential, register_keras_training
+from ..models.base import Sequential, eval_mode, register_keras_training
 from .keras_losses import LOSS_NAMES, resolve_loss, resolve_metrics, to_probabilities
 from .loop import Task, Trainer
 
@@ -332,24 +332,13 @@ def fit_model(model, x=None, y=None, batch_size: int | None = None, epochs: int 
     return history
 
 
-@contextlib.contextmanager
-def _eval_mode(model):
-    """Eval mode inside, the previous mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def evaluate_model(model, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False):
     """Loss (and metrics) over (x, y) in eval mode: a float without metrics, else
     [loss, metric, ...] in compile's order (``return_dict``: {"loss": ..., name: ...})."""
     _compiled(model, "evaluate")
     _check_pair(x, y, "evaluate")
     task = ArrayTask(model, x, y, batch_size=32 if batch_size is None else batch_size, shuffle=False)
-    with _eval_mode(model):
+    with eval_mode(model):
         logs = task.evaluate_arrays(task.x, task.y)
     if return_dict:
         return logs
@@ -367,7 +356,7 @@ def predict_model(model, x, batch_size: int | None = None, verbose=0):
         raise ValueError(f"predict(batch_size={batch_size}): must be at least 1")
     xs = _as_input(x)
     outs = []
-    with _eval_mode(model):
+    with eval_mode(model):
         for start in range(0, len(xs), batch_size):
             outs.append(backend.to_numpy(model.forward(xs[start:start + batch_size])))
     return np.concatenate(outs, axis=0)

@@ -37,6 +37,7 @@ from ..data.batching import BPTTBatches
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import bits_per_char, perplexity
+from ..models.base import eval_mode
 from ..models.lm import LanguageModel
 from ..optim import StepDecay
 from ..optim import get as get_optimizer
@@ -197,23 +198,21 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
     batch = min(batch, max(1, (len(ids) - 1) // 2))
     batches = BPTTBatches(ids, batch, bptt)
     loss_fn = SoftmaxCrossEntropy()
-    was_training = model.training
-    model.eval()
     model.reset_states()
     total, count = 0.0, 0
     try:
-        for x, y in _bar(batches, progress, desc=desc, unit="win"):
-            x, y = dist.shard(x, y, allow_empty=True)  # this rank's streams (all of them alone)
-            if x.shape[0] == 0:
-                continue
-            if not carry_state:
-                model.reset_states()
-            loss = loss_fn.forward(model.forward(x), y)
-            total += loss * loss_fn.count
-            count += loss_fn.count
+        with eval_mode(model):
+            for x, y in _bar(batches, progress, desc=desc, unit="win"):
+                x, y = dist.shard(x, y, allow_empty=True)  # this rank's streams (all of them alone)
+                if x.shape[0] == 0:
+                    continue
+                if not carry_state:
+                    model.reset_states()
+                loss = loss_fn.forward(model.forward(x), y)
+                total += loss * loss_fn.count
+                count += loss_fn.count
     finally:
         model.reset_states()
-        model.train(was_training)
     total, count = dist.allreduce_sum([total, count])
     count = int(count)
     if count == 0:

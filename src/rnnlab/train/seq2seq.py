@@ -33,6 +33,7 @@ from ..data.pairs import MAX_CHARS, PairData, check_batch_memory, detokenize, re
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import corpus_bleu, exact_match, token_accuracy
+from ..models.base import eval_mode
 from ..models.seq2seq import Seq2Seq
 from ..optim import StepDecay, get as get_optimizer
 from ..checkpoint import load_checkpoint
@@ -181,9 +182,7 @@ def teacher_forced_loss(model, data: PairData, batch_size: int = 256) -> float:
     mpiexec each rank takes its rows of every batch and the sums are reduced)."""
     loss = SoftmaxCrossEntropy()
     total = count = 0.0
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for b in data.batches(batch_size):
             b = dist.shard_batch(b)
             if len(b) == 0:
@@ -191,8 +190,6 @@ def teacher_forced_loss(model, data: PairData, batch_size: int = 256) -> float:
             value = loss.forward(model.forward(b.src, b.tgt_in, b.src_mask), b.tgt_out, b.tgt_mask)
             total += value * loss.count
             count += loss.count
-    finally:
-        model.train(was_training)
     total, count = dist.allreduce_sum([total, count])
     return total / max(count, 1)
 

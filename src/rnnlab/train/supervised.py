@@ -28,6 +28,7 @@ from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
 from ..layers.core import softmax
 from ..losses import SoftmaxCrossEntropy
+from ..models.base import eval_mode
 from ..optim import StepDecay, get as get_optimizer
 from .config import TaskConfig
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
@@ -142,17 +143,13 @@ class SupervisedTask(Task):
         """(mean loss over the split's counted positions, [(batch, logits on the host)]) in eval
         mode (restored after); batches in length order, no shuffling."""
         loss_fn, total, count, out = SoftmaxCrossEntropy(), 0.0, 0, []
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             for batch in split.batches(batch_size):
                 logits = self.model.forward(*self.inputs(batch))
                 targets, mask = self.targets(batch)
                 total += loss_fn.forward(logits, targets, mask) * loss_fn.count
                 count += loss_fn.count
                 out.append((batch, backend.to_numpy(logits)))
-        finally:
-            self.model.train(was_training)
         return total / max(count, 1), out
 
 
