@@ -15,7 +15,7 @@ from ..layers import kinds, steps
 from ..layers.attention import BahdanauAttention, LuongAttention
 from ..layers.base import Layer
 from ..layers.core import Dense, Dropout, Embedding, log_softmax
-from .stack import part_seeds, recurrent_layers
+from .stack import part_seeds, recurrent_layers, stack_backward, stack_forward
 
 
 # ---- one recurrent layer, run a step at a time --------------------------------------------------
@@ -154,19 +154,12 @@ class Decoder(EmbeddedStack):
 
     def _run_rnns(self, x, init_states):
         """The stacked recurrent layers over the whole sequence; returns the top outputs."""
-        for rnn, drop, st in zip(self.rnns, self.drops, init_states):
-            x = drop.forward(x)
-            x, *_ = rnn.forward(x, initial_state=list(st))
+        x, _ = stack_forward(self.rnns, self.drops[:self.layers], x, initial_state=[list(st) for st in init_states])
         return self.drops[-1].forward(x)
 
     def _rnns_backward(self, dy):
-        dy = self.drops[-1].backward(dy)
-        dinit = [None] * self.layers
-        for l in reversed(range(self.layers)):
-            dy = self.rnns[l].backward(dy)
-            dinit[l] = list(self.rnns[l].dinitial_state)
-            dy = self.drops[l].backward(dy)
-        return dy, dinit
+        """(dL/d the layers' input, each layer's dL/d(initial states))."""
+        return stack_backward(self.rnns, self.drops[:self.layers], self.drops[-1].backward(dy))
 
     def _embed(self, tgt_in, peek):
         x = self.embedding.forward(tgt_in)

@@ -38,7 +38,7 @@ from ..layers import kinds
 from ..layers.base import ShapeError
 from ..checkpoint import dropout_rng_state, set_dropout_rng_state
 from .base import Model, eval_mode
-from .stack import part_seeds, recurrent_layers
+from .stack import part_seeds, recurrent_layers, stack_backward, stack_forward
 
 class LanguageModel(Model):
     """Embedding -> ``layers`` stacked recurrent layers with carried state -> Dense(vocab_size).
@@ -123,6 +123,11 @@ class LanguageModel(Model):
         set_dropout_rng_state(self, states)
 
     # ---- forward / backward -----------------------------------------------------------------
+    @property
+    def _drop_before(self) -> list:
+        """Each recurrent layer's dropout on its input (the first's: on the embeddings)."""
+        return self.drops[:self.layers] if self.drops else [None] * self.layers
+
     def _drop(self, i, x):
         return self.drops[i].forward(x) if self.drops else x
 
@@ -135,15 +140,10 @@ class LanguageModel(Model):
         if self._states is not None and self._states[0][0].shape[0] != ids.shape[0]:
             raise ShapeError(f"{self.describe()}: the carried state has batch size {self._states[0][0].shape[0]} "
                              f"but the input has shape {tuple(ids.shape)}: call reset_states() first")
-        x = self._drop(0, self.embedding.forward(ids))
-        new_states = []
-        for i, rnn in enumerate(self.rnns):
-            initial = self._states[i] if self._states is not None else None
-            x, *last = rnn.forward(x, initial_state=initial)
-            # copies: the layer may reuse its buffers on the next call
-            new_states.append([s.copy() for s in last])
-            x = self._drop(i + 1, x)
-        self._states = new_states
+        x, finals = stack_forward(self.rnns, self._drop_before, self.embedding.forward(ids),
+                                  initial_state=self._states)
+        self._states = [[s.copy() for s in last] for last in finals]  # copies: the layers reuse their buffers
+        x = self._drop(self.layers, x)
         if self.output is not None:
             return self.output.forward(x)
         B, T, H = x.shape
@@ -159,10 +159,9 @@ class LanguageModel(Model):
             d2 = dlogits.reshape(-1, self.vocab_size)
             self._grads[0][...] = d2.sum(axis=0)
             dx = (d2 @ self.embedding.embeddings).reshape(*dlogits.shape[:-1], self.hidden)
-        for i in reversed(range(self.layers)):
-            dx = self._drop_back(i + 1, dx)
-            dx = self.rnns[i].backward(dx)  # no state gradient: truncated at the window start
-        self.embedding.backward(self._drop_back(0, dx))
+        # no state gradient: truncated at the window start
+        dx, _ = stack_backward(self.rnns, self._drop_before, self._drop_back(self.layers, dx))
+        self.embedding.backward(dx)
         if self.output is None:
             # tied: the output layer's share of dE, added after the embedding wrote its own
             self.embedding.grads[0] += d2.T @ self._h

@@ -44,7 +44,7 @@ from ..layers import kinds
 from ..layers.base import ShapeError
 from .base import Model, eval_mode
 from .decoders import AttentionDecoder, Decoder, EmbeddedStack
-from .stack import part_seeds
+from .stack import part_seeds, stack_backward, stack_forward
 
 ATTENTIONS = ("none", "bahdanau", "luong")
 
@@ -83,28 +83,18 @@ class Encoder(EmbeddedStack):
         self.sublayers = [self.embedding, *self.rnns, *self.drops]
 
     def forward(self, src, mask=None):
-        xp = backend.xp
-        k = kinds.N_STATES[self.cell]
-        x = self.embedding.forward(src)
-        states = []
-        for rnn, drop in zip(self.rnns, self.drops):
-            x = drop.forward(x)
-            y, *st = rnn.forward(x, mask=mask)
-            if self.bidirectional:  # [h_f, (c_f), h_b, (c_b)] -> [h_f|h_b, (c_f|c_b)]
-                st = [xp.concatenate([st[i], st[k + i]], axis=-1) for i in range(k)]
-            states.append(st)
-            x = y
+        x, states = stack_forward(self.rnns, self.drops, self.embedding.forward(src), mask)
+        if self.bidirectional:  # [h_f, (c_f), h_b, (c_b)] -> [h_f|h_b, (c_f|c_b)]
+            k, xp = kinds.N_STATES[self.cell], backend.xp
+            states = [[xp.concatenate([st[i], st[k + i]], axis=-1) for i in range(k)] for st in states]
         return x, states
 
     def backward(self, doutputs, dstates):
-        half = self.hidden // 2
-        dx = doutputs
-        for l in reversed(range(self.layers)):
-            ds = list(dstates[l])
-            if self.bidirectional:
-                ds = [d[:, :half] for d in ds] + [d[:, half:] for d in ds]
-            dx = self.rnns[l].backward(dx, ds)
-            dx = self.drops[l].backward(dx)
+        dstates = [list(ds) for ds in dstates]
+        if self.bidirectional:  # each direction its half of the concatenated states
+            half = self.hidden // 2
+            dstates = [[d[:, :half] for d in ds] + [d[:, half:] for d in ds] for ds in dstates]
+        dx, _ = stack_backward(self.rnns, self.drops, doutputs, dstates)
         self.embedding.backward(dx)
         return None
 

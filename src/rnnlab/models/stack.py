@@ -63,6 +63,30 @@ def recurrent_layers(cell: str, units: int, seeds: list, input_dim: int | None =
     return layers
 
 
+def stack_forward(rnns, drops, x, mask=None, initial_state=None):
+    """x through ``drops[i]`` (None: no dropout there) then ``rnns[i]`` for each layer i, from
+    ``initial_state[i]`` (None: zeros): (the top layer's output, each layer's final states)."""
+    finals = []
+    for i, (rnn, drop) in enumerate(zip(rnns, drops)):
+        if drop is not None:
+            x = drop.forward(x)
+        x, *states = rnn.forward(x, mask=mask, initial_state=None if initial_state is None else initial_state[i])
+        finals.append(states)
+    return x, finals
+
+
+def stack_backward(rnns, drops, dy, dstates=None):
+    """Back through ``stack_forward``: dL/dy of the top output (and each layer's dL/d(final
+    states), or None) -> (dL/dx, each layer's dL/d(initial states))."""
+    dinit = [None] * len(rnns)
+    for i in reversed(range(len(rnns))):
+        dy = rnns[i].backward(dy, None if dstates is None else dstates[i])
+        dinit[i] = list(rnns[i].dinitial_state)
+        if drops[i] is not None:
+            dy = drops[i].backward(dy)
+    return dy, dinit
+
+
 class RecurrentStack(Layer):
     """``layers`` recurrent layers of ``units`` each (see the module docstring)."""
 
@@ -103,24 +127,17 @@ class RecurrentStack(Layer):
         if initial_state is not None and len(initial_state) != self.layers:
             raise ShapeError(f"{self.describe()}: initial_state must hold one list of states per layer "
                              f"({self.layers}), got {len(initial_state)}")
-        finals = []
-        for i, rnn in enumerate(self.rnns):
-            if i > 0 and self.drops:
-                x = self.drops[i - 1].forward(x)
-            x, *states = rnn.forward(x, mask=mask, initial_state=None if initial_state is None else initial_state[i])
-            finals.append(states)
-        self.final_states = finals
+        x, self.final_states = stack_forward(self.rnns, self._drop_before, x, mask, initial_state)
         return x
 
     def backward(self, dy, dstates=None):
-        dinit = [None] * self.layers
-        for i in reversed(range(self.layers)):
-            dy = self.rnns[i].backward(dy, None if dstates is None else dstates[i])
-            dinit[i] = self.rnns[i].dinitial_state
-            if i > 0 and self.drops:
-                dy = self.drops[i - 1].backward(dy)
-        self.dinitial_state = dinit
-        return dy
+        dx, self.dinitial_state = stack_backward(self.rnns, self._drop_before, dy, dstates)
+        return dx
+
+    @property
+    def _drop_before(self) -> list:
+        """Each layer's dropout on its input: none before the first."""
+        return [None, *self.drops] if self.drops else [None] * self.layers
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "layers": self.layers, "cell": self.cell,
