@@ -356,7 +356,7 @@ class LMTask(Task):
                 f"{row['wall_s']:.0f} s")
 
     def postfix(self, mean_loss: float) -> str:
-        return f"ppl {math.exp(min(mean_loss, 700.0)):.2f}"
+        return f"ppl {perplexity(mean_loss):.2f}"
 
 
 # ---- training -----------------------------------------------------------------------------
