@@ -11,7 +11,7 @@ Layout of the file (a zip of ``.npy`` arrays)::
                     "model": {"class_name", "config"}, "optimizer": meta or null,
                     "state": {...} or null, "dtype": "float32", "build": [...], "sha256": {...}}
 
-``build`` records how each layer of the model (pre-order walk of ``sublayers``) was built, so a
+``build`` records how each layer of the model (``walk_layers``) was built, so a
 lazily built model can be rebuilt before its weights go in; ``sha256`` holds a digest of every
 array, and ``meta_sha256`` one of the meta itself, so a tampered file is caught even where the
 zip's CRC would not be.
@@ -48,6 +48,7 @@ import numpy as np
 from . import backend
 from .fileio import atomic_write
 from .layers.base import layer_from_dict, layer_to_dict
+from .layers.core import Dropout
 
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1
@@ -78,11 +79,34 @@ class Checkpoint:
 # ---- the layer tree -----------------------------------------------------------------------
 
 
-def _walk(layer):
-    """Pre-order walk of a layer and its sublayers."""
+def walk_layers(layer):
+    """The one walk over a model's layers: ``layer``, then each of its ``sublayers`` walked in
+    turn (pre-order). The tree ``Layer.train``/``eval`` switch, the order of a checkpoint's build
+    records and where the trainer finds the dropout generators: a model keeps every part,
+    dropout included, in ``sublayers``."""
     yield layer
     for sub in layer.sublayers:
-        yield from _walk(sub)
+        yield from walk_layers(sub)
+
+
+def dropout_rng_state(model):
+    """States of every dropout generator in ``model``, in the order of ``walk_layers`` (JSON; None
+    on CuPy, whose generators do not expose theirs: resume is not bit-exact there)."""
+    if backend.backend_name() != "numpy":
+        return None
+    return [layer._generator().bit_generator.state for layer in walk_layers(model) if hasattr(layer, "_generator")]
+
+
+def set_dropout_rng_state(model, states) -> None:
+    """Restore what ``dropout_rng_state`` gave (None: nothing to restore)."""
+    if states is None:
+        return
+    layers = [layer for layer in walk_layers(model) if hasattr(layer, "_generator")]
+    if len(states) != len(layers):
+        raise ValueError(f"{len(states)} dropout generator states for the {len(layers)} dropout layers of "
+                         f"{model.describe()}")
+    for layer, state in zip(layers, states):
+        layer._generator().bit_generator.state = state
 
 
 def _json_value(value):
@@ -188,7 +212,7 @@ def save_checkpoint(path, model, optimizer=None, state=None) -> Path:
         "optimizer": opt_meta,
         "state": state_json,
         "dtype": str(params[0].dtype) if params else backend.floatx(),
-        "build": [_build_record(layer) for layer in _walk(model)],
+        "build": [_build_record(layer) for layer in walk_layers(model)],
         "sha256": {key: _digest(a) for key, a in arrays.items()},
     }
     try:
@@ -414,8 +438,12 @@ def load_checkpoint(path, into=None) -> Checkpoint:
                 model = model_from_config(meta["model"])
             except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
                 raise CheckpointError(f"{where}: cannot rebuild the model from its config: {err}") from err
-        layers = list(_walk(model))
+        layers = list(walk_layers(model))
         records = meta.get("build") or []
+        if len(records) != len(layers):
+            # written before a seq2seq model's encoder and decoder listed their dropout layers in
+            # sublayers: the records then skip the Dropouts (which have no weights to build)
+            layers = [layer for layer in layers if not isinstance(layer, Dropout)]
         if len(records) == len(layers):
             try:
                 for layer, record in zip(layers, records):

@@ -25,7 +25,8 @@ from ..metrics import exact_match, token_accuracy
 from ..models.captioner import Captioner
 from .. import validate
 from .config import CELLS, DATA, DECODING, MODEL, setting
-from .supervised import SupervisedConfig, SupervisedTask, log, run_task, save_figure
+from .supervised import SupervisedConfig, SupervisedTask, run_task, save_figure
+from .task import log
 
 
 @dataclass

@@ -37,8 +37,9 @@ from ..metrics import (MAX_MATRIX_CLASSES, MAX_SHOWN_CLASSES, accuracy, confusio
                        top_confusions, top_confusions_table)
 from ..models.classifier import SequenceClassifier
 from .config import CELLS, DATA, MODEL, setting
-from .supervised import (SupervisedConfig, SupervisedTask, damaged, drop_words, load_run, log, majority_baseline,
+from .supervised import (SupervisedConfig, SupervisedTask, damaged, drop_words, load_run, majority_baseline,
                          run_task, save_figure, stored_names, stored_vocab)
+from .task import log
 
 
 @dataclass

@@ -25,7 +25,6 @@ numbers as a run that was never interrupted.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +39,14 @@ from ..data.vocab import Vocab
 from ..fileio import atomic_write_text
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import bits_per_char, perplexity
+from ..models.base import eval_mode
 from ..models.lm import LanguageModel
 from ..optim import StepDecay
 from ..optim import get as get_optimizer
 from .config import (CELLS, DATA, MAX_MINUTES_HELP, MODEL, PATIENCE_DEFAULT, TaskConfig, checkpoint_of,
                      checkpoint_source, optimizer_name, setting)
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
+from .task import log
 
 
 def corpus_name(owner: str, name: str, value) -> str:
@@ -239,23 +240,21 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
     batch = min(batch, max(1, (len(ids) - 1) // 2))
     batches = BPTTBatches(ids, batch, bptt)
     loss_fn = SoftmaxCrossEntropy()
-    was_training = model.training
-    model.eval()
     model.reset_states()
     total, count = 0.0, 0
     try:
-        for x, y in _bar(batches, progress, desc=desc, unit="win"):
-            x, y = dist.shard(x, y, allow_empty=True)  # this rank's streams (all of them alone)
-            if x.shape[0] == 0:
-                continue
-            if not carry_state:
-                model.reset_states()
-            loss = loss_fn.forward(model.forward(x), y)
-            total += loss * loss_fn.count
-            count += loss_fn.count
+        with eval_mode(model):
+            for x, y in _bar(batches, progress, desc=desc, unit="win"):
+                x, y = dist.shard(x, y, allow_empty=True)  # this rank's streams (all of them alone)
+                if x.shape[0] == 0:
+                    continue
+                if not carry_state:
+                    model.reset_states()
+                loss = loss_fn.forward(model.forward(x), y)
+                total += loss * loss_fn.count
+                count += loss_fn.count
     finally:
         model.reset_states()
-        model.train(was_training)
     total, count = dist.allreduce_sum([total, count])
     count = int(count)
     if count == 0:
@@ -270,10 +269,6 @@ def _bar(iterable, progress: bool | None, **kwargs):
     from tqdm import tqdm
 
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def looks_like_words(text: str) -> bool:
@@ -321,9 +316,9 @@ class LMTask(Task):
         config = self.config
         if self.corpus is None:
             if config.text is not None and config.level is None:
-                _log(level_notice(config.text))
+                log(level_notice(config.text))
             self.corpus = load_corpus(config)
-        _log(f"rnnlab train lm: {self.corpus.summary()}")
+        log(f"rnnlab train lm: {self.corpus.summary()}")
         self.batches = BPTTBatches(self.corpus.train, config.batch, config.bptt)
         initializers.seed(config.seed)
         self.model = build_model(config, len(self.corpus.vocab))
@@ -331,7 +326,7 @@ class LMTask(Task):
         self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
         loss = "summed over the window" if config.sum_over_time else "mean per token"
         decay = f", x{config.lr_decay:g} per epoch from epoch {config.decay_start + 1}" if config.lr_decay != 1 else ""
-        _log(f"rnnlab train lm: {self.model.count_params():,} parameters, {len(self.batches)} windows of "
+        log(f"rnnlab train lm: {self.model.count_params():,} parameters, {len(self.batches)} windows of "
              f"{config.batch} x {config.bptt} per epoch, {config.optimizer} lr {config.lr:g}{decay} (loss {loss})")
 
     @property
@@ -403,7 +398,7 @@ class LMTask(Task):
                 f"{row['wall_s']:.0f} s")
 
     def postfix(self, mean_loss: float) -> str:
-        return f"ppl {math.exp(min(mean_loss, 700.0)):.2f}"
+        return f"ppl {perplexity(mean_loss):.2f}"
 
 
 # ---- training -----------------------------------------------------------------------------

@@ -21,7 +21,6 @@ is all that ``translate`` and ``eval`` need.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
@@ -36,11 +35,13 @@ from ..data.pairs import (MAX_CHARS, PairData, check_batch_memory, detokenize, p
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import corpus_bleu, exact_match, token_accuracy
+from ..models.base import eval_mode
 from ..models.seq2seq import Seq2Seq
 from ..optim import StepDecay, get as get_optimizer
 from ..checkpoint import load_checkpoint
 from .config import CELLS, DATA, MODEL, TrainingConfig, checkpoint_of, checkpoint_source, setting
 from .loop import RunDir, Task, TrainResult, train_from_config
+from .task import log
 
 
 LEVELS = ("char", "word")
@@ -116,10 +117,6 @@ class Seq2SeqConfig(TrainingConfig):
                                          check=validate.positive_int)
     eval_limit: int | None = setting(None, "decode at most this many validation pairs per epoch",
                                      check=validate.positive_int)
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def levels(config: Seq2SeqConfig) -> tuple[str, str]:
@@ -201,9 +198,7 @@ def teacher_forced_loss(model, data: PairData, batch_size: int = 256) -> float:
     mpiexec each rank takes its rows of every batch and the sums are reduced)."""
     loss = SoftmaxCrossEntropy()
     total = count = 0.0
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for b in data.batches(batch_size):
             b = dist.shard_batch(b)
             if len(b) == 0:
@@ -211,8 +206,6 @@ def teacher_forced_loss(model, data: PairData, batch_size: int = 256) -> float:
             value = loss.forward(model.forward(b.src, b.tgt_in, b.src_mask), b.tgt_out, b.tgt_mask)
             total += value * loss.count
             count += loss.count
-    finally:
-        model.train(was_training)
     total, count = dist.allreduce_sum([total, count])
     return total / max(count, 1)
 
@@ -313,7 +306,7 @@ class Seq2SeqTask(Task):
         self.max_len = config.max_decode_len
         self.decode_cap = max(len(t) for t in self.train.tgt_ids) + DECODE_MARGIN
         level_text = src_level if src_level == tgt_level else f"{src_level} -> {tgt_level}"
-        _log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
+        log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
              f"{len(self.train.src_vocab)} -> {len(self.train.tgt_vocab)} ({level_text} level)")
         check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers)
         self.model = build_model(config, self.train.src_vocab, self.train.tgt_vocab)
@@ -458,9 +451,8 @@ class Translator:
         cap = self.config.max_line_chars
         long = [i for i, t in enumerate(texts) if cap is not None and len(t) > cap]
         if long:
-            print(f"translate: {len(long)} text(s) longer than the run's max_line_chars of {cap} characters cut to "
-                  f"it: text " + ", ".join(str(i + 1) for i in long[:5]) + (", ..." if len(long) > 5 else ""),
-                  file=sys.stderr)
+            log(f"translate: {len(long)} text(s) longer than the run's max_line_chars of {cap} characters cut to "
+                f"it: text " + ", ".join(str(i + 1) for i in long[:5]) + (", ..." if len(long) > 5 else ""))
         data = self.data([(t[:cap] if cap is not None else t, "") for t in texts])
         outputs, attention = decode_data(self.model, data, self.batch_size(data, max_len),
                                          max_len=max_len or self.max_len, beam=beam,

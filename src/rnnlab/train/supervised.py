@@ -18,7 +18,6 @@ config.json and best model for prediction.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +26,13 @@ import numpy as np
 from .. import backend, initializers
 from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
+from ..layers.core import softmax
 from ..losses import SoftmaxCrossEntropy
+from ..models.base import eval_mode
 from ..optim import StepDecay, get as get_optimizer
 from .config import DATA, TrainingConfig, checkpoint_source, setting
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
+from .task import log
 
 @dataclass
 class SupervisedConfig(TrainingConfig):
@@ -47,10 +49,6 @@ class SupervisedConfig(TrainingConfig):
 
 
 EVAL_BATCH = 256                       # examples per batch when evaluating
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class SupervisedTask(Task):
@@ -144,17 +142,13 @@ class SupervisedTask(Task):
         hold of each batch's logits instead (a classifier's argmax: memory of the examples, not
         of examples x classes)."""
         loss_fn, total, count, out = SoftmaxCrossEntropy(), 0.0, 0, []
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             for batch in split.batches(batch_size):
                 logits = self.model.forward(*self.inputs(batch))
                 targets, mask = self.targets(batch)
                 total += loss_fn.forward(logits, targets, mask) * loss_fn.count
                 count += loss_fn.count
                 out.append((batch, backend.to_numpy(logits if keep is None else keep(logits))))
-        finally:
-            self.model.train(was_training)
         return total / max(count, 1), out
 
 
@@ -171,9 +165,9 @@ def drop_words(batches: list, key: str, p: float, unk_id: int, seed: int, epoch:
 
 
 def host_softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis of logits already on the host (``SupervisedTask.outputs``)."""
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    """Softmax over the last axis of logits already on the host (``SupervisedTask.outputs``),
+    returned on the host."""
+    return backend.to_numpy(softmax(backend.xp.asarray(logits)))
 
 
 def class_predictions(outputs, n: int) -> tuple[np.ndarray, np.ndarray]:

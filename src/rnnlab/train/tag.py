@@ -27,8 +27,9 @@ from ..data.padding import pad_chars, pad_ids
 from ..metrics import accuracy, per_class_accuracy, subset_accuracy
 from ..models.tagger import Tagger
 from .config import CELLS, DATA, MODEL, setting
-from .supervised import (SupervisedConfig, SupervisedTask, drop_words, host_softmax, load_run, log, run_task,
+from .supervised import (SupervisedConfig, SupervisedTask, drop_words, host_softmax, load_run, run_task,
                          stored_names, stored_vocab)
+from .task import log
 
 
 @dataclass
