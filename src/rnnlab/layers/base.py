@@ -16,9 +16,16 @@ Shapes given to ``build`` and returned by ``compute_output_shape`` exclude the b
 in Keras. A layer builds itself from the first input it sees when it was not built before.
 Composite layers (``Bidirectional``, models) list their parts in ``sublayers``; their
 ``params``/``grads`` are their own followed by those of the parts, in order.
+
+Every weight is created by ``Layer.add_weight``, so what a model would allocate can be known
+before it is: inside ``planning()`` layers get placeholder weights that take no memory (the
+shapes and the parameter count of a model built from a config nobody has checked yet), and
+inside ``checking_weights(check)`` each weight's shape goes to ``check`` before it is allocated
+(a resumed run refuses a config whose weights its checkpoint does not hold).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import defaultdict
 
@@ -29,6 +36,35 @@ from .. import initializers
 from .. import validate
 
 _name_counts: dict[str, int] = defaultdict(int)
+_planning: list[bool] = []           # non-empty inside planning()
+_weight_checks: list = []            # the checks of checking_weights(), innermost last
+
+
+@contextlib.contextmanager
+def planning():
+    """Layers built inside get read-only placeholder weights (every element one shared zero,
+    so a weight of any shape takes no memory): a model's shapes and ``count_params`` without
+    allocating it. A planned model is for looking at, never for computing."""
+    _planning.append(True)
+    try:
+        yield
+    finally:
+        _planning.pop()
+
+
+def is_planning() -> bool:
+    return bool(_planning)
+
+
+@contextlib.contextmanager
+def checking_weights(check):
+    """Inside, ``check(layer, name, shape)`` is called before each weight is allocated; it
+    raises to refuse the weight (nothing of it allocated)."""
+    _weight_checks.append(check)
+    try:
+        yield
+    finally:
+        _weight_checks.pop()
 
 
 def _snake(name: str) -> str:
@@ -119,8 +155,17 @@ class Layer:
     def add_weight(self, name: str, shape: tuple, initializer, rng=None):
         """Create a parameter (floatx, current backend) and its zeroed gradient buffer."""
         init = initializers.get(initializer)
+        shape = tuple(int(d) for d in shape)
+        for check in _weight_checks:
+            check(self, name, shape)
+        if _planning:
+            placeholder = np.broadcast_to(np.zeros((), dtype=backend.floatx()), shape)
+            self._params.append(placeholder)
+            self._grads.append(placeholder)
+            self.weight_names.append(name)
+            return placeholder
         # C order always: gradient checks and in-place updates assume contiguous rows
-        value = backend.asarray(np.ascontiguousarray(init(tuple(shape), rng or self._rng())), dtype=backend.floatx())
+        value = backend.asarray(np.ascontiguousarray(init(shape, rng or self._rng())), dtype=backend.floatx())
         self._params.append(value)
         self._grads.append(backend.xp.zeros_like(value))
         self.weight_names.append(name)

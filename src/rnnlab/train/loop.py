@@ -28,11 +28,12 @@ counts, so every rank steps identically; rank 0 alone writes and logs (train/par
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
 from .. import distributed as dist
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, only_stored_weights, save_checkpoint
 from ..fileio import json_default
 from ..optim import clip_grad_norm
 from . import parallel
@@ -455,7 +456,10 @@ def train_from_config(name: str, config_class, build_task, config=None, run_dir=
         if resume:
             config = resumed_config(run, config_class, name, overrides, allowed)
         task = build_task(config)
-        task.setup()
+        # a resumed run's model may build only what its checkpoint holds: an edited config.json
+        # asking for more is refused before the model is allocated
+        with only_stored_weights(run.last_path) if resume and run.last_path.exists() else contextlib.nullcontext():
+            task.setup()
         options = trainer_options(task) if callable(trainer_options) else dict(trainer_options or {})
         return Trainer.from_config(task, run, **options).fit(resume=resume)
     finally:
