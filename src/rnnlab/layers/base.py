@@ -305,7 +305,9 @@ def layer_to_dict(layer: Layer) -> dict:
 
 def layer_from_dict(spec: dict) -> Layer:
     """Rebuild a layer from ``{"class_name": ..., "config": {...}}`` (no code is executed)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
+        raise ValueError(f"a layer config is {{'class_name': ..., 'config': {{...}}}}, got {str(spec)[:80]!r}")
     name = spec.get("class_name")
-    if name not in LAYER_CLASSES:
-        raise ValueError(f"unknown layer class {name!r} in config; known: {sorted(LAYER_CLASSES)}")
+    if not isinstance(name, str) or name not in LAYER_CLASSES:
+        raise ValueError(f"unknown layer class {str(name)[:80]!r} in config; known: {sorted(LAYER_CLASSES)}")
     return LAYER_CLASSES[name].from_config(dict(spec.get("config", {})))
