@@ -467,7 +467,8 @@ def _check_storage(dset, what: str) -> None:
     if plist.get_layout() == h5py.h5d.VIRTUAL:
         raise ValueError(f"{what} is a virtual dataset (its data would come from other files); refused")
     if plist.get_external_count():
-        raise ValueError(f"{what} keeps its data in an external file ({plist.get_external(0)[0]!r}); refused")
+        name = plist.get_external(0)[0].decode("utf-8", "replace")
+        raise ValueError(f"{what} keeps its data in an external file ({name!r}); refused")
     for i in range(plist.get_nfilters()):
         code = plist.get_filter(i)[0]
         if code not in _FILTERS:
