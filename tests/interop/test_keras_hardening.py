@@ -99,6 +99,9 @@ def test_external_storage_is_refused_before_anything_is_read(tmp_path, weights):
     with pytest.raises(ValueError, match=r"model\.keras: dataset layers/dense/vars/0 keeps its data in an external "
                                          r"file .*secret\.bin"):
         load_keras(path)
+    (tmp_path / "config.json").write_text(json.dumps(LSTM_DENSE))  # the same weights file alone
+    with pytest.raises(ValueError, match=r"model\.keras\.h5: dataset layers/dense/vars/0 keeps its data in an external"):
+        load_keras(tmp_path / "model.keras.h5", config=tmp_path / "config.json")
 
 
 def test_export_of_a_file_with_external_storage_writes_nothing(tmp_path, weights, capsys):

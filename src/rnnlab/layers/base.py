@@ -26,6 +26,7 @@ inside ``checking_weights(check)`` each weight's shape goes to ``check`` before 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections import defaultdict
 
@@ -159,6 +160,8 @@ class Layer:
         for check in _weight_checks:
             check(self, name, shape)
         if _planning:
+            if math.prod(shape) >= 2**62:  # past what an array's size can count
+                raise validate.ArgumentError(f"{self.describe()}: its {name} of shape {shape} is too large to exist")
             placeholder = np.broadcast_to(np.zeros((), dtype=backend.floatx()), shape)
             self._params.append(placeholder)
             self._grads.append(placeholder)
