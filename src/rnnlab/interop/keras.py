@@ -158,11 +158,10 @@ def model_from_keras(spec: dict, weights, where: str = "Keras model", max_params
     try:
         sources = [_checked_sources(layer, entry, weights, where, key)
                    for layer, entry, key in zip(plan.sublayers[1:], entries, keys)]
-    except (UnsupportedError, validate.ArgumentError):
-        raise
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
-        if str(err).startswith(where):
+        if str(err).startswith(where):  # a refusal of ours, which names the file already
             raise
+        # h5py on damaged bytes: any of these, naming neither the file nor the object
         raise ValueError(f"{where}: a damaged weights file ({type(err).__name__}: {err})") from err
     model = _build(entries, input_shape, name, where)
     for layer, layer_sources in zip(model.sublayers[1:], sources):
@@ -403,7 +402,7 @@ def _checked_sources(layer, entry, weights, where, key) -> list[tuple[str | None
     for part, path in parts:
         target = getattr(layer, part) if part else layer
         expected = [tuple(p.shape) for p in target.params]
-        counts = (2, 3) if isinstance(target, _recurrent_classes()) else (len(expected),)
+        counts = (2, 3) if part or entry["class_name"] in RECURRENT else (len(expected),)  # bias optional
         datasets = _datasets(weights, path, counts, where)
         shapes = [tuple(d.shape) for d in datasets]
         if shapes != expected[:len(shapes)]:
@@ -411,12 +410,6 @@ def _checked_sources(layer, entry, weights, where, key) -> list[tuple[str | None
                              f"{expected}; refused before reading them")
         sources.append((part, datasets))
     return sources
-
-
-def _recurrent_classes():
-    from ..layers.recurrent import _Recurrent
-
-    return _Recurrent
 
 
 def _datasets(weights, path: str, counts: tuple, where: str) -> list:
