@@ -330,7 +330,7 @@ def _mutated_h5(f, rng, weights):
     kind = int(rng.integers(5))
     if kind == 0:
         del f[path]
-        f.create_dataset(path, shape=tuple(int(d) for d in rng.integers(0, 3_000_000, rng.integers(0, 4))),
+        f.create_dataset(path, shape=tuple(int(d) for d in rng.integers(0, 200_000, rng.integers(0, 4))),
                          dtype=np.float32)
     elif kind == 1:
         del f[path]

@@ -56,6 +56,8 @@ MAX_PARAMS = 50_000_000      # the largest model load_keras reads unless given m
 _H5_OVERHEAD = 16 << 20      # a weights file's bytes beyond its weights: HDF5's own records
 _CHUNK = 1 << 20             # zip members are inflated this much at a time
 _FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32"}  # HDF5's built-in filters (H5Z_FILTER_*) a dataset may use
+# what h5py raises on damaged bytes (naming neither the file nor the object)
+_H5_ERRORS = (OSError, RuntimeError, KeyError, TypeError, ValueError, OverflowError)
 
 
 def weights_limit(max_params: int = MAX_PARAMS) -> int:
@@ -114,7 +116,7 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, path) 
 def _open_h5(h5py, source, where: str):
     try:
         return h5py.File(source, "r")
-    except (OSError, ValueError, RuntimeError) as err:
+    except _H5_ERRORS as err:
         raise ValueError(f"{where}: not an HDF5 weights file ({err})") from err
 
 
@@ -158,10 +160,9 @@ def model_from_keras(spec: dict, weights, where: str = "Keras model", max_params
     try:
         sources = [_checked_sources(layer, entry, weights, where, key)
                    for layer, entry, key in zip(plan.sublayers[1:], entries, keys)]
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
+    except _H5_ERRORS as err:
         if str(err).startswith(where):  # a refusal of ours, which names the file already
             raise
-        # h5py on damaged bytes: any of these, naming neither the file nor the object
         raise ValueError(f"{where}: a damaged weights file ({type(err).__name__}: {err})") from err
     model = _build(entries, input_shape, name, where)
     for layer, layer_sources in zip(model.sublayers[1:], sources):
@@ -475,7 +476,7 @@ def _read_into(layer, datasets, where: str) -> None:
     compute the same as no bias)."""
     try:
         arrays = [np.asarray(d[()]) for d in datasets]
-    except (OSError, RuntimeError, ValueError, TypeError) as err:
+    except _H5_ERRORS as err:
         raise ValueError(f"{where}: cannot read the weights of {layer.describe()} "
                          f"({type(err).__name__}: {err})") from err
     if len(arrays) < len(layer.params):  # use_bias=False
