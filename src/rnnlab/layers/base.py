@@ -26,6 +26,7 @@ inside ``checking_weights(check)`` each weight's shape goes to ``check`` before 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import re
 from collections import defaultdict
@@ -37,8 +38,9 @@ from .. import initializers
 from .. import validate
 
 _name_counts: dict[str, int] = defaultdict(int)
-_planning: list[bool] = []           # non-empty inside planning()
-_weight_checks: list = []            # the checks of checking_weights(), innermost last
+# per thread (a context variable): a model planned in one thread leaves another's real
+_planning = contextvars.ContextVar("rnnlab_planning", default=False)
+_weight_checks = contextvars.ContextVar("rnnlab_weight_checks", default=())  # checking_weights(), innermost last
 
 
 @contextlib.contextmanager
@@ -46,26 +48,26 @@ def planning():
     """Layers built inside get read-only placeholder weights (every element one shared zero,
     so a weight of any shape takes no memory): a model's shapes and ``count_params`` without
     allocating it. A planned model is for looking at, never for computing."""
-    _planning.append(True)
+    token = _planning.set(True)
     try:
         yield
     finally:
-        _planning.pop()
+        _planning.reset(token)
 
 
 def is_planning() -> bool:
-    return bool(_planning)
+    return _planning.get()
 
 
 @contextlib.contextmanager
 def checking_weights(check):
     """Inside, ``check(layer, name, shape)`` is called before each weight is allocated; it
     raises to refuse the weight (nothing of it allocated)."""
-    _weight_checks.append(check)
+    token = _weight_checks.set(_weight_checks.get() + (check,))
     try:
         yield
     finally:
-        _weight_checks.pop()
+        _weight_checks.reset(token)
 
 
 def _snake(name: str) -> str:
@@ -157,9 +159,9 @@ class Layer:
         """Create a parameter (floatx, current backend) and its zeroed gradient buffer."""
         init = initializers.get(initializer)
         shape = tuple(int(d) for d in shape)
-        for check in _weight_checks:
+        for check in _weight_checks.get():
             check(self, name, shape)
-        if _planning:
+        if _planning.get():
             if math.prod(shape) >= 2**62:  # past what an array's size can count
                 raise validate.ArgumentError(f"{self.describe()}: its {name} of shape {shape} is too large to exist")
             placeholder = np.broadcast_to(np.zeros((), dtype=backend.floatx()), shape)
