@@ -97,7 +97,10 @@ def parse_json(data, where: str):
 def parse_yaml(text: str, where: str):
     """``text`` as YAML (``safe_load``: plain data only), after a pass over its events refusing
     aliases and nesting deeper than ``MAX_NESTING``; ValueError naming ``where`` otherwise."""
-    import yaml
+    try:
+        import yaml
+    except ImportError as err:
+        raise RuntimeError(f"reading {where} needs PyYAML: pip install 'rnnlab[yaml]'") from err
 
     depth = 0
     try:

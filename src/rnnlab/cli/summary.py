@@ -31,15 +31,12 @@ def read_model_spec(path) -> dict:
     from ..fileio import parse_json, parse_yaml, read_capped
 
     path = Path(path)
-    text = read_capped(path).decode("utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml  # noqa: F401
-        except ImportError as err:
-            raise RuntimeError(f"reading {path} needs PyYAML: pip install 'rnnlab[yaml]'") from err
-        spec = parse_yaml(text, str(path))
-    else:
-        spec = parse_json(text, str(path))
+    try:
+        text = read_capped(path).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err})") from err
+    is_yaml = path.suffix.lower() in (".yaml", ".yml")
+    spec = parse_yaml(text, str(path)) if is_yaml else parse_json(text, str(path))
     if isinstance(spec, dict) and "class_name" not in spec and isinstance(spec.get("model"), dict):
         spec = spec["model"]  # a checkpoint's whole __meta__ object
     if not isinstance(spec, dict) or "class_name" not in spec:
