@@ -2,15 +2,9 @@
 
 The file gets the mode an ordinary ``open`` would give it (0666 less the umask: 0644 as a
 rule), not the 0600 of a temporary file; a write that fails (a full disk) raises an OSError
-naming ``path``.
-
-Config files from anywhere (a model config, a Keras ``config.json``) are parsed as data by
-``parse_json`` / ``parse_yaml``: at most ``MAX_NESTING`` levels deep (deeper input is refused
-with a ValueError naming the file, never a RecursionError), no YAML aliases (whose expansion
-can be exponential), ``read_capped`` refusing a file over ``MAX_CONFIG_BYTES`` unread."""
+naming ``path``."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -54,65 +48,3 @@ def json_default(obj):
         return obj.item()
     except AttributeError:
         return str(obj)
-
-
-MAX_CONFIG_BYTES = 16 << 20   # a config file (JSON / YAML): model configs are kilobytes
-MAX_NESTING = 64              # levels of objects and lists in a config (a Keras model's: about 10)
-
-
-def read_capped(path, limit: int = MAX_CONFIG_BYTES) -> bytes:
-    """The bytes of ``path``, refused (ValueError naming it) past ``limit`` without reading more."""
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"{path}: larger than {limit:,} bytes, too large for a config file; refused")
-    return data
-
-
-def check_nesting(value, where: str, limit: int = MAX_NESTING) -> None:
-    """ValueError naming ``where`` when the parsed JSON-like ``value`` nests its objects and
-    lists deeper than ``limit`` (walked with a stack, not recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                raise ValueError(f"{where}: nested more than {limit} levels deep; refused")
-            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
-
-
-def parse_json(data, where: str):
-    """``data`` (bytes, UTF-8, or str) as JSON, no deeper than ``MAX_NESTING``; ValueError naming
-    ``where`` otherwise."""
-    try:
-        value = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
-    except RecursionError:
-        raise ValueError(f"{where}: nested too deeply to read; refused") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{where}: not valid JSON: {err}") from err
-    check_nesting(value, where)
-    return value
-
-
-def parse_yaml(text: str, where: str):
-    """``text`` as YAML (``safe_load``: plain data only), after a pass over its events refusing
-    aliases and nesting deeper than ``MAX_NESTING``; ValueError naming ``where`` otherwise."""
-    try:
-        import yaml
-    except ImportError as err:
-        raise RuntimeError(f"reading {where} needs PyYAML: pip install 'rnnlab[yaml]'") from err
-
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                raise ValueError(f"{where}: uses a YAML alias (*{event.anchor}); a config file needs none: refused")
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_NESTING:
-                    raise ValueError(f"{where}: nested more than {MAX_NESTING} levels deep; refused")
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{where}: not valid YAML: {err}") from err

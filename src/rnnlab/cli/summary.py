@@ -28,7 +28,7 @@ def _is_zip(path: Path) -> bool:
 
 def read_model_spec(path) -> dict:
     """``{"class_name", "config"}`` from a JSON or YAML file; errors name the file."""
-    from ..fileio import parse_json, parse_yaml, read_capped
+    from ..configfiles import parse_json, parse_yaml, read_capped
 
     path = Path(path)
     try:

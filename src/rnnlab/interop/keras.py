@@ -24,7 +24,7 @@ A file from anywhere reads only itself and never more memory than its model need
 anything is inflated or read: each zip member's declared size against a limit (config.json
 ``MAX_CONFIG_BYTES``, the weights ``weights_limit(max_params)``), and it is then inflated in
 chunks that stop past the limit whatever the header said; the config at most
-``fileio.MAX_NESTING`` levels deep and every field it uses of the type it needs. The model is
+``configfiles.MAX_NESTING`` levels deep and every field it uses of the type it needs. The model is
 planned from the config (``layers.base.planning``: shapes, no memory) and refused above
 ``max_params`` parameters (``MAX_PARAMS``; ``load_keras(path, max_params=N)`` raises the
 limit). Every HDF5 object on the way to a weight must be reached by hard links (no external or
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import validate
-from ..fileio import MAX_CONFIG_BYTES, parse_json, read_capped
+from ..configfiles import MAX_CONFIG_BYTES, parse_json, read_capped
 from . import UnsupportedError, require
 
 SUPPORTED = ("InputLayer", "Embedding", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Dense", "Flatten",

@@ -28,12 +28,11 @@ counts, so every rank steps identically; rank 0 alone writes and logs (train/par
 """
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 
 from .. import distributed as dist
-from ..checkpoint import load_checkpoint, only_stored_weights, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..fileio import json_default
 from ..optim import clip_grad_norm
 from . import parallel
@@ -456,15 +455,24 @@ def train_from_config(name: str, config_class, build_task, config=None, run_dir=
         if resume:
             config = resumed_config(run, config_class, name, overrides, allowed)
         task = build_task(config)
-        # a resumed run's model may build only what its checkpoint holds: an edited config.json
-        # asking for more is refused before the model is allocated
-        with only_stored_weights(run.last_path) if resume and run.last_path.exists() else contextlib.nullcontext():
-            task.setup()
+        _setup(task, run.last_path if resume and run.last_path.exists() else None)
         options = trainer_options(task) if callable(trainer_options) else dict(trainer_options or {})
         return Trainer.from_config(task, run, **options).fit(resume=resume)
     finally:
         if run is not None:
             run.close()
+
+
+def _setup(task, checkpoint=None) -> None:
+    """``task.setup()``; resuming from ``checkpoint``, its model may build only the weights that
+    checkpoint holds: an edited config.json asking for more is refused before it is allocated."""
+    if checkpoint is None:
+        task.setup()
+        return
+    from ..checkpoint import only_stored_weights
+
+    with only_stored_weights(checkpoint):
+        task.setup()
 
 
 def absolute_paths(config, keys):
