@@ -19,9 +19,15 @@ zip's CRC would not be.
 Reading checks before it allocates (``read_checkpoint``): the zip directory (every entry's
 uncompressed size under ``MAX_ENTRY_BYTES`` and ``MAX_RATIO`` times its compressed size, the
 total under ``MAX_TOTAL_BYTES``), each array's ``.npy`` header against its entry's size, the
-meta's schema (``check_meta``: types of every field, ``dtype`` one of ``DTYPES``), and the sizes
+meta's schema (``check_meta``: types of every field, ``dtype`` one of ``DTYPES``), the sizes
 the model config implies against the weights stored (``check_sizes``: a config asking for a
-layer larger than the file's weights could fill is refused before the model is built).
+layer larger than the file's weights could fill is refused before the model is built), and
+then the shape of every weight: the model is first built as a plan (``layers.base.planning``:
+placeholder weights, no memory) and its weights' shapes compared with the arrays stored. A
+model given to load into (``into=``, a resumed run's) builds its lazily built layers inside
+``holding_only``, and a resumed run sets up its task inside ``only_stored_weights`` (shapes
+read from the ``.npy`` headers alone): a weight of a shape the file does not hold is refused
+before it is allocated.
 
 Writing is atomic: a temporary file in the same folder, flushed and fsynced, then
 ``os.replace``d over the target, so a crash leaves either the old checkpoint or the new one,
