@@ -284,10 +284,16 @@ def test_max_params_sets_the_limit(tmp_path, weights):
     (_config(("Bidirectional", {"layer": [1], "merge_mode": "concat"})), r"layer 'bidirectional' \(Bidirectional\) 'layer' must be an object, got list"),
     (_config(("Dropout", {"rate": 2})), r"layer 'dropout' \(Dropout\): rate must lie in \[0, 1\)"),
     ({"class_name": "Sequential", "config": None}, r"the Sequential's config must be an object, got null"),
+    (_config(("LSTM", {"units": 4}), input_shape=(None, 5, None)),
+     r"layer 'lstm' \(LSTM\): cannot be built for inputs of an unknown number of features \(5, None\)"),
+    (_config(("Dense", {"units": 2}), input_shape=(None, None)),
+     r"layer 'dense' \(Dense\): cannot make its kernel of shape \(None, 2\)"),
+    (_config(("LSTM", {"units": 2**62})), r"layer 'lstm' \(LSTM\): its kernel of shape \(3, 18446744073709551616\) is "
+                                          r"too large to exist"),
     ('{"class_name": "Sequential", "config": ' + "[" * 100000 + "]" * 100000 + "}", r"nested too deeply"),
     ('{"class_name": "Sequential", "config": ' + "[" * 100 + "]" * 100 + "}", r"nested more than 64 levels"),
 ], ids=["layers-ints", "short-shape", "null-shape", "units-string", "dropout-string", "bidirectional-list",
-        "rate", "null-config", "deep", "nested"])
+        "rate", "null-config", "unknown-features", "unknown-dense-input", "units-2**62", "deep", "nested"])
 def test_crafted_configs_are_refused_naming_the_file_and_entry(tmp_path, weights, config, message, capsys):
     path = _keras(tmp_path, weights, config=config)
     with pytest.raises(ValueError, match=r"model\.keras(:config\.json)?: " + message):

@@ -238,9 +238,7 @@ def _build(entries, input_shape, name, where):
     _check_masking(list(zip(layers, entries)), where)
     try:
         return Sequential([Input(input_shape)] + layers, name=name)
-    except validate.ArgumentError:
-        raise
-    except ValueError as err:  # a layer that cannot take its input's shape
+    except ValueError as err:  # a layer that cannot take its input's shape, or a weight too large to exist
         raise ValueError(f"{where}: {err}") from err
 
 

@@ -158,6 +158,9 @@ class Layer:
     def add_weight(self, name: str, shape: tuple, initializer, rng=None):
         """Create a parameter (floatx, current backend) and its zeroed gradient buffer."""
         init = initializers.get(initializer)
+        if any(d is None for d in shape):  # built from an input whose feature size is unknown
+            raise validate.ArgumentError(f"{self.describe()}: cannot make its {name} of shape {tuple(shape)}: build "
+                                         f"it from an input whose sizes are known")
         shape = tuple(int(d) for d in shape)
         for check in _weight_checks.get():
             check(self, name, shape)
