@@ -100,7 +100,7 @@ def test_external_storage_is_refused_before_anything_is_read(tmp_path, weights):
                                          r"file .*secret\.bin"):
         load_keras(path)
     (tmp_path / "config.json").write_text(json.dumps(LSTM_DENSE))  # the same weights file alone
-    with pytest.raises(ValueError, match=r"model\.keras\.h5: dataset layers/dense/vars/0 keeps its data in an external"):
+    with pytest.raises(ValueError, match=r"model\.keras\.h5: dataset layers/dense/vars/0 keeps its data in an ext"):
         load_keras(tmp_path / "model.keras.h5", config=tmp_path / "config.json")
 
 
@@ -224,7 +224,8 @@ def test_a_zip_bomb_is_refused_by_its_declared_size_unread(tmp_path):
     path = _zip_bomb(tmp_path / "bomb.keras", LSTM_DENSE, chunks=72)  # 1.2 GB, over the 1 GiB cap
     assert path.stat().st_size < 2 << 20
     message = _load_capped(path)
-    assert "bomb.keras: model.weights.h5 would inflate to more than" in message and "it declares 1,207,959,552" in message
+    assert "bomb.keras: model.weights.h5 would inflate to more than" in message
+    assert "(it declares 1,207,959,552) before reading it" in message
 
 
 def test_a_member_inflating_past_its_header_is_stopped(tmp_path):
@@ -281,7 +282,8 @@ def test_max_params_sets_the_limit(tmp_path, weights):
      r"layer 0 \(InputLayer\) batch_shape must be a list \[batch, size, \.\.\.\], got null"),
     (_config(("LSTM", {"units": "4"})), r"layer 'lstm' \(LSTM\): units must be a positive integer, got '4'"),
     (_config(("LSTM", {"units": 4, "dropout": "x"})), r"layer 'lstm' \(LSTM\): dropout must be a finite number"),
-    (_config(("Bidirectional", {"layer": [1], "merge_mode": "concat"})), r"layer 'bidirectional' \(Bidirectional\) 'layer' must be an object, got list"),
+    (_config(("Bidirectional", {"layer": [1], "merge_mode": "concat"})),
+     r"layer 'bidirectional' \(Bidirectional\) 'layer' must be an object, got list"),
     (_config(("Dropout", {"rate": 2})), r"layer 'dropout' \(Dropout\): rate must lie in \[0, 1\)"),
     ({"class_name": "Sequential", "config": None}, r"the Sequential's config must be an object, got null"),
     (_config(("LSTM", {"units": 4}), input_shape=(None, 5, None)),
