@@ -363,7 +363,13 @@ class Sequential(Model):
             raise ValueError(f"Sequential config: 'layers' must be a list of {{'class_name', 'config'}}, "
                              f"got {type(specs).__name__}")
         build_input_shape = config.pop("build_input_shape", None)
-        model = cls([layer_from_dict(spec) for spec in specs], **config)
+        layers = []
+        for i, spec in enumerate(specs):
+            try:
+                layers.append(layer_from_dict(spec))
+            except ValueError as err:
+                raise ValueError(f"Sequential config: layers[{i}]: {err}") from err
+        model = cls(layers, **config)
         if build_input_shape is not None and not model.built:
             model.build(tuple(build_input_shape))
         return model

@@ -448,12 +448,24 @@ def train_from_config(name: str, config_class, build_task, config=None, run_dir=
         if resume:
             config = resumed_config(run, config_class, name, overrides)
         task = build_task(config)
-        task.setup()
+        _setup(task, run.last_path if resume and run.last_path.exists() else None)
         options = trainer_options(task) if callable(trainer_options) else dict(trainer_options or {})
         return Trainer.from_config(task, run, **options).fit(resume=resume)
     finally:
         if run is not None:
             run.close()
+
+
+def _setup(task, checkpoint=None) -> None:
+    """``task.setup()``; resuming from ``checkpoint``, its model may build only the weights that
+    checkpoint holds: an edited config.json asking for more is refused before it is allocated."""
+    if checkpoint is None:
+        task.setup()
+        return
+    from ..checkpoint import only_stored_weights
+
+    with only_stored_weights(checkpoint):
+        task.setup()
 
 
 def absolute_paths(config, keys):
