@@ -35,6 +35,7 @@ def ptb_run(tmp_path_factory):
     return config, run_dir, result
 
 
+@pytest.mark.slow
 def test_ptb_smoke_perplexity_falls_well_below_the_vocabulary(ptb_run):
     config, run_dir, result = ptb_run
     vocab_size = RunDir(run_dir).read_config()["vocab_size"]
@@ -82,6 +83,7 @@ def _char_config(tmp_path, **overrides):
     return make_config(**values)
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
     config = _char_config(tmp_path, checkpoint_every=4)
     whole = train_lm(config, tmp_path / "whole", progress=False)
