@@ -16,7 +16,7 @@ def test_train_lstm_example_classifies_the_digits():
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     lines = []
-    accuracy = example.train(epochs=6, log=lines.append)
-    assert len(lines) == 6 and lines[-1].startswith("epoch 6:")
-    # chance is 10%; six epochs of the hand-written loop reach about 95% on the 360 held-out images
-    assert accuracy >= 0.9, lines
+    accuracy = example.train(epochs=4, log=lines.append)
+    assert len(lines) == 4 and lines[-1].startswith("epoch 4:")
+    # chance is 10%; four epochs of the hand-written loop reach about 92% on the 360 held-out images
+    assert accuracy >= 0.85, lines
