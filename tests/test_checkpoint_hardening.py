@@ -84,6 +84,7 @@ def test_a_meta_off_its_schema_is_refused(saved, edit):
         load_checkpoint(saved)
 
 
+@pytest.mark.slow
 def test_an_entry_that_would_inflate_a_thousandfold_is_refused_unread(tmp_path, saved):
     """A 1 MB compressed entry inflating to 1 GB was read before it was rejected."""
     bomb = tmp_path / "bomb.npz"

@@ -44,7 +44,8 @@ def tiny(**kwargs):
     return model
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=pytest.mark.slow) if v.endswith("2layers") else v
+                                     for v in sorted(VARIANTS)])   # two-layer variants: seconds each
 def test_seq2seq_gradients_end_to_end(float64, variant):
     model = tiny(**VARIANTS[variant])
     logits = model.forward(SRC, TGT_IN)

@@ -45,6 +45,7 @@ def test_text_classifier_beats_majority_and_writes_report(toy, tmp_path):
         classify(tmp_path / "run", series=[np.zeros((3, 2))])
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(toy, tmp_path):
     straight = train_classify(config(toy, epochs=2), tmp_path / "a")
     train_classify(config(toy, epochs=1), tmp_path / "b")
@@ -57,6 +58,7 @@ def test_resume_continues_exactly(toy, tmp_path):
         train_classify(None, tmp_path / "b", resume=True, overrides={"lr": 0.5})
 
 
+@pytest.mark.slow
 def test_lr_decay_schedule_survives_a_resume(toy, tmp_path):
     # epoch e trains at lr * decay ** max(e - decay_start, 0); a resume restores the schedule
     straight = train_classify(config(toy, epochs=4, lr_decay=0.5, decay_start=2), tmp_path / "a")
@@ -89,6 +91,7 @@ def test_japanese_vowels_slice_beats_majority(tmp_path):
 
 @pytest.mark.skipif(not DATA or not os.path.isdir(os.path.join(DATA or "", "timeseries", "JapaneseVowels")),
                     reason="RNNLAB_DATA does not hold timeseries/JapaneseVowels")
+@pytest.mark.slow
 def test_deltas_double_the_features_and_prediction_appends_them_too(tmp_path):
     result = train_classify(ClassifyConfig(ts_dataset="JapaneseVowels", deltas=True, hidden=24, epochs=2, batch=16,
                                            lr=5e-3, progress=False), tmp_path / "jv")

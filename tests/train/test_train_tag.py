@@ -27,6 +27,7 @@ def config(toy, **kw):
     return TagConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_bidirectional_tagger_beats_majority_on_unseen_words(toy, tmp_path):
     result = train_tag(config(toy), tmp_path / "run")
     m = result.metrics
