@@ -18,7 +18,7 @@ def float64():
     rnnlab.set_floatx(previous)
 
 
-@pytest.fixture(params=["numpy", "fused", "compiled"])
+@pytest.fixture(params=["numpy", "fused", pytest.param("compiled", marks=pytest.mark.slow)])   # compiled: opt-in
 def both_kernel_paths(request, monkeypatch):
     """Run the test on each path of the recurrent layers' loops: their NumPy loops, the fused
     numba step kernels called once per step, and the compiled loops (``compiled.py``: all steps

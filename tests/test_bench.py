@@ -58,7 +58,12 @@ def test_run_benchmark_tiny(cell):
     assert res["rnnlab_train_tok_s"] == pytest.approx(12 / step_s)
     assert res["rnnlab_train_gflops"] == pytest.approx(res["train_flops"] / step_s / 1e9)
     assert set(res["openblas_env"]) == {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
-    assert res["foreign_cpu_share"] is None or 0.0 <= res["foreign_cpu_share"] <= 1.0
+    # how busy the machine was is recorded, never asserted (other processes decide it; on a
+    # loaded machine the tick-counted share of a short window can even pass 1): only that it is
+    # a share, and that a busy machine's figures carry a note saying so
+    share = res["foreign_cpu_share"]
+    assert share is None or (isinstance(share, float) and share >= 0.0)
+    assert (share is not None and share > 0.05) == any("other processes used" in n for n in res["notes"])
     assert "name" in res["blas"]
     # the result says which loops ran: the fused kernels exactly when the layers use them
     from rnnlab.layers import fused
@@ -90,6 +95,20 @@ def test_each_timed_step_starts_after_the_settle_pause(monkeypatch):
     assert res["settle_s"] == 0.25 and slept[6:] == [0.25] * 2   # one training, one inference step
     with pytest.raises(ValueError, match="settle must be >= 0"):
         run_benchmark(TINY, settle=-1)
+
+
+def test_foreign_share_from_two_snapshots(monkeypatch):
+    """The share of the CPUs other processes took: the machine's busy seconds minus this
+    process's own, per core and second of wall time; clipped at 0, None when unknown."""
+    monkeypatch.setattr(bench.measure.os, "cpu_count", lambda: 2)
+    share = bench.measure.foreign_share
+    # 2 s of wall time on 2 cores; the machine was busy 3 s, 1 s of it this process's
+    assert share((10.0, 5.0, 100.0), (13.0, 6.0, 102.0)) == pytest.approx(0.5)
+    assert share((10.0, 5.0, 100.0), (11.0, 6.0, 102.0)) == 0.0        # a quiet machine
+    assert share((10.0, 5.0, 100.0), (10.5, 6.0, 102.0)) == 0.0        # tick rounding: never < 0
+    assert share(None, (1.0, 1.0, 1.0)) is None and share((1.0, 1.0, 1.0), (1.0, 1.0, 1.0)) is None
+    snap = bench.measure.cpu_snapshot()
+    assert snap is None or (len(snap) == 3 and all(v >= 0 for v in snap))
 
 
 def test_without_torch(monkeypatch):

@@ -13,7 +13,9 @@ import pytest
 
 import rnnlab as rl
 from rnnlab import layers as L
+from capped import run_capped
 from rnnlab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rnnlab.cli import main
 
 
 def _model():
@@ -82,6 +84,7 @@ def test_a_meta_off_its_schema_is_refused(saved, edit):
         load_checkpoint(saved)
 
 
+@pytest.mark.slow
 def test_an_entry_that_would_inflate_a_thousandfold_is_refused_unread(tmp_path, saved):
     """A 1 MB compressed entry inflating to 1 GB was read before it was rejected."""
     bomb = tmp_path / "bomb.npz"
@@ -190,3 +193,68 @@ def test_long_sequences_do_not_count_as_sizes(tmp_path):
     path = save_checkpoint(tmp_path / "long.npz", model)
     for a, b in zip(load_checkpoint(path).model.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def _load_capped(path) -> str:
+    """What load_checkpoint(path) ends in, run under a 1 GiB memory cap: the refusal's message,
+    or "loaded"."""
+    return run_capped(f"""
+        from rnnlab.checkpoint import CheckpointError, load_checkpoint
+        try:
+            load_checkpoint({str(path)!r})
+            print(json.dumps("loaded"))
+        except CheckpointError as err:
+            print(json.dumps(str(err)))
+    """)
+
+
+def test_a_signed_size_the_weights_could_count_is_refused_by_shape_before_building(tmp_path):
+    """Issue 29 case 5: with 30,000 weights stored (an embedding of 30,000 rows), a re-signed meta
+    asking for LSTM(30000) passed the size check and tried 26.8 GiB; the shapes the config
+    implies are now compared with those stored, before the model is built."""
+    model = rl.Sequential([L.Input((3,)), L.Embedding(30000, 1, seed=0), L.LSTM(4, seed=1), L.Dense(2, seed=2)])
+    path = save_checkpoint(tmp_path / "big.npz", model)
+    _rewrite(path, lambda m: m["model"]["config"]["layers"][2]["config"].update(units=30000))
+    message = _load_capped(path)
+    assert "big.npz" in message and "weight 1 has shape (1, 16)" in message and "(1, 120000)" in message
+
+
+def test_a_model_rebuilt_into_builds_only_the_weights_the_file_holds(tmp_path):
+    """load_checkpoint(into=): a lazily built layer of the given model is built as recorded, but
+    a weight the checkpoint holds no array of is refused before it is allocated (building
+    GRU(2000) would draw a 6000 x 2000 float64 matrix for its orthogonal init: 96 MB)."""
+    small = rl.Sequential([L.GRU(4, seed=0)])
+    small.build((3, 2))
+    saved = save_checkpoint(tmp_path / "small.npz", small)
+    larger = rl.Sequential([L.GRU(2000, seed=0)])  # not built: load_checkpoint builds it from the record
+
+    def load():
+        with pytest.raises(CheckpointError, match=r"small\.npz' holds no weight of shape \(2, 6000\) for the kernel "):
+            load_checkpoint(saved, into=larger)
+
+    assert _peak_mib(load) < 5
+    assert not larger.sublayers[0].params
+
+
+def test_a_resume_with_an_enlarged_config_is_refused_before_the_model_is_built(tmp_path, word_text):
+    """Issue 29 case 5: `--resume` after config.json's hidden went from 8 to 6000 built a
+    288 M-parameter model before comparing it with last.npz."""
+    run_dir = tmp_path / "run"
+    assert main(["train", "lm", "--text", str(word_text), "--level", "char", "--hidden", "8", "--emb", "4",
+                 "--bptt", "6", "--batch", "3", "--epochs", "1", "--out", str(run_dir), "--no-progress"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "hidden": 6000}))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    outcome = run_capped(f"""
+        import contextlib, io
+        from rnnlab.cli import main
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["train", "lm", "--out", {str(run_dir)!r}, "--resume", "--epochs", "2", "--no-progress"])
+        print(json.dumps([code, err.getvalue()]))
+    """)
+    code, err = outcome
+    error = err.splitlines()[-1]  # after the line describing the data, read first
+    assert code == 2 and error.startswith("rnnlab train lm: error"), err
+    assert "last.npz" in error and "holds no weight of shape (4, 24000)" in error and "before allocating" in error
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before

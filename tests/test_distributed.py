@@ -221,6 +221,7 @@ def params_of(data):
 
 
 # ---- MPI runs ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_lm_two_ranks_equal_one_process_and_resume_across_sizes(tmp_path):
     """LM streams split 3 + 2: four truncated-BPTT steps on two ranks give the single run's
     losses, clipped-gradient norms, weights, momentum and carried state; a checkpoint taken on
@@ -244,6 +245,7 @@ def test_lm_two_ranks_equal_one_process_and_resume_across_sizes(tmp_path):
     np.testing.assert_allclose(resumed["losses"], single["losses"][2:], rtol=0, atol=TOL)
 
 
+@pytest.mark.slow
 def test_seq2seq_unequal_token_counts_two_ranks_equal_one_process(tmp_path):
     """Pairs of different lengths split by rows (the ranks count different numbers of target
     tokens): with the count weighting, losses, norms, weights, Adam moments and the evaluation
@@ -258,6 +260,7 @@ def test_seq2seq_unequal_token_counts_two_ranks_equal_one_process(tmp_path):
     assert np.all(parallel["counts"] == [18, 18, 18])  # the global count, as one process counts it
 
 
+@pytest.mark.slow
 def test_seq2seq_plain_mean_without_counts_is_not_exact(tmp_path):
     """The weighting matters: averaging the ranks' gradients without their token counts gives
     a different step when the ranks count different numbers of tokens (what the test above
@@ -289,6 +292,7 @@ with dist.fail_fast():
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["raise", "uncaught", "exit", "kill"])
 def test_a_failing_rank_takes_the_job_down(tmp_path, fault):
     """Rank 1 raises (inside ``fail_fast`` or uncaught), exits with code 2, or is killed,

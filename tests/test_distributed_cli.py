@@ -22,6 +22,8 @@ import pytest
 
 from test_distributed import TIMEOUT, child_env, require_mpi
 
+pytestmark = pytest.mark.slow   # every test starts mpiexec (two ranks, then one): minutes in all
+
 TOL = 1e-10
 
 # What the ``rnnlab`` command runs, plus a line saying whether mpi4py was imported. With

@@ -107,12 +107,14 @@ def test_attention_twin_is_the_same_model(tiny):
     assert "computes the same first-batch gradients" in figures["answer"]
 
 
+@pytest.mark.slow
 def test_deterministic_under_seed(tiny, tmp_path):
     figures, folder = tiny["truncation"]
     again = experiments.run("truncation", tmp_path / "again", seed=0, size="tiny")
     assert again["grid"] == figures["grid"] and again["answer"] == figures["answer"]
 
 
+@pytest.mark.slow
 def test_attention_runs_again_into_its_own_folder_with_the_same_answer(tiny):
     figures, folder = tiny["attention"]
     report = (folder / "report.md").read_bytes()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.train.run import RunDir
@@ -36,6 +37,7 @@ def _start(mode, text, out, choices="-"):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_path, word_text):
     text = tmp_path / "short.txt"  # half the corpus: a short run to kill
     text.write_text("\n".join(word_text.read_text(encoding="utf-8").splitlines()[:30]), encoding="utf-8")

@@ -98,6 +98,7 @@ def _json_mutations(good: dict, rng):
         yield json.dumps({**good, "itos": good["itos"][:len(good["specials"]) + 1]}).encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["config.json", "vocab.json"])
 def test_random_and_mutated_run_files_exit_2_in_one_line(lm_run, capsys, name):
     path = lm_run / name

@@ -11,7 +11,7 @@ Layout of the file (a zip of ``.npy`` arrays)::
                     "model": {"class_name", "config"}, "optimizer": meta or null,
                     "state": {...} or null, "dtype": "float32", "build": [...], "sha256": {...}}
 
-``build`` records how each layer of the model (pre-order walk of ``sublayers``) was built, so a
+``build`` records how each layer of the model (``walk_layers``) was built, so a
 lazily built model can be rebuilt before its weights go in; ``sha256`` holds a digest of every
 array, and ``meta_sha256`` one of the meta itself, so a tampered file is caught even where the
 zip's CRC would not be.
@@ -19,9 +19,15 @@ zip's CRC would not be.
 Reading checks before it allocates (``read_checkpoint``): the zip directory (every entry's
 uncompressed size under ``MAX_ENTRY_BYTES`` and ``MAX_RATIO`` times its compressed size, the
 total under ``MAX_TOTAL_BYTES``), each array's ``.npy`` header against its entry's size, the
-meta's schema (``check_meta``: types of every field, ``dtype`` one of ``DTYPES``), and the sizes
+meta's schema (``check_meta``: types of every field, ``dtype`` one of ``DTYPES``), the sizes
 the model config implies against the weights stored (``check_sizes``: a config asking for a
-layer larger than the file's weights could fill is refused before the model is built).
+layer larger than the file's weights could fill is refused before the model is built), and
+then the shape of every weight: the model is first built as a plan (``layers.base.planning``:
+placeholder weights, no memory) and its weights' shapes compared with the arrays stored. A
+model given to load into (``into=``, a resumed run's) builds its lazily built layers inside
+``holding_only``, and a resumed run sets up its task inside ``only_stored_weights`` (shapes
+read from the ``.npy`` headers alone): a weight of a shape the file does not hold is refused
+before it is allocated.
 
 Writing is atomic: a temporary file in the same folder, flushed and fsynced, then
 ``os.replace``d over the target, so a crash leaves either the old checkpoint or the new one,
@@ -34,12 +40,14 @@ This module sits beside ``layers`` and ``models`` (not under ``train``): ``Model
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import math
 import os
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +55,8 @@ import numpy as np
 
 from . import backend
 from .fileio import atomic_write
-from .layers.base import layer_from_dict, layer_to_dict
+from .layers.base import checking_weights, layer_from_dict, layer_to_dict, planning
+from .layers.core import Dropout
 
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1
@@ -78,11 +87,34 @@ class Checkpoint:
 # ---- the layer tree -----------------------------------------------------------------------
 
 
-def _walk(layer):
-    """Pre-order walk of a layer and its sublayers."""
+def walk_layers(layer):
+    """The one walk over a model's layers: ``layer``, then each of its ``sublayers`` walked in
+    turn (pre-order). The tree ``Layer.train``/``eval`` switch, the order of a checkpoint's build
+    records and where the trainer finds the dropout generators: a model keeps every part,
+    dropout included, in ``sublayers``."""
     yield layer
     for sub in layer.sublayers:
-        yield from _walk(sub)
+        yield from walk_layers(sub)
+
+
+def dropout_rng_state(model):
+    """States of every dropout generator in ``model``, in the order of ``walk_layers`` (JSON; None
+    on CuPy, whose generators do not expose theirs: resume is not bit-exact there)."""
+    if backend.backend_name() != "numpy":
+        return None
+    return [layer._generator().bit_generator.state for layer in walk_layers(model) if hasattr(layer, "_generator")]
+
+
+def set_dropout_rng_state(model, states) -> None:
+    """Restore what ``dropout_rng_state`` gave (None: nothing to restore)."""
+    if states is None:
+        return
+    layers = [layer for layer in walk_layers(model) if hasattr(layer, "_generator")]
+    if len(states) != len(layers):
+        raise ValueError(f"{len(states)} dropout generator states for the {len(layers)} dropout layers of "
+                         f"{model.describe()}")
+    for layer, state in zip(layers, states):
+        layer._generator().bit_generator.state = state
 
 
 def _json_value(value):
@@ -188,7 +220,7 @@ def save_checkpoint(path, model, optimizer=None, state=None) -> Path:
         "optimizer": opt_meta,
         "state": state_json,
         "dtype": str(params[0].dtype) if params else backend.floatx(),
-        "build": [_build_record(layer) for layer in _walk(model)],
+        "build": [_build_record(layer) for layer in walk_layers(model)],
         "sha256": {key: _digest(a) for key, a in arrays.items()},
     }
     try:
@@ -232,22 +264,9 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
     """(meta, arrays) of a checkpoint file, every array read and verified; no model built.
     Raises CheckpointError naming the file for anything wrong with it; nothing larger than
     the file's own entries allow is allocated."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    where = f"checkpoint {str(path)!r}"
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = _check_directory(zf, where)
-            meta = _read_meta(zf, infos, where)
-            arrays = {key: _read_npy(zf, info, where) for key, info in infos.items() if key != META_KEY}
-    except (PermissionError, IsADirectoryError, CheckpointError):
-        raise
-    except zipfile.BadZipFile as err:
-        raise CheckpointError(f"{where} is not an rnnlab checkpoint, or is truncated or corrupt "
-                              f"(not a readable zip: {err})") from err
-    except Exception as err:  # noqa: BLE001 - damaged bytes surface as many different errors
-        raise CheckpointError(f"{where} is truncated or corrupt: {type(err).__name__}: {err}") from err
+    with _reading(path) as (zf, infos, where):
+        meta = _read_meta(zf, infos, where)
+        arrays = {key: _read_npy(zf, info, where) for key, info in infos.items() if key != META_KEY}
     digests = meta["sha256"]
     if set(digests) != set(arrays):
         missing = sorted(set(digests) ^ set(arrays))
@@ -258,6 +277,43 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
             raise CheckpointError(f"{where} was tampered with or damaged: array {key!r} "
                                   f"{a.dtype}{tuple(a.shape)} does not match its checksum")
     return meta, arrays
+
+
+def stored_weight_shapes(path) -> list[tuple]:
+    """The shapes of the model weights a checkpoint file stores (``model/0``, ``model/1`` ...),
+    read from the zip directory and the ``.npy`` headers alone: no array is read."""
+    shapes: dict[str, tuple] = {}
+    with _reading(path) as (zf, infos, where):
+        for key, info in infos.items():
+            if key.startswith("model/"):
+                with zf.open(info) as f:
+                    shapes[key] = _read_header(f, info, where)[0]
+        return _model_entries(shapes, where)
+
+
+def only_stored_weights(path):
+    """``holding_only`` the weights the checkpoint at ``path`` stores (read from its headers)."""
+    return holding_only(stored_weight_shapes(path), f"checkpoint {str(Path(path))!r}")
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """(open zip, {key: ZipInfo} checked as ``_check_directory`` does, where) of a checkpoint
+    file; anything that goes wrong reading it becomes a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    where = f"checkpoint {str(path)!r}"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            yield zf, _check_directory(zf, where), where
+    except (PermissionError, IsADirectoryError, CheckpointError):
+        raise
+    except zipfile.BadZipFile as err:
+        raise CheckpointError(f"{where} is not an rnnlab checkpoint, or is truncated or corrupt "
+                              f"(not a readable zip: {err})") from err
+    except Exception as err:  # noqa: BLE001 - damaged bytes surface as many different errors
+        raise CheckpointError(f"{where} is truncated or corrupt: {type(err).__name__}: {err}") from err
 
 
 def _check_directory(zf: zipfile.ZipFile, where: str) -> dict:
@@ -280,24 +336,30 @@ def _check_directory(zf: zipfile.ZipFile, where: str) -> dict:
     return infos
 
 
-def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
-    """One ``.npy`` entry; its header's shape and dtype are checked against the entry's size
-    before the array is allocated, and object (pickled) arrays are refused."""
+def _read_header(f, info: zipfile.ZipInfo, where: str) -> tuple[tuple, bool, np.dtype, int]:
+    """(shape, fortran order, dtype, bytes of data) from a ``.npy`` entry's header, checked
+    against the entry's size; object (pickled) arrays are refused."""
     fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(f)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = fmt.read_array_header_2_0(f)
+    else:
+        raise CheckpointError(f"{where}: entry {info.filename!r} has .npy version {version}")
+    if dtype.hasobject:
+        raise CheckpointError(f"{where}: entry {info.filename!r} holds Python objects; refused (no pickle)")
+    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on a crafted shape
+    if nbytes > info.file_size:
+        raise CheckpointError(f"{where}: entry {info.filename!r} claims shape {shape} ({nbytes:,} bytes) in "
+                              f"{info.file_size:,} bytes")
+    return tuple(shape), fortran, dtype, nbytes
+
+
+def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
+    """One ``.npy`` entry, its header checked (``_read_header``) before the array is allocated."""
     with zf.open(info) as f:
-        version = fmt.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = fmt.read_array_header_2_0(f)
-        else:
-            raise CheckpointError(f"{where}: entry {info.filename!r} has .npy version {version}")
-        if dtype.hasobject:
-            raise CheckpointError(f"{where}: entry {info.filename!r} holds Python objects; refused (no pickle)")
-        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on a crafted shape
-        if nbytes > info.file_size:
-            raise CheckpointError(f"{where}: entry {info.filename!r} claims shape {shape} ({nbytes:,} bytes) in "
-                                  f"{info.file_size:,} bytes")
+        shape, fortran, dtype, nbytes = _read_header(f, info, where)
         data = f.read(nbytes)
         if len(data) != nbytes or f.read(1):  # reading to the end also checks the zip's CRC
             raise CheckpointError(f"{where}: entry {info.filename!r} does not hold the {shape} {dtype} it claims")
@@ -380,6 +442,79 @@ def check_sizes(meta: dict, arrays: dict, where: str) -> None:
                                   f"{stored:,} weights; refused before building the model")
 
 
+def _build(meta: dict, into, where: str):
+    """The model of ``meta`` (or ``into``), its lazily built layers built as ``meta`` records,
+    in the dtype it was saved in."""
+    previous = backend.floatx()
+    try:
+        backend.set_floatx(meta["dtype"])
+        if into is not None:
+            model = into
+        else:
+            try:
+                model = model_from_config(meta["model"])
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+                raise CheckpointError(f"{where}: cannot rebuild the model from its config: {err}") from err
+        layers = list(walk_layers(model))
+        records = meta.get("build") or []
+        if len(records) != len(layers):
+            # written before a seq2seq model's encoder and decoder listed their dropout layers in
+            # sublayers: the records then skip the Dropouts (which have no weights to build)
+            layers = [layer for layer in layers if not isinstance(layer, Dropout)]
+        if len(records) == len(layers):
+            try:
+                for layer, record in zip(layers, records):
+                    _rebuild(layer, record)
+            except CheckpointError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+                raise CheckpointError(f"{where}: cannot rebuild the model as its build record says: {err}") from err
+    finally:
+        backend.set_floatx(previous)
+    return model
+
+
+def _model_entries(entries: dict, where: str) -> list:
+    """The values of ``entries`` (arrays, or shapes) named ``model/0``, ``model/1`` ... in
+    order (CheckpointError for a gap in the numbering)."""
+    keys = [key for key in entries if key.startswith("model/")]
+    if set(keys) != {f"model/{i}" for i in range(len(keys))}:
+        raise CheckpointError(f"{where}: its model weights are not numbered model/0 to model/{len(keys) - 1}")
+    return [entries[f"model/{i}"] for i in range(len(keys))]
+
+
+def _compare_weights(model, stored: list[tuple], where: str) -> None:
+    """CheckpointError unless ``model``'s weights have the ``stored`` shapes, in order."""
+    params = model.params
+    if len(stored) != len(params):
+        raise CheckpointError(f"{where}: holds {len(stored)} weight arrays but the rebuilt {model.describe()} "
+                              f"has {len(params)}")
+    for i, (shape, p) in enumerate(zip(stored, params)):
+        if shape != tuple(p.shape):
+            raise CheckpointError(f"{where}: weight {i} has shape {shape} but the rebuilt "
+                                  f"{model.describe()} expects {tuple(p.shape)}")
+
+
+@contextlib.contextmanager
+def holding_only(stored: list[tuple], where: str):
+    """Inside, a layer may build only weights of the ``stored`` shapes (each shape as many times
+    as stored): one that a checkpoint does not hold is refused before it is allocated. A resumed
+    run builds its model inside, so an edited config.json asking for a larger model than its
+    checkpoint fails at once, not after allocating it."""
+    left = Counter(stored)
+
+    def check(layer, name, shape):
+        if left[shape] < 1:
+            shapes = ", ".join(str(s) for s in sorted(set(stored))[:6])
+            raise CheckpointError(f"{where} holds no weight of shape {shape} for the {name} of {layer.describe()} "
+                                  f"(its weights' shapes: {shapes or 'none'}): the model and the checkpoint "
+                                  f"disagree; refused before allocating it")
+        left[shape] -= 1
+
+    with checking_weights(check):
+        yield
+
+
 def model_from_config(spec: dict):
     """Build a model (or layer) from ``{"class_name", "config"}`` through the registry.
 
@@ -398,43 +533,28 @@ def load_checkpoint(path, into=None) -> Checkpoint:
 
     ``into``: an existing model of the same architecture to load the weights into instead
     (a trainer resuming keeps its own model object); layers it has not built yet are built as
-    the checkpoint records."""
+    the checkpoint records, each weight refused before it is allocated unless the file holds
+    one of its shape.
+
+    The model is first built as a plan (``layers.base.planning``: shapes, no memory) and its
+    weights' shapes compared with the arrays stored, so a config asking for more than the file
+    holds is refused before anything is allocated for it."""
     path = Path(path)
     where = f"checkpoint {str(path)!r}"
     meta, arrays = read_checkpoint(path)
     check_sizes(meta, arrays, where)
-
-    previous = backend.floatx()
-    try:
-        backend.set_floatx(meta["dtype"])
-        if into is not None:
-            model = into
-        else:
-            try:
-                model = model_from_config(meta["model"])
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
-                raise CheckpointError(f"{where}: cannot rebuild the model from its config: {err}") from err
-        layers = list(_walk(model))
-        records = meta.get("build") or []
-        if len(records) == len(layers):
-            try:
-                for layer, record in zip(layers, records):
-                    _rebuild(layer, record)
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
-                raise CheckpointError(f"{where}: cannot rebuild the model as its build record says: {err}") from err
-    finally:
-        backend.set_floatx(previous)
-
-    params = model.params
-    n_saved = sum(1 for key in arrays if key.startswith("model/"))
-    if n_saved != len(params):
-        raise CheckpointError(f"{where}: holds {n_saved} weight arrays but the rebuilt {model.describe()} "
-                              f"has {len(params)}")
-    for i, p in enumerate(params):
-        w = arrays[f"model/{i}"]
-        if tuple(w.shape) != tuple(p.shape):
-            raise CheckpointError(f"{where}: weight {i} has shape {tuple(w.shape)} but the rebuilt "
-                                  f"{model.describe()} expects {tuple(p.shape)}")
+    weights = _model_entries(arrays, where)
+    stored = [tuple(w.shape) for w in weights]
+    if into is None:
+        with planning():
+            plan = _build(meta, None, where)
+        _compare_weights(plan, stored, where)
+        model = _build(meta, None, where)
+    else:
+        with holding_only(stored, where):
+            model = _build(meta, into, where)
+    _compare_weights(model, stored, where)
+    for p, w in zip(model.params, weights):
         p[...] = backend.xp.asarray(w, dtype=p.dtype)
 
     opt_meta = meta.get("optimizer")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from . import backend
+from . import backend, validate
 
 
 class Optimizer:
@@ -41,11 +41,9 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value) -> None:
-        # a Python float: a NumPy float64 scalar would upcast float32 updates
-        value = float(value)
-        if not value >= 0.0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, got {value}")
-        self._lr = value
+        # a Python float: a NumPy float64 scalar would upcast float32 updates; NaN, inf or a
+        # negative rate (a step up the gradient) is refused
+        self._lr = validate.finite_float(type(self).__name__, "lr", value, 0.0)
 
     def get_config(self) -> dict:
         return {"lr": self.lr}
@@ -124,9 +122,9 @@ class SGD(Optimizer):
         super().__init__(lr)
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
-        self.weight_decay = float(weight_decay)
+        self.momentum = validate.finite_float("SGD", "momentum", momentum, 0.0)
+        self.nesterov = validate.flag("SGD", "nesterov", nesterov)
+        self.weight_decay = validate.non_negative_float("SGD", "weight_decay", weight_decay)
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -167,9 +165,12 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(lr)
-        self.betas = (float(betas[0]), float(betas[1]))
-        self.eps = float(eps)
-        self.weight_decay = float(weight_decay)
+        name = type(self).__name__
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            validate.fail(name, f"betas must be two numbers in [0, 1), got {betas!r}")
+        self.betas = tuple(validate.finite_float(name, "betas", b, 0.0, 1.0, high_open=True) for b in betas)
+        self.eps = validate.non_negative_float(name, "eps", eps)
+        self.weight_decay = validate.non_negative_float(name, "weight_decay", weight_decay)
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
@@ -257,9 +258,12 @@ def clip_grad_norm(grads, max_norm) -> float:
 
     norm = sqrt(sum over all arrays of sum(g^2)); when norm > max_norm every g is multiplied
     by max_norm / (norm + 1e-6) (as ``torch.nn.utils.clip_grad_norm_``). Returns the norm
-    *before* clipping, as a float. ``max_norm=None`` only measures. A NaN or inf norm leaves
-    the gradients as they are (the caller sees the norm and can stop).
+    *before* clipping, as a float. ``max_norm=None`` only measures; a negative, NaN or inf
+    ``max_norm`` is refused (ValueError naming it: a negative one would flip the gradients).
+    A NaN or inf norm leaves the gradients as they are (the caller sees the norm and can stop).
     """
+    if max_norm is not None:
+        max_norm = validate.non_negative_float("clip_grad_norm", "max_norm", max_norm)
     xp = backend.xp
     total = 0.0
     for g in grads:
@@ -267,7 +271,7 @@ def clip_grad_norm(grads, max_norm) -> float:
         total += float(xp.vdot(flat, flat))  # BLAS dot: no g*g temporary
     norm = math.sqrt(total)
     if max_norm is not None and math.isfinite(norm):
-        coef = float(max_norm) / (norm + 1e-6)
+        coef = max_norm / (norm + 1e-6)
         if coef < 1.0:
             for g in grads:
                 g *= coef
@@ -293,10 +297,8 @@ class StepDecay:
     """
 
     def __init__(self, optimizer: Optimizer, decay: float, start_epoch: int):
-        if not 0.0 < decay <= 1.0:
-            raise ValueError(f"StepDecay: decay must be in (0, 1], got {decay}")
         self.optimizer = optimizer
-        self.decay = float(decay)
+        self.decay = validate.decay_factor("StepDecay", "decay", decay)
         self.start_epoch = int(start_epoch)
         self.base_lr = optimizer.lr
         self.last_epoch = 0

@@ -31,7 +31,8 @@ class ArgumentError(ValueError, TypeError):
     """A bad argument or input: ``ValueError`` and ``TypeError`` both catch it."""
 
 
-def _fail(owner: str, message: str):
+def fail(owner: str, message: str):
+    """Raise the ``ArgumentError`` of every check: ``"OWNER: message"`` (just the message without an owner)."""
     raise ArgumentError(f"{owner}: {message}" if owner else message)
 
 
@@ -48,19 +49,19 @@ def integer(owner: str, name: str, value, low: int | None = None, high: int | No
     """An integer in [low, high] (either bound optional), as ``int``."""
     if not _is_int(value):
         what = "an integer" if low is None else f"an integer >= {low}"
-        _fail(owner, f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+        fail(owner, f"{name} must be {what}, got {value!r} ({type(value).__name__})")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
         lo = "-inf" if low is None else str(low)
         hi = "inf" if high is None else str(high)
-        _fail(owner, f"{name} must be an integer in [{lo}, {hi}], got {value}")
+        fail(owner, f"{name} must be an integer in [{lo}, {hi}], got {value}")
     return value
 
 
 def positive_int(owner: str, name: str, value) -> int:
     """An integer >= 1 (units, sizes, layer counts), as ``int``."""
     if not _is_int(value) or int(value) < 1:
-        _fail(owner, f"{name} must be a positive integer, got {value!r}")
+        fail(owner, f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -72,7 +73,7 @@ def optional_positive_int(owner: str, name: str, value) -> int | None:
 def non_negative_int(owner: str, name: str, value) -> int:
     """An integer >= 0 (token ids, counts), as ``int``."""
     if not _is_int(value) or int(value) < 0:
-        _fail(owner, f"{name} must be a non-negative integer, got {value!r}")
+        fail(owner, f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
 
 
@@ -80,15 +81,30 @@ def finite_float(owner: str, name: str, value, low: float | None = None, high: f
                  low_open: bool = False, high_open: bool = False) -> float:
     """A finite real number (in [low, high], each end open when asked), as ``float``."""
     if not _is_real(value) or not math.isfinite(float(value)):
-        _fail(owner, f"{name} must be a finite number, got {value!r}")
+        fail(owner, f"{name} must be a finite number, got {value!r}")
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
         lo = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
         hi = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
-        _fail(owner, f"{name} must lie in {lo}, {hi}, got {value:g}")
+        fail(owner, f"{name} must lie in {lo}, {hi}, got {value:g}")
     return value
+
+
+def positive_float(owner: str, name: str, value) -> float:
+    """A finite number > 0 (a learning rate, a time budget), as ``float``."""
+    return finite_float(owner, name, value, 0.0, low_open=True)
+
+
+def non_negative_float(owner: str, name: str, value) -> float:
+    """A finite number >= 0 (a clipping norm, 0 = off; a length penalty), as ``float``."""
+    return finite_float(owner, name, value, 0.0)
+
+
+def decay_factor(owner: str, name: str, value) -> float:
+    """A learning-rate decay factor in (0, 1] (1: constant), as ``float``."""
+    return finite_float(owner, name, value, 0.0, 1.0, low_open=True)
 
 
 def rate(owner: str, name: str, value) -> float:
@@ -98,22 +114,23 @@ def rate(owner: str, name: str, value) -> float:
 
 def fractions(owner: str, name: str, values, count: int = 3) -> tuple[float, ...]:
     """``count`` finite fractions >= 0 that sum to 1 (within 1e-6), as floats: a split such as
-    (0.9, 0.05, 0.05). Never renormalised: (0.5, 0.6, 0.1) is a mistake, not 45/55/9 percent."""
+    (0.9, 0.05, 0.05), or the same as text, "0.9,0.05,0.05". Never renormalised: (0.5, 0.6, 0.1)
+    is a mistake, not 45/55/9 percent."""
     try:
-        parts = tuple(float(v) for v in values)
+        parts = tuple(float(v) for v in (values.split(",") if isinstance(values, str) else values))
     except (TypeError, ValueError):
         parts = ()
     if len(parts) != count or not all(np.isfinite(p) for p in parts):
-        _fail(owner, f"{name} must be {count} fractions (e.g. 0.8, 0.1, 0.1), got {values!r}")
+        fail(owner, f"{name} must be {count} fractions (e.g. 0.8, 0.1, 0.1), got {values!r}")
     if any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
-        _fail(owner, f"{name} fractions must be >= 0 and sum to 1, got {values!r} (sum {sum(parts):g})")
+        fail(owner, f"{name} fractions must be >= 0 and sum to 1, got {values!r} (sum {sum(parts):g})")
     return parts
 
 
 def flag(owner: str, name: str, value) -> bool:
     """A boolean (``True``/``False``, or a NumPy bool): ``"no"`` or ``2`` is a mistake, not True."""
     if not isinstance(value, (bool, np.bool_)):
-        _fail(owner, f"{name} must be True or False, got {value!r}")
+        fail(owner, f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
@@ -121,7 +138,7 @@ def choice(owner: str, name: str, value, options):
     """One of ``options`` (compared with ==; strings exactly, no case folding)."""
     options = tuple(options)
     if isinstance(value, (list, dict, set)) or value not in options:
-        _fail(owner, f"{name} must be one of {', '.join(str(o) for o in options)}, got {value!r}")
+        fail(owner, f"{name} must be one of {', '.join(str(o) for o in options)}, got {value!r}")
     return value
 
 
@@ -131,11 +148,11 @@ def cell(owner: str, name: str, value) -> str:
     from .layers import kinds
 
     if not isinstance(value, str):
-        _fail(owner, f"{name} must be a cell name ({', '.join(kinds.KINDS)}), got {value!r}")
+        fail(owner, f"{name} must be a cell name ({', '.join(kinds.KINDS)}), got {value!r}")
     try:
         return kinds.cell_kind(value)
     except ValueError as err:
-        _fail(owner, f"{name}: {err}")
+        fail(owner, f"{name}: {err}")
 
 
 def seed(owner: str, value, name: str = "seed") -> int | None:
@@ -148,14 +165,14 @@ def text(owner: str, name: str, value, optional: bool = True) -> str | None:
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value:
-        _fail(owner, f"{name} must be a non-empty string, got {value!r}")
+        fail(owner, f"{name} must be a non-empty string, got {value!r}")
     return value
 
 
 def options(owner: str, name: str, value) -> dict | None:
     """A dict of keyword arguments (a copy), or None for none."""
     if value is not None and not isinstance(value, dict):
-        _fail(owner, f"{name} must be a dict of the cell's arguments, got {value!r}")
+        fail(owner, f"{name} must be a dict of the cell's arguments, got {value!r}")
     return dict(value) if value else None
 
 
@@ -167,12 +184,12 @@ def initializer(owner: str, name: str, value):
     if value is None or callable(value):
         return value
     if not isinstance(value, str):
-        _fail(owner, f"{name} must be an initializer name or a callable, got {value!r}")
+        fail(owner, f"{name} must be an initializer name or a callable, got {value!r}")
     try:
         initializers.get(value)
     except ValueError as err:   # an unknown name, or a scale that is not a number ("uniform:x")
         message = str(err) if repr(value) in str(err) else f"{value!r}: {err}"
-        _fail(owner, f"{name}: {message}")
+        fail(owner, f"{name}: {message}")
     return value
 
 
@@ -187,9 +204,9 @@ def array_dtype(owner: str, what: str, x, kinds: str = "fiu"):
     (``"f"`` float, ``"i"``/``"u"`` integers, ``"b"`` bool); returns x."""
     dtype = getattr(x, "dtype", None)
     if dtype is None or not hasattr(x, "shape"):
-        _fail(owner, f"{what} must be an array, got {type(x).__name__}")
+        fail(owner, f"{what} must be an array, got {type(x).__name__}")
     if dtype.kind not in kinds:
         wanted = " or ".join(dict.fromkeys(_KIND_NAMES[k] for k in kinds))
-        _fail(owner, f"{what} must hold {wanted} numbers, got dtype {dtype} "
+        fail(owner, f"{what} must hold {wanted} numbers, got dtype {dtype} "
                      f"({_KIND_NAMES.get(dtype.kind, 'unsupported')}) with shape {tuple(x.shape)}")
     return x

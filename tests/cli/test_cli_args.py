@@ -1,6 +1,5 @@
 """The CLI's validation layer (cli/args.py) and main()'s exit statuses: a user's mistake is one
 line and exit 2, a bug keeps its traceback, a closed pipe ends quietly."""
-import argparse
 import os
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.cli import build_parser, exit_status, main
-from rnnlab.cli.args import RULES, UserError, fractions, numeric_actions
+from rnnlab.cli.args import RULES, UserError, numeric_actions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,14 +48,17 @@ def test_every_numeric_flag_of_every_command_has_a_rule():
     unruled = [(p.prog, a.option_strings) for p, a in numeric_actions(parser) if a.dest not in RULES]
     assert not unruled
     for p, action in numeric_actions(parser):
-        assert action.type is RULES[action.dest], (p.prog, action.dest)
+        assert action.type.rule is RULES[action.dest][1], (p.prog, action.dest)
 
 
-def test_the_same_split_rule_for_every_task():
-    assert fractions("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
+@pytest.mark.parametrize("task", ["lm", "seq2seq"])
+def test_the_same_split_rule_for_every_task(task, capsys):
+    parser = build_parser()
+    assert parser.parse_args(["train", task, "--split", "0.8,0.1,0.1"]).split == (0.8, 0.1, 0.1)
     for bad in ("0.5,0.6,0.1", "1,0", "a,b,c", "-0.1,0.6,0.5", "nan,0.5,0.5"):
-        with pytest.raises(argparse.ArgumentTypeError):
-            fractions(bad)
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", task, "--split", bad])
+        assert "argument --split: " in capsys.readouterr().err
 
 
 def test_user_errors_are_2_bugs_keep_their_traceback():

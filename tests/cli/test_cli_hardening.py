@@ -90,6 +90,7 @@ def test_the_demo_without_matplotlib_keeps_its_accuracy(tmp_path):
     assert (tmp_path / "demo" / "run" / "best.npz").exists()
 
 
+@pytest.mark.slow
 def test_a_million_character_pairs_line_is_skipped_in_bounded_memory(tmp_path):
     """One 1,000,000-character line used to take `train seq2seq` to 23 GB."""
     pairs = tmp_path / "pairs.tsv"

@@ -26,6 +26,7 @@ def run_json(capsys, argv):
     return code, json.loads(captured.out.strip().splitlines()[-1]), captured.err
 
 
+@pytest.mark.slow
 def test_each_seed_is_the_command_with_its_seed_and_the_ensemble_is_theirs(tmp_path, capsys):
     argv = classify_argv(tmp_path)
     out = tmp_path / "ens"

@@ -104,6 +104,7 @@ def test_eval_refuses_text_on_a_seq2seq_run(trained_run, tmp_path, capsys):
     assert "seq2seq run" in err and "--text" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_small(tmp_path, capsys):
     """`rnnlab demo` on a small setting (the real one is measured in the README): JSON with the
     figures, translations printed, a heatmap PNG written."""

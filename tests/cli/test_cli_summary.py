@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import rnnlab as rl
+from capped import run_capped
 from rnnlab import cli
 from rnnlab import layers as L
 
@@ -75,3 +76,39 @@ def test_missing_and_damaged_files_name_the_file(tmp_path, capsys):
     damaged.write_bytes(damaged.read_bytes()[:100])
     assert cli.main(["summary", str(damaged)]) == 2
     assert "damaged.npz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("layers.yaml", "class_name: Sequential\nconfig:\n  layers: [1, 2]\n",
+     "layers.yaml: cannot build the model from this config: Sequential config: layers[0]: a layer config is"),
+    ("class.yaml", "class_name: [Sequential]\nconfig: {}\n", "unknown layer class \"['Sequential']\""),
+    ("deep.yaml", "class_name: Sequential\nconfig: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels"),
+    ("deep.json", '{"class_name": "Sequential", "config": ' + "[" * 100000 + "]" * 100000 + "}",
+     "deep.json: nested too deeply to read"),
+    ("alias.yaml", "class_name: Sequential\nconfig: &c {layers: *c}\n", "uses a YAML alias (*c)"),
+], ids=["yaml-int-layers", "yaml-list-class", "yaml-deep", "json-deep", "yaml-alias"])
+def test_crafted_config_files_are_one_line_naming_the_file(tmp_path, capsys, name, content, message):
+    """Issue 29 case 9: YAML layers [1, 2] gave an AttributeError, deep nesting a RecursionError."""
+    path = tmp_path / name
+    path.write_text(content)
+    assert cli.main(["summary", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and name in err and message in err, err
+
+
+def test_a_config_of_billions_of_weights_is_summarised_without_allocating_them(tmp_path):
+    """The table needs shapes, not weights: LSTM(30000) after Embedding(1e6, 1000) (5.6 billion
+    parameters, 22 GB) is summarised under a 1 GiB memory cap."""
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Input", "config": {"shape": [7]}},
+        {"class_name": "Embedding", "config": {"input_dim": 1_000_000, "output_dim": 1000}},
+        {"class_name": "LSTM", "config": {"units": 30000}}]}}))
+    result = run_capped(f"""
+        import contextlib, io
+        from rnnlab.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main(["summary", {str(path)!r}, "--json"])
+        print(json.dumps([code, json.loads(out.getvalue().splitlines()[-1])]))
+    """)
+    assert result[0] == 0 and result[1]["total_params"] == 1_000_000_000 + 4 * 30000 * (1000 + 30000 + 1)

@@ -68,6 +68,7 @@ def test_tag_unknown_to_training_is_refused(tmp_path):
         load_tagging(train, test=test)
 
 
+@pytest.mark.slow
 @needs_data
 def test_ud_english_ewt():
     data = load_ud_english_ewt()

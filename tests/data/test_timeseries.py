@@ -50,6 +50,29 @@ def test_standardization_uses_train_only_and_fills_missing_with_the_mean(tmp_pat
     assert constant[0].tolist() == [[0.0], [0.0]]                # std 0 -> 1, not inf
 
 
+def test_a_value_near_the_float_range_keeps_its_feature(tmp_path):
+    """One 1e308 overflowed the variance: std inf, and the whole feature standardized to 0.
+    The statistics are those of the values scaled by a power of two, so otherwise bit-equal."""
+    train = write(tmp_path, "1,2,3:1e308,5,6:up\n4,5:-1e308,7:down\n")
+    data = load_ts_classification(train, train)
+    mean, std = data.mean, data.std
+    assert np.isfinite(std).all() and std[1] == pytest.approx(np.sqrt(0.4) * 1e308)
+    big = data.train.inputs[0][:, 1]
+    assert np.isfinite(big).all() and big[0] > 1 and len(set(big.tolist())) == 3      # not all 0
+    assert data.train.inputs[1][0, 1] == pytest.approx(-big[0])                        # -1e308: opposite
+    plain = [np.random.default_rng(0).normal(size=(6, 3)) * 50 for _ in range(3)]
+    stacked = np.concatenate(plain)
+    assert standardization(plain)[0].tolist() == stacked.mean(axis=0).tolist()
+    assert standardization(plain)[1].tolist() == stacked.std(axis=0).tolist()
+    steep = write(tmp_path, "1,2:1e308,-1e308:up\n4,5:6,7:down\n", name="steep.ts")
+    with pytest.raises(ValueError, match=r"steep\.ts, line 10, step 2, feature 2: the difference from the step before"):
+        load_ts_classification(steep, steep, deltas=True)                       # -1e308 - 1e308: beyond the range
+    with pytest.raises(ValueError, match=r"series 1, step 1, feature 1: -1e\+308 is beyond the float32 range"):
+        apply_standardization([np.array([[-1e308]])], np.array([1e308]), np.array([1.0]))
+    with pytest.raises(ValueError, match=r"series 1, step 2, feature 1: 1e\+39 is beyond the float32 range"):
+        apply_standardization([np.array([[0.0], [1e39]])], np.array([0.0]), np.array([1.0]))   # inf in float32
+
+
 def test_deltas_are_first_differences_appended_as_features():
     x = np.array([[1.0, 10.0], [4.0, 8.0], [np.nan, 8.5]])
     (out,) = with_deltas([x])
@@ -87,6 +110,11 @@ def test_deltas_are_standardized_from_train_and_applied_to_new_series(tmp_path):
     (HEADER, "1,x:3,4:up\n", r"line 10: dimension 1: 'x' is not a number"),
     (HEADER.replace("@equalLength false", "@equalLength true\n@seriesLength 3"), "1,2:3,4:up\n",
      r"line 11: series of length 2, the header says @seriesLength 3"),
+    # issue 29: three classes, two of them named "A"; a value beyond the float range read as inf
+    (HEADER.replace("@classLabel true up down", "@classLabel true A A B"), "1:2:A\n",
+     r"line 8: @classLabel lists the label 'A' twice"),
+    (HEADER, "1,2:3,1e400:up\n", r"line 10: dimension 2: '1e400' is not a finite number"),
+    (HEADER, "1,-inf:3,4:up\n", r"line 10: dimension 1: '-inf' is not a finite number"),
 ])
 def test_malformed_files_name_file_and_line(tmp_path, header, body, message):
     with pytest.raises(ValueError, match=r"toy\.ts.*" + message):

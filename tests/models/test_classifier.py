@@ -11,7 +11,7 @@ IDS = np.array([[3, 4, 5, 0, 0], [6, 2, 1, 7, 0], [1, 2, 3, 4, 5]])
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_gradients_word_ids(float64, cell, pooling, bidirectional):
     model = SequenceClassifier(3, vocab_size=8, emb=3, hidden=3, layers=2, cell=cell, bidirectional=bidirectional,
                                pooling=pooling, seed=1)

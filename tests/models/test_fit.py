@@ -346,3 +346,15 @@ def test_fit_argument_errors(kwargs, match):
         model.fit(np.zeros((4, 20, 6)), np.zeros((4, 1)), verbose=0, **kwargs)
     with pytest.raises(ValueError, match="x has 4 samples but y has 3"):
         model.fit(np.zeros((4, 20, 6)), np.zeros((3, 1)), verbose=0)
+
+
+def test_model_methods_run_what_train_registers_and_models_import_no_train(monkeypatch):
+    from rnnlab.models import base
+    from rnnlab.train import fit
+
+    assert base.keras_training("fit") is fit.fit_model          # registered by importing rnnlab
+    with pytest.raises(ValueError, match="no Model method train"):
+        base.register_keras_training(train=fit.fit_model)
+    monkeypatch.setattr(base, "_keras_training", {})
+    with pytest.raises(RuntimeError, match="Model.compile runs on rnnlab's training loop"):
+        rl.Sequential([L.Input((3,)), L.Dense(1)]).compile(loss="mse")

@@ -125,3 +125,24 @@ def test_save_and_load_rebuild_the_same_model(tmp_path):
     loaded = rnnlab.models.load(path).eval()
     assert isinstance(loaded, LanguageModel) and loaded.get_config() == model.get_config()
     np.testing.assert_array_equal(loaded.forward(ids), model.forward(ids))
+
+
+def test_a_long_prime_goes_through_in_windows_with_the_state_carried(monkeypatch, float64):
+    """`rnnlab sample --prime` of any length: one forward over the whole prime took memory in
+    proportion to it (issue 29, item 7); windows give the same text in the memory of one."""
+    import tracemalloc
+
+    from rnnlab.models import lm
+
+    model = LanguageModel(V, emb=8, hidden=8, layers=2, init_scale=1.0, seed=4)
+    prime = _ids(700, seed=3).tolist()
+    windowed = model.generate(prime, 20, temperature=0.0)
+    monkeypatch.setattr(lm, "PRIME_WINDOW", len(prime))               # all at once, as before
+    assert model.generate(prime, 20, temperature=0.0) == windowed
+    monkeypatch.undo()
+    long_prime = _ids(80_000, seed=5).tolist()
+    tracemalloc.start()
+    model.generate(long_prime, 1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 2**20           # at once: 80,000 steps of about 150 float64 numbers, about 100 MB

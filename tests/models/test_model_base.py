@@ -1,6 +1,8 @@
 """Model and Sequential: chaining, building, masks, config, custom models, the Keras summary."""
 import json
 import re
+import threading
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import rnnlab as rl
 from gradcheck import check_layer_gradients
 from rnnlab import layers as L
 from rnnlab.layers import ShapeError
-from rnnlab.layers.base import reset_name_counts
+from rnnlab.layers.base import is_planning, planning, reset_name_counts
 
 
 @pytest.fixture(autouse=True)
@@ -331,3 +333,26 @@ def test_model_docstring_example_runs(tmp_path, monkeypatch):
     clone = rl.load(tmp_path / "clf.npz")
     assert type(clone).__name__ == "Classifier"
     np.testing.assert_array_equal(clone.forward(namespace["ids"]), model.forward(namespace["ids"]))
+
+
+def test_a_planned_model_has_the_real_shapes_and_takes_no_memory():
+    """planning(): what the checkpoint and Keras readers compare before they allocate; the plan
+    is the planning thread's alone."""
+    def build():
+        return rl.Sequential([L.Input((5,)), L.Embedding(50000, 64), L.Bidirectional(L.LSTM(256)), L.Dense(1000)])
+
+    tracemalloc.start()
+    try:
+        with planning():
+            plan = build()
+            other_thread = []
+            thread = threading.Thread(target=lambda: other_thread.append(is_planning()))
+            thread.start()
+            thread.join()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    real = build()
+    assert [p.shape for p in plan.params] == [p.shape for p in real.params]
+    assert plan.count_params() == real.count_params() == 3_200_000 + 2 * 4 * 256 * (64 + 256 + 1) + 512 * 1000 + 1000
+    assert peak < 1 << 20 and other_thread == [False] and not is_planning()

@@ -17,7 +17,8 @@ def _chars(seed=0):
     return chars
 
 
-@pytest.mark.parametrize("cell, bidirectional", [("lstm", True), ("gru", False), ("rnn", True)])
+@pytest.mark.parametrize("cell, bidirectional", [pytest.param("lstm", True, marks=pytest.mark.slow), ("gru", False),
+                                                   ("rnn", True)])
 def test_gradients_of_every_parameter(float64, cell, bidirectional):
     model = Tagger(8, 6, 4, emb=3, char_emb=2, char_hidden=2, hidden=3, layers=2, cell=cell,
                    bidirectional=bidirectional, seed=1)

@@ -108,6 +108,7 @@ def test_flipped_bytes_are_caught(tmp_path):
             load_checkpoint(path)
 
 
+@pytest.mark.slow
 def test_no_byte_flip_anywhere_goes_unnoticed(tmp_path):
     """Flip one byte at a time across the whole file: each load either fails with
     CheckpointError or gives back exactly the saved model and state (the byte was in a zip

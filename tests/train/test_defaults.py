@@ -98,6 +98,7 @@ def test_a_budget_without_epochs_is_not_cut_short_by_the_default_epoch_count():
     assert budget_epochs(None, None, None, 13) == (13, None)
 
 
+@pytest.mark.slow
 def test_budget_run_trains_past_the_default_epochs_until_time_or_early_stopping(tmp_path):
     # the trap: --max-minutes 3 stopped after 19 s because the 13 default epochs ran out. Here
     # a budget of 0.05 min on a tiny corpus: the run ends by the budget or by early stopping

@@ -137,6 +137,7 @@ def test_step_ensemble_averages_probabilities_and_one_member_is_the_model(float6
         CaptionerEnsemble([models[0], Captioner(6, 10, emb=4, hidden=5)])
 
 
+@pytest.mark.slow
 def test_caption_ensemble_reports_each_member_as_its_run(tmp_path):
     X, captions = write_feature_captions(tmp_path, 300, 0)
     dirs = [tmp_path / f"cap{seed}" for seed in (0, 1)]
@@ -169,6 +170,7 @@ def test_predict_averages_the_runs_given_before_the_inputs(sentiment_runs, capsy
     assert "give the inputs to predict after the run directories" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_seq2seq_ensemble_decodes_as_one_model(tmp_path):
     from rnnlab.train.seq2seq import Seq2SeqConfig, evaluate_run, train_seq2seq
 

@@ -267,6 +267,7 @@ def _python(*args):
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_run_killed_and_resumed_in_new_processes_ends_with_the_same_weights(tmp_path):
     text = _text(tmp_path)
     whole = _python("whole", text, tmp_path / "whole", "-")
@@ -292,6 +293,7 @@ def test_a_run_killed_and_resumed_in_new_processes_ends_with_the_same_weights(tm
     assert final[0]["perplexity"] == final[1]["perplexity"]
 
 
+@pytest.mark.slow
 def test_seq2seq_resumes_after_its_time_budget_with_the_uninterrupted_numbers(tmp_path, capsys):
     args = ["train", "seq2seq", "--generated", "dates", "--n", "200", "--hidden", "8", "--emb", "4",
             "--epochs", "2", "--batch", "32", "--dropout", "0.1", "--max-decode-len", "14", "--no-progress",

@@ -35,6 +35,7 @@ def ptb_run(tmp_path_factory):
     return config, run_dir, result
 
 
+@pytest.mark.slow
 def test_ptb_smoke_perplexity_falls_well_below_the_vocabulary(ptb_run):
     config, run_dir, result = ptb_run
     vocab_size = RunDir(run_dir).read_config()["vocab_size"]
@@ -52,6 +53,7 @@ def test_ptb_smoke_perplexity_falls_well_below_the_vocabulary(ptb_run):
     assert RunDir(run_dir).read_config()["task"] == "lm"
 
 
+@pytest.mark.slow   # trains on PTB (the module's ptb_run)
 def test_sampling_is_deterministic_under_a_seed(ptb_run):
     _, run_dir, _ = ptb_run
     a = sample_lm(run_dir, prime="the company", length=25, temperature=0.9, top_k=50, seed=3)
@@ -61,6 +63,7 @@ def test_sampling_is_deterministic_under_a_seed(ptb_run):
     assert len(a["text"].split()) >= 2 + 20  # <eos> becomes a line break, not a word
 
 
+@pytest.mark.slow   # trains on PTB (the module's ptb_run)
 def test_carried_state_beats_a_state_reset_per_window(ptb_run):
     config, run_dir, _ = ptb_run
     _, vocab, model = load_run(run_dir)
@@ -82,6 +85,7 @@ def _char_config(tmp_path, **overrides):
     return make_config(**values)
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
     config = _char_config(tmp_path, checkpoint_every=4)
     whole = train_lm(config, tmp_path / "whole", progress=False)

@@ -1,9 +1,11 @@
 """The seq2seq trainer: a tiny attention model learns a tiny dates set; runs reload exactly."""
 import numpy as np
+import pytest
 
 from rnnlab.train.seq2seq import Seq2SeqConfig, Translator, train_seq2seq
 
 
+@pytest.mark.slow
 def test_tiny_attention_model_learns_dates(tmp_path):
     # 1,200 training dates, GRU 32, Luong attention, 12 short epochs (about 2 s). Chance is
     # essentially 0% exact match; a model that learnt the formats gets most dates right.

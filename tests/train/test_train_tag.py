@@ -27,6 +27,7 @@ def config(toy, **kw):
     return TagConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_bidirectional_tagger_beats_majority_on_unseen_words(toy, tmp_path):
     result = train_tag(config(toy), tmp_path / "run")
     m = result.metrics
@@ -104,3 +105,5 @@ def test_a_run_from_before_word_dropout_resumes_without_it(toy, tmp_path):
     assert resumed.task.config.word_dropout == 0.0
     straight = train_tag(config(toy, epochs=2, word_dropout=0.0), tmp_path / "straight")
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
+    # --monitor may name exactly the validation figures the task reports
+    assert set(TagConfig.MONITORS) == {key for key in straight.history[-1] if key.startswith("valid_")}

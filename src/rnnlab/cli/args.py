@@ -1,19 +1,20 @@
-"""The one validation layer for command-line flags: range-checked ``type=`` functions, the table
-that gives every numeric flag of every command its rule, and the parser that reports a bad flag
-in one line.
+"""The one validation layer for command-line flags: ``type=`` functions that check a flag by a
+``validate`` rule, the table that gives every numeric flag of every command its rule, and the
+parser that reports a bad flag in one line.
 
     rnnlab train seq2seq --batch 0
     rnnlab train seq2seq: error: argument --batch: must be a positive integer, got '0'
 
 Rules go by the flag's destination name (``RULES``), so a flag means the same thing and is
-checked the same way in every command (``--batch``, ``--epochs``, ``--split`` ... of ``train
-lm`` and ``train seq2seq`` alike); ``harden(parser)`` applies them to every sub-command after
-the commands have registered. A numeric flag without a rule is a bug that tests/cli catch.
+checked the same way in every command (``--batch`` of ``eval`` and ``translate`` alike);
+``harden(parser)`` applies them to every sub-command after the commands have registered. A
+numeric flag without a rule is a bug that tests/cli catch. The trainers' flags are not here:
+they are generated from their config's fields (``config_flags.py``), each checked by its
+field's own rule, the one the library applies (``train/config.py``).
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 from .. import validate
@@ -31,77 +32,50 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _number(text: str, kind, what: str):
-    try:
-        value = kind(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be {what} (finite), got {text!r}")
-    return value
+def reader(kind, check, name: str):
+    """A ``type=`` function for the flag ``name``: its text read as ``kind`` (int or float; None:
+    the text itself), then checked by ``check``, a ``validate``-style (owner, name, value) rule,
+    so a flag is refused with the words the library uses for the same value; the message without
+    ``name``, which argparse puts in front ("argument --batch: must be a positive integer, got 0")."""
+    def read(text: str):
+        try:
+            value = kind(text) if kind is not None else text
+        except ValueError:
+            value = text   # not a number: the rule names it ("must be a positive integer, got '2.5'")
+        try:
+            return check("", name, value)
+        except validate.ArgumentError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{name} ")) from None
+
+    read.__name__ = name.lstrip("-").replace("-", "_")   # argparse names the type in a few messages
+    read.rule = check
+    return read
 
 
-def _ranged(kind, what: str, ok, doc: str):
-    """A ``type=`` function: ``text`` read as ``kind`` (finite), kept when ``ok(value)``."""
-    def check(text: str):
-        value = _number(text, kind, what)
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        return value
-
-    check.__doc__ = doc
-    return check
-
-
-positive_int = _ranged(int, "a positive integer", lambda v: v >= 1, "An integer >= 1 (sizes, counts, epochs, batch).")
-non_negative_int = _ranged(int, "an integer >= 0", lambda v: v >= 0, "An integer >= 0 (seeds, warm-up steps).")
-positive_float = _ranged(float, "a number > 0", lambda v: v > 0, "A finite number > 0 (learning rate, time budget).")
-non_negative_float = _ranged(float, "a number >= 0", lambda v: v >= 0,
-                             "A finite number >= 0 (clipping norm, 0 = off; temperature, 0 = most likely token).")
-finite_float = _ranged(float, "a number", lambda v: True, "Any finite number (not nan, not inf).")
-probability = _ranged(float, "a probability 0 <= p < 1", lambda v: 0 <= v < 1,
-                      "A dropout rate: 0 <= p < 1 (p = 1 would drop everything).")
-
-
-def fractions(text: str) -> tuple:
-    """``TRAIN,VALID,TEST``: three fractions >= 0 that sum to 1 (never silently renormalised)."""
-    try:
-        return validate.fractions("", "the split", text.split(","))
-    except validate.ArgumentError as e:
-        raise argparse.ArgumentTypeError(f"{e} (expected like 0.8,0.1,0.1)") from None
-
-
-def seed_list(text: str) -> tuple:
+def seed_list(owner: str, name: str, text: str) -> tuple:
     """``S,S,...``: two or more different integers >= 0 (the ``--seeds`` flag)."""
     try:
         seeds = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be seeds separated by commas, like 0,1,2, got {text!r}") from None
+        validate.fail(owner, f"{name} must be seeds separated by commas, like 0,1,2, got {text!r}")
     if len(seeds) < 2 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"must be two or more different integers >= 0, like 0,1,2, got {text!r}")
+        validate.fail(owner, f"{name} must be two or more different integers >= 0, like 0,1,2, got {text!r}")
     return seeds
 
 
-# destination name -> rule, for every numeric flag of every command
+# destination name -> (type read, rule), for every numeric flag of every command but the
+# trainers' (whose flags are generated from their config's fields and checked by their rules)
 RULES = {
     # sizes and counts
-    "batch": positive_int, "eval_batch": positive_int, "epochs": positive_int, "layers": positive_int,
-    "hidden": positive_int, "emb": positive_int, "bptt": positive_int, "limit": positive_int,
-    "n": positive_int, "max_src_len": positive_int, "max_tgt_len": positive_int, "max_line_chars": positive_int,
-    "min_freq": positive_int, "max_vocab": positive_int, "beam": positive_int, "max_decode_len": positive_int,
-    "eval_limit": positive_int, "patience": positive_int, "checkpoint_every": positive_int,
-    "length": positive_int, "top_k": positive_int, "steps": positive_int, "threads": positive_int,
-    "max_len": positive_int, "char_emb": positive_int, "char_hidden": positive_int, "n_train": positive_int,
-    "n_valid": non_negative_int, "n_test": non_negative_int, "max_digits": positive_int, "feed_size": positive_int,
-    # indices and seeds
-    "seed": non_negative_int, "seeds": seed_list, "jobs": positive_int, "data_seed": non_negative_int,
-    "decay_start": non_negative_int, "warmup": non_negative_int, "encoder": non_negative_int,
+    "batch": (int, validate.positive_int), "epochs": (int, validate.positive_int), "n": (int, validate.positive_int),
+    "beam": (int, validate.positive_int), "length": (int, validate.positive_int),
+    "top_k": (int, validate.positive_int), "steps": (int, validate.positive_int),
+    "threads": (int, validate.positive_int), "jobs": (int, validate.positive_int),
+    # seeds
+    "seed": (int, validate.non_negative_int), "warmup": (int, validate.non_negative_int), "seeds": (None, seed_list),
     # real numbers
-    "lr": positive_float, "lr_decay": positive_float, "init_scale": positive_float,
-    "max_minutes": positive_float, "clip": non_negative_float, "temperature": non_negative_float,
-    "length_penalty": non_negative_float, "settle": non_negative_float, "dropout": probability,
-    "input_dropout": probability, "word_dropout": probability,
-    "valid_fraction": probability, "test_fraction": probability, "split": fractions,
+    "temperature": (float, validate.non_negative_float), "length_penalty": (float, validate.non_negative_float),
+    "settle": (float, validate.non_negative_float),
 }
 
 
@@ -114,12 +88,18 @@ def _subparsers(parser: argparse.ArgumentParser):
                 yield from _subparsers(sub)
 
 
+def from_config(action: argparse.Action) -> bool:
+    """Whether a flag was generated from a config field (``config_flags.py``): its field's rule checks it."""
+    return hasattr(action.type, "config_class")
+
+
 def numeric_actions(parser: argparse.ArgumentParser):
-    """(parser, action) for every flag that takes a number or a rule's value."""
+    """(parser, action) for every flag that takes a number or a rule's value, except those of
+    a config's fields (the trainers'), which their field's rule checks."""
     for p in _subparsers(parser):
         for action in p._actions:
-            if action.choices is None and (action.type in (int, float) or action.dest in RULES
-                                           and action.nargs != 0):
+            if action.choices is None and not from_config(action) and (
+                    action.type in (int, float) or action.dest in RULES and action.nargs != 0):
                 yield p, action  # (a flag with choices, e.g. eval --split test, is checked by them)
 
 
@@ -127,5 +107,6 @@ def harden(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Give every numeric flag of ``parser`` and its sub-commands its rule from ``RULES``."""
     for _, action in numeric_actions(parser):
         if action.dest in RULES:
-            action.type = RULES[action.dest]
+            kind, check = RULES[action.dest]
+            action.type = reader(kind, check, action.option_strings[0] if action.option_strings else action.dest)
     return parser

@@ -40,7 +40,9 @@ def load_run_model(run_dir, checkpoint: str = "best"):
     """(model, metadata) of a run folder: the one place that knows a run's layout (config.json
     with "task", best.npz / last.npz, the vocabularies), kept small for the trainer refactor."""
     from ..checkpoint import load_checkpoint
+    from ..train.lm import run_vocab
     from ..train.run import RunDir
+    from ..train.supervised import stored_vocab
 
     run = RunDir(run_dir, create=False)
     config = run.read_config()
@@ -51,12 +53,13 @@ def load_run_model(run_dir, checkpoint: str = "best"):
         raise FileNotFoundError(f"{run.path} holds no checkpoint yet (best.npz / last.npz)")
     model = load_checkpoint(path).model
     metadata = {"rnnlab_task": str(config.get("task")), "rnnlab_level": str(config.get("level", ""))}
-    vocab_path = run.path / "vocab.json"
-    if vocab_path.exists():
-        metadata["rnnlab_vocab"] = vocab_path.read_text(encoding="utf-8")
+    # the vocabularies go into the ONNX file as read and checked, never as the bytes found
+    if (run.path / "vocab.json").exists():
+        metadata["rnnlab_vocab"] = json.dumps(run_vocab(run.path, model, path).to_json(), ensure_ascii=False)
     for key in ("src_vocab", "tgt_vocab"):
         if key in config:
-            metadata[f"rnnlab_{key}"] = json.dumps(config[key], ensure_ascii=False)
+            vocab = stored_vocab(config, key, getattr(model, f"{key}_size"), run.path)
+            metadata[f"rnnlab_{key}"] = json.dumps(vocab.to_json(), ensure_ascii=False)
     return model, metadata
 
 

@@ -8,7 +8,6 @@ checkpoint file (``.npz``). See examples/configs/. The model is built from the c
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -29,34 +28,30 @@ def _is_zip(path: Path) -> bool:
 
 def read_model_spec(path) -> dict:
     """``{"class_name", "config"}`` from a JSON or YAML file; errors name the file."""
+    from ..configfiles import parse_json, parse_yaml, read_capped
+
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError as err:
-            raise RuntimeError(f"reading {path} needs PyYAML: pip install 'rnnlab[yaml]'") from err
-        try:
-            spec = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML: {err}") from err
-    else:
-        try:
-            spec = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON: {err}") from err
+    try:
+        text = read_capped(path).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err})") from err
+    is_yaml = path.suffix.lower() in (".yaml", ".yml")
+    spec = parse_yaml(text, str(path)) if is_yaml else parse_json(text, str(path))
     if isinstance(spec, dict) and "class_name" not in spec and isinstance(spec.get("model"), dict):
         spec = spec["model"]  # a checkpoint's whole __meta__ object
     if not isinstance(spec, dict) or "class_name" not in spec:
         raise ValueError(f"{path}: expected a model config {{\"class_name\": ..., \"config\": {{...}}}}, "
                          f"got {type(spec).__name__}"
-                         + (f" with keys {sorted(spec)}" if isinstance(spec, dict) else ""))
+                         + (f" with keys {sorted(map(str, spec))}" if isinstance(spec, dict) else ""))
     return spec
 
 
 def load_model(path):
-    """The model a config file or a checkpoint describes (a checkpoint brings its weights)."""
+    """The model a config file or a checkpoint describes (a checkpoint brings its weights). A
+    config's model is a plan (``layers.base.planning``): its table needs shapes, not memory, so
+    a config asking for billions of weights is summarised without allocating them."""
     from ..checkpoint import load_checkpoint, model_from_config
+    from ..layers.base import planning
 
     path = Path(path)
     if path.is_dir():
@@ -67,8 +62,9 @@ def load_model(path):
         return load_checkpoint(path).model
     spec = read_model_spec(path)
     try:
-        return model_from_config(spec)
-    except (TypeError, KeyError) as err:
+        with planning():
+            return model_from_config(spec)
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
         raise ValueError(f"{path}: cannot build the model from this config: {err}") from err
 
 

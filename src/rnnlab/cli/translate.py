@@ -8,6 +8,10 @@ file: a name ending in ``.png`` (a folder is refused, as is an existing file unl
     rnnlab translate runs/dates "september 27, 1994" "6/21/07"
     rnnlab translate runs/ko-en --file sentences.txt     # one source a line (blank lines skipped)
     cat sentences.txt | rnnlab translate runs/ko-en -    # "-" (or --file -): read stdin
+
+A TEXT is always text, never opened as a file. A text longer than the run's ``max_line_chars``
+is cut to it (a line on stderr says which); batches stay within the prediction budget
+(``data/memory.py``).
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ Two sources:
 from __future__ import annotations
 
 import gzip
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -96,8 +97,11 @@ def read_features(path) -> np.ndarray:
         raise FileNotFoundError(f"features file {path} does not exist")
     try:
         features = np.load(path, allow_pickle=False)
-    except ValueError as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not a NumPy .npy array of numbers ({err})") from None
+    if isinstance(features, np.lib.npyio.NpzFile):
+        features.close()
+        raise ValueError(f"{path}: a .npz archive, not one array: save the features with np.save as a .npy file")
     if features.ndim != 2 or features.dtype.kind not in "fiu":
         raise ValueError(f"{path}: expected an (examples, features) array of numbers, got shape "
                          f"{features.shape} and dtype {features.dtype}")

@@ -57,12 +57,16 @@ class ClassSplit:
         from .. import backend
 
         for rows in length_buckets(self.lengths(), batch_size, shuffle, seed, epoch):
-            chosen = [self.inputs[i] for i in rows]
-            if chosen and isinstance(chosen[0], np.ndarray) and chosen[0].ndim == 2:
-                x, mask = pad_vectors(chosen)
-            else:
-                x, mask = pad_ids(chosen)
+            x, mask = pad_examples([self.inputs[i] for i in rows])
             yield {"x": x, "mask": mask, "y": backend.xp.asarray(self.labels[rows]), "rows": rows}
+
+
+def pad_examples(examples: list):
+    """Classification inputs of one kind -> (x, mask): id lists as (B, T) int64 ids, (T, D)
+    series as (B, T, D) floats (``data/padding.py``)."""
+    if examples and isinstance(examples[0], np.ndarray) and examples[0].ndim == 2:
+        return pad_vectors(examples)
+    return pad_ids(examples)
 
 
 @dataclass
@@ -106,10 +110,10 @@ class ClassificationData:
             raise ValueError("the sentence to classify is empty")
         return self.vocab.encode(words)
 
-    def encode_series(self, series: np.ndarray) -> np.ndarray:
+    def encode_series(self, series: np.ndarray, where: str = "series 1") -> np.ndarray:
         """A new (T, D) series -> (with its deltas appended, if the training series had them)
         standardized with the training statistics (NaN -> 0, the mean), its frames folded into
-        steps as the training series were."""
+        steps as the training series were; ``where`` names it in errors."""
         from .timeseries import apply_standardization, fold_frames, with_deltas
 
         series = np.asarray(series, dtype=np.float64)
@@ -117,8 +121,8 @@ class ClassificationData:
             features = self.series_features
             if series.ndim != 2 or series.shape[1] != features:
                 raise ValueError(f"expected a series of shape (time, {features}), got {series.shape}")
-            series = with_deltas([series])[0]
-        return fold_frames(apply_standardization([series], self.mean, self.std), self.frames_per_step)[0]
+            series = with_deltas([series], [where])[0]
+        return fold_frames(apply_standardization([series], self.mean, self.std, [where]), self.frames_per_step)[0]
 
 
 _CLITIC = re.compile(r"(?i)(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")
@@ -177,9 +181,13 @@ def read_texts(path) -> tuple[list[str], list[int]]:
     """Sentences to classify, one a line (blank lines skipped): (texts, 1-based line numbers).
     A line with a tab is read as ``text<TAB>label`` and its label is ignored; a GLUE-style
     header line (``sentence<TAB>label``) is skipped."""
-    path = Path(path)
+    return parse_texts(read_text(Path(path)), path)
+
+
+def parse_texts(content: str, source) -> tuple[list[str], list[int]]:
+    """``read_texts`` of text already read (e.g. stdin); ``source`` names it in errors."""
     texts, numbers = [], []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(content.lstrip("\ufeff").splitlines(), start=1):
         text = line.rsplit("\t", 1)[0] if "\t" in line else line
         if number == 1 and "\t" in line and line.rsplit("\t", 1)[-1].strip().lower() == "label":
             continue
@@ -187,7 +195,7 @@ def read_texts(path) -> tuple[list[str], list[int]]:
             texts.append(text.strip())
             numbers.append(number)
     if not texts:
-        raise DataError(f"{path} holds no sentences")
+        raise DataError(f"{source} holds no sentences")
     return texts, numbers
 
 

@@ -9,6 +9,15 @@ decides the memory of a whole run. Every task estimates its largest batch with o
     check_memory(need, "the largest padded batch (256 sentences of 250 words)",
                  "lower --batch or --max-len")       # MemoryError when need > available
 
+Prediction (``rnnlab predict``, ``translate``, ``eval``) has no batch size to lower: it cuts
+its inputs into batches of similar length that each fit ``PREDICTION_BUDGET``
+(``budget_batches``, from the same per-step figure), so any number of inputs of any length
+(capped as training caps them) runs in bounded memory::
+
+    per_step = padded_batch_bytes(1, 1, width, hidden, layers, directions)
+    for rows in budget_batches(lengths, per_step, "one sentence", "split long lines"):
+        ...                                  # MemoryError first when one input alone is too large
+
 The per-step figure is deliberately generous: a recurrent layer keeps its input, gates and
 states for the backward pass (at most 4 gates, their activations, c, h and tanh(c): about
 12 vectors of ``hidden``), and the output layer keeps its logits, softmax and gradient
@@ -24,6 +33,8 @@ from .. import backend
 
 RECURRENT_VECTORS = 12   # per layer, direction and step: gates, activations, c, h, tanh(c), grads
 OUTPUT_VECTORS = 3       # per output step: logits, softmax, its gradient
+PREDICTION_BUDGET = 256 * 2**20   # bytes of activations one prediction batch may take
+PREDICTION_ROWS = 256             # and at most this many inputs
 
 
 def available_memory() -> int | None:
@@ -66,3 +77,25 @@ def check_memory(need: int, what: str, hint: str, available: int | None = None) 
         raise MemoryError(f"{what} needs about {need / 2**30:.1f} GiB of activations but "
                           f"{available / 2**30:.1f} GiB is available: {hint}")
     return need
+
+
+def budget_batches(lengths, per_step: int, what: str, hint: str, budget: int = PREDICTION_BUDGET,
+                   max_rows: int = PREDICTION_ROWS, available: int | None = None) -> list[np.ndarray]:
+    """Indices of the inputs of ``lengths`` in batches of similar length (shortest first), each
+    padded batch (rows x its longest x ``per_step`` bytes) within ``budget`` and ``max_rows``;
+    an input that alone exceeds the budget is a batch of its own. Before any batch: a MemoryError
+    (``check_memory``, naming ``what``, the longest input, and ``hint``) when that longest input
+    alone needs more than the memory available."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    if order.size:
+        longest = int(lengths[order[-1]])
+        check_memory(longest * int(per_step), f"{what} of {longest} steps", hint, available)
+    batches, start = [], 0
+    for end in range(1, order.size + 1):
+        rows = end - start
+        # sorted ascending: the newest input is the batch's longest
+        if end == order.size or rows == max_rows or (rows + 1) * int(lengths[order[end]]) * per_step > budget:
+            batches.append(order[start:end])
+            start = end
+    return batches

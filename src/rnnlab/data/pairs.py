@@ -80,6 +80,15 @@ def read_pairs(path, swap: bool = False, limit: int | None = None,
     return pairs
 
 
+def pair_batch_bytes(rows: int, src_len: int, tgt_len: int, hidden: int, emb: int, layers: int, vocab: int,
+                     directions: int = 1) -> int:
+    """The estimate (``data/memory.py``) of a padded batch of ``rows`` pairs: the encoder (of
+    ``directions``) over ``src_len`` source tokens, the decoder with its per-step logits over
+    ``tgt_len`` target steps."""
+    return (padded_batch_bytes(rows, src_len, emb, hidden, layers, directions)
+            + padded_batch_bytes(rows, tgt_len, emb, hidden, layers, outputs=vocab))
+
+
 def check_batch_memory(data: "PairData", batch_size: int, hidden: int, emb: int, layers: int = 1,
                        available: int | None = None) -> int:
     """Raise MemoryError (with what to change) when the largest padded batch of ``data`` would
@@ -89,8 +98,7 @@ def check_batch_memory(data: "PairData", batch_size: int, hidden: int, emb: int,
     rows = min(batch_size, len(data))
     src_len = max((len(s) for s in data.src_ids), default=0)
     tgt_len = max((len(t) for t in data.tgt_ids), default=0) + 1  # + <bos>/<eos>
-    need = (padded_batch_bytes(rows, src_len, emb, hidden, layers)
-            + padded_batch_bytes(rows, tgt_len, emb, hidden, layers, outputs=len(data.tgt_vocab)))
+    need = pair_batch_bytes(rows, src_len, tgt_len, hidden, emb, layers, len(data.tgt_vocab))
     return check_memory(need, f"the largest padded batch ({rows} pairs, source {src_len} and target {tgt_len} tokens)",
                         "lower --batch or drop long pairs with --max-src-len / --max-tgt-len", available)
 

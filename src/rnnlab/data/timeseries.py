@@ -19,7 +19,8 @@ missing value (read as NaN). Every dimension of one series has the same length h
 frames of one utterance); series of one file may differ in length (``@equalLength false``).
 
 ``read_ts(path)`` returns a ``TsFile`` of (T, D) float64 arrays; a malformed header or data line
-is a ValueError naming the file and line. ``standardization(series)`` gives the per-feature
+is a ValueError naming the file and line (also a ``@classLabel`` naming a class twice, and a
+value beyond the float range, such as 1e400 or inf). ``standardization(series)`` gives the per-feature
 mean and standard deviation over every real (non-NaN) step of the training series;
 ``apply_standardization`` uses them (missing values become 0, the training mean).
 ``with_deltas`` appends each feature's first difference, x_t - x_{t-1} (0 at the first step), as
@@ -47,6 +48,7 @@ from .labeled import ClassificationData, ClassSplit, find_data, label_ids, split
 from .padding import cap_lengths, describe_cut
 
 _BOOLEAN_TAGS = ("timestamps", "missing", "univariate", "equallength")
+STANDARDIZED_MAX = float(np.finfo(np.float32).max)   # a standardized value beyond it is refused
 SERIES_STEPS = 64      # the automatic folding: the longest training series becomes at most this many steps
 
 
@@ -112,6 +114,10 @@ def read_ts(path, require_labels: bool = True) -> TsFile:
                 if len(parts) < 2:
                     raise ValueError(f"{path}, line {number}: @classLabel true lists no labels")
                 class_labels = parts[1:]
+                twice = next((name for k, name in enumerate(class_labels) if name in class_labels[:k]), None)
+                if twice is not None:
+                    raise ValueError(f"{path}, line {number}: @classLabel lists the label {twice!r} twice: "
+                                     f"two classes cannot share a name")
             header["classlabel"] = parts[0].lower() == "true"
         elif tag == "targetlabel":
             raise ValueError(f"{path}, line {number}: @targetLabel (regression) is not supported: "
@@ -157,6 +163,10 @@ def read_ts(path, require_labels: bool = True) -> TsFile:
                 bad = next(v for v in text.split(",") if not _is_number(v))
                 raise ValueError(f"{path}, line {number}: dimension {k + 1}: {bad.strip()[:20]!r} is not a "
                                  f"number (or ? for missing)") from None
+            if not all(math.isfinite(v) or v != v for v in values):   # NaN (v != v): a '?'
+                bad = next(v for v in text.split(",") if math.isinf(float(v)) and v.strip() != "?")
+                raise ValueError(f"{path}, line {number}: dimension {k + 1}: {bad.strip()[:20]!r} is not a finite "
+                                 f"number (beyond the float range)")
             columns.append(values)
         lengths = {len(c) for c in columns}
         if len(lengths) != 1:
@@ -183,23 +193,41 @@ def _is_number(text: str) -> bool:
 
 def standardization(series) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation (D,) over every non-NaN step of ``series``
-    (a constant feature gets std 1, so it maps to 0 rather than to inf)."""
+    (a constant feature gets std 1, so it maps to 0 rather than to inf).
+
+    They are computed on each feature divided by a power of two near its largest magnitude,
+    then scaled back: the same bits as without the scaling (a power of two divides
+    and multiplies exactly), but a value near the float range (1e308) cannot overflow the sums
+    and silently turn its feature's std into inf (which standardizes it to 0)."""
     stacked = np.concatenate([np.asarray(s, dtype=np.float64) for s in series], axis=0)
-    mean = np.nanmean(stacked, axis=0)
-    std = np.nanstd(stacked, axis=0)
+    magnitude = np.nanmax(np.abs(stacked), axis=0, initial=0.0, where=~np.isnan(stacked))
+    if not np.isfinite(magnitude).all():
+        raise ValueError(f"feature {int(np.flatnonzero(~np.isfinite(magnitude))[0]) + 1} holds an infinite value")
+    scale = np.ldexp(1.0, np.frexp(magnitude)[1] - 1)     # magnitude / scale in [1, 2): no overflow at 1e308
+    scaled = stacked / scale
+    mean = np.nanmean(scaled, axis=0) * scale
+    std = np.nanstd(scaled, axis=0) * scale
     std[~(std > 1e-12)] = 1.0
     mean[np.isnan(mean)] = 0.0
     return mean, std
 
 
-def with_deltas(series) -> list[np.ndarray]:
+def with_deltas(series, where=None) -> list[np.ndarray]:
     """Each (T, D) series -> (T, 2 D): the series, then its first differences d_0 = 0,
-    d_t = x_t - x_{t-1} (a missing value makes the differences beside it missing too)."""
+    d_t = x_t - x_{t-1} (a missing value makes the differences beside it missing too). A
+    difference beyond the float range (values near +-1e308 of both signs) is a ValueError
+    naming the series (by ``where``: one description each, default "series N"), step and
+    feature."""
     out = []
-    for s in series:
+    for i, s in enumerate(series):
         s = np.asarray(s, dtype=np.float64)
         d = np.zeros_like(s)
-        d[1:] = s[1:] - s[:-1]
+        with np.errstate(over="ignore"):
+            d[1:] = s[1:] - s[:-1]
+        if np.isinf(d).any():
+            t, k = np.argwhere(np.isinf(d))[0]
+            raise ValueError(f"{_series_name(where, i)}, step {t + 1}, feature {k + 1}: the difference from the step "
+                             f"before is beyond the float range")
         out.append(np.concatenate([s, d], axis=1))
     return out
 
@@ -223,17 +251,35 @@ def fold_frames(series, k: int) -> list[np.ndarray]:
     return out
 
 
-def apply_standardization(series, mean, std) -> list[np.ndarray]:
-    """(x - mean) / std for each series; a missing value (NaN) becomes 0."""
+def apply_standardization(series, mean, std, where=None) -> list[np.ndarray]:
+    """(x - mean) / std for each series; a missing value (NaN) becomes 0. Halves are
+    subtracted (exactly the same result) so that values of opposite sign near the float range
+    do not overflow; a value that still lands beyond the float range is a ValueError naming
+    the series (as ``with_deltas``), step and feature; so is one beyond float32's range
+    (``STANDARDIZED_MAX``: the model would read it as inf and answer NaN)."""
     out = []
-    for s in series:
+    for i, s in enumerate(series):
         s = np.asarray(s, dtype=np.float64)
         if s.ndim != 2 or s.shape[1] != mean.size:
             raise ValueError(f"expected a series of shape (time, {mean.size}), got {s.shape}")
-        z = (s - mean) / std
+        with np.errstate(over="ignore"):
+            z = (s / 2 - mean / 2) / (std / 2)
+        beyond = np.abs(z) > STANDARDIZED_MAX
+        if beyond.any():
+            t, k = np.argwhere(beyond)[0]
+            raise ValueError(f"{_series_name(where, i)}, step {t + 1}, feature {k + 1}: {s[t, k]:g} is beyond the "
+                             f"float32 range once standardized (training mean {mean[k]:g}, std {std[k]:g})")
         z[np.isnan(z)] = 0.0
         out.append(z)
     return out
+
+
+def _lines(ts: TsFile) -> list[str]:
+    return [f"{ts.source}, line {number}" for number in ts.lines]
+
+
+def _series_name(where, i: int) -> str:
+    return where[i] if where is not None else f"series {i + 1}"
 
 
 def load_ts_classification(train, test=None, valid=None, max_len: int | None = None,
@@ -254,7 +300,7 @@ def load_ts_classification(train, test=None, valid=None, max_len: int | None = N
         frames_per_step = frames_per_step_for(max(len(s) for s in train_file.series))
 
     def features(ts: TsFile) -> list:
-        return with_deltas(ts.series) if deltas else ts.series
+        return with_deltas(ts.series, _lines(ts)) if deltas else ts.series
     mean, std = standardization(features(train_file))
     notes = []
 
@@ -264,7 +310,7 @@ def load_ts_classification(train, test=None, valid=None, max_len: int | None = N
         if ts.dimensions != train_file.dimensions:
             raise ValueError(f"{ts.source}: {ts.dimensions} dimensions, but the training file "
                              f"{train_file.source} has {train_file.dimensions}")
-        series = fold_frames(apply_standardization(features(ts), mean, std), frames_per_step)
+        series = fold_frames(apply_standardization(features(ts), mean, std, _lines(ts)), frames_per_step)
         note = describe_cut(cap_lengths(series, max_len, ts.lines, ts.source), ts.source, max_len or 0)
         if note:
             notes.append(note)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import backend
 from .common import pick
-from .report import Report
+from .report import Report, grid_and_legend
 
 QUESTION = ("How much does attention (Luong, Bahdanau) help on the dates task, with and without the reversed "
             "source, and does Bahdanau attention with a reversed source really fail to learn?")
@@ -237,6 +237,5 @@ def _draw(plt, curves):
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation exact match")
     ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    grid_and_legend([ax], fontsize=8)
     return fig

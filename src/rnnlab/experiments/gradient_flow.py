@@ -28,7 +28,7 @@ from ..losses import MSE
 from ..optim import SGD
 from ..train.task import EXPLOSION_FACTOR
 from .common import CELL_LABELS, fit, minibatch_rows, pick, recurrent_model, seed_everything
-from .report import Report
+from .report import Report, grid_and_legend
 from .training import train
 
 QUESTION = ("Does the gradient of a last-step loss vanish (or explode) along time in a recurrent network, "
@@ -177,7 +177,5 @@ def _draw(plt, curves, scaled, runs):
     axes[2].set_xlabel("training step")
     axes[2].set_ylabel("update norm")
     axes[2].set_title("SGD on an exploding SimpleRNN")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    grid_and_legend(axes)
     return fig

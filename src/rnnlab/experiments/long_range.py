@@ -22,7 +22,7 @@ from ..data.generated import REBER_SYMBOLS, adding_problem, copy_task, embedded_
 from ..layers.kinds import KINDS
 from ..losses import MSE, SoftmaxCrossEntropy
 from .common import CELL_LABELS, failure_point, fit, one_hot, pick, recurrent_model, seed_everything
-from .report import Report
+from .report import Report, grid_and_legend
 
 QUESTION = ("At which time lag does each of SimpleRNN, LSTM and GRU stop learning a long-range dependency "
             "(adding problem, copy task, embedded Reber grammar) under the same training budget?")
@@ -136,6 +136,5 @@ def _draw(plt, lags, acc):
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1.02)
         ax.set_title(task)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    grid_and_legend(axes)
     return fig

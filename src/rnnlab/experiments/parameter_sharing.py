@@ -23,7 +23,7 @@ from ..layers.kinds import KINDS
 from ..losses import SigmoidBCE
 from ..models.base import Sequential
 from .common import CELL_LABELS, fit, one_hot, pick, recurrent_model, seed_everything
-from .report import Report
+from .report import Report, grid_and_legend
 from .untied import UntiedRNN, untied_count
 
 QUESTION = ("Do the same parameters at every step let a recurrent network handle lengths and positions "
@@ -178,7 +178,5 @@ def _draw(plt, lengths, shared_counts, untied_counts, by_length, positions, by_p
     axes[2].axvspan(TRAIN_ENDS[0] - 0.5, TRAIN_ENDS[1] - 0.5, color="grey", alpha=0.15, label="trained positions")
     axes[2].set_xlabel("step where the pattern ends")
     axes[2].set_title("accuracy against position")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    grid_and_legend(axes)
     return fig

@@ -20,6 +20,7 @@ import math
 import sys
 from pathlib import Path
 
+from .. import plots
 from ..fileio import atomic_write_text, json_default
 from ..plots import save_png
 
@@ -46,13 +47,18 @@ def markdown_table(headers, rows) -> str:
 
 
 def _pyplot():
+    """matplotlib.pyplot on the Agg backend (``plots``'s), or None without matplotlib."""
     try:
-        import matplotlib
-    except ImportError:
+        return plots._pyplot()
+    except RuntimeError:
         return None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    return plt
+
+
+def grid_and_legend(axes, fontsize: int = 7) -> None:
+    """The finish every experiment's panels share: a light grid and a small legend on each."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=fontsize)
 
 
 class Report:

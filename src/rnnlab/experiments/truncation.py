@@ -24,7 +24,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..models.base import Sequential
 from ..optim import Adam
 from .common import one_hot, pick, seed_everything
-from .report import Report
+from .report import Report, grid_and_legend
 from .training import ExperimentTask, train_task
 
 QUESTION = ("Does the carried state let truncated BPTT (window k) learn a dependency that spans L > k "
@@ -191,6 +191,5 @@ def _draw(plt, ks, lags, grid, memory, window):
     axes[1].set_xlabel("stream length (steps)")
     axes[1].set_ylabel("peak allocated (KB)")
     axes[1].set_title("memory of one forward + backward")
-    axes[1].grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
+    grid_and_legend(axes[1:], fontsize=8)
     return fig

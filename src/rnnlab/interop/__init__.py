@@ -22,11 +22,12 @@ class UnsupportedError(ValueError):
     """A layer, model or option that has no equivalent on the other side; the message names it."""
 
 
-def load_keras(path, config=None):
-    """A Keras 3 model file as an rnnlab model: see ``rnnlab.interop.keras.load_keras``."""
-    from .keras import load_keras as _load
+def load_keras(path, config=None, max_params=None):
+    """A Keras 3 model file as an rnnlab model: see ``rnnlab.interop.keras.load_keras``
+    (``max_params``: the largest model read, ``keras.MAX_PARAMS`` unless given)."""
+    from .keras import MAX_PARAMS, load_keras as _load
 
-    return _load(path, config=config)
+    return _load(path, config=config, max_params=MAX_PARAMS if max_params is None else max_params)
 
 
 def to_torch(model):

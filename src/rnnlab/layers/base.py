@@ -16,9 +16,18 @@ Shapes given to ``build`` and returned by ``compute_output_shape`` exclude the b
 in Keras. A layer builds itself from the first input it sees when it was not built before.
 Composite layers (``Bidirectional``, models) list their parts in ``sublayers``; their
 ``params``/``grads`` are their own followed by those of the parts, in order.
+
+Every weight is created by ``Layer.add_weight``, so what a model would allocate can be known
+before it is: inside ``planning()`` layers get placeholder weights that take no memory (the
+shapes and the parameter count of a model built from a config nobody has checked yet), and
+inside ``checking_weights(check)`` each weight's shape goes to ``check`` before it is allocated
+(a resumed run refuses a config whose weights its checkpoint does not hold).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
 import re
 from collections import defaultdict
 
@@ -29,6 +38,36 @@ from .. import initializers
 from .. import validate
 
 _name_counts: dict[str, int] = defaultdict(int)
+# per thread (a context variable): a model planned in one thread leaves another's real
+_planning = contextvars.ContextVar("rnnlab_planning", default=False)
+_weight_checks = contextvars.ContextVar("rnnlab_weight_checks", default=())  # checking_weights(), innermost last
+
+
+@contextlib.contextmanager
+def planning():
+    """Layers built inside get read-only placeholder weights (every element one shared zero,
+    so a weight of any shape takes no memory): a model's shapes and ``count_params`` without
+    allocating it. A planned model is for looking at, never for computing."""
+    token = _planning.set(True)
+    try:
+        yield
+    finally:
+        _planning.reset(token)
+
+
+def is_planning() -> bool:
+    return _planning.get()
+
+
+@contextlib.contextmanager
+def checking_weights(check):
+    """Inside, ``check(layer, name, shape)`` is called before each weight is allocated; it
+    raises to refuse the weight (nothing of it allocated)."""
+    token = _weight_checks.set(_weight_checks.get() + (check,))
+    try:
+        yield
+    finally:
+        _weight_checks.reset(token)
 
 
 def _snake(name: str) -> str:
@@ -119,8 +158,22 @@ class Layer:
     def add_weight(self, name: str, shape: tuple, initializer, rng=None):
         """Create a parameter (floatx, current backend) and its zeroed gradient buffer."""
         init = initializers.get(initializer)
+        if any(d is None for d in shape):  # built from an input whose feature size is unknown
+            raise validate.ArgumentError(f"{self.describe()}: cannot make its {name} of shape {tuple(shape)}: build "
+                                         f"it from an input whose sizes are known")
+        shape = tuple(int(d) for d in shape)
+        for check in _weight_checks.get():
+            check(self, name, shape)
+        if _planning.get():
+            if math.prod(shape) >= 2**62:  # past what an array's size can count
+                raise validate.ArgumentError(f"{self.describe()}: its {name} of shape {shape} is too large to exist")
+            placeholder = np.broadcast_to(np.zeros((), dtype=backend.floatx()), shape)
+            self._params.append(placeholder)
+            self._grads.append(placeholder)
+            self.weight_names.append(name)
+            return placeholder
         # C order always: gradient checks and in-place updates assume contiguous rows
-        value = backend.asarray(np.ascontiguousarray(init(tuple(shape), rng or self._rng())), dtype=backend.floatx())
+        value = backend.asarray(np.ascontiguousarray(init(shape, rng or self._rng())), dtype=backend.floatx())
         self._params.append(value)
         self._grads.append(backend.xp.zeros_like(value))
         self.weight_names.append(name)
@@ -260,7 +313,9 @@ def layer_to_dict(layer: Layer) -> dict:
 
 def layer_from_dict(spec: dict) -> Layer:
     """Rebuild a layer from ``{"class_name": ..., "config": {...}}`` (no code is executed)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
+        raise ValueError(f"a layer config is {{'class_name': ..., 'config': {{...}}}}, got {str(spec)[:80]!r}")
     name = spec.get("class_name")
-    if name not in LAYER_CLASSES:
-        raise ValueError(f"unknown layer class {name!r} in config; known: {sorted(LAYER_CLASSES)}")
+    if not isinstance(name, str) or name not in LAYER_CLASSES:
+        raise ValueError(f"unknown layer class {str(name)[:80]!r} in config; known: {sorted(LAYER_CLASSES)}")
     return LAYER_CLASSES[name].from_config(dict(spec.get("config", {})))

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import backend
 from .. import validate
-from .base import Layer, ShapeError, ones_vector
+from .base import Layer, ShapeError, is_planning, ones_vector
 
 # ---- activations: forward, and derivative expressed through the output y ----------------
 
@@ -116,7 +116,8 @@ class Dense(Layer):
         self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
         if self.use_bias:
             self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
-            self._stack_kernel_and_bias()
+            if not is_planning():  # a planned layer allocates nothing
+                self._stack_kernel_and_bias()
 
     def _stack_kernel_and_bias(self):
         """Make kernel and bias (and their gradients) views of one [W; b] array (and [dW; db])."""

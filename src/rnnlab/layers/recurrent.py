@@ -69,6 +69,9 @@ class _Recurrent(FastPath, RecurrentWeights):
         if len(input_shape) != 2:
             raise ShapeError(f"{self.describe()}: expects inputs of shape (batch, time, features), i.e. a "
                              f"build shape (time, features); got {tuple(input_shape)}")
+        if input_shape[-1] is None:  # a config's Input((5, None)): the weights' shape is unknown
+            raise ShapeError(f"{self.describe()}: cannot be built for inputs of an unknown number of features "
+                             f"{tuple(input_shape)}")
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):

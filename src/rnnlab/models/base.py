@@ -16,6 +16,7 @@ rebuild it from its JSON config (``get_config``) through the layer registry (eve
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 
@@ -182,29 +183,21 @@ class Model(Layer):
     def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
         """Fix optimizer ("adam", "sgd", "adamw" or an ``rnnlab.optim`` object), loss (Keras's name
         or a loss object) and metrics (["accuracy", "mae", ...]) for fit/evaluate."""
-        from ..train.fit import compile_model
-
-        compile_model(self, optimizer, loss, metrics)
+        keras_training("compile")(self, optimizer, loss, metrics)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, clipnorm=None, seed=0):
         """Train on arrays as Keras's ``fit``; returns a ``History`` (``history.history["loss"]``)."""
-        from ..train.fit import fit_model
-
-        return fit_model(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-                         shuffle, clipnorm, seed)
+        return keras_training("fit")(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                     validation_data, shuffle, clipnorm, seed)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
         """The compiled loss (and metrics: [loss, ...]) over (x, y), batched, in eval mode."""
-        from ..train.fit import evaluate_model
-
-        return evaluate_model(self, x, y, batch_size, verbose, return_dict)
+        return keras_training("evaluate")(self, x, y, batch_size, verbose, return_dict)
 
     def predict(self, x, batch_size=None, verbose=0):
         """The outputs for ``x`` as one NumPy array, batched (32), in eval mode."""
-        from ..train.fit import predict_model
-
-        return predict_model(self, x, batch_size, verbose)
+        return keras_training("predict")(self, x, batch_size, verbose)
 
     # ---- saving -----------------------------------------------------------------------------
     def save(self, path, optimizer=None, state=None):
@@ -213,6 +206,47 @@ class Model(Layer):
         from ..checkpoint import save_checkpoint
 
         return save_checkpoint(path, self, optimizer=optimizer, state=state)
+
+
+# ---- Keras-style training: the functions train/fit.py registers ---------------------------
+#
+# compile / fit / evaluate / predict run on the training loop, which lives in train/; models/
+# never imports train/ (train/ builds on models/). So train/fit.py hands its four functions
+# over with ``register_keras_training`` when it is imported, and ``import rnnlab`` imports it.
+
+KERAS_METHODS = ("compile", "fit", "evaluate", "predict")
+_keras_training: dict = {}
+
+
+def register_keras_training(**functions) -> None:
+    """Install what ``Model.compile`` / ``fit`` / ``evaluate`` / ``predict`` call, by method name:
+    each function takes the model first, then that method's arguments in order."""
+    unknown = set(functions) - set(KERAS_METHODS)
+    if unknown:
+        raise ValueError(f"register_keras_training: no Model method {', '.join(sorted(unknown))}; "
+                         f"the methods are {', '.join(KERAS_METHODS)}")
+    _keras_training.update(functions)
+
+
+def keras_training(method: str):
+    """The registered function behind ``Model.<method>``."""
+    try:
+        return _keras_training[method]
+    except KeyError:
+        raise RuntimeError(f"Model.{method} runs on rnnlab's training loop, which is not loaded: "
+                           f"import rnnlab (or rnnlab.train.fit) first") from None
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """``model`` in eval mode (no dropout) inside, its previous mode restored after, also when
+    the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def load(path) -> Model:
@@ -329,7 +363,13 @@ class Sequential(Model):
             raise ValueError(f"Sequential config: 'layers' must be a list of {{'class_name', 'config'}}, "
                              f"got {type(specs).__name__}")
         build_input_shape = config.pop("build_input_shape", None)
-        model = cls([layer_from_dict(spec) for spec in specs], **config)
+        layers = []
+        for i, spec in enumerate(specs):
+            try:
+                layers.append(layer_from_dict(spec))
+            except ValueError as err:
+                raise ValueError(f"Sequential config: layers[{i}]: {err}") from err
+        model = cls(layers, **config)
         if build_input_shape is not None and not model.built:
             model.build(tuple(build_input_shape))
         return model
@@ -399,4 +439,4 @@ def _table_row(fields, ends) -> list[str]:
     return lines
 
 
-__all__ = ["Model", "Sequential", "load", "ShapeError"]
+__all__ = ["Model", "Sequential", "load", "eval_mode", "ShapeError"]

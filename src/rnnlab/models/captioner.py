@@ -28,7 +28,7 @@ from ..layers import Dense, Dropout, Embedding, N_STATES
 from ..layers.base import ShapeError
 from ..losses import log_softmax
 from ..search import StepEnsemble, decode as search_decode
-from .base import Model
+from .base import Model, eval_mode
 from .stack import RecurrentStack, part_seeds
 
 
@@ -158,13 +158,9 @@ class Captioner(Model):
     def caption(self, features, max_len: int = 20, beam_width: int = 1, length_penalty: float = 1.0):
         """Decode a batch of features (eval mode, restored after): an ``rnnlab.search.Decoded``
         whose ``tokens`` are the caption ids without ``<eos>``."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return search_decode(self, backend.xp.asarray(features, dtype=self.head.kernel.dtype), None, max_len,
-                          self.bos_id, self.eos_id, beam_width, length_penalty)
-        finally:
-            self.train(was_training)
+                                 self.bos_id, self.eos_id, beam_width, length_penalty)
 
     def compute_output_shape(self, input_shape):
         return (None, self.vocab_size)

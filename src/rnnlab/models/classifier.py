@@ -18,17 +18,10 @@ import numpy as np
 from .. import backend
 from .. import validate
 from ..layers import Dense, Dropout, Embedding
+from ..layers.core import softmax
 from ..layers.base import ShapeError
-from .base import Model
+from .base import Model, eval_mode
 from .stack import POOLINGS, RecurrentStack, SequencePooling, part_seeds
-
-
-def softmax(logits):
-    """Row-wise softmax of (..., C) logits (float64 on the host is not needed: same dtype)."""
-    xp = backend.xp
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = xp.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class SequenceClassifier(Model):
@@ -111,12 +104,8 @@ class SequenceClassifier(Model):
 
     def predict_proba(self, x, mask=None) -> np.ndarray:
         """Class probabilities (B, C) on the host, in eval mode (the mode is restored after)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return backend.to_numpy(softmax(self.forward(x, mask)))
-        finally:
-            self.train(was_training)
 
     def compute_output_shape(self, input_shape):
         return (self.classes,)

@@ -15,17 +15,7 @@ from ..layers import kinds, steps
 from ..layers.attention import BahdanauAttention, LuongAttention
 from ..layers.base import Layer
 from ..layers.core import Dense, Dropout, Embedding, log_softmax
-
-
-def recurrent_layer(kind: str, units: int, seed=None, name=None, options=None):
-    """A whole-sequence layer of ``kind`` returning its sequence and its states; ``options``:
-    the kind's own arguments (``activation`` of a SimpleRNN, ``reset_after`` of a GRU, ...)."""
-    return kinds.layer_class(kind)(units, return_sequences=True, return_state=True, seed=seed, name=name,
-                                   **(options or {}))
-
-
-def _seed(seed, k):
-    return None if seed is None else seed + k
+from .stack import part_seeds, recurrent_layers, stack_backward, stack_forward
 
 
 # ---- one recurrent layer, run a step at a time --------------------------------------------------
@@ -102,8 +92,11 @@ class StepRNN:
 class EmbeddedStack(Layer):
     """An embedding, then ``layers`` recurrent layers of one kind (``cell``, with its
     ``cell_options``), with dropout on the connections between them: the common part of
-    ``seq2seq.Encoder`` and the decoders. Seeds: the embedding ``seed``, layer l ``seed + 1 + l``,
-    dropout k ``seed + 100 + k``."""
+    ``seq2seq.Encoder`` and the decoders. Seeds (``stack.part_seeds`` of ``seed``): 0 the
+    embedding, 1 the output layer, 2 the attention, 3 its combining layer, then one per recurrent
+    layer and one per dropout. Every part, dropout included, is in ``sublayers``."""
+
+    PART_SEEDS = 4   # embedding, output, attention, combine: the seeds before the recurrent layers'
 
     def __init__(self, vocab_size: int, emb: int, hidden: int, cell: str = "lstm", layers: int = 1,
                  dropout: float = 0.0, cell_options: dict | None = None, **kwargs):
@@ -114,21 +107,19 @@ class EmbeddedStack(Layer):
         self.emb, self.hidden = validate.positive_int(owner, "emb", emb), validate.positive_int(owner, "hidden", hidden)
         self.cell, self.layers = validate.cell(owner, "cell", cell), validate.positive_int(owner, "layers", layers)
         self.dropout = validate.rate(owner, "dropout", dropout)
-        self.embedding = Embedding(self.vocab_size, self.emb, seed=_seed(self.seed, 0),
+        # one dropout before each recurrent layer and one after the top (a decoder's)
+        self.seeds = part_seeds(self.seed, self.PART_SEEDS + 2 * self.layers + 1)
+        self.embedding = Embedding(self.vocab_size, self.emb, seed=self.seeds[0],
                                    name=f"{self.name}_embedding")
 
-    def _make_rnns(self, units: int) -> list:
-        return [recurrent_layer(self.cell, units, _seed(self.seed, 1 + l), f"{self.name}_{self.cell}_{l}",
-                                self.cell_options) for l in range(self.layers)]
+    def _make_rnns(self, units: int, bidirectional: bool = False) -> list:
+        first = self.PART_SEEDS
+        return recurrent_layers(self.cell, units, self.seeds[first:first + self.layers],
+                                bidirectional=bidirectional, name=self.name, **(self.cell_options or {}))
 
-    def _make_drops(self, n: int) -> None:
-        self.drops = [Dropout(self.dropout, seed=_seed(self.seed, 100 + k)) for k in range(n)]
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for d in self.drops:
-            d.train(mode)
-        return self
+    def _make_drops(self, n: int) -> list:
+        first = self.PART_SEEDS + self.layers
+        return [Dropout(self.dropout, seed=seed) for seed in self.seeds[first:first + n]]
 
 
 # ---- decoders -------------------------------------------------------------------------------------
@@ -147,13 +138,14 @@ class Decoder(EmbeddedStack):
         self.peeky = validate.flag(type(self).__name__, "peeky", peeky)
         super().__init__(vocab_size, emb, hidden, cell, layers, dropout, cell_options, **kwargs)
         self.rnns = self._make_rnns(self.hidden)
-        self._make_drops(self.layers + 1)
-        self._make_output(self.seed)
-
-    def _make_output(self, seed):
-        self.dense = Dense(self.vocab_size, seed=_seed(seed, 50), name=f"{self.name}_dense")
-        self.sublayers = [self.embedding, *self.rnns, self.dense]
+        self.drops = self._make_drops(self.layers + 1)
+        self.sublayers = [self.embedding, *self.rnns, *self._make_output(), *self.drops]
         self.steppers = [StepRNN(r) for r in self.rnns]
+
+    def _make_output(self) -> list:
+        """The layers after the recurrent ones (here the output Dense), as they go in ``sublayers``."""
+        self.dense = Dense(self.vocab_size, seed=self.seeds[1], name=f"{self.name}_dense")
+        return [self.dense]
 
     def _peek_cat(self, x, peek):
         """[x_t; peek] for every step t of x (B, T, D)."""
@@ -162,19 +154,12 @@ class Decoder(EmbeddedStack):
 
     def _run_rnns(self, x, init_states):
         """The stacked recurrent layers over the whole sequence; returns the top outputs."""
-        for rnn, drop, st in zip(self.rnns, self.drops, init_states):
-            x = drop.forward(x)
-            x, *_ = rnn.forward(x, initial_state=list(st))
+        x, _ = stack_forward(self.rnns, self.drops[:self.layers], x, initial_state=[list(st) for st in init_states])
         return self.drops[-1].forward(x)
 
     def _rnns_backward(self, dy):
-        dy = self.drops[-1].backward(dy)
-        dinit = [None] * self.layers
-        for l in reversed(range(self.layers)):
-            dy = self.rnns[l].backward(dy)
-            dinit[l] = list(self.rnns[l].dinitial_state)
-            dy = self.drops[l].backward(dy)
-        return dy, dinit
+        """(dL/d the layers' input, each layer's dL/d(initial states))."""
+        return stack_backward(self.rnns, self.drops[:self.layers], self.drops[-1].backward(dy))
 
     def _embed(self, tgt_in, peek):
         x = self.embedding.forward(tgt_in)
@@ -254,18 +239,15 @@ class AttentionDecoder(Decoder):
                                                      hidden if attention_units is None else attention_units)
         super().__init__(vocab_size, emb, hidden, cell, layers, peeky, dropout, cell_options, **kwargs)
 
-    def _make_output(self, seed):
+    def _make_output(self) -> list:
+        seeds = self.seeds
         if self.attention == "luong":
-            self.attn = LuongAttention(self.score, seed=_seed(seed, 60), name=f"{self.name}_attention")
-            self.combine = Dense(self.hidden, activation="tanh", use_bias=False, seed=_seed(seed, 61),
+            self.attn = LuongAttention(self.score, seed=seeds[2], name=f"{self.name}_attention")
+            self.combine = Dense(self.hidden, activation="tanh", use_bias=False, seed=seeds[3],
                                  name=f"{self.name}_combine")
-            self.dense = Dense(self.vocab_size, seed=_seed(seed, 50), name=f"{self.name}_dense")
-            self.sublayers = [self.embedding, *self.rnns, self.attn, self.combine, self.dense]
         else:
-            self.attn = BahdanauAttention(self.attention_units, seed=_seed(seed, 60), name=f"{self.name}_attention")
-            self.dense = Dense(self.vocab_size, seed=_seed(seed, 50), name=f"{self.name}_dense")
-            self.sublayers = [self.embedding, *self.rnns, self.attn, self.dense]
-        self.steppers = [StepRNN(r) for r in self.rnns]
+            self.attn = BahdanauAttention(self.attention_units, seed=seeds[2], name=f"{self.name}_attention")
+        return [self.attn, *([self.combine] if self.attention == "luong" else []), *super()._make_output()]
 
     def forward(self, tgt_in, init_states, peek=None, enc_outputs=None, src_mask=None):
         if enc_outputs is None:

@@ -36,7 +36,11 @@ from .. import validate
 from ..layers import core as L
 from ..layers import kinds
 from ..layers.base import ShapeError
-from .base import Model
+from ..checkpoint import dropout_rng_state, set_dropout_rng_state
+from .base import Model, eval_mode
+from .stack import part_seeds, recurrent_layers, stack_backward, stack_forward
+
+PRIME_WINDOW = 256   # prime tokens a generate() forward takes at once
 
 class LanguageModel(Model):
     """Embedding -> ``layers`` stacked recurrent layers with carried state -> Dense(vocab_size).
@@ -70,11 +74,9 @@ class LanguageModel(Model):
         cell = kinds.cell_kind(cell)   # "lstm", "gru" or "rnn" (ValueError naming them otherwise)
         self.cell, self.dropout, self.variational = cell, float(dropout), bool(variational)
         self.tie_weights, self.init_scale = bool(tie_weights), init_scale
-        rnn_class = kinds.layer_class(cell)
 
         # One seed per part, drawn from the model's seed: parts of equal shape must not start equal.
-        seeds = np.random.default_rng(self.seed).integers(0, 2**31 - 1, size=2 * self.layers + 4).tolist() \
-            if self.seed is not None else [None] * (2 * self.layers + 4)
+        seeds = part_seeds(self.seed, 2 * self.layers + 4)
         init = f"uniform:{init_scale}" if init_scale is not None else None
         winit = {} if init is None else {"kernel_initializer": init, "bias_initializer": init}
         rinit = {} if init is None else {**winit, "recurrent_initializer": init}
@@ -88,11 +90,7 @@ class LanguageModel(Model):
         self.embedding = L.Embedding(self.vocab_size, self.emb, seed=seeds[0],
                                      **({"embeddings_initializer": init} if init else {}))
         self.embedding.build((None,))
-        self.rnns = []
-        for i in range(self.layers):
-            rnn = rnn_class(self.hidden, return_sequences=True, return_state=True, seed=seeds[1 + i], **rinit)
-            rnn.build((None, self.emb if i == 0 else self.hidden))
-            self.rnns.append(rnn)
+        self.rnns = recurrent_layers(cell, self.hidden, seeds[1:1 + self.layers], input_dim=self.emb, **rinit)
         noise_shape = (None, 1, None) if self.variational else None
         self.drops = [L.Dropout(self.dropout, noise_shape=noise_shape, seed=seeds[1 + self.layers + i])
                       for i in range(self.layers + 1)] if self.dropout > 0 else []
@@ -121,20 +119,17 @@ class LanguageModel(Model):
 
     def rng_state(self):
         """The dropout generators' states (JSON-serialisable; NumPy backend), for checkpoints."""
-        if backend.backend_name() != "numpy":
-            return None  # CuPy generators do not expose their state: resume is not bit-exact there
-        return [d._generator().bit_generator.state for d in self.drops]
+        return dropout_rng_state(self)
 
     def set_rng_state(self, states) -> None:
-        if states is None:
-            return
-        if len(states) != len(self.drops):
-            raise ValueError(f"{self.describe()}: {len(states)} dropout generator states for "
-                             f"{len(self.drops)} dropout layers")
-        for d, state in zip(self.drops, states):
-            d._generator().bit_generator.state = state
+        set_dropout_rng_state(self, states)
 
     # ---- forward / backward -----------------------------------------------------------------
+    @property
+    def _drop_before(self) -> list:
+        """Each recurrent layer's dropout on its input (the first's: on the embeddings)."""
+        return self.drops[:self.layers] if self.drops else [None] * self.layers
+
     def _drop(self, i, x):
         return self.drops[i].forward(x) if self.drops else x
 
@@ -147,15 +142,10 @@ class LanguageModel(Model):
         if self._states is not None and self._states[0][0].shape[0] != ids.shape[0]:
             raise ShapeError(f"{self.describe()}: the carried state has batch size {self._states[0][0].shape[0]} "
                              f"but the input has shape {tuple(ids.shape)}: call reset_states() first")
-        x = self._drop(0, self.embedding.forward(ids))
-        new_states = []
-        for i, rnn in enumerate(self.rnns):
-            initial = self._states[i] if self._states is not None else None
-            x, *last = rnn.forward(x, initial_state=initial)
-            # copies: the layer may reuse its buffers on the next call
-            new_states.append([s.copy() for s in last])
-            x = self._drop(i + 1, x)
-        self._states = new_states
+        x, finals = stack_forward(self.rnns, self._drop_before, self.embedding.forward(ids),
+                                  initial_state=self._states)
+        self._states = [[s.copy() for s in last] for last in finals]  # copies: the layers reuse their buffers
+        x = self._drop(self.layers, x)
         if self.output is not None:
             return self.output.forward(x)
         B, T, H = x.shape
@@ -171,10 +161,9 @@ class LanguageModel(Model):
             d2 = dlogits.reshape(-1, self.vocab_size)
             self._grads[0][...] = d2.sum(axis=0)
             dx = (d2 @ self.embedding.embeddings).reshape(*dlogits.shape[:-1], self.hidden)
-        for i in reversed(range(self.layers)):
-            dx = self._drop_back(i + 1, dx)
-            dx = self.rnns[i].backward(dx)  # no state gradient: truncated at the window start
-        self.embedding.backward(self._drop_back(0, dx))
+        # no state gradient: truncated at the window start
+        dx, _ = stack_backward(self.rnns, self._drop_before, self._drop_back(self.layers, dx))
+        self.embedding.backward(dx)
         if self.output is None:
             # tied: the output layer's share of dE, added after the embedding wrote its own
             self.embedding.grads[0] += d2.T @ self._h
@@ -191,7 +180,9 @@ class LanguageModel(Model):
         Each step draws from softmax(logits / temperature) restricted to the ``top_k`` most
         likely tokens (all when None); ``temperature=0`` picks the most likely token. The same
         ``seed`` gives the same text. Runs in eval mode from a reset state and leaves the
-        state reset and the mode as it was.
+        state reset and the mode as it was. The prime goes through in windows of
+        ``PRIME_WINDOW`` tokens (the state carried: the same as at once), so a long prime
+        (``rnnlab sample --prime``) takes memory for one window.
         """
         xp = backend.xp
         prime = [int(i) for i in prime]
@@ -200,19 +191,19 @@ class LanguageModel(Model):
         if length < 0:
             raise ValueError(f"{self.describe()}.generate: length must be >= 0, got {length}")
         rng = np.random.default_rng(seed)
-        was_training = self.training
-        self.eval()
         self.reset_states()
         try:
-            logits = self.forward(xp.asarray([prime], dtype=np.int64))[0, -1]
-            out = []
-            for _ in range(length):
-                token = sample_next(backend.to_numpy(logits), temperature, top_k, rng)
-                out.append(token)
-                logits = self.forward(xp.asarray([[token]], dtype=np.int64))[0, -1]
+            with eval_mode(self):
+                # the prime in windows, the state carried across: its length bounds the work, not the memory
+                for start in range(0, len(prime), PRIME_WINDOW):
+                    logits = self.forward(xp.asarray([prime[start:start + PRIME_WINDOW]], dtype=np.int64))[0, -1]
+                out = []
+                for _ in range(length):
+                    token = sample_next(backend.to_numpy(logits), temperature, top_k, rng)
+                    out.append(token)
+                    logits = self.forward(xp.asarray([[token]], dtype=np.int64))[0, -1]
         finally:
             self.reset_states()
-            self.train(was_training)
         return out
 
     # ---- config -------------------------------------------------------------------------------
@@ -239,7 +230,6 @@ def sample_next(logits, temperature: float = 1.0, top_k: int | None = None, rng=
     if top_k is not None and top_k < z.size:
         kth = np.partition(z, -top_k)[-top_k]
         z = np.where(z >= kth, z, -np.inf)
-    p = np.exp(z - z.max())
-    p /= p.sum()
+    p = backend.to_numpy(L.softmax(backend.xp.asarray(z)))
     rng = rng if rng is not None else np.random.default_rng()
     return int(rng.choice(z.size, p=p))

@@ -42,9 +42,9 @@ from .. import backend
 from .. import validate
 from ..layers import kinds
 from ..layers.base import ShapeError
-from ..layers.recurrent import Bidirectional
-from .base import Model
-from .decoders import AttentionDecoder, Decoder, EmbeddedStack, _seed
+from .base import Model, eval_mode
+from .decoders import AttentionDecoder, Decoder, EmbeddedStack
+from .stack import part_seeds, stack_backward, stack_forward
 
 ATTENTIONS = ("none", "bahdanau", "luong")
 
@@ -78,36 +78,23 @@ class Encoder(EmbeddedStack):
         self.bidirectional = validate.flag(type(self).__name__, "bidirectional", bidirectional)
         if self.bidirectional and self.hidden % 2:
             raise ValueError(f"bidirectional encoder: hidden must be even (hidden // 2 units each way), got {hidden}")
-        self.rnns = self._make_rnns(self.hidden // 2 if self.bidirectional else self.hidden)
-        if self.bidirectional:
-            self.rnns = [Bidirectional(rnn, merge_mode="concat", name=f"{self.name}_bidirectional_{l}")
-                         for l, rnn in enumerate(self.rnns)]
-        self._make_drops(self.layers)
-        self.sublayers = [self.embedding, *self.rnns]
+        self.rnns = self._make_rnns(self.hidden // 2 if self.bidirectional else self.hidden, self.bidirectional)
+        self.drops = self._make_drops(self.layers)
+        self.sublayers = [self.embedding, *self.rnns, *self.drops]
 
     def forward(self, src, mask=None):
-        xp = backend.xp
-        k = kinds.N_STATES[self.cell]
-        x = self.embedding.forward(src)
-        states = []
-        for rnn, drop in zip(self.rnns, self.drops):
-            x = drop.forward(x)
-            y, *st = rnn.forward(x, mask=mask)
-            if self.bidirectional:  # [h_f, (c_f), h_b, (c_b)] -> [h_f|h_b, (c_f|c_b)]
-                st = [xp.concatenate([st[i], st[k + i]], axis=-1) for i in range(k)]
-            states.append(st)
-            x = y
+        x, states = stack_forward(self.rnns, self.drops, self.embedding.forward(src), mask)
+        if self.bidirectional:  # [h_f, (c_f), h_b, (c_b)] -> [h_f|h_b, (c_f|c_b)]
+            k, xp = kinds.N_STATES[self.cell], backend.xp
+            states = [[xp.concatenate([st[i], st[k + i]], axis=-1) for i in range(k)] for st in states]
         return x, states
 
     def backward(self, doutputs, dstates):
-        half = self.hidden // 2
-        dx = doutputs
-        for l in reversed(range(self.layers)):
-            ds = list(dstates[l])
-            if self.bidirectional:
-                ds = [d[:, :half] for d in ds] + [d[:, half:] for d in ds]
-            dx = self.rnns[l].backward(dx, ds)
-            dx = self.drops[l].backward(dx)
+        dstates = [list(ds) for ds in dstates]
+        if self.bidirectional:  # each direction its half of the concatenated states
+            half = self.hidden // 2
+            dstates = [[d[:, :half] for d in ds] + [d[:, half:] for d in ds] for ds in dstates]
+        dx, _ = stack_backward(self.rnns, self.drops, doutputs, dstates)
         self.embedding.backward(dx)
         return None
 
@@ -150,17 +137,17 @@ class Seq2Seq(Model):
         self.dropout = validate.rate(owner, "dropout", dropout)
         self.bos_id = validate.integer(owner, "bos_id", bos_id, 0, self.tgt_vocab_size - 1)
         self.eos_id = validate.integer(owner, "eos_id", eos_id, 0, self.tgt_vocab_size - 1)
-        seed = self.seed
+        seed, decoder_seed = part_seeds(self.seed, 2)
         self.encoder = Encoder(self.src_vocab_size, self.emb, self.hidden, self.cell, self.layers,
-                               self.bidirectional, self.dropout, self.cell_options, seed=_seed(seed, 0),
+                               self.bidirectional, self.dropout, self.cell_options, seed=seed,
                                name="encoder")
         if attention == "none":
             self.decoder = Decoder(self.tgt_vocab_size, self.emb, self.hidden, self.cell, self.layers, self.peeky,
-                                   self.dropout, self.cell_options, seed=_seed(seed, 1000), name="decoder")
+                                   self.dropout, self.cell_options, seed=decoder_seed, name="decoder")
         else:
             self.decoder = AttentionDecoder(self.tgt_vocab_size, self.emb, self.hidden, self.cell, self.layers,
                                             attention, score, attention_units, self.peeky, self.dropout,
-                                            self.cell_options, seed=_seed(seed, 1000), name="decoder")
+                                            self.cell_options, seed=decoder_seed, name="decoder")
         self.sublayers = [self.encoder, self.decoder]
 
     # ---- training -----------------------------------------------------------------------------------
@@ -238,12 +225,8 @@ class Seq2Seq(Model):
                         length_penalty: float = 1.0):
         """Decode a batch (eval mode; restores the mode after): an ``rnnlab.search.Decoded``."""
         from ..search import decode
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return decode(self, src, src_mask, max_len, self.bos_id, self.eos_id, beam_width, length_penalty)
-        finally:
-            self.train(was_training)
 
     # ---- summary: the parts, with the time axis shown as None (lengths vary by batch) -----------
     def _summary_layers(self):

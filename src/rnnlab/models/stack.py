@@ -33,10 +33,58 @@ POOLINGS = ("last", "mean", "max")
 
 
 def part_seeds(seed, n: int) -> list:
-    """n seeds drawn from a model's seed (None: all None): parts of equal shape must differ."""
+    """n seeds drawn from a model's seed (None: all None): parts of equal shape must differ.
+
+    The one seeding scheme of the models: each part takes its own index of this draw, which is
+    prefix-stable (the first k of ``part_seeds(s, n)`` are ``part_seeds(s, k)``), so a part added
+    at the end leaves the weights of the others as they were."""
     if seed is None:
         return [None] * n
     return np.random.default_rng(seed).integers(0, 2**31 - 1, size=n).tolist()
+
+
+def recurrent_layers(cell: str, units: int, seeds: list, input_dim: int | None = None,
+                     bidirectional: bool = False, name: str | None = None, **options) -> list:
+    """The one builder of a stack of recurrent layers: ``len(seeds)`` layers of ``cell`` (with its
+    ``options``: initializers, ``activation`` of a SimpleRNN, ``reset_after`` of a GRU ...), layer i
+    seeded ``seeds[i]``, each returning its whole sequence and its final states; with
+    ``bidirectional`` each reads both ways (``Bidirectional``, the directions concatenated).
+    Given ``input_dim``, layer 0 is built for it and each later layer for the one below; ``name``
+    names them ``{name}_{cell}_{i}`` (``{name}_bidirectional_{i}``)."""
+    layers = []
+    for i, seed in enumerate(seeds):
+        rnn = layer_class(cell)(units, return_sequences=True, return_state=True, seed=seed,
+                                name=None if name is None else f"{name}_{cell}_{i}", **options)
+        if bidirectional:
+            rnn = Bidirectional(rnn, name=None if name is None else f"{name}_bidirectional_{i}")
+        if input_dim is not None:
+            rnn.build((None, input_dim if i == 0 else units * (2 if bidirectional else 1)))
+        layers.append(rnn)
+    return layers
+
+
+def stack_forward(rnns, drops, x, mask=None, initial_state=None):
+    """x through ``drops[i]`` (None: no dropout there) then ``rnns[i]`` for each layer i, from
+    ``initial_state[i]`` (None: zeros): (the top layer's output, each layer's final states)."""
+    finals = []
+    for i, (rnn, drop) in enumerate(zip(rnns, drops)):
+        if drop is not None:
+            x = drop.forward(x)
+        x, *states = rnn.forward(x, mask=mask, initial_state=None if initial_state is None else initial_state[i])
+        finals.append(states)
+    return x, finals
+
+
+def stack_backward(rnns, drops, dy, dstates=None):
+    """Back through ``stack_forward``: dL/dy of the top output (and each layer's dL/d(final
+    states), or None) -> (dL/dx, each layer's dL/d(initial states))."""
+    dinit = [None] * len(rnns)
+    for i in reversed(range(len(rnns))):
+        dy = rnns[i].backward(dy, None if dstates is None else dstates[i])
+        dinit[i] = list(rnns[i].dinitial_state)
+        if drops[i] is not None:
+            dy = drops[i].backward(dy)
+    return dy, dinit
 
 
 class RecurrentStack(Layer):
@@ -52,10 +100,7 @@ class RecurrentStack(Layer):
         self.bidirectional = validate.flag(owner, "bidirectional", bidirectional)
         self.dropout = validate.rate(owner, "dropout", dropout)
         seeds = part_seeds(self.seed, 2 * self.layers)
-        self.rnns = []
-        for i in range(self.layers):
-            rnn = layer_class(self.cell)(self.units, return_sequences=True, return_state=True, seed=seeds[i])
-            self.rnns.append(Bidirectional(rnn) if self.bidirectional else rnn)
+        self.rnns = recurrent_layers(self.cell, self.units, seeds[:self.layers], bidirectional=self.bidirectional)
         self.drops = [Dropout(self.dropout, seed=seeds[self.layers + i])
                       for i in range(self.layers - 1)] if self.dropout > 0 else []
         self.sublayers = [*self.rnns, *self.drops]
@@ -82,24 +127,17 @@ class RecurrentStack(Layer):
         if initial_state is not None and len(initial_state) != self.layers:
             raise ShapeError(f"{self.describe()}: initial_state must hold one list of states per layer "
                              f"({self.layers}), got {len(initial_state)}")
-        finals = []
-        for i, rnn in enumerate(self.rnns):
-            if i > 0 and self.drops:
-                x = self.drops[i - 1].forward(x)
-            x, *states = rnn.forward(x, mask=mask, initial_state=None if initial_state is None else initial_state[i])
-            finals.append(states)
-        self.final_states = finals
+        x, self.final_states = stack_forward(self.rnns, self._drop_before, x, mask, initial_state)
         return x
 
     def backward(self, dy, dstates=None):
-        dinit = [None] * self.layers
-        for i in reversed(range(self.layers)):
-            dy = self.rnns[i].backward(dy, None if dstates is None else dstates[i])
-            dinit[i] = self.rnns[i].dinitial_state
-            if i > 0 and self.drops:
-                dy = self.drops[i - 1].backward(dy)
-        self.dinitial_state = dinit
-        return dy
+        dx, self.dinitial_state = stack_backward(self.rnns, self._drop_before, dy, dstates)
+        return dx
+
+    @property
+    def _drop_before(self) -> list:
+        """Each layer's dropout on its input: none before the first."""
+        return [None, *self.drops] if self.drops else [None] * self.layers
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "layers": self.layers, "cell": self.cell,

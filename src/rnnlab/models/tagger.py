@@ -27,7 +27,7 @@ from .. import backend
 from .. import validate
 from ..layers import Bidirectional, Dense, Dropout, Embedding, layer_class
 from ..layers.base import ShapeError
-from .base import Model
+from .base import Model, eval_mode
 from .stack import RecurrentStack, part_seeds
 
 
@@ -117,12 +117,8 @@ class Tagger(Model):
 
     def predict(self, words, chars, mask=None) -> np.ndarray:
         """Tag ids (B, T) on the host, in eval mode (the mode is restored after)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return backend.to_numpy(self.forward(words, chars, mask).argmax(axis=-1))
-        finally:
-            self.train(was_training)
 
     # ---- streaming ----------------------------------------------------------------------------
     def begin_stream(self):
@@ -144,13 +140,9 @@ class Tagger(Model):
         if words.ndim != 1 or chars.ndim != 2 or chars.shape[0] != words.shape[0]:
             raise ShapeError(f"{self.describe()}: step takes words (batch,) and chars (batch, letters), got "
                              f"{tuple(words.shape)} and {tuple(chars.shape)}")
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             logits = self.forward(words[:, None], chars[:, None, :], mask=xp.ones((words.shape[0], 1), dtype=bool),
                                   initial_state=state)
-        finally:
-            self.train(was_training)
         return logits[:, 0], [[s.copy() for s in layer] for layer in self.encoder.final_states]
 
     def compute_output_shape(self, input_shape):

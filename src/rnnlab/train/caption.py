@@ -23,48 +23,63 @@ from ..data.captions import CaptionData, compose_digit_captions, load_digits, lo
 from ..data.memory import padded_batch_bytes
 from ..metrics import exact_match, token_accuracy
 from ..models.captioner import Captioner
-from .supervised import SupervisedConfig, SupervisedTask, log, run_task, save_figure
+from .. import validate
+from .config import CELLS, DATA, DECODING, MODEL, setting
+from .supervised import SupervisedConfig, SupervisedTask, run_task, save_figure
+from .task import log
 
 
 @dataclass
 class CaptionConfig(SupervisedConfig):
     RUN_KEYS = ("vocab",)
+    MONITORS = ("valid_loss", "valid_exact_match", "valid_token_accuracy")
     PATH_FIELDS = ("features", "captions")
     DATA_FIELDS = PATH_FIELDS + ("digits", "n_train", "n_valid", "n_test", "max_digits", "valid_fraction",
                                  "test_fraction", "data_seed")
 
-    # data: digits, or features + captions
-    digits: bool = False
-    n_train: int = 60000               # composed training images. The defaults were measured on the digits
-                                       # (README, "Task shapes"): 6,000 images, hidden 128, feed 64, constant lr
-                                       # gave 90.8% test exact match; these with a constant lr 93.8%, with the
-                                       # decay below 96.9%
-    n_valid: int = 500
-    n_test: int = 1000
-    max_digits: int = 4
-    features: str | None = None
-    captions: str | None = None
-    valid_fraction: float = 0.1        # of features + captions, held out (seeded)
-    test_fraction: float = 0.1
-    data_seed: int = 0
+    # data: digits, or features + captions. The defaults were measured on the digits (README,
+    # "Task shapes"): 6,000 images, hidden 128, feed 64, constant lr gave 90.8% test exact match;
+    # these with a constant lr 93.8%, with the decay below 96.9%
+    digits: bool = setting(False, "images of 1-4 handwritten digits, captioned in words", group=DATA)
+    n_train: int = setting(60000, "composed training images (--digits)", check=validate.positive_int, group=DATA)
+    n_valid: int = setting(500, "composed validation images (--digits)", check=validate.non_negative_int,
+                           group=DATA)
+    n_test: int = setting(1000, "composed test images (--digits)", check=validate.non_negative_int, group=DATA)
+    max_digits: int = setting(4, "most digits in one image (--digits)", check=validate.positive_int, group=DATA)
+    features: str | None = setting(None, "(N, F) float array, one example a row", group=DATA, metavar="X.npy")
+    captions: str | None = setting(None, "N caption lines (line i captions row i)", group=DATA, metavar="FILE")
+    valid_fraction: float = setting(0.1, "of --features + --captions, held out (seeded) for validation",
+                                    check=validate.rate, group=DATA)
+    test_fraction: float = setting(0.1, "of --features + --captions, held out (seeded) for test",
+                                   check=validate.rate, group=DATA)
+    data_seed: int = setting(0, "seed of the composed images and of the held-out split",
+                             check=validate.non_negative_int, group=DATA)
     # model
-    emb: int = 32
-    hidden: int = 256
-    layers: int = 1
-    cell: str = "lstm"
-    feed_features: bool = True
-    feed_size: int = 128
-    encoder: int = 0                   # a ReLU layer of this width before the projections (0: none)
-    dropout: float = 0.0               # on the features and the decoder outputs (training only)
+    emb: int = setting(32, "word embedding size", check=validate.positive_int, group=MODEL)
+    hidden: int = setting(256, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
+    layers: int = setting(1, "stacked recurrent layers", check=validate.positive_int, group=MODEL)
+    cell: str = setting("lstm", "recurrent cell", check=validate.cell, choices=CELLS, group=MODEL)
+    feed_features: bool = setting(True, "also feed the projected features to every step",
+                                  off_flag="--no-feed-features", group=MODEL)
+    feed_size: int = setting(128, "width of the features' projection fed to every step",
+                             check=validate.positive_int, group=MODEL)
+    encoder: int = setting(0, "a ReLU layer of this width between the features and the decoder (0: the features "
+                           "reach it through linear projections only)", check=validate.non_negative_int,
+                           group=MODEL, metavar="UNITS")
+    dropout: float = setting(0.0, "dropout on the features and the decoder outputs (training only)",
+                             check=validate.rate, group=MODEL)
     # decoding
-    beam: int = 3
-    length_penalty: float = 1.0
-    max_decode_len: int | None = None  # default: the longest training caption + 5
-    examples: int = 12                 # test images drawn in captions.png
+    beam: int = setting(3, "beam width of the final test decoding", check=validate.positive_int, group=DECODING)
+    length_penalty: float = setting(1.0, "beam search: finished captions compared by log p / length ** this",
+                                    check=validate.non_negative_float, group=DECODING)
+    max_decode_len: int | None = setting(None, "longest generated caption (default: longest training caption + 5)",
+                                         check=validate.positive_int, group=DECODING)
+    examples: int = setting(12, "test images drawn in captions.png", check=validate.non_negative_int,
+                            group=DECODING)
     # optimisation: the models fit the training captions within a few epochs; decaying the rate
     # then settles them (README: 96.9% against 93.8% at a constant rate)
-    lr_decay: float = 0.6
-    decay_start: int = 4
+    lr_decay: float = SupervisedConfig.redefault("lr_decay", 0.6)
+    decay_start: int = SupervisedConfig.redefault("decay_start", 4)
 
 
 class CaptionTask(SupervisedTask):
@@ -72,6 +87,7 @@ class CaptionTask(SupervisedTask):
 
     name = "caption"
     monitor = "valid_exact_match"
+    memory_hint = "lower --batch or --hidden, or shorten the longest captions"   # caption has no --max-len
 
     def load_data(self) -> CaptionData:
         c = self.config

@@ -22,6 +22,7 @@ for any class count.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,65 +30,86 @@ import numpy as np
 
 from .. import backend, validate
 from ..data.labeled import (ClassificationData, find_data, load_sst2, load_tsv_classification, make_text_data,
-                            read_labeled_tsv, read_sst2_sentences)
-from ..data.memory import padded_batch_bytes
-from ..data.padding import pad_ids, pad_vectors
+                            pad_examples, read_labeled_tsv, read_sst2_sentences)
+from ..data.memory import budget_batches, padded_batch_bytes
+from ..data.padding import cap_lengths
 from ..data.timeseries import load_ts_classification, load_ts_dataset
-from ..data.vocab import Vocab
 from ..metrics import (MAX_MATRIX_CLASSES, MAX_SHOWN_CLASSES, accuracy, confusion_matrix, confusion_table, macro_f1,
                        top_confusions, top_confusions_table)
 from ..models.classifier import SequenceClassifier
-from .supervised import (SupervisedConfig, SupervisedTask, drop_words, load_run, log, majority_baseline, run_task,
-                         save_figure)
+from .config import CELLS, DATA, MODEL, setting
+from .supervised import (SupervisedConfig, SupervisedTask, damaged, drop_words, load_run, majority_baseline,
+                         run_task, save_figure, stored_names, stored_vocab)
+from .task import log
 
 
 @dataclass
 class ClassifyConfig(SupervisedConfig):
     RUN_KEYS = ("labels", "kind", "vocab", "mean", "std", "majority_class")
+    MONITORS = ("valid_loss", "valid_accuracy", "valid_macro_f1")
     PATH_FIELDS = ("tsv", "valid", "test", "ts", "ts_test")
     DATA_FIELDS = PATH_FIELDS + ("sst2", "ts_dataset", "valid_fraction", "data_seed", "min_freq", "lowercase",
                                  "max_len", "deltas", "frames_per_step")
     EARLIER_RUNS = {**SupervisedConfig.EARLIER_RUNS, "frames_per_step": 1}   # runs from before the folding
 
     # data: one of tsv, sst2, ts, ts_dataset
-    tsv: str | None = None
-    valid: str | None = None
-    test: str | None = None
-    sst2: str | None = None            # "sentences" or "glue"
-    ts: str | None = None
-    ts_test: str | None = None
-    ts_dataset: str | None = None      # e.g. "JapaneseVowels", "BasicMotions"
-    valid_fraction: float | None = None  # held out of train without a validation file (None: by kind)
-    data_seed: int = 0
-    min_freq: int = 1
-    lowercase: bool = False
-    max_len: int | None = 1000         # longer sequences are cut (reported with their lines): bounds memory
-    deltas: bool = False               # series: append each feature's first difference (timeseries.with_deltas)
-    frames_per_step: int | None = None  # series: frames read as one step (None: the longest in 64 steps)
+    tsv: str | None = setting(None, "text<TAB>label lines (binary or multi-class)", group=DATA, metavar="TRAIN")
+    valid: str | None = setting(None, "validation file (else --valid-fraction of train)", group=DATA,
+                                metavar="FILE")
+    test: str | None = setting(None, "test file (TSV, or .ts with --ts)", group=DATA, metavar="FILE")
+    sst2: str | None = setting(None, "SST-2 from $RNNLAB_DATA/sentiment (else downloaded): Kim's sentences "
+                               "(default) or GLUE's phrases", choices=("sentences", "glue"), const="sentences",
+                               group=DATA)
+    ts: str | None = setting(None, "multivariate time series, sktime/UEA .ts format", group=DATA,
+                             metavar="TRAIN.ts")
+    ts_test: str | None = setting(None, "the test series of ts (the command line's --test with --ts)", flag=None)
+    ts_dataset: str | None = setting(None, "a UEA dataset from $RNNLAB_DATA/timeseries (else downloaded)",
+                                     check=validate.text, choices=("JapaneseVowels", "BasicMotions"), group=DATA)
+    valid_fraction: float | None = setting(None, "held out of train when there is no validation file (default: "
+                                           "0.1 of sentences, none of series)", check=validate.rate, group=DATA)
+    data_seed: int = setting(0, "seed of the held-out validation split", check=validate.non_negative_int,
+                             group=DATA)
+    min_freq: int = setting(1, "rarer words become <unk>", check=validate.positive_int, group=DATA)
+    lowercase: bool = setting(False, "lowercase the text", group=DATA)
+    max_len: int | None = setting(1000, "cut longer sequences, tokens or frames (reported with their lines): "
+                                  "bounds memory", check=validate.positive_int, group=DATA)
+    deltas: bool = setting(False, "series: append each feature's first difference x_t - x_(t-1) as more "
+                           "features (speech's delta coefficients)", group=DATA)
+    frames_per_step: int | None = setting(None, "series: read K consecutive frames as one step (default: the "
+                                          "fewest that fold the longest training series into 64 steps; 1: every "
+                                          "frame a step)", check=validate.positive_int, group=DATA, metavar="K")
     # model
-    emb: int = 128
-    hidden: int | None = None          # None: by kind (KIND_DEFAULTS)
-    layers: int = 1
-    cell: str | None = None            # None: by kind
-    bidirectional: bool = True
-    pooling: str = "max"
-    dropout: float = 0.3
-    input_dropout: float = 0.0         # on the embeddings (or input vectors)
-    word_dropout: float = 0.0          # text: training words read as <unk> with this probability
-    # training (the rest of SupervisedConfig's): None takes the value for the kind of data
-    epochs: int | None = None
-    batch: int | None = None
+    emb: int = setting(128, "word embedding size (text)", check=validate.positive_int, group=MODEL)
+    hidden: int = setting(128, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
+    layers: int = setting(1, "stacked recurrent layers", check=validate.positive_int, group=MODEL)
+    cell: str | None = setting(None, "recurrent cell (default: lstm for sentences, gru for series)",
+                               check=validate.cell, choices=CELLS, group=MODEL)
+    bidirectional: bool = setting(True, "a two-way encoder", flag=None, off_flag="--unidirectional",
+                                  off_help="a one-way encoder (default: bidirectional)", group=MODEL)
+    pooling: str = setting("max", "how the encoder's outputs become one vector", choices=("last", "mean", "max"),
+                           group=MODEL)
+    dropout: float = setting(0.3, "between stacked layers and before the output layer", check=validate.rate,
+                             group=MODEL)
+    input_dropout: float = setting(0.0, "on the word embeddings (or input vectors)", check=validate.rate,
+                                   group=MODEL)
+    word_dropout: float = setting(0.0, "text: in training, read each word as <unk> with this probability",
+                                  check=validate.rate, group=MODEL)
+    # training (SupervisedConfig's, with defaults by the kind of data)
+    epochs: int | None = setting(None, "passes over the training data (default: 20 for sentences; for series the "
+                                 "fewest that make 1,500 updates; with --max-minutes and no --epochs: until the "
+                                 "budget or early stopping)", check=validate.positive_int, resumable=True,
+                                 flag_default_none=True)
+    batch: int | None = setting(None, "examples per batch (default: 32 sentences, 16 series)",
+                                check=validate.positive_int)
 
     # The settings left None take these by the kind of data, chosen on the defaults suite
-    # (benchmarks/defaults_suite.py; README "Defaults"). Series: a small GRU trained for a number of
-    # updates rather than epochs (a set of 36 series is 3 batches an epoch), on every training series
-    # (a validation split of 4-20 series chose underfit checkpoints), the model after the last
-    # update kept (best.npz follows the training loss).
-    KIND_DEFAULTS = {"text": {"cell": "lstm", "hidden": 128, "batch": 32, "epochs": 20, "valid_fraction": 0.1},
-                     "series": {"cell": "gru", "hidden": 64, "batch": 16, "valid_fraction": 0.0}}
+    # (benchmarks/defaults_suite.py; docs/results.md "Defaults on unseen series"). Series: a GRU
+    # trained for a number of updates rather than epochs (a set of 36 series is 3 batches an
+    # epoch), on every training series (a validation split of 4-20 series chose underfit
+    # checkpoints), the model after the last update kept (best.npz follows the training loss).
+    KIND_DEFAULTS = {"text": {"cell": "lstm", "batch": 32, "epochs": 20, "valid_fraction": 0.1},
+                     "series": {"cell": "gru", "batch": 16, "valid_fraction": 0.0}}
     SERIES_UPDATES = 1500              # series: epochs = the fewest that make this many updates
-    EPOCHS_BY_KIND = f"20 for sentences; for series, enough for {SERIES_UPDATES} updates"
-    BATCH_BY_KIND = "32 sentences, 16 series"
 
     @property
     def data_kind(self) -> str:
@@ -167,11 +189,11 @@ class ClassifyTask(SupervisedTask):
         c, d = self.config, self.data
         if d.test is None:
             raise ValueError("classify: the data needs a test split")
-        validate.rate("ClassifyConfig", "word_dropout", c.word_dropout)
         if c.word_dropout > 0 and d.kind != "text":
             raise ValueError(f"classify: --word-dropout reads words as <unk>; these are {d.kind} examples "
                              f"(use --input-dropout on vectors)")
-        held_out = f"{len(d.valid)} valid" if d.valid is not None else "no validation split (training loss monitored)"
+        held_out = (f"{len(d.valid)} valid" if d.valid is not None
+                    else "no validation split (training loss monitored)")
         log(f"classify: {len(d.train)} train / {held_out} / {len(d.test)} test {d.kind} examples, "
             f"{d.num_classes} classes" + (f", vocabulary {len(d.vocab)}" if d.vocab is not None else
                                          f", {d.input_dim} features per step") + f"; {c.cell} {c.hidden}, batch "
@@ -197,11 +219,10 @@ class ClassifyTask(SupervisedTask):
         return batch["y"], None
 
     def padded_batch_bytes(self, rows: int) -> tuple[int, str]:
-        c, d = self.config, self.data
+        d = self.data
         steps = max(max(s.lengths(), default=0) for s in (d.train, d.valid, d.test) if s is not None)
-        width = c.emb if d.kind == "text" else d.input_dim
-        need = padded_batch_bytes(rows, steps, width, c.hidden, c.layers, 2 if c.bidirectional else 1)
-        return need, f"{rows} examples of {steps} {'tokens' if d.kind == 'text' else 'frames'}"
+        return (classifier_batch_bytes(self.model, rows, steps),
+                f"{rows} examples of {steps} {'tokens' if d.kind == 'text' else 'steps'}")
 
     def run_config(self) -> dict:
         d = self.data
@@ -298,29 +319,75 @@ def report(metrics: dict) -> str:
 # ---- prediction -------------------------------------------------------------------------------
 
 
-def classify(run_dir, texts=None, series=None) -> list[dict]:
+def classifier_batch_bytes(model: SequenceClassifier, rows: int, steps: int) -> int:
+    """The estimate (``data/memory.py``) of a padded batch of ``rows`` inputs of ``steps`` words
+    or frames through ``model``: what training checks, and what prediction batches by."""
+    width = model.emb if model.vocab_size is not None else model.input_dim
+    return padded_batch_bytes(rows, steps, width, model.hidden, model.layers, 2 if model.bidirectional else 1)
+
+
+def classify(run_dir, texts=None, series=None, where=None) -> list[dict]:
     """Label and class probabilities of each of ``texts`` (sentences, for a text classifier) or
-    ``series`` ((T, D) arrays, for a series classifier) by the best model of ``run_dir``."""
+    ``series`` ((T, D) arrays, for a series classifier) by the best model of ``run_dir``.
+
+    An input longer than the run's ``max_len`` is cut to its first ``max_len`` words or frames,
+    as training cut its data (one line on stderr names the inputs cut, by ``where``: a
+    description of each input, default "input N"). The inputs run in batches of similar length
+    within the prediction budget (``data/memory.budget_batches``), so their number and length
+    bound neither the memory nor, beyond the cap, the work per batch."""
     stored, model = load_run(run_dir)
     if stored.get("task") != "classify":
         raise ValueError(f"{run_dir} is a {stored.get('task')!r} run, not a classifier")
-    labels, kind = stored["labels"], stored["kind"]
-    if kind == "text":
+    labels = stored_names(stored, "labels", model.classes, run_dir)
+    config = ClassifyConfig.from_run_config(stored)
+    if model.vocab_size is not None:
         if texts is None:
             raise ValueError(f"{run_dir} classifies sentences: give text, not series")
-        data = ClassificationData(None, None, None, labels, "text", vocab=Vocab.from_json(stored["vocab"]),
-                                  lowercase=bool(stored.get("lowercase")))
-        x, mask = pad_ids([data.encode_text(t) for t in texts])
-        shown = list(texts)
+        data = ClassificationData(None, None, None, labels, "text", lowercase=config.lowercase,
+                                  vocab=stored_vocab(stored, "vocab", model.vocab_size, run_dir))
     else:
-        data = ClassificationData(None, None, None, labels, "series", mean=np.asarray(stored["mean"]),
-                                  std=np.asarray(stored["std"]), deltas=bool(stored.get("deltas")),
-                                  frames_per_step=int(stored.get("frames_per_step") or 1))
+        frames_per_step = int(stored.get("frames_per_step") or 1)
+        data = ClassificationData(None, None, None, labels, "series", deltas=config.deltas,
+                                  frames_per_step=frames_per_step,
+                                  **_stored_statistics(stored, model.input_dim // frames_per_step, run_dir))
         if series is None:
             raise ValueError(f"{run_dir} classifies series of {data.series_features} features: give a .ts file")
-        x, mask = pad_vectors([data.encode_series(s) for s in series])
-        x = backend.xp.asarray(x, dtype=model.head.kernel.dtype)
+    given = texts if data.kind == "text" else series
+    where = list(where) if where is not None else [f"input {i + 1}" for i in range(len(given))]
+    if data.kind == "text":
+        inputs, shown = [], list(texts)
+        for text, name in zip(texts, where):
+            try:
+                inputs.append(data.encode_text(text))
+            except ValueError as err:                  # an empty sentence: say which
+                raise ValueError(f"{name}: {err}") from None
+    else:
+        inputs = [data.encode_series(s, w) for s, w in zip(series, where)]
         shown = [f"series {i + 1} ({len(s)} steps)" for i, s in enumerate(series)]
-    probs = model.predict_proba(x, mask)
+    cut = cap_lengths(inputs, config.max_len, where)
+    if cut:
+        log(f"classify: {len(cut)} input(s) longer than the run's max_len of {config.max_len} "
+            f"{'words' if data.kind == 'text' else 'frames'} cut to it, as training cut its data: "
+            + ", ".join(map(str, cut[:5])) + (", ..." if len(cut) > 5 else ""))
+    probs = np.zeros((len(inputs), len(labels)))
+    for rows in budget_batches([len(x) for x in inputs], classifier_batch_bytes(model, 1, 1), "one input",
+                               "give shorter inputs"):
+        x, mask = pad_examples([inputs[i] for i in rows])
+        probs[rows] = model.predict_proba(backend.xp.asarray(x, dtype=model.head.kernel.dtype)
+                                          if data.kind == "series" else x, mask)
     return [{"input": s, "label": labels[int(p.argmax())],
              "probabilities": {label: float(v) for label, v in zip(labels, p)}} for s, p in zip(shown, probs)]
+
+
+def _stored_statistics(stored: dict, features: int, run_dir) -> dict:
+    """config.json's standardization of a series classifier ({"mean", "std"}: ``features``
+    finite numbers each, std > 0), else a ValueError naming the file and the key."""
+    out = {}
+    for key in ("mean", "std"):
+        values = stored.get(key)
+        ok = isinstance(values, list) and len(values) == features and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if not ok or (key == "std" and min(values) <= 0):
+            raise damaged(run_dir, key, f"{features} finite numbers" + (", all > 0" if key == "std" else ""), values)
+        out[key] = np.asarray(values, dtype=np.float64)
+    return out

@@ -181,13 +181,13 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def predict_ensemble(run_dirs, texts=None, series=None) -> list[dict]:
+def predict_ensemble(run_dirs, texts=None, series=None, where=None) -> list[dict]:
     """As ``classify`` (classifier runs: label and mean class probabilities per input) or
     ``tag_sentences`` (tagger runs: words and the tags of the mean tag probabilities) for
-    several runs that can be averaged."""
+    several runs that can be averaged (``where``: as theirs)."""
     name, _ = _read_members(run_dirs)
     if name == "classify":
-        members = [classify(run_dir, texts=texts, series=series) for run_dir in run_dirs]
+        members = [classify(run_dir, texts=texts, series=series, where=where) for run_dir in run_dirs]
         results = []
         for outputs in zip(*members):
             labels = list(outputs[0]["probabilities"])
@@ -198,7 +198,7 @@ def predict_ensemble(run_dirs, texts=None, series=None) -> list[dict]:
     if name == "tag":
         if texts is None:
             raise ValueError(f"{run_dirs[0]} tags sentences: give text")
-        members = [tag_probabilities(run_dir, texts) for run_dir in run_dirs]
+        members = [tag_probabilities(run_dir, texts, where) for run_dir in run_dirs]
         tags = members[0][0]
         results = []
         for tagged in zip(*[m[1] for m in members]):

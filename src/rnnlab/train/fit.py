@@ -11,7 +11,9 @@
 ``fit`` runs on the project's one training loop: it wraps the arrays in an ``ArrayTask`` and
 calls ``Trainer(task).fit()`` in memory (no run folder), so the NaN guard, gradient clipping,
 progress bar (tqdm on stderr; ``verbose=0`` silences it) and ``Callback`` hooks are the
-loop's. The ``Model`` methods of models/base.py are thin calls into this module.
+loop's. The ``Model`` methods of models/base.py call the four functions below, which this
+module registers there when imported (``models.base.register_keras_training``: models/ does not
+import train/).
 
 Keras's conventions kept: ``validation_split`` holds out the *last* fraction of the arrays,
 taken before shuffling; shuffling is per epoch (seeded by ``seed`` and the epoch); the epoch's
@@ -36,6 +38,8 @@ import math
 import numpy as np
 
 from .. import backend, optim
+from ..layers.core import Embedding
+from ..models.base import Sequential, eval_mode, register_keras_training
 from .keras_losses import LOSS_NAMES, resolve_loss, resolve_metrics, to_probabilities
 from .loop import Task, Trainer
 
@@ -229,9 +233,6 @@ class ArrayTask(Task):
 
     def _mask(self, xb, out):
         """The (B, T) mask of padded ids when the outputs keep the ids' time axis, else None."""
-        from ..layers.core import Embedding
-        from ..models.base import Sequential
-
         layers = self.model.layers if isinstance(self.model, Sequential) else None
         first = layers[0] if layers else None
         if isinstance(first, Embedding) and first.mask_zero and out.ndim >= 3 and \
@@ -331,24 +332,13 @@ def fit_model(model, x=None, y=None, batch_size: int | None = None, epochs: int 
     return history
 
 
-@contextlib.contextmanager
-def _eval_mode(model):
-    """Eval mode inside, the previous mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def evaluate_model(model, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False):
     """Loss (and metrics) over (x, y) in eval mode: a float without metrics, else
     [loss, metric, ...] in compile's order (``return_dict``: {"loss": ..., name: ...})."""
     _compiled(model, "evaluate")
     _check_pair(x, y, "evaluate")
     task = ArrayTask(model, x, y, batch_size=32 if batch_size is None else batch_size, shuffle=False)
-    with _eval_mode(model):
+    with eval_mode(model):
         logs = task.evaluate_arrays(task.x, task.y)
     if return_dict:
         return logs
@@ -366,7 +356,10 @@ def predict_model(model, x, batch_size: int | None = None, verbose=0):
         raise ValueError(f"predict(batch_size={batch_size}): must be at least 1")
     xs = _as_input(x)
     outs = []
-    with _eval_mode(model):
+    with eval_mode(model):
         for start in range(0, len(xs), batch_size):
             outs.append(backend.to_numpy(model.forward(xs[start:start + batch_size])))
     return np.concatenate(outs, axis=0)
+
+
+register_keras_training(compile=compile_model, fit=fit_model, evaluate=evaluate_model, predict=predict_model)

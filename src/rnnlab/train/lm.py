@@ -25,24 +25,44 @@ numbers as a run that was never interrupted.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import distributed as dist
-from .. import initializers
+from .. import initializers, validate
 from ..checkpoint import load_checkpoint
 from ..data import corpora
 from ..data.batching import BPTTBatches
+from ..data.memory import check_memory, padded_batch_bytes
 from ..data.vocab import Vocab
 from ..fileio import atomic_write_text
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import bits_per_char, perplexity
+from ..models.base import eval_mode
 from ..models.lm import LanguageModel
 from ..optim import StepDecay
 from ..optim import get as get_optimizer
-from .config import TaskConfig, checkpoint_of, checkpoint_source
+from .config import (CELLS, DATA, MAX_MINUTES_HELP, MODEL, PATIENCE_DEFAULT, TaskConfig, checkpoint_of,
+                     checkpoint_source, optimizer_name, setting)
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
+from .task import log
+
+
+def corpus_name(owner: str, name: str, value) -> str:
+    """A known corpus by any of its names, in any case (``corpora.DATASET_ALIASES``)."""
+    if not isinstance(value, str) or value.lower() not in corpora.DATASET_ALIASES:
+        validate.fail(owner, f"{name} must be one of {', '.join(corpora.DATASET_ALIASES)} (any case), got {value!r}")
+    return value
+
+
+def lm_split(owner: str, name: str, value) -> tuple[float, ...]:
+    """A split (``validate.fractions``) that leaves text to validate and to test on: the
+    validation loss picks best.npz and the test figures are the run's result."""
+    parts = validate.fractions(owner, name, value)
+    if parts[1] == 0 or parts[2] == 0:
+        validate.fail(owner, f"{name} must leave a validation and a test part (both > 0), got {value!r}")
+    return parts
 
 
 @dataclass
@@ -52,49 +72,73 @@ class LMConfig(TaskConfig):
     RUN_KEYS = ("vocab_size", "corpus")
 
     # data
-    dataset: str | None = "ptb"        # "ptb" or "shakespeare"; ignored when text is given
-    text: str | None = None            # a user's corpus (UTF-8 file); split by `split` unless
-    valid_text: str | None = None      # ... valid / test files are given
-    test_text: str | None = None
-    level: str | None = None           # "word" or "char"; None: the dataset's own (ptb word, text char)
-    data_dir: str | None = None        # folder holding the dataset; None: $RNNLAB_DATA, then the cache
-    split: tuple = (0.9, 0.05, 0.05)   # train / valid / test fractions of a single text file
-    limit: int | None = None           # keep the first `limit` tokens of each split (smoke runs)
+    dataset: str | None = setting("ptb", "a known corpus (default: the preset's, else ptb); found under "
+                                  "$RNNLAB_DATA or downloaded", check=corpus_name, choices=("ptb", "shakespeare"),
+                                  group=DATA, positional=True)  # ignored when text is given
+    text: str | None = setting(None, "your own UTF-8 corpus instead of a dataset", group=DATA, metavar="FILE")
+    valid_text: str | None = setting(None, "validation text (default: cut from --text)", group=DATA,
+                                     flag="--valid", metavar="FILE")
+    test_text: str | None = setting(None, "test text (default: cut from --text)", group=DATA, flag="--test",
+                                    metavar="FILE")
+    split: tuple = setting((0.9, 0.05, 0.05), "fractions of a single --text file for train,valid,test; valid and "
+                           "test must not be empty", check=lm_split, group=DATA, metavar="TR,VA,TE")
+    level: str | None = setting(None, "tokens: words (PTB style) or characters (default: the dataset's; char "
+                                "for --text)", choices=("word", "char"), group=DATA)
+    data_dir: str | None = setting(None, "folder holding the dataset (default $RNNLAB_DATA, then the cache)",
+                                   group=DATA, metavar="DIR")
+    limit: int | None = setting(None, "use only the first N tokens of each split (smoke runs)",
+                                check=validate.positive_int, group=DATA, metavar="N")
     # model
-    cell: str = "lstm"                 # lstm | gru | rnn
-    layers: int = 2
-    hidden: int = 200
-    emb: int | None = None             # None: same as hidden
-    dropout: float = 0.0               # Zaremba dropout on the non-recurrent connections
-    variational: bool = False          # one dropout mask per sequence, shared over time
-    tie_weights: bool = False          # output layer = embedding matrix (needs emb == hidden)
-    init_scale: float | None = 0.1     # every weight ~ U(-s, s); None: Keras defaults
+    cell: str = setting("lstm", "recurrent cell", check=validate.cell, choices=CELLS, group=MODEL)
+    layers: int = setting(2, "stacked recurrent layers", check=validate.positive_int, group=MODEL)
+    hidden: int = setting(200, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
+    emb: int | None = setting(None, "embedding size (default: --hidden)", check=validate.positive_int,
+                              group=MODEL)
+    dropout: float = setting(0.0, "dropout between layers (Zaremba et al.)", check=validate.rate, group=MODEL)
+    variational: bool = setting(False, "one dropout mask per sequence, shared over time steps", group=MODEL)
+    tie_weights: bool = setting(False, "share the embedding and output matrices (needs --emb == --hidden)",
+                                group=MODEL)
+    init_scale: float | None = setting(0.1, "initialize every weight from U(-s, s)",
+                                       check=validate.positive_float, group=MODEL)
     # optimization. Left at None, the optimizer follows the token level (word: sgd, char: adam;
     # the README's "Defaults" measured both), and lr, lr_decay and sum_over_time take the
     # optimizer's own defaults (OPTIMIZER_DEFAULTS); all are filled in when the config is made.
-    optimizer: str | None = None       # sgd | adam | adamw
-    lr: float | None = None            # sgd 1.0, adam/adamw 2e-3
-    lr_decay: float | None = None      # multiply lr by this after each epoch >= decay_start (sgd 0.5, adam 1)
-    decay_start: int = 4
-    clip: float | None = 5.0           # global gradient-norm clipping (0 or None: off)
+    optimizer: str | None = setting(None, "default: sgd at word level, adam at character level",
+                                    check=optimizer_name, choices=("sgd", "adam", "adamw"))
+    lr: float | None = setting(None, "learning rate (default: sgd 1.0, adam/adamw 2e-3)",
+                               check=validate.positive_float)
+    lr_decay: float | None = setting(None, "multiply the lr by this after each epoch >= --decay-start (default: "
+                                     "sgd 0.5, adam/adamw 1 = constant)", check=validate.decay_factor)
+    decay_start: int = setting(4, "epochs at the initial lr before decaying", check=validate.non_negative_int)
+    clip: float | None = setting(5.0, "global gradient-norm clipping (0: none)", check=validate.non_negative_float)
     # Zaremba et al.'s loss is summed over the window's steps and averaged over the batch, so
     # its gradient is bptt times that of the per-token mean; their lr 1 and clip 5 assume it.
     # None: True under SGD (lr 1 then means what the paper's does), False under Adam (which
     # divides the scale out anyway, so the summed loss would only change what clip 5 cuts).
-    sum_over_time: bool | None = None
-    bptt: int = 20                     # truncated-BPTT window (unroll length)
-    batch: int = 20                    # parallel streams
-    epochs: int = 13
-    eval_batch: int = 1                # streams for the final valid/test figures (paper: 1)
+    sum_over_time: bool | None = setting(
+        None, "gradient of the loss summed over the window's steps, as Zaremba et al. (default under sgd, so "
+              "lr 1 means the paper's rate)", off_flag="--mean-over-time",
+        off_help="gradient of the mean loss per token (default under adam/adamw)")
+    bptt: int = setting(20, "truncated-BPTT window length", check=validate.positive_int)
+    batch: int = setting(20, "parallel streams", check=validate.positive_int)
+    epochs: int = setting(13, "passes over the training text (with --max-minutes and no --epochs: until the "
+                          "budget or early stopping)", check=validate.positive_int, resumable=True,
+                          flag_default_none=True)
+    eval_batch: int = setting(1, "streams for the final valid/test figures (paper: 1)", check=validate.positive_int)
     # run
-    seed: int = 0
-    checkpoint_every: int | None = None    # windows between mid-epoch checkpoints (None: by time)
-    checkpoint_seconds: float = 60.0       # seconds between mid-epoch checkpoints
-    max_minutes: float | None = None       # stop (validate, save) once this much training time passed
-    patience: int | None = None            # stop after this many epochs without a better valid loss
-    preset: str | None = None
+    seed: int = setting(0, "seed of the weights, dropout and batch order", check=validate.non_negative_int)
+    checkpoint_every: int | None = setting(None, "save last.npz every this many windows (default: every 60 s)",
+                                           check=validate.positive_int, resumable=True, metavar="WINDOWS")
+    checkpoint_seconds: float = setting(60.0, "seconds between mid-epoch checkpoints",
+                                        check=validate.non_negative_float, resumable=True, flag=None)
+    max_minutes: float | None = setting(None, MAX_MINUTES_HELP, check=validate.positive_float, resumable=True)
+    patience: int | None = setting(None, "stop after this many epochs without a better validation loss "
+                                   f"{PATIENCE_DEFAULT}", check=validate.positive_int, resumable=True)
+    preset: str | None = setting(None, "a published configuration; other flags override its values",
+                                 choices=("zaremba-small", "zaremba-medium", "char-shakespeare"), group=MODEL)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.optimizer is None:
             self.optimizer = "adam" if self.token_level() == "char" else "sgd"
         if self.optimizer in OPTIMIZER_DEFAULTS:
@@ -196,23 +240,21 @@ def evaluate(model: LanguageModel, ids, batch: int, bptt: int, carry_state: bool
     batch = min(batch, max(1, (len(ids) - 1) // 2))
     batches = BPTTBatches(ids, batch, bptt)
     loss_fn = SoftmaxCrossEntropy()
-    was_training = model.training
-    model.eval()
     model.reset_states()
     total, count = 0.0, 0
     try:
-        for x, y in _bar(batches, progress, desc=desc, unit="win"):
-            x, y = dist.shard(x, y, allow_empty=True)  # this rank's streams (all of them alone)
-            if x.shape[0] == 0:
-                continue
-            if not carry_state:
-                model.reset_states()
-            loss = loss_fn.forward(model.forward(x), y)
-            total += loss * loss_fn.count
-            count += loss_fn.count
+        with eval_mode(model):
+            for x, y in _bar(batches, progress, desc=desc, unit="win"):
+                x, y = dist.shard(x, y, allow_empty=True)  # this rank's streams (all of them alone)
+                if x.shape[0] == 0:
+                    continue
+                if not carry_state:
+                    model.reset_states()
+                loss = loss_fn.forward(model.forward(x), y)
+                total += loss * loss_fn.count
+                count += loss_fn.count
     finally:
         model.reset_states()
-        model.train(was_training)
     total, count = dist.allreduce_sum([total, count])
     count = int(count)
     if count == 0:
@@ -227,10 +269,6 @@ def _bar(iterable, progress: bool | None, **kwargs):
     from tqdm import tqdm
 
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def looks_like_words(text: str) -> bool:
@@ -278,9 +316,9 @@ class LMTask(Task):
         config = self.config
         if self.corpus is None:
             if config.text is not None and config.level is None:
-                _log(level_notice(config.text))
+                log(level_notice(config.text))
             self.corpus = load_corpus(config)
-        _log(f"rnnlab train lm: {self.corpus.summary()}")
+        log(f"rnnlab train lm: {self.corpus.summary()}")
         self.batches = BPTTBatches(self.corpus.train, config.batch, config.bptt)
         initializers.seed(config.seed)
         self.model = build_model(config, len(self.corpus.vocab))
@@ -288,7 +326,7 @@ class LMTask(Task):
         self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
         loss = "summed over the window" if config.sum_over_time else "mean per token"
         decay = f", x{config.lr_decay:g} per epoch from epoch {config.decay_start + 1}" if config.lr_decay != 1 else ""
-        _log(f"rnnlab train lm: {self.model.count_params():,} parameters, {len(self.batches)} windows of "
+        log(f"rnnlab train lm: {self.model.count_params():,} parameters, {len(self.batches)} windows of "
              f"{config.batch} x {config.bptt} per epoch, {config.optimizer} lr {config.lr:g}{decay} (loss {loss})")
 
     @property
@@ -360,13 +398,10 @@ class LMTask(Task):
                 f"{row['wall_s']:.0f} s")
 
     def postfix(self, mean_loss: float) -> str:
-        return f"ppl {math.exp(min(mean_loss, 700.0)):.2f}"
+        return f"ppl {perplexity(mean_loss):.2f}"
 
 
 # ---- training -----------------------------------------------------------------------------
-
-
-RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")
 
 
 class _OnWindow(Callback):
@@ -400,7 +435,7 @@ def train_lm(config: LMConfig | None, run_dir=None, resume: bool = False, progre
 
     return train_from_config("lm", LMConfig, lambda c: LMTask(c, corpus=corpus, progress=bool(progress)), config,
                              run_dir, resume=resume, overwrite=overwrite, overrides=overrides,
-                             allowed=RESUME_OVERRIDES, path_keys=("text", "valid_text", "test_text", "data_dir"),
+                             path_keys=("text", "valid_text", "test_text", "data_dir"),
                              trainer_options=trainer_options)
 
 
@@ -445,7 +480,6 @@ def _load_run(run_dir, checkpoint: str = "best"):
     if stored.get("task") != "lm":
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not a language model")
     config = LMConfig.from_run_config(stored)
-    vocab = Vocab.load(run.path / "vocab.json")
     path = run.best_path if checkpoint == "best" else run.last_path
     if not path.exists():
         other = run.last_path if checkpoint == "best" else run.best_path
@@ -453,11 +487,19 @@ def _load_run(run_dir, checkpoint: str = "best"):
             raise FileNotFoundError(f"{run.path} holds no checkpoint yet (best.npz / last.npz)")
         path = other
     loaded = load_checkpoint(path)
-    model = loaded.model
-    if getattr(model, "vocab_size", len(vocab)) != len(vocab):
-        raise ValueError(f"{run.path / 'vocab.json'} holds {len(vocab)} tokens but the model of {path} predicts "
-                         f"{model.vocab_size}: the vocabulary does not belong to this run")
+    vocab = run_vocab(run.path, loaded.model, path)
     return config, vocab, loaded, "best" if path == run.best_path else "last"
+
+
+def run_vocab(run_dir, model, source) -> Vocab:
+    """The vocab.json of a run folder, checked (a ValueError naming the file) as a vocabulary
+    and against the tokens ``model`` (read from ``source``) predicts."""
+    path = Path(run_dir) / "vocab.json"
+    vocab = Vocab.load(path)
+    if getattr(model, "vocab_size", len(vocab)) != len(vocab):
+        raise ValueError(f"{path} holds {len(vocab)} tokens but the model of {source} predicts "
+                         f"{model.vocab_size}: the vocabulary does not belong to this run")
+    return vocab
 
 
 def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = None,
@@ -484,6 +526,9 @@ def evaluate_lm(run_dir, split: str = "test", text=None, batch: int | None = Non
     batch = batch or config.eval_batch
     if len(ids) // batch < 2:
         batch = 1
+    check_memory(padded_batch_bytes(batch, config.bptt, config.emb or config.hidden, config.hidden, config.layers,
+                                    outputs=len(vocab)),
+                 f"a window of {batch} streams of {config.bptt} tokens", "lower --batch")
     result = evaluate(model, ids, batch, config.bptt, progress=progress, desc=source)
     return {**_figures(result["loss"], result["tokens"], level), "split": source,
             **checkpoint_of(loaded.state, which)}

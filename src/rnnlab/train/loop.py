@@ -32,11 +32,11 @@ import sys
 import time
 
 from .. import distributed as dist
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import dropout_rng_state, load_checkpoint, save_checkpoint, set_dropout_rng_state, walk_layers
 from ..optim import clip_grad_norm
 from . import parallel
 from .run import RunDir, RunLocked, check_resume_state  # noqa: F401  (RunDir is part of this module's interface)
-from .task import (Callback, Task, TrainingDiverged, TrainResult, _log,  # noqa: F401  (re-exported: the loop's interface)
+from .task import (Callback, Task, TrainingDiverged, TrainResult, log,  # noqa: F401  (re-exported: the loop's interface)
                    check_exploding_loss, check_finite_loss)
 
 
@@ -139,7 +139,7 @@ class Trainer:
                     self.run.write_config({**stored, **task.config.to_dict()})
         else:
             if resume and self.run is not None:
-                _log(f"rnnlab train {task.name}: {self.run.last_path} does not exist yet: starting "
+                log(f"rnnlab train {task.name}: {self.run.last_path} does not exist yet: starting "
                      f"{self.run.path} from the beginning")
                 if self.writes:
                     self.run.truncate_metrics(0)
@@ -153,7 +153,7 @@ class Trainer:
             self.history = self.run.read_metrics()[:pos["rows"]] if resume else []
         self.pos = pos
         if self.world.distributed:
-            parallel.start_ranks(model, list(_walk(model)), self.world.rank, pos["step"],
+            parallel.start_ranks(model, list(walk_layers(model)), self.world.rank, pos["step"],
                                  getattr(self, "_rank_rng_restored", False))
         self._t0, self._wall_before = time.perf_counter(), pos["wall_s"]
         for cb in self.callbacks:
@@ -243,7 +243,7 @@ class Trainer:
             self.run.log_metrics(row)
         pos["rows"] = len(self.history)
         if self.log:
-            _log(f"epoch {epoch}/{self.epochs}: {task.describe_epoch(row)}")
+            log(f"epoch {epoch}/{self.epochs}: {task.describe_epoch(row)}")
         value = row[self.monitor]
         if pos["best"] is None or (value < pos["best"] if self.mode == "min" else value > pos["best"]):
             pos["best"], pos["bad_epochs"] = value, 0
@@ -254,7 +254,7 @@ class Trainer:
         if out_of_time:
             stop = "time_budget"
             if self.log:
-                _log(f"rnnlab train {task.name}: time budget of {self.max_minutes:g} min used up in epoch {epoch}")
+                log(f"rnnlab train {task.name}: time budget of {self.max_minutes:g} min used up in epoch {epoch}")
         elif epoch_done:
             if task.schedule is not None:
                 task.schedule.epoch_end(epoch)
@@ -262,7 +262,7 @@ class Trainer:
             if self.patience is not None and pos["bad_epochs"] >= self.patience:
                 stop = "early_stopping"
                 if self.log:
-                    _log(f"rnnlab train {task.name}: {self.monitor} did not improve for {self.patience} "
+                    log(f"rnnlab train {task.name}: {self.monitor} did not improve for {self.patience} "
                          f"epochs: stopping early")
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, row)
@@ -362,7 +362,7 @@ class Trainer:
         pos = {k: state.get(k, pos[k]) for k in pos}
         if self.writes:  # rows logged after this checkpoint belong to the lost part: drop them
             self.run.truncate_metrics(pos["rows"])
-        _log(f"rnnlab train {task.name}: resuming {self.run.path} at epoch {pos['epoch']}, {task.unit} "
+        log(f"rnnlab train {task.name}: resuming {self.run.path} at epoch {pos['epoch']}, {task.unit} "
              f"{pos['batch']}")
         return pos
 
@@ -399,7 +399,7 @@ class Trainer:
             plot_curves(self.history, self.run.curves_path, keys=keys,
                         title=self.plot_title or f"{self.task.name} training")
         except RuntimeError as err:  # matplotlib missing: the metrics are kept all the same
-            _log(f"warning: no curves plot: {err}")
+            log(f"warning: no curves plot: {err}")
 
     def _bar(self, total: int, initial: int, desc: str):
         if not self.progress:
@@ -425,14 +425,13 @@ def train(task: Task, out=None, *, resume: bool = False, overwrite: bool = False
 
 
 def train_from_config(name: str, config_class, build_task, config=None, run_dir=None, *, resume: bool = False,
-                      overwrite: bool = False, overrides: dict | None = None,
-                      allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience"),
-                      path_keys=(), trainer_options=None) -> TrainResult:
+                      overwrite: bool = False, overrides: dict | None = None, path_keys=(),
+                      trainer_options=None) -> TrainResult:
     """What every ``train_<task>(config, run_dir, resume=...)`` does, written once.
 
     A new run: ``config`` with the data paths named in ``path_keys`` made absolute (a run folder
     names its data wherever it is read), its folder opened (``overwrite`` replaces a run there).
-    A resume: the config stored in ``run_dir`` with the ``overrides`` in ``allowed``. Then
+    A resume: the config stored in ``run_dir`` with the ``overrides`` of its resumable settings. Then
     ``build_task(config)`` is set up and fitted; ``trainer_options(task)`` (a dict, or a function
     of the set-up task) goes to ``Trainer.from_config``. Without ``run_dir`` it trains in memory.
     """
@@ -447,14 +446,26 @@ def train_from_config(name: str, config_class, build_task, config=None, run_dir=
         run = RunDir.open(run_dir, overwrite=overwrite) if run_dir is not None else None
     try:
         if resume:
-            config = resumed_config(run, config_class, name, overrides, allowed)
+            config = resumed_config(run, config_class, name, overrides)
         task = build_task(config)
-        task.setup()
+        _setup(task, run.last_path if resume and run.last_path.exists() else None)
         options = trainer_options(task) if callable(trainer_options) else dict(trainer_options or {})
         return Trainer.from_config(task, run, **options).fit(resume=resume)
     finally:
         if run is not None:
             run.close()
+
+
+def _setup(task, checkpoint=None) -> None:
+    """``task.setup()``; resuming from ``checkpoint``, its model may build only the weights that
+    checkpoint holds: an edited config.json asking for more is refused before it is allocated."""
+    if checkpoint is None:
+        task.setup()
+        return
+    from ..checkpoint import only_stored_weights
+
+    with only_stored_weights(checkpoint):
+        task.setup()
 
 
 def absolute_paths(config, keys):
@@ -466,16 +477,17 @@ def absolute_paths(config, keys):
     return dataclasses.replace(config, **paths) if paths else config
 
 
-def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None,
-                   allowed=("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience")):
-    """The config stored in ``run`` with the ``overrides`` a resume may change (more epochs,
-    another budget ...); anything else raises. config.json is rewritten with the change by
-    ``Trainer.fit`` once the checkpoint is restored (a resume that fails rewrites nothing)."""
+def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | None):
+    """The config stored in ``run`` with the ``overrides`` a resume may change (its
+    ``resumable`` settings: more epochs, another budget ...); anything else raises. config.json
+    is rewritten with the change by ``Trainer.fit`` once the checkpoint is restored (a resume
+    that fails rewrites nothing)."""
     stored = run.read_config()
     if stored.get("task") != task_name:
         raise ValueError(f"{run.config_path} is a {stored.get('task')!r} run, not {task_name}")
     config = config_class.from_run_config(stored)
     changed = {k: v for k, v in (overrides or {}).items() if v is not None and getattr(config, k, None) != v}
+    allowed = config_class.resumable_fields()
     unknown = set(changed) - set(allowed)
     if unknown:
         raise ValueError(f"a resumed run keeps its config; only {', '.join(allowed)} can change, "
@@ -488,47 +500,6 @@ def resumed_config(run: RunDir, config_class, task_name: str, overrides: dict | 
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def _walk(layer, seen=None):
-    """Every layer reachable from ``layer``: its sublayers, then layers held in its attributes
-    (a model may keep its dropout layers outside ``sublayers``, as models/seq2seq.py does); each
-    once, in a fixed order."""
-    from ..layers.base import Layer
-
-    seen = set() if seen is None else seen
-    if id(layer) in seen:
-        return
-    seen.add(id(layer))
-    yield layer
-    children = list(getattr(layer, "sublayers", ()))
-    for value in vars(layer).values():
-        if isinstance(value, Layer):
-            children.append(value)
-        elif isinstance(value, (list, tuple)):
-            children.extend(v for v in value if isinstance(v, Layer))
-    for child in children:
-        yield from _walk(child, seen)
-
-
-def dropout_rng_state(model):
-    """States of every dropout generator in ``model`` (JSON; None on CuPy, whose generators do
-    not expose theirs: resume is not bit-exact there)."""
-    from .. import backend
-
-    if backend.backend_name() != "numpy":
-        return None
-    return [layer._generator().bit_generator.state for layer in _walk(model) if hasattr(layer, "_generator")]
-
-
-def set_dropout_rng_state(model, states) -> None:
-    if states is None:
-        return
-    layers = [layer for layer in _walk(model) if hasattr(layer, "_generator")]
-    if len(states) != len(layers):
-        raise ValueError(f"checkpoint holds {len(states)} dropout generator states; the model has {len(layers)}")
-    for layer, state in zip(layers, states):
-        layer._generator().bit_generator.state = state
 
 
 def _isfinite(a) -> bool:

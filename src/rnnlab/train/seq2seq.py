@@ -21,28 +21,34 @@ is all that ``translate`` and ``eval`` need.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import distributed as dist
-from .. import initializers
+from .. import initializers, validate
 from ..data import generated
-from ..data.pairs import MAX_CHARS, PairData, check_batch_memory, detokenize, read_pairs, split_pairs, tokenize
+from ..data.memory import PREDICTION_BUDGET, PREDICTION_ROWS, check_memory
+from ..data.pairs import (MAX_CHARS, PairData, check_batch_memory, detokenize, pair_batch_bytes, read_pairs,
+                          split_pairs, tokenize)
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import corpus_bleu, exact_match, token_accuracy
+from ..models.base import eval_mode
 from ..models.seq2seq import Seq2Seq
 from ..optim import StepDecay, get as get_optimizer
 from ..checkpoint import load_checkpoint
-from .config import TaskConfig, checkpoint_of, checkpoint_source
+from .config import CELLS, DATA, MODEL, TrainingConfig, checkpoint_of, checkpoint_source, setting
 from .loop import RunDir, Task, TrainResult, train_from_config
+from .task import log
+
+
+LEVELS = ("char", "word")
 
 
 @dataclass
-class Seq2SeqConfig(TaskConfig):
+class Seq2SeqConfig(TrainingConfig):
     RUN_KEYS = ("src_vocab", "tgt_vocab", "decode_cap")
     # the fields that choose the data: runs to ensemble agree on them (train/ensemble.py)
     DATA_FIELDS = ("pairs", "valid", "test", "generated", "n", "data_seed", "split", "swap", "limit", "level",
@@ -50,60 +56,67 @@ class Seq2SeqConfig(TaskConfig):
                    "max_vocab")
 
     # data
-    pairs: str | None = None          # TSV file of source<TAB>target[<TAB>...] lines
-    valid: str | None = None          # separate validation / test files (else split `pairs`)
-    test: str | None = None
-    generated: str | None = None      # or generated data: "dates", "addition", "copy"
-    n: int = 20000                    # pairs to generate
-    data_seed: int = 0                # seed of the generated data and of the split
-    split: tuple = (0.8, 0.1, 0.1)    # train / valid / test fractions when splitting
-    swap: bool = False                # read the 2nd column as the source
-    limit: int | None = None          # read at most this many pairs from `pairs`
-    level: str = "char"               # "char" or "word" tokens (both sides, unless ...)
-    src_level: str | None = None      # ... the source's own level (None: `level`)
-    tgt_level: str | None = None      # ... the target's own level (None: `level`)
-    lower: bool = False
-    max_src_len: int | None = None    # drop training pairs with longer source/target (tokens)
-    max_tgt_len: int | None = None
-    max_line_chars: int | None = MAX_CHARS  # skip (and report) pairs-file lines longer than this
-    min_freq: int = 1
-    max_vocab: int | None = None
+    pairs: str | None = setting(None, "TSV of source<TAB>target[<TAB>...] lines", group=DATA, metavar="FILE")
+    valid: str | None = setting(None, "validation pairs (with --test; else --split)", group=DATA,
+                                metavar="FILE")
+    test: str | None = setting(None, "test pairs", group=DATA, metavar="FILE")
+    generated: str | None = setting(None, "generated data instead of --pairs", choices=tuple(generated.GENERATORS),
+                                    group=DATA)
+    n: int = setting(20000, "pairs to generate with --generated", check=validate.positive_int, group=DATA)
+    data_seed: int = setting(0, "seed of generated data and of the split", check=validate.non_negative_int,
+                             group=DATA)
+    split: tuple = setting((0.8, 0.1, 0.1), "fractions to split --pairs into", check=validate.fractions,
+                           group=DATA, metavar="TRAIN,VALID,TEST")
+    swap: bool = setting(False, "the second column is the source", group=DATA)
+    limit: int | None = setting(None, "read at most this many pairs", check=validate.positive_int, group=DATA)
+    level: str = setting("char", "token level of both sides", choices=LEVELS, group=DATA)
+    src_level: str | None = setting(None, "token level of the source (default --level)", choices=LEVELS,
+                                    group=DATA)
+    tgt_level: str | None = setting(None, "token level of the target (default --level)", choices=LEVELS,
+                                    group=DATA)
+    lower: bool = setting(False, "lowercase the text", group=DATA)
+    max_src_len: int | None = setting(None, "drop pairs with a longer source (tokens; --pairs is filtered before "
+                                      "splitting)", check=validate.positive_int, group=DATA)
+    max_tgt_len: int | None = setting(None, "drop pairs with a longer target (tokens)", check=validate.positive_int,
+                                      group=DATA)
+    max_line_chars: int | None = setting(MAX_CHARS, "skip (and report) pairs-file lines with a source or target "
+                                         "longer than this (characters)", check=validate.positive_int, group=DATA)
+    min_freq: int = setting(1, "rarer tokens become <unk>", check=validate.positive_int, group=DATA)
+    max_vocab: int | None = setting(None, "vocabulary size limit (incl. specials)", check=validate.positive_int,
+                                    group=DATA)
     # model (defaults: the demo's measured settings, GRU 128, general score, embedding 32;
     # with them the README's dates command reaches >= 99% test exact match in 4 epochs)
-    attention: str = "none"           # "none", "bahdanau", "luong"
-    score: str = "general"            # Luong score: "dot" or "general"
-    cell: str = "gru"
-    layers: int = 1
-    emb: int = 32
-    hidden: int = 128
-    reverse: bool = False
-    peeky: bool = False
-    bidirectional: bool = False
-    dropout: float = 0.0
+    attention: str = setting("none", "attention over the encoder's outputs", choices=("none", "bahdanau", "luong"),
+                             group=MODEL)
+    score: str = setting("general", "Luong score function", choices=("dot", "general"), group=MODEL)
+    cell: str = setting("gru", "recurrent cell", check=validate.cell, choices=CELLS, group=MODEL)
+    layers: int = setting(1, "stacked recurrent layers", check=validate.positive_int, group=MODEL)
+    emb: int = setting(32, "embedding size", check=validate.positive_int, group=MODEL)
+    hidden: int = setting(128, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
+    reverse: bool = setting(False, "read the source backwards", group=MODEL)
+    peeky: bool = setting(False, "feed the encoder vector to every decoder step", group=MODEL)
+    bidirectional: bool = setting(False, "bidirectional encoder", group=MODEL)
+    dropout: float = setting(0.0, "dropout rate", check=validate.rate, group=MODEL)
     # optimisation
-    epochs: int = 10
-    batch: int = 64
-    bucket: bool = True               # batches of similar lengths (less padding, less varied batches)
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    lr_decay: float = 0.5              # multiply lr by this after every epoch >= decay_start
-    decay_start: int = 3
-    clip: float = 5.0
-    seed: int = 0
-    max_minutes: float | None = None   # time budget: stop cleanly with a checkpoint (--resume goes on)
-    patience: int | None = None        # stop after this many epochs without a better valid loss
-    checkpoint_every: int | None = None    # batches between mid-epoch last.npz (None: by time)
-    checkpoint_seconds: float = 60.0
+    epochs: int = TrainingConfig.redefault("epochs", 10)
+    batch: int = TrainingConfig.redefault("batch", 64)
+    bucket: bool = setting(True, "batches of pairs of similar length (less padding, less varied batches)",
+                           flag=None, off_flag="--no-bucket",
+                           off_help="batches of random pairs instead of pairs of similar length (more padding; on "
+                                    "small tasks with few lengths, such as addition, it trains much faster per "
+                                    "epoch)")
+    lr: float = TrainingConfig.redefault("lr", 3e-3)
+    lr_decay: float = TrainingConfig.redefault("lr_decay", 0.5)
+    decay_start: int = TrainingConfig.redefault("decay_start", 3)
     # evaluation
-    beam: int = 1
-    length_penalty: float = 1.0
-    max_decode_len: int | None = None  # None: per sentence, 2 x source length + 10 (decode_limits)
-    eval_limit: int | None = None      # decode at most this many validation pairs per epoch
-    progress: bool | None = None      # progress bars (None: when stderr is a terminal)
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    beam: int = setting(1, "beam width of the final test decoding", check=validate.positive_int)
+    length_penalty: float = setting(1.0, "beam search: finished hypotheses compared by log p / length ** "
+                                    "this", check=validate.non_negative_float)
+    max_decode_len: int | None = setting(None, "longest decoded output of every sentence (default: per sentence "
+                                         "2 x source tokens + 10, at most the longest training target + 10)",
+                                         check=validate.positive_int)
+    eval_limit: int | None = setting(None, "decode at most this many validation pairs per epoch",
+                                     check=validate.positive_int)
 
 
 def levels(config: Seq2SeqConfig) -> tuple[str, str]:
@@ -185,9 +198,7 @@ def teacher_forced_loss(model, data: PairData, batch_size: int = 256) -> float:
     mpiexec each rank takes its rows of every batch and the sums are reduced)."""
     loss = SoftmaxCrossEntropy()
     total = count = 0.0
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for b in data.batches(batch_size):
             b = dist.shard_batch(b)
             if len(b) == 0:
@@ -195,8 +206,6 @@ def teacher_forced_loss(model, data: PairData, batch_size: int = 256) -> float:
             value = loss.forward(model.forward(b.src, b.tgt_in, b.src_mask), b.tgt_out, b.tgt_mask)
             total += value * loss.count
             count += loss.count
-    finally:
-        model.train(was_training)
     total, count = dist.allreduce_sum([total, count])
     return total / max(count, 1)
 
@@ -297,7 +306,7 @@ class Seq2SeqTask(Task):
         self.max_len = config.max_decode_len
         self.decode_cap = max(len(t) for t in self.train.tgt_ids) + DECODE_MARGIN
         level_text = src_level if src_level == tgt_level else f"{src_level} -> {tgt_level}"
-        _log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
+        log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
              f"{len(self.train.src_vocab)} -> {len(self.train.tgt_vocab)} ({level_text} level)")
         check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers)
         self.model = build_model(config, self.train.src_vocab, self.train.tgt_vocab)
@@ -355,9 +364,6 @@ class Seq2SeqTask(Task):
         return ("train_loss", "valid_loss", "valid_exact_match")
 
 
-RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
-
-
 def train_seq2seq(config: Seq2SeqConfig | None, run_dir=None, examples: int = 5, *, pairs=None,
                   resume: bool = False, overwrite: bool = False, overrides: dict | None = None,
                   callbacks=(), timed_choices: dict | None = None) -> TrainResult:
@@ -376,7 +382,7 @@ def train_seq2seq(config: Seq2SeqConfig | None, run_dir=None, examples: int = 5,
     """
     return train_from_config("seq2seq", Seq2SeqConfig, lambda c: Seq2SeqTask(c, pairs=pairs, examples=examples),
                              config, run_dir, resume=resume, overwrite=overwrite, overrides=overrides,
-                             allowed=RESUME_OVERRIDES, path_keys=("pairs", "valid", "test"),
+                             path_keys=("pairs", "valid", "test"),
                              trainer_options={"callbacks": callbacks, "timed_choices": timed_choices,
                                               "plot_title": "seq2seq training"})
 
@@ -421,12 +427,35 @@ class Translator:
         return PairData(pairs, self.src_vocab, self.tgt_vocab, self.src_level, self.config.lower,
                         tgt_level=self.tgt_level)
 
+    def batch_size(self, data: PairData, max_len: int | None = None) -> int:
+        """Pairs per batch of ``data`` within the prediction budget (``data/memory.py``): each
+        row padded to the longest source, and to the longest target or decoding limit; first a
+        MemoryError when one such pair alone needs more than the memory available. (A beam's
+        rows are taken from this number: ``decode_data``.)"""
+        c = self.config
+        src_len = max((len(s) for s in data.src_ids), default=1)
+        limit = decode_limits([src_len], max_len or self.max_len, self.decode_cap)[0]
+        tgt_len = max(limit, max((len(t) for t in data.tgt_ids), default=0)) + 1
+        one = pair_batch_bytes(1, src_len, tgt_len, c.hidden, c.emb, c.layers, len(self.tgt_vocab),
+                               2 if c.bidirectional else 1)
+        check_memory(one, f"one pair of {src_len} source tokens and {tgt_len} output steps",
+                     "give shorter sources")
+        return int(max(1, min(PREDICTION_ROWS, PREDICTION_BUDGET // one)))
+
     def __call__(self, texts, beam: int = 1, length_penalty: float = 1.0, max_len: int | None = None) -> list[dict]:
+        """Translations of ``texts``. A text longer than the run's ``max_line_chars`` (the
+        longest line training read) is cut to it, with a line on stderr naming it."""
         texts = list(texts)
         if not texts:
             return []
-        data = self.data([(t, "") for t in texts])
-        outputs, attention = decode_data(self.model, data, max_len=max_len or self.max_len, beam=beam,
+        cap = self.config.max_line_chars
+        long = [i for i, t in enumerate(texts) if cap is not None and len(t) > cap]
+        if long:
+            log(f"translate: {len(long)} text(s) longer than the run's max_line_chars of {cap} characters cut to "
+                f"it: text " + ", ".join(str(i + 1) for i in long[:5]) + (", ..." if len(long) > 5 else ""))
+        data = self.data([(t[:cap] if cap is not None else t, "") for t in texts])
+        outputs, attention = decode_data(self.model, data, self.batch_size(data, max_len),
+                                         max_len=max_len or self.max_len, beam=beam,
                                          length_penalty=length_penalty, cap=self.decode_cap)
         results = []
         for text, src_tokens, out, attn in zip(texts, data.src_tokens, outputs, attention):
@@ -478,8 +507,8 @@ def evaluate_run(run_dir, pairs=None, split: str = "test", beam: int = 1, length
         where = f"the run's {split} split"
     data = translator.data(pairs)
     t0 = time.perf_counter()
-    figures = evaluate(translator.model, data, max_len=translator.max_len, beam=beam, length_penalty=length_penalty,
-                       cap=translator.decode_cap)
+    figures = evaluate(translator.model, data, translator.batch_size(data), max_len=translator.max_len, beam=beam,
+                       length_penalty=length_penalty, cap=translator.decode_cap)
     figures.update(checkpoint_of(translator.checkpoint_state, translator.checkpoint))
     predictions = figures.pop("predictions")
     figures["examples"] = [{"source": s, "reference": t, "prediction": p}

@@ -18,7 +18,6 @@ config.json and best model for prediction.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,34 +26,23 @@ import numpy as np
 from .. import backend, initializers
 from ..checkpoint import load_checkpoint
 from ..data.memory import check_memory
+from ..layers.core import softmax
 from ..losses import SoftmaxCrossEntropy
+from ..models.base import eval_mode
 from ..optim import StepDecay, get as get_optimizer
-from .config import TaskConfig, checkpoint_source
+from .config import DATA, TrainingConfig, checkpoint_source, setting
 from .loop import Callback, RunDir, Task, TrainResult, train_from_config
-
-RESUME_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience", "progress")
-
+from .task import log
 
 @dataclass
-class SupervisedConfig(TaskConfig):
-    """The optimisation and run settings every supervised task has (its data and model fields
-    come in the subclass)."""
+class SupervisedConfig(TrainingConfig):
+    """The settings every supervised task has (its data and model fields come in the subclass)."""
 
-    epochs: int = 20
-    batch: int = 32
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    lr_decay: float = 1.0              # multiply lr by this after every epoch >= decay_start (1: constant)
-    decay_start: int = 1
-    clip: float = 5.0
-    seed: int = 0
-    max_minutes: float | None = None   # time budget: stop cleanly with a checkpoint (--resume goes on)
-    patience: int | None = None        # stop after this many epochs without a better monitored metric
-    checkpoint_every: int | None = None
-    checkpoint_seconds: float = 60.0
-    progress: bool | None = None
-    monitor: str | None = None         # the validation metric for best.npz and patience (None: the task's)
+    monitor: str | None = setting(None, "validation metric that picks best.npz and drives --patience (valid_loss: "
+                                  "lowered; any other: raised; default: the task's accuracy)", choices="MONITORS")
 
+    MONITORS = ()                      # the metrics validate() returns: what `monitor` may name
+    SECTION_TITLES = {DATA: "data (one source)"}
     PATH_FIELDS = ()                   # data paths stored absolute in config.json
     DATA_FIELDS = ()                   # the fields that choose the data: runs to ensemble agree on them
     EARLIER_RUNS = {"lr_decay": 1.0, "decay_start": 1}   # runs from before the decay had a constant rate
@@ -63,16 +51,13 @@ class SupervisedConfig(TaskConfig):
 EVAL_BATCH = 256                       # examples per batch when evaluating
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 class SupervisedTask(Task):
     """A padded-batch task with a masked softmax cross-entropy (see the module docstring)."""
 
     unit = "batch"
     monitor = "valid_accuracy"
     mode = "max"
+    memory_hint = "lower --batch or --max-len"   # what the task's flags can do about a batch too large
 
     def __init__(self, config: SupervisedConfig, data=None):
         self.config = config
@@ -118,7 +103,7 @@ class SupervisedTask(Task):
         splits = [s for s in (self.data.train, self.data.valid, self.data.test) if s is not None]
         rows = min(max(self.config.batch, EVAL_BATCH), max(len(s) for s in splits))
         need, what = self.padded_batch_bytes(rows)
-        return check_memory(need, f"the largest padded batch ({what})", "lower --batch or --max-len", available)
+        return check_memory(need, f"the largest padded batch ({what})", self.memory_hint, available)
 
     def epoch_batches(self, epoch: int):
         return list(self.data.train.batches(self.config.batch, shuffle=True, seed=self.config.seed, epoch=epoch))
@@ -157,17 +142,13 @@ class SupervisedTask(Task):
         hold of each batch's logits instead (a classifier's argmax: memory of the examples, not
         of examples x classes)."""
         loss_fn, total, count, out = SoftmaxCrossEntropy(), 0.0, 0, []
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             for batch in split.batches(batch_size):
                 logits = self.model.forward(*self.inputs(batch))
                 targets, mask = self.targets(batch)
                 total += loss_fn.forward(logits, targets, mask) * loss_fn.count
                 count += loss_fn.count
                 out.append((batch, backend.to_numpy(logits if keep is None else keep(logits))))
-        finally:
-            self.model.train(was_training)
         return total / max(count, 1), out
 
 
@@ -184,9 +165,9 @@ def drop_words(batches: list, key: str, p: float, unk_id: int, seed: int, epoch:
 
 
 def host_softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis of logits already on the host (``SupervisedTask.outputs``)."""
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    """Softmax over the last axis of logits already on the host (``SupervisedTask.outputs``),
+    returned on the host."""
+    return backend.to_numpy(softmax(backend.xp.asarray(logits)))
 
 
 def class_predictions(outputs, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +207,7 @@ def run_task(task_class, config: SupervisedConfig | None, run_dir=None, resume: 
     budget, checkpointing, patience, progress) and training continues from last.npz."""
     config_class = task_class.config_class
     return train_from_config(task_class.name, config_class, lambda c: task_class(c, data=data), config, run_dir,
-                             resume=resume, overwrite=overwrite, overrides=overrides, allowed=RESUME_OVERRIDES,
+                             resume=resume, overwrite=overwrite, overrides=overrides,
                              path_keys=config_class.PATH_FIELDS,
                              trainer_options={"callbacks": [*callbacks, _SaveReport()], **trainer_options})
 
@@ -244,6 +225,37 @@ def load_run(run_dir, checkpoint: str = "best") -> tuple[dict, object]:
     model = load_checkpoint(path).model
     model.eval()
     return stored, model
+
+
+def damaged(run_dir, key: str, what: str, got) -> ValueError:
+    """The error for an entry of a run's config.json that is not what the run wrote."""
+    shown = repr(got)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return ValueError(f"{Path(run_dir) / RunDir.CONFIG}: {key!r} must be {what}, got {shown}: the file is damaged "
+                      f"or belongs to another run")
+
+
+def stored_names(stored: dict, key: str, count: int, run_dir) -> list[str]:
+    """config.json's list of ``count`` names under ``key`` (a classifier's labels, a tagger's
+    tags: one per output of the model), else a ValueError naming the file and the key."""
+    names = stored.get(key)
+    if not (isinstance(names, list) and len(names) == count and all(isinstance(n, str) for n in names)):
+        raise damaged(run_dir, key, f"a list of the model's {count} names", names)
+    return names
+
+
+def stored_vocab(stored: dict, key: str, size: int, run_dir):
+    """config.json's vocabulary under ``key``, of the ``size`` tokens the model embeds, else a
+    ValueError naming the file and the key."""
+    from ..data.vocab import Vocab
+
+    try:
+        vocab = Vocab.from_json(stored.get(key))
+    except ValueError as err:
+        raise damaged(run_dir, key, f"a vocabulary ({err})", stored.get(key)) from None
+    if len(vocab) != size:
+        raise damaged(run_dir, key, f"a vocabulary of the model's {size} tokens", len(vocab))
+    return vocab
 
 
 def save_figure(plot, *args, **kwargs):

@@ -22,41 +22,55 @@ import numpy as np
 from .. import backend, validate
 from ..data.conllu import TaggingData, load_tagging, load_ud_english_ewt, tag_arrays
 from ..data.labeled import word_tokenize
-from ..data.memory import padded_batch_bytes
+from ..data.memory import budget_batches, padded_batch_bytes
 from ..data.padding import pad_chars, pad_ids
-from ..data.vocab import Vocab
 from ..metrics import accuracy, per_class_accuracy, subset_accuracy
 from ..models.tagger import Tagger
-from .supervised import SupervisedConfig, SupervisedTask, drop_words, host_softmax, load_run, log, run_task
+from .config import CELLS, DATA, MODEL, setting
+from .supervised import (SupervisedConfig, SupervisedTask, drop_words, host_softmax, load_run, run_task,
+                         stored_names, stored_vocab)
+from .task import log
 
 
 @dataclass
 class TagConfig(SupervisedConfig):
     RUN_KEYS = ("word_vocab", "char_vocab", "tags")
+    MONITORS = ("valid_loss", "valid_accuracy", "valid_unseen_accuracy")
     PATH_FIELDS = ("conllu", "valid", "test")
     DATA_FIELDS = PATH_FIELDS + ("ud_ewt", "min_freq", "lowercase", "max_len", "max_word_len")
 
     # data: conllu (+ valid, test) or ud_ewt
-    conllu: str | None = None
-    valid: str | None = None
-    test: str | None = None
-    ud_ewt: bool = False
-    min_freq: int = 2                  # rarer training words read as <unk> (the char RNN spells them)
-    lowercase: bool = True
-    max_len: int | None = 250          # longer sentences are cut (reported with their lines): bounds memory
-    max_word_len: int = 20
+    conllu: str | None = setting(None, "CoNLL-U training file (with --valid and --test)", group=DATA,
+                                 metavar="TRAIN")
+    valid: str | None = setting(None, "CoNLL-U validation file", group=DATA, metavar="FILE")
+    test: str | None = setting(None, "CoNLL-U test file", group=DATA, metavar="FILE")
+    ud_ewt: bool = setting(False, "UD English EWT from $RNNLAB_DATA/ud-english-ewt (else downloaded)", group=DATA)
+    min_freq: int = setting(2, "rarer training words become <unk> (the char RNN spells them)",
+                            check=validate.positive_int, group=DATA)
+    lowercase: bool = setting(True, "lowercase words", flag=None, off_flag="--cased",
+                              off_help="keep the case of words (default: lowercase; characters always keep it)",
+                              group=DATA)
+    max_len: int | None = setting(250, "cut longer sentences (reported with their lines): bounds memory",
+                                  check=validate.positive_int, group=DATA)
+    max_word_len: int = setting(20, "characters of a word the char RNN reads", check=validate.positive_int,
+                                group=DATA)
     # model
-    emb: int = 100
-    char_emb: int = 24
-    char_hidden: int = 32
-    hidden: int = 128
-    layers: int = 1
-    cell: str = "lstm"
-    bidirectional: bool = True
-    dropout: float = 0.3
-    word_dropout: float = 0.25         # training words read as <unk> with this probability (epoch_batches);
-                                       # chosen on UD-EWT dev among 0, 0.1, 0.25, 0.4 (README, "Task shapes")
-    stream_check: int = 100            # test sentences streamed word by word (unidirectional)
+    emb: int = setting(100, "word embedding size", check=validate.positive_int, group=MODEL)
+    char_emb: int = setting(24, "character embedding size", check=validate.positive_int, group=MODEL)
+    char_hidden: int = setting(32, "units of the character RNN", check=validate.positive_int, group=MODEL)
+    hidden: int = setting(128, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
+    layers: int = setting(1, "stacked recurrent layers", check=validate.positive_int, group=MODEL)
+    cell: str = setting("lstm", "recurrent cell", check=validate.cell, choices=CELLS, group=MODEL)
+    bidirectional: bool = setting(True, "a two-way encoder", flag=None, off_flag="--unidirectional",
+                                  off_help="a one-way encoder that tags as the words arrive (streaming)",
+                                  group=MODEL)
+    dropout: float = setting(0.3, "dropout rate", check=validate.rate, group=MODEL)
+    # chosen on UD-EWT dev among 0, 0.1, 0.25, 0.4 (README, "Task shapes")
+    word_dropout: float = setting(0.25, "in training, read each word as <unk> with this probability, so that the "
+                                  "character RNN learns to tag words from their spelling (0: off)",
+                                  check=validate.rate, group=MODEL)
+    stream_check: int = setting(100, "unidirectional: test sentences streamed word by word to check the tags",
+                                check=validate.non_negative_int, group=MODEL)
 
     EARLIER_RUNS = {**SupervisedConfig.EARLIER_RUNS, "word_dropout": 0.0}   # runs from before it: none
 
@@ -80,7 +94,6 @@ class TagTask(SupervisedTask):
 
     def build_model(self):
         c, d = self.config, self.data
-        validate.rate("TagConfig", "word_dropout", c.word_dropout)
         log(f"tag: {len(d.train)} / {len(d.valid)} / {len(d.test)} sentences ({d.train.num_words} training "
             f"words), {len(d.tags)} tags, vocabulary {len(d.word_vocab)} words, {len(d.char_vocab)} characters; "
             f"{'bidirectional' if c.bidirectional else 'unidirectional (streaming)'}")
@@ -107,14 +120,11 @@ class TagTask(SupervisedTask):
     def padded_batch_bytes(self, rows: int) -> tuple[int, str]:
         """The word encoder over the longest sentence plus the character RNN (both directions)
         over each of its words, every word as long as the longest."""
-        c, d = self.config, self.data
-        splits = (d.train, d.valid, d.test)
+        splits = (self.data.train, self.data.valid, self.data.test)
         steps = max(max((len(s) for s in split.words), default=0) for split in splits)
         letters = max((len(w) for split in splits for s in split.chars for w in s), default=0)
-        need = (padded_batch_bytes(rows, steps, c.emb + 2 * c.char_hidden, c.hidden, c.layers,
-                                   2 if c.bidirectional else 1, outputs=len(d.tags))
-                + padded_batch_bytes(rows * steps, letters, c.char_emb, c.char_hidden, 1, 2))
-        return need, f"{rows} sentences of {steps} words of up to {letters} characters"
+        return (tagger_batch_bytes(self.model, rows, steps, letters),
+                f"{rows} sentences of {steps} words of up to {letters} characters")
 
     def run_config(self) -> dict:
         d = self.data
@@ -212,29 +222,80 @@ def report(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def tag_sentences(run_dir, sentences) -> list[dict]:
+def tag_sentences(run_dir, sentences, where=None) -> list[dict]:
     """Tags of each sentence (raw text, split into words as SST/UD write them) by ``run_dir``'s best
-    tagger: [{"words": [...], "tags": [...]}]."""
-    tags, tagged = tag_probabilities(run_dir, sentences)
+    tagger: [{"words": [...], "tags": [...]}] (long sentences: ``tag_probabilities``)."""
+    tags, tagged = tag_probabilities(run_dir, sentences, where)
     return [{"words": forms, "tags": [tags[int(t)] for t in probs.argmax(axis=-1)]} for forms, probs in tagged]
 
 
-def tag_probabilities(run_dir, sentences) -> tuple[list, list]:
+def tagger_batch_bytes(model: Tagger, rows: int, steps: int, letters: int) -> int:
+    """The estimate (``data/memory.py``) of a padded batch of ``rows`` sentences of ``steps``
+    words through ``model``: the word encoder over the sentences plus the character RNN (both
+    directions) over each word, every word as long as ``letters``."""
+    return (padded_batch_bytes(rows, steps, model.emb + 2 * model.char_hidden, model.hidden, model.layers,
+                               2 if model.bidirectional else 1, outputs=model.tags)
+            + padded_batch_bytes(rows * steps, letters, model.char_emb, model.char_hidden, 1, 2))
+
+
+def tag_probabilities(run_dir, sentences, where=None) -> tuple[list, list]:
     """(the tag names, [(words, tag probabilities (words, tags))] per sentence) by ``run_dir``'s
-    best tagger."""
+    best tagger.
+
+    A sentence longer than the run's ``max_len`` words is tagged in consecutive pieces of
+    ``max_len`` words, every word getting its tag (one line on stderr names the sentences, by
+    ``where``: a description of each, default "sentence N"). A unidirectional tagger carries
+    its state from piece to piece, so its tags are those of the whole sentence (it streams); a
+    bidirectional one sees no context across a piece's boundary. The sentences run in batches
+    of similar length within the prediction budget (``data/memory.budget_batches``)."""
     stored, model = load_run(run_dir)
     if stored.get("task") != "tag":
         raise ValueError(f"{run_dir} is a {stored.get('task')!r} run, not a tagger")
     config = TagConfig.from_run_config(stored)
-    data = TaggingData(None, None, None, Vocab.from_json(stored["word_vocab"]), Vocab.from_json(stored["char_vocab"]),
-                       stored["tags"], config.lowercase, config.max_word_len)
-    results = []
-    for sentence in sentences:
-        forms = word_tokenize(sentence) if isinstance(sentence, str) else list(sentence)
-        if not forms:
-            raise ValueError("the sentence to tag is empty")
-        ids, chars = data.encode_words(forms)
-        words, mask = pad_ids([ids])
-        logits = backend.to_numpy(model.forward(words, pad_chars([chars]), mask))[0]
-        results.append((forms, host_softmax(logits)))
-    return list(stored["tags"]), results
+    tags = stored_names(stored, "tags", model.tags, run_dir)
+    data = TaggingData(None, None, None, stored_vocab(stored, "word_vocab", model.vocab_size, run_dir),
+                       stored_vocab(stored, "char_vocab", model.char_vocab_size, run_dir), tags, config.lowercase,
+                       config.max_word_len)
+    forms = [word_tokenize(s) if isinstance(s, str) else list(s) for s in sentences]
+    where = list(where) if where is not None else [f"sentence {i + 1}" for i in range(len(forms))]
+    if not all(forms):
+        raise ValueError(f"{where[forms.index([])]}: the sentence to tag is empty")
+    encoded = [data.encode_words(f) for f in forms]
+    cap = config.max_len or max((len(f) for f in forms), default=1)
+    starts = range(0, max((len(f) for f in forms), default=0), cap)
+    pieces = [(i, start) for start in starts for i, f in enumerate(forms) if len(f) > start]
+    # a bidirectional tagger's pieces are independent: one round of batches; a unidirectional
+    # one's piece k starts from the state where piece k - 1 ended: round k
+    rounds = [pieces] if model.bidirectional else [[p for p in pieces if p[1] == start] for start in starts]
+    per_step = tagger_batch_bytes(model, 1, 1, config.max_word_len)
+    probs, carried = {}, {}
+    for round_ in rounds:
+        for rows in budget_batches([min(len(forms[i]) - start, cap) for i, start in round_], per_step,
+                                   "one sentence", "tag shorter sentences"):
+            batch = [round_[r] for r in rows]
+            state = _stack_states([carried[i] for i, _ in batch]) if batch[0][1] and not model.bidirectional else None
+            words, chars = zip(*[(encoded[i][0][start:start + cap], encoded[i][1][start:start + cap])
+                                 for i, start in batch])
+            words, mask = pad_ids(words)
+            logits = backend.to_numpy(model.forward(words, pad_chars(chars), mask, initial_state=state))
+            for k, (i, start) in enumerate(batch):
+                probs[i, start] = host_softmax(logits[k, :min(len(forms[i]) - start, cap)])
+                if not model.bidirectional:
+                    # copies: the layers may reuse the buffers behind final_states in the next forward
+                    carried[i] = [[s[k].copy() for s in layer] for layer in model.encoder.final_states]
+    long = [i for i, f in enumerate(forms) if len(f) > cap]
+    if long:
+        log(f"tag: {len(long)} sentence(s) longer than the run's max_len of {cap} words tagged in pieces of {cap} "
+            + ("(the state carried across: as the whole sentence)" if not model.bidirectional else
+               "(no context across a piece's boundary)") + ": "
+            + ", ".join(where[i] for i in long[:5]) + (", ..." if len(long) > 5 else ""))
+    return tags, [(f, np.concatenate([probs[i, start] for start in range(0, len(f), cap)]))
+                  for i, f in enumerate(forms)]
+
+
+def _stack_states(states: list):
+    """Per-sentence recurrent states (per layer, a list of (H,) arrays) -> one batch's initial
+    state (per layer, a list of (B, H) arrays)."""
+    xp = backend.xp
+    return [[xp.stack([state[layer][k] for state in states]) for k in range(len(states[0][layer]))]
+            for layer in range(len(states[0]))]

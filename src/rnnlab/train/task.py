@@ -50,7 +50,8 @@ def check_finite_loss(loss: float, where: str) -> None:
             f"from last.npz)")
 
 
-def _log(msg: str) -> None:
+def log(msg: str) -> None:
+    """One line of progress or notice on stderr (stdout stays for results), shown at once."""
     print(msg, file=sys.stderr, flush=True)
 
 
