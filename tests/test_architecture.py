@@ -95,8 +95,9 @@ def test_no_forbidden_arrow(importer, imported):
 
 
 def test_only_cli_imports_cli():
+    # ``python -m rnnlab`` (rnnlab/__main__.py) is the command line's other door
     offending = sorted(f"{module} imports {name}" for a, b, module, name in arrows()
-                       if b == "cli" and a != "cli")
+                       if b == "cli" and a != "cli" and module != "rnnlab.__main__")
     assert not offending, "; ".join(offending)
 
 
