@@ -119,27 +119,23 @@ def test_transposed_step_products_are_exact(float64, monkeypatch, kind, options,
                           {"mask": mask} if mask is not None else {})
 
 
-def test_orientation_is_timed_once_per_shape(monkeypatch, both_kernel_paths):
-    """With TRANSPOSED_PRODUCTS unset, the layer times both orientations once per product shape
-    and reuses the answer (on the compiled path the compiled loops time their weight layouts
-    instead, once per direction, and the layer's own products are never timed)."""
+def test_orientation_follows_the_shapes(monkeypatch, both_kernel_paths):
+    """The per-step products' orientation is the rule's answer for each product shape
+    (``orientation.py``), asked of the layer's loops, or on the compiled path of the compiled
+    loops for their weight layouts (then the layer's own products are never asked for)."""
     from rnnlab.layers import compiled, speed
 
     calls, layouts = [], []
-    monkeypatch.setattr(speed, "_ORIENTATION", {})
-    monkeypatch.setattr(speed, "time_orientations", lambda *shape: calls.append(shape) or True)
-    monkeypatch.setattr(compiled, "_layouts", {})
-    monkeypatch.setattr(compiled, "_time_layouts", lambda direction, W, nb: layouts.append(
-        (direction, W.shape, nb)) or True)
+    monkeypatch.setattr(speed, "transposed_products", lambda *shape: calls.append(shape) or True)
+    monkeypatch.setattr(compiled, "compiled_weight_transposed", lambda *shape: layouts.append(shape) or True)
     layer = LSTM(3, return_sequences=True, seed=0)
-    for _ in range(2):
-        layer.forward(np.ones((2, 4, 5), np.float32))
-        layer.backward(np.ones((2, 4, 3), np.float32))
+    layer.forward(np.ones((2, 4, 5), np.float32))
+    layer.backward(np.ones((2, 4, 3), np.float32))
     if both_kernel_paths == "compiled":
-        assert calls == [] and sorted(layouts) == [("backward", (3, 12), 2), ("forward", (3, 12), 2)]
+        assert calls == [] and sorted(layouts) == [("backward", 2, 3, 12), ("forward", 2, 3, 12)]
     else:
-        # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3); each timed once
-        assert sorted(shape[:3] for shape in calls) == [(2, 3, 12), (2, 12, 3)] and layouts == []
+        # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3)
+        assert sorted(set(calls)) == [(2, 3, 12), (2, 12, 3)] and layouts == []
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 
 from .args import fractions as _fractions
-from .train_common import add_timed_choices_argument, read_timed_choices
 
 
 def register(ctx) -> None:
@@ -81,7 +80,6 @@ def register(ctx) -> None:
                                                   "(default: never; 3 with --max-minutes and no --epochs)")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bars (default: bars when stderr is a terminal)")
-    add_timed_choices_argument(run)
     p.set_defaults(func=run_command)
 
 
@@ -112,7 +110,6 @@ def run_command(args):
     from ..train.lm import RESUME_OVERRIDES
 
     progress = False if args.no_progress else None
-    choices = read_timed_choices(args)   # refused beside --resume, or unreadable, before anything starts
     if args.resume:
         ignored = [f"--{n.replace('_', '-')}" for n in (
             "preset", "dataset", "text", "level", "cell", "layers", "hidden", "emb", "lr", "optimizer", "bptt",
@@ -123,8 +120,7 @@ def run_command(args):
         overrides = {name: getattr(args, name, None) for name in RESUME_OVERRIDES}
         result = train_lm(None, args.out, resume=True, progress=progress, overrides=overrides)
     else:
-        result = train_lm(config_from_args(args), args.out, progress=progress, overwrite=args.overwrite,
-                          timed_choices=choices)
+        result = train_lm(config_from_args(args), args.out, progress=progress, overwrite=args.overwrite)
     result = dict(result.metrics)
     where = describe_checkpoint(result)
     line = f"test perplexity {result['perplexity']:.2f} (loss {result['loss']:.4f}"

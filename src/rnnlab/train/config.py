@@ -22,6 +22,8 @@ import difflib
 from dataclasses import dataclass
 
 # entries that the trainer itself adds to every run's config.json
+# ("timed_choices": written by older versions, when the per-step products' orientation was timed;
+# still accepted so those runs load and resume, and ignored)
 COMMON_RUN_KEYS = ("task", "timed_choices", "params")
 
 
