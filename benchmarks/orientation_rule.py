@@ -5,7 +5,7 @@
 A recurrent layer's loop multiplies, at every step, h (B, H) @ U (H, G H) in forward and
 dz (B, G H) @ U^T (G H, H) in backward. It may compute either a @ M or the transposed product
 (M^T a^T)^T followed by a transposed add or copy into the (B, N) result; the two round
-differently, so the layers pick one by a rule of the shapes (``orientation.transposed_products``),
+differently, so the layers pick one by a rule of the shapes (``layers/fast/orientation.py``),
 never by a timing. For each config of ``rnnlab.bench`` and each cell (LSTM 4 gates, GRU 3) this
 script times both forms of both products (float32, the best of ``repeats`` interleaved calls
 after a warm-up, transposed add included, one BLAS thread per process as the library runs
@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnlab.bench import CONFIGS
 from rnnlab.layers.kinds import GATES
-from rnnlab.layers.orientation import transposed_products
+from rnnlab.layers.fast.orientation import transposed_products
 
 
 def best_times(B, K, N, repeats, dtype=np.float32):

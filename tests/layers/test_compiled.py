@@ -1,4 +1,4 @@
-"""The compiled LSTM time loops (layers/compiled.py): equal to an LSTM layer's own forward and
+"""The compiled LSTM time loops (layers/fast/compiled.py): equal to an LSTM layer's own forward and
 backward (its NumPy loops and its fused-kernel loops) in float64 to 1e-12, close in float32,
 identical bit for bit with 1 and 2 threads, and clear errors on wrong buffers."""
 import os
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab.layers import GRU, LSTM, compiled
+from rnnlab.layers import GRU, LSTM
+from rnnlab.layers.fast import compiled
 
 # lengths 7, 0 and partial: masked tails, an all-masked row, full rows
 LENGTHS = np.array([7, 3, 0, 7, 5, 1, 7, 6, 2])

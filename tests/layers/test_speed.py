@@ -1,8 +1,9 @@
-"""layers/orientation.py: the per-step product's orientation is a rule of the shapes, never a timing."""
+"""layers/fast/orientation.py: the per-step product's orientation is a rule of the shapes, never a timing."""
 import numpy as np
 
 from rnnlab.bench import CONFIGS
-from rnnlab.layers import LSTM, orientation
+from rnnlab.layers import LSTM
+from rnnlab.layers.fast import FastLoop, loop_for, orientation
 
 
 def test_the_rule_picks_the_transposed_product_for_few_rows_and_a_large_weight():
@@ -19,14 +20,13 @@ def test_the_rule_picks_the_transposed_product_for_few_rows_and_a_large_weight()
 def test_a_layer_asks_the_rule_for_each_product(monkeypatch):
     """The choice is the rule's answer for the shape (so two processes agree however busy the
     machine): the layer asks it for each of its two products."""
-    from rnnlab.layers import speed
-    from rnnlab.layers.recurrent import _Recurrent
-    monkeypatch.setattr(_Recurrent, "COMPILED", False)     # the compiled loops ask their own rule
+    from rnnlab.layers.fast import base
+    monkeypatch.setattr(FastLoop, "COMPILED", False)     # the compiled loops ask their own rule
     asked = []
-    monkeypatch.setattr(speed, "transposed_products", lambda B, K, N: asked.append((B, K, N)) or True)
+    monkeypatch.setattr(base, "transposed_products", lambda B, K, N: asked.append((B, K, N)) or True)
     layer = LSTM(3, return_sequences=True, seed=0)
     layer.forward(np.ones((2, 4, 5), np.float32))
     layer.backward(np.ones((2, 4, 3), np.float32))
     # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3)
     assert sorted(set(asked)) == [(2, 3, 12), (2, 12, 3)]
-    assert layer._transposed(2, 3, 12) is True
+    assert loop_for(layer)._transposed(2, 3, 12) is True

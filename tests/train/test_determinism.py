@@ -14,14 +14,13 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 SCRIPT = """
 import sys
 import numpy as np
-from rnnlab.layers import compiled as loops
-from rnnlab.layers.recurrent import _Recurrent
+from rnnlab.layers.fast import FastLoop, compiled as loops
 from rnnlab.train.lm import make_config, train_lm
 text, out = sys.argv[1:3]
 weights = {}
 for cell in ("lstm", "gru"):
     for compiled in (False, True):
-        _Recurrent.COMPILED = compiled if loops.available() else False
+        FastLoop.COMPILED = compiled if loops.available() else False
         config = make_config(text=text, level="word", cell=cell, layers=2, hidden=48, emb=16, bptt=8, batch=4,
                              epochs=2, optimizer="adam", lr=0.01, seed=3)
         model = train_lm(config, None, progress=False).model

@@ -171,7 +171,7 @@ def _recurrent(entry, where):
 def _convert(entry, where):
     """(rnnlab layer, Keras entry) for one supported Keras layer config."""
     from ..layers import core
-    from ..layers.recurrent import Bidirectional
+    from ..layers.bidirectional import Bidirectional
 
     cls, config = entry["class_name"], entry.get("config") or {}
     lname = config.get("name", "?")
@@ -271,7 +271,7 @@ def _recurrent_weights(layer, arrays, where, path):
 
 def _load_weights(layer, entry, weights, where, key):
     from ..layers.core import Dense, Embedding
-    from ..layers.recurrent import Bidirectional
+    from ..layers.bidirectional import Bidirectional
 
     base = f"layers/{key}"
     if isinstance(layer, Bidirectional):

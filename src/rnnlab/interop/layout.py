@@ -157,7 +157,8 @@ def torch_to_keras(kind, state_dict, layer: int | None = 0, reverse: bool = Fals
 
 def _directions(layer):
     """The (sublayer, reverse) pairs of one rnnlab stack entry."""
-    from ..layers.recurrent import Bidirectional, _Recurrent
+    from ..layers.bidirectional import Bidirectional
+    from ..layers.recurrent import _Recurrent
 
     if isinstance(layer, Bidirectional):
         return [(layer.forward_layer, False), (layer.backward_layer, True)]

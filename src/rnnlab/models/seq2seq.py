@@ -42,7 +42,7 @@ from .. import backend
 from .. import validate
 from ..layers import kinds
 from ..layers.base import ShapeError
-from ..layers.recurrent import Bidirectional
+from ..layers.bidirectional import Bidirectional
 from .base import Model
 from .decoders import AttentionDecoder, Decoder, EmbeddedStack, _seed
 
