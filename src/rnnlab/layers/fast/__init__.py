@@ -1,7 +1,8 @@
-"""The speed machinery of the recurrent layers, fenced off behind one switch.
+"""The speed machinery of the layers and the loss, fenced off behind one switch.
 
 Everything here computes what the readable modules (``recurrent.py``, ``cells.py``,
-``steps.py``, ``bptt.py``) compute, faster, and the tests prove it equal to them (float64):
+``steps.py``, ``bptt.py``, ``core.py``, ``losses.py``) compute, faster, and the tests prove it
+equal to them (float64):
 
     base.py         FastLoop: buffers kept between calls, the per-step product, blocks, chunks
     loops.py        the fast loops of SimpleRNN, LSTM, GRU (one FastLoop subclass per kind)
@@ -13,15 +14,15 @@ Everything here computes what the readable modules (``recurrent.py``, ``cells.py
 
 **The switch.** ``enabled()`` is True unless ``RNNLAB_FAST=0`` is set or ``set_enabled(False)``
 was called (``set_enabled(None)`` goes back to the environment). Off, every recurrent layer runs
-its reference loop (``bptt.ReferenceLoop``). On, a layer on the NumPy backend runs its fast
-loop; within it, ``RNNLAB_FUSED=0`` keeps the fused kernels off and ``RNNLAB_COMPILED=1`` turns
+its reference loop (``bptt.ReferenceLoop``), Dense and the loss their plain products. On, on
+the NumPy backend, they run the forms here (CuPy always runs the plain ones); within them, ``RNNLAB_FUSED=0`` keeps the fused kernels off and ``RNNLAB_COMPILED=1`` turns
 the (opt-in) compiled loops on, as before.
 
 **The one hook.** The readable modules never import this package. ``rnnlab.layers`` imports
 it last, and it registers its fast forms in ``layers/hook.py`` ("recurrent_loop": ``loop_for``,
 "softmax_exp": ``softmax.softmax_exp``, "dense_build" / "dense_forward" / "dense_backward":
-``dense.py``);
-a layer asks the hook for its fast loop on every forward and runs its reference loop on None.
+``dense.py``); a layer asks the hook for its fast loop on every forward and runs its reference
+loop on None.
 """
 from __future__ import annotations
 
