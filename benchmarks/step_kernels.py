@@ -4,7 +4,7 @@
 
 For each config of ``rnnlab.bench`` (the first layer: input width = emb) and each cell (LSTM,
 GRU), times a forward call and a forward + backward call of the layer on the same random data,
-the two paths interleaved (``_Recurrent.FUSED`` False / True), and prints the medians in
+the two paths interleaved (``FastLoop.FUSED`` False / True), and prints the medians in
 microseconds per time step and the speed-up. rnnlab against itself, so no PyTorch column: the
 full-model comparison with PyTorch is ``rnnlab bench``. Needs numba.
 """
@@ -17,15 +17,15 @@ import time
 import numpy as np
 
 from rnnlab.bench import CONFIGS
-from rnnlab.layers import GRU, LSTM, fused
-from rnnlab.layers.recurrent import _Recurrent
+from rnnlab.layers import GRU, LSTM
+from rnnlab.layers.fast import FastLoop, fused
 
 
 def time_layer(layer, x, dy, repeats):
     """Median seconds of forward, and of forward + backward, per path: {(path, phase): s}."""
     out = {}
     for path in ("numpy", "fused") * (repeats + 1):
-        _Recurrent.FUSED = path == "fused"
+        FastLoop.FUSED = path == "fused"
         t0 = time.perf_counter()
         layer.forward(x)
         t1 = time.perf_counter()
@@ -33,7 +33,7 @@ def time_layer(layer, x, dy, repeats):
         t2 = time.perf_counter()
         out.setdefault((path, "forward"), []).append(t1 - t0)
         out.setdefault((path, "train"), []).append(t2 - t0)
-    _Recurrent.FUSED = None
+    FastLoop.FUSED = None
     return {k: statistics.median(v[1:]) for k, v in out.items()}   # the first call of each path warms up
 
 

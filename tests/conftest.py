@@ -18,24 +18,27 @@ def float64():
     rnnlab.set_floatx(previous)
 
 
-@pytest.fixture(params=["numpy", "fused", pytest.param("compiled", marks=pytest.mark.slow)])   # compiled: opt-in
+@pytest.fixture(params=["reference", "numpy", "fused",
+                        pytest.param("compiled", marks=pytest.mark.slow)])   # compiled: opt-in
 def both_kernel_paths(request, monkeypatch):
-    """Run the test on each path of the recurrent layers' loops: their NumPy loops, the fused
-    numba step kernels called once per step, and the compiled loops (``compiled.py``: all steps
-    of the fused path in one call). LSTM and GRU with reset_after have all three; the other
-    layers run their NumPy loops on every path. (The name is older than the third path.)"""
+    """Run the test on each loop of the recurrent layers: the reference loop (``bptt.ReferenceLoop``,
+    the speed package switched off), and the fast loops of ``rnnlab.layers.fast``: NumPy, the
+    fused numba step kernels called once per step, and the compiled loops (``compiled.py``: all
+    steps of the fused path in one call). LSTM and GRU with reset_after have all four; the
+    other layers run their NumPy fast loops on the last three. (The name is older than the
+    third and fourth paths.)"""
     from gradcheck import require_numba
-    from rnnlab.layers import compiled
-    from rnnlab.layers.recurrent import _Recurrent
+    from rnnlab.layers import fast
 
-    if request.param != "numpy":
+    monkeypatch.setattr(fast, "_enabled", request.param != "reference")
+    if request.param in ("fused", "compiled"):
         require_numba()
-    if request.param == "compiled" and not compiled.available():
+    if request.param == "compiled" and not fast.compiled.available():
         if os.environ.get("CI"):
-            raise ImportError(f"CI must test the compiled loops, but {compiled.missing()}")
-        pytest.skip(f"compiled loops: {compiled.missing()}")
-    monkeypatch.setattr(_Recurrent, "FUSED", request.param != "numpy")
-    monkeypatch.setattr(_Recurrent, "COMPILED", request.param == "compiled")
+            raise ImportError(f"CI must test the compiled loops, but {fast.compiled.missing()}")
+        pytest.skip(f"compiled loops: {fast.compiled.missing()}")
+    monkeypatch.setattr(fast.FastLoop, "FUSED", request.param in ("fused", "compiled"))
+    monkeypatch.setattr(fast.FastLoop, "COMPILED", request.param == "compiled")
     return request.param
 
 

@@ -23,7 +23,7 @@ def require_torch():
 def require_numba():
     """The fused LSTM and GRU kernels need numba: outside CI a missing numba skips the test with a reason;
     in CI it is an error (the test extra installs it, so both LSTM paths always run there)."""
-    from rnnlab.layers import fused
+    from rnnlab.layers.fast import fused
 
     if fused.numba is None:
         if os.environ.get("CI"):

@@ -66,10 +66,10 @@ def test_run_benchmark_tiny(cell):
     assert (share is not None and share > 0.05) == any("other processes used" in n for n in res["notes"])
     assert "name" in res["blas"]
     # the result says which loops ran: the fused kernels exactly when the layers use them
-    from rnnlab.layers import fused
-    assert res["fused_kernels"] is (fused.available() and on_cpu)
-    from rnnlab.layers import LSTM
-    assert res["compiled_loops"] is (LSTM(1)._compiled("float32") and on_cpu)   # opt-in: RNNLAB_COMPILED=1
+    from rnnlab.layers import LSTM, fast
+    from rnnlab.layers.fast import fused
+    assert res["fused_kernels"] is (fast.runs_fused(LSTM(1)) and on_cpu)
+    assert res["compiled_loops"] is (fast.runs_compiled(LSTM(1)) and on_cpu)   # opt-in: RNNLAB_COMPILED=1
     assert res["versions"]["numba"] == getattr(fused.numba, "__version__", None)
     json.dumps(res)  # the CLI prints it as JSON
     if _has_torch():

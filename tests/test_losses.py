@@ -4,7 +4,7 @@ import pytest
 
 from gradcheck import numerical_grad, rel_error, require_numba
 from rnnlab import losses
-from rnnlab.layers import compiled
+from rnnlab.layers.fast import compiled, softmax
 
 
 def _ce_reference(z, t, counted):
@@ -49,7 +49,7 @@ def test_cross_entropy_in_row_blocks_equals_all_rows_at_once(float64, monkeypatc
     mask[1, 3] = False
     whole = losses.SoftmaxCrossEntropy()
     expected = whole.forward(z, t, mask=mask), whole.backward().copy()
-    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "ROW_BLOCK", row_block)
+    monkeypatch.setattr(softmax, "ROW_BLOCK", row_block)
     blocked = losses.SoftmaxCrossEntropy()
     assert blocked.forward(z, t, mask=mask) == pytest.approx(expected[0], rel=1e-14)
     np.testing.assert_allclose(blocked.backward(), expected[1], rtol=1e-13, atol=1e-15)
@@ -60,7 +60,7 @@ def test_cross_entropy_shift_choices_equal_per_row_shift_in_float32(monkeypatch,
     """Logits within (-SHIFT_RANGE, SHIFT_RANGE) are not shifted, logits within SHIFT_RANGE of
     each other share one shift; either way loss and gradient must match the per-row shift
     (forced with SHIFT_RANGE = 0) and a float64 reference. Rows 60 apart (per-row) too."""
-    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "_fused", staticmethod(lambda z: False))  # NumPy's form
+    monkeypatch.setattr(softmax, "uses_fused", lambda z: False)  # NumPy's form
     rng = np.random.default_rng(2)
     z = (rng.standard_normal((40, 50)) * 3).astype(np.float32)
     if offsets == "all_large":
@@ -71,7 +71,7 @@ def test_cross_entropy_shift_choices_equal_per_row_shift_in_float32(monkeypatch,
     reference = _ce_reference(z.astype(np.float64), t, np.ones(40, bool))
     shared = losses.SoftmaxCrossEntropy()
     value, dz = shared.forward(z, t), shared.backward().copy()
-    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "SHIFT_RANGE", 0.0)
+    monkeypatch.setattr(softmax, "SHIFT_RANGE", 0.0)
     per_row = losses.SoftmaxCrossEntropy()
     assert value == pytest.approx(per_row.forward(z, t), rel=2e-6)
     np.testing.assert_allclose(dz, per_row.backward(), rtol=1e-5, atol=1e-9)
@@ -97,12 +97,12 @@ def test_cross_entropy_fused_float32_equals_the_numpy_form(monkeypatch, case):
         z[1, :, 3] = 3e4
     fused_loss = losses.SoftmaxCrossEntropy()
     value, grad = fused_loss.forward(z, t, mask=mask), fused_loss.backward().copy()
-    assert losses.SoftmaxCrossEntropy._fused(z.reshape(-1, shape[-1]))
+    assert softmax.uses_fused(z.reshape(-1, shape[-1]))
     with compiled.threads_limit(1):
         one_thread = losses.SoftmaxCrossEntropy()
         assert one_thread.forward(z, t, mask=mask) == value
         np.testing.assert_array_equal(one_thread.backward(), grad)
-    monkeypatch.setattr(losses.SoftmaxCrossEntropy, "_fused", staticmethod(lambda z: False))
+    monkeypatch.setattr(softmax, "uses_fused", lambda z: False)
     numpy_loss = losses.SoftmaxCrossEntropy()
     assert value == pytest.approx(numpy_loss.forward(z, t, mask=mask), rel=1e-6)
     np.testing.assert_allclose(grad, numpy_loss.backward(), rtol=1e-5, atol=1e-9)

@@ -1,4 +1,4 @@
-"""Fit the float32 tanh of layers/fused.py:  tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 9.
+"""Fit the float32 tanh of layers/fast/fused.py:  tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 9.
 
     python tools/fit_tanh.py
 

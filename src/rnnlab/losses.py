@@ -18,8 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .layers import compiled, fused
-from .layers.base import ones_vector
+from .layers import hook
 from .layers.core import log_softmax  # noqa: F401  (the one log-softmax; losses.log_softmax stays importable)
 
 
@@ -40,32 +39,15 @@ class SoftmaxCrossEntropy:
 
         dL/dz_n = (p_n - onehot(t_n)) / count      for counted n,   0 otherwise.
 
-    Written for a 10,000-word vocabulary: forward computes exp(z - shift) once into a buffer
-    that this object keeps (float32 stays float32), a block of rows at a time so that each
-    block stays in cache, and ``backward`` turns that buffer into
-    dL/dz in place over all rows at once: one multiply by a per-row factor 1 / (sum * count),
-    then minus 1 / count at each target. The returned gradient *is* that buffer, so it stays
-    valid until the next ``forward``.
-
-    The shift only keeps exp in range (softmax is the same for any shift), so it is chosen per
-    block of rows from the block's max and min (two reductions over the whole block, cheap):
-    none when all its logits lie in (-SHIFT_RANGE, SHIFT_RANGE) (exp(z) can neither overflow
-    nor vanish: one pass fewer, 4.5 -> 3.9 ms at 700 x 10000); the block's max when they lie
-    within SHIFT_RANGE of each other; else each row's own max. A reduction per row is the bulk
-    of the work for short rows (characters, V = 50: 1.6 ms of it, against 0.1 ms for the
-    block's max and min), and log-sum-exp loses at most about SHIFT_RANGE x float epsilon.
-    Row sums are a GEMV, e @ 1 (short rows: 0.6 -> 0.08 ms).
-
-    That NumPy form (``_blocked_exp``) is the readable one, and what float64, CuPy and an
-    install without numba run. float32 with numba runs ``_fused_exp`` instead: one kernel
-    (``fused.exp_rows``) takes each row's max, exp and sum in one pass, on two threads for
-    large batches, with a vectorized float32 exp (NumPy's is vectorized only on AVX-512 CPUs).
-    The tests hold the two forms equal.
+    Forward computes exp(z - shift) once into a buffer that this object keeps (float32 stays
+    float32), with each row's max as the shift (softmax is the same for any shift; this one
+    keeps exp in range), and ``backward`` turns that buffer into dL/dz in place: one multiply
+    by a per-row factor 1 / (sum * count), then minus 1 / count at each target. The returned
+    gradient *is* that buffer, so it stays valid until the next ``forward``. The speed package
+    has a faster form of the exponentials (``layers/fast/softmax.py``: cache-sized row blocks,
+    fewer shifts, a fused numba kernel on two threads), which the loss asks for through
+    ``layers/hook.py``; the tests hold the two equal.
     """
-
-    ROW_BLOCK = 1 << 17
-    SHIFT_RANGE = 30.0
-    FUSED_MIN_VALUES = 1 << 16   # each thread of the fused kernel gets at least this many logits
 
     def __init__(self, ignore_index: int = -100):
         self.ignore_index = ignore_index
@@ -106,10 +88,8 @@ class SoftmaxCrossEntropy:
         s = xp.empty(N, dtype=z.dtype)
         z_t = xp.empty(N, dtype=z.dtype)
         rows = xp.arange(N)
-        if self._fused(z):
-            self._fused_exp(np.ascontiguousarray(z), e, s, z_t, rows, t_safe)
-        else:
-            self._blocked_exp(z, e, s, z_t, rows, t_safe)
+        if not hook.fast_form("softmax_exp", z, e, s, z_t, rows, t_safe):
+            self._exp(z, e, s, z_t, rows, t_safe)
         per_row = xp.log(s) - z_t  # -log p[t] = log sum exp(z - shift) - (z[t] - shift)
         if all_valid:
             total = float(per_row.sum(dtype=np.float64))
@@ -124,44 +104,13 @@ class SoftmaxCrossEntropy:
         return total / count if count else 0.0
 
     @staticmethod
-    def _fused(z) -> bool:
-        """float32 on the NumPy backend with numba: ``fused.exp_rows`` does each row's max, exp
-        and sum in one pass (NumPy's float32 exp is slow outside AVX-512)."""
-        return z.dtype == np.float32 and backend.backend_name() == "numpy" and fused.available()
-
-    def _fused_exp(self, z, e, s, z_t, rows, t):
-        """e = exp(z - row max), s = row sums, z_t = z[n, t_n] - row max: one kernel call per
-        half of the rows, two threads for large batches (rows are independent: same bits)."""
-        N, V = z.shape
-        shift = np.empty(N, dtype=z.dtype)
-        compiled.run_row_halves(lambda r0, r1: fused.exp_rows(z[r0:r1], e[r0:r1], shift[r0:r1], s[r0:r1]),
-                                N, max(1, self.FUSED_MIN_VALUES // V))
-        np.subtract(z[rows, t], shift, out=z_t)
-
-    def _blocked_exp(self, z, e, s, z_t, rows, t_safe):
-        """The NumPy form of ``_fused_exp``, a block of rows at a time, shift chosen per block."""
+    def _exp(z, e, s, z_t, rows, t):
+        """e = exp(z - m), s = its row sums, z_t = z[n, t_n] - m, with m each row's max."""
         xp = backend.xp
-        N, V = z.shape
-        # Row blocks of about ROW_BLOCK values, so that the block stays in cache through its
-        # passes (max and min, the shift if any, exp, sum); on a GPU one block covers all rows.
-        block = N if backend.backend_name() == "cupy" else max(1, self.ROW_BLOCK // V)
-        ones = ones_vector(V, z.dtype)
-        for r0 in range(0, N, block):
-            r1 = min(N, r0 + block)
-            zb, eb = z[r0:r1], e[r0:r1]
-            top, bottom, R = zb.max(), zb.min(), self.SHIFT_RANGE  # NaN, inf: every test below is False
-            if bool(-R < bottom) and bool(top < R):
-                z_t[r0:r1] = zb[rows[:r1 - r0], t_safe[r0:r1]]          # no shift
-                xp.exp(zb, out=eb)
-            else:
-                if bool(top - bottom < R):
-                    xp.subtract(zb, top, out=eb)                        # one shift for the block
-                else:
-                    xp.subtract(zb, zb.max(axis=1, keepdims=True), out=eb)
-                z_t[r0:r1] = eb[rows[:r1 - r0], t_safe[r0:r1]]          # z[t] - shift, before exp
-                xp.exp(eb, out=eb)
-            xp.matmul(eb, ones, out=s[r0:r1])
-
+        xp.subtract(z, z.max(axis=1, keepdims=True), out=e)
+        z_t[...] = e[rows, t]
+        xp.exp(e, out=e)
+        e.sum(axis=1, out=s)
 
     def backward(self):
         """dL/dlogits (same shape as logits), computed in place in the forward buffer."""

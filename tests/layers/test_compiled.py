@@ -1,4 +1,4 @@
-"""The compiled LSTM time loops (layers/compiled.py): equal to an LSTM layer's own forward and
+"""The compiled LSTM time loops (layers/fast/compiled.py): equal to an LSTM layer's own forward and
 backward (its NumPy loops and its fused-kernel loops) in float64 to 1e-12, close in float32,
 identical bit for bit with 1 and 2 threads, and clear errors on wrong buffers."""
 import os
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab.layers import GRU, LSTM, compiled
+from rnnlab.layers import GRU, LSTM
+from rnnlab.layers.fast import compiled
 
 # lengths 7, 0 and partial: masked tails, an all-masked row, full rows
 LENGTHS = np.array([7, 3, 0, 7, 5, 1, 7, 6, 2])
@@ -136,9 +137,6 @@ def test_one_and_two_threads_give_identical_bits(kind, dtype):
             Hs, gates, HZ = compiled.gru_forward(xz, U, b_rec, h0, mask=mask, threads=threads)
             grads = compiled.gru_backward(gates, HZ, U, Hs, dH, dh, mask=mask, threads=threads)
             results.append((Hs, gates, HZ) + grads)
-        recorded = compiled.choices()[f"{kind},{T},{B},{H},{np.dtype(dtype)}"]
-        assert recorded["blocks"] == [[0, 9], [9, 17]] and recorded["threads"] == threads
-        assert recorded["forward"] in ("stored", "transposed") and recorded["backward"] in ("stored", "transposed")
     for one, two in zip(*results):
         assert one.dtype == dtype
         np.testing.assert_array_equal(one, two)
@@ -196,24 +194,6 @@ def test_threads_follow_the_blas_setting_the_process_was_started_with(monkeypatc
     seen.clear()
     compiled.run_row_halves(lambda r0, r1: seen.append((r0, r1)), 10, 6)   # halves below min_rows
     assert seen == [(0, 10)]
-
-
-def test_recorded_layouts_are_fixed_by_set_choices(monkeypatch):
-    """A run resumed in another process makes the same (timed) choices: set_choices fixes them."""
-    require_compiled()
-    monkeypatch.setattr(compiled, "_layouts", {})
-    monkeypatch.setattr(compiled, "_choices", {})
-    compiled.set_choices({"lstm,5,3,2,float64": {"blocks": [[0, 3]], "threads": 1, "forward": "transposed",
-                                                 "backward": "stored"}})
-    rng = np.random.default_rng(0)
-    Hs, Cs, TC, gates = compiled.lstm_forward(rng.standard_normal((5, 3, 8)), rng.standard_normal((2, 8)))
-    compiled.lstm_backward(gates, rng.standard_normal((2, 8)), Hs, Cs, TC, rng.standard_normal((5, 3, 2)))
-    assert compiled.choices() == {"lstm,5,3,2,float64": {"blocks": [[0, 3]], "threads": 1,
-                                                         "forward": "transposed", "backward": "stored"}}
-    with pytest.raises(ValueError, match="'lstm,5,3,2,float64': forward must be 'stored' or 'transposed'"):
-        compiled.set_choices({"lstm,5,3,2,float64": {"forward": "sideways"}})
-    with pytest.raises(ValueError, match="not of the form 'kind,T,B,H,dtype'"):
-        compiled.set_choices({"5,3,2": {}})
 
 
 def test_wrong_buffers_are_named_in_the_error():

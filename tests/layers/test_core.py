@@ -109,7 +109,7 @@ def test_dense_nan_input_names_layer():
 @pytest.mark.parametrize("shape", [(64, 256), (7, 200), (33, 512)])
 def test_transpose_into_matches_transpose_for_blocked_and_plain_copies(shape):
     # rows 256 or 512 float32 values apart (1 KB multiples) take the blocked copy; 200 the plain one
-    from rnnlab.layers.base import transpose_into
+    from rnnlab.layers.fast.base import transpose_into
 
     src = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     column_block = src[:, shape[1] // 4:]           # a strided view, as the GRU passes U[:, 2H:]

@@ -1,4 +1,4 @@
-"""The fused LSTM and GRU kernels (layers/fused.py): the float32 tanh, agreement with the NumPy
+"""The fused LSTM and GRU kernels (layers/fast/fused.py): the float32 tanh, agreement with the NumPy
 loops in float64 and float32, NaN propagation, that the switches pick the path they say.
 (test_recurrent.py and the PyTorch parity tests run every check on both paths as well.)"""
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 
 from gradcheck import check_layer_gradients, require_numba
 from rnnlab import backend
-from rnnlab.layers import GRU, LSTM, compiled, fused
-from rnnlab.layers.recurrent import _Recurrent
+from rnnlab.layers import GRU, LSTM
+from rnnlab.layers.fast import FastLoop, compiled, fused, loop_for
 
 MASK = np.array([[1, 1, 1, 0, 0, 0, 0],
                  [1, 0, 1, 1, 1, 1, 1],
@@ -42,8 +42,8 @@ def test_float32_tanh_is_within_6_ulps_and_keeps_nan_and_limits(how):
 def run_layer(cls, fused_on, monkeypatch, x, mask=None, seed=0):
     """Forward and backward of one layer (outputs, states and every gradient), on one path (the
     fused kernels called per step: the compiled loops are test_compiled.py's)."""
-    monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
-    monkeypatch.setattr(_Recurrent, "COMPILED", False)
+    monkeypatch.setattr(FastLoop, "FUSED", fused_on)
+    monkeypatch.setattr(FastLoop, "COMPILED", False)
     layer = cls(6, return_sequences=True, return_state=True, seed=seed, bias_initializer="uniform:0.5")
     rng = np.random.default_rng(seed + 1)
     n_states = 2 if cls is LSTM else 1
@@ -70,7 +70,7 @@ def test_fused_equals_numpy_loops_in_float64(float64, monkeypatch, cls, mask):
 @pytest.mark.parametrize("mask", [None, MASK], ids=["unmasked", "masked"])
 def test_fused_float64_gradient_check(float64, monkeypatch, cls, mask):
     require_numba()
-    monkeypatch.setattr(_Recurrent, "FUSED", True)
+    monkeypatch.setattr(FastLoop, "FUSED", True)
     layer = cls(3, return_sequences=True, return_state=True, seed=2, bias_initializer="uniform:0.5")
     check_layer_gradients(layer, np.random.default_rng(6).standard_normal((4, 7, 2)),
                           {"mask": mask} if mask is not None else {})
@@ -105,8 +105,8 @@ def test_switch_picks_the_path(monkeypatch, cls, kernels, loops):
     for fused_on, compiled_on, _, _ in paths:
         # compile first: numba compiles a loop by reading the kernels it calls from the module,
         # which must still hold the kernels then, not the counting wrappers below
-        monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
-        monkeypatch.setattr(_Recurrent, "COMPILED", compiled_on)
+        monkeypatch.setattr(FastLoop, "FUSED", fused_on)
+        monkeypatch.setattr(FastLoop, "COMPILED", compiled_on)
         layer = cls(4, return_sequences=True, seed=0)
         layer.backward(np.ones_like(layer.forward(x)))
 
@@ -122,8 +122,8 @@ def test_switch_picks_the_path(monkeypatch, cls, kernels, loops):
     for name in loops:
         count(compiled, name)
     for fused_on, compiled_on, per_kernel, per_loop in paths:
-        monkeypatch.setattr(_Recurrent, "FUSED", fused_on)
-        monkeypatch.setattr(_Recurrent, "COMPILED", compiled_on)
+        monkeypatch.setattr(FastLoop, "FUSED", fused_on)
+        monkeypatch.setattr(FastLoop, "COMPILED", compiled_on)
         calls.update({name: 0 for name in kernels + loops})
         layer = cls(4, return_sequences=True, seed=0)
         layer.backward(np.ones_like(layer.forward(x)))
@@ -133,7 +133,7 @@ def test_switch_picks_the_path(monkeypatch, cls, kernels, loops):
 def test_nan_input_reaches_the_output(monkeypatch):
     """No fast-math 'no NaNs' assumption: a NaN must survive the kernels (training stops on it)."""
     require_numba()
-    monkeypatch.setattr(_Recurrent, "FUSED", True)
+    monkeypatch.setattr(FastLoop, "FUSED", True)
     layer = LSTM(4, return_sequences=True, seed=0)
     x = np.ones((2, 3, 2), np.float32)
     layer.check_finite = lambda *args, **kwargs: None     # let the NaN past the input check
@@ -143,20 +143,20 @@ def test_nan_input_reaches_the_output(monkeypatch):
 
 
 def test_switches(monkeypatch):
-    assert not GRU(2, reset_after=False)._fused(np.float32)   # no kernels for this form
+    assert not loop_for(GRU(2, reset_after=False))._fused(np.float32)   # no kernels for this form
     layer = LSTM(2)
-    monkeypatch.setattr(_Recurrent, "FUSED", False)
-    assert not layer._fused(np.float32)
-    monkeypatch.setattr(_Recurrent, "FUSED", None)
+    monkeypatch.setattr(FastLoop, "FUSED", False)
+    assert not loop_for(layer)._fused(np.float32)
+    monkeypatch.setattr(FastLoop, "FUSED", None)
     monkeypatch.setenv("RNNLAB_FUSED", "0")
-    assert not layer._fused(np.float32)
+    assert not loop_for(layer)._fused(np.float32)
     monkeypatch.setattr(fused, "numba", None)
     monkeypatch.delenv("RNNLAB_FUSED")
-    assert not layer._fused(np.float32)       # numba absent: the NumPy loops, silently
-    monkeypatch.setattr(_Recurrent, "FUSED", True)
+    assert not loop_for(layer)._fused(np.float32)       # numba absent: the NumPy loops, silently
+    monkeypatch.setattr(FastLoop, "FUSED", True)
     with pytest.raises(RuntimeError, match="needs numba"):
-        layer._fused(np.float32)
-    assert not layer._fused(np.float16)       # no kernel for float16: the NumPy loops
+        loop_for(layer)._fused(np.float32)
+    assert not loop_for(layer)._fused(np.float16)       # no kernel for float16: the NumPy loops
 
 
 def test_compiled_switches(monkeypatch):
@@ -164,24 +164,24 @@ def test_compiled_switches(monkeypatch):
     kernels run; True without what it needs is a clear error."""
     require_numba()
     layer = LSTM(2)
-    monkeypatch.setattr(_Recurrent, "FUSED", True)
-    monkeypatch.setattr(_Recurrent, "COMPILED", None)
+    monkeypatch.setattr(FastLoop, "FUSED", True)
+    monkeypatch.setattr(FastLoop, "COMPILED", None)
     monkeypatch.delenv("RNNLAB_COMPILED", raising=False)
-    assert not layer._compiled(np.float32)    # opt-in: off unless RNNLAB_COMPILED=1
+    assert not loop_for(layer)._compiled(np.float32)    # opt-in: off unless RNNLAB_COMPILED=1
     monkeypatch.setenv("RNNLAB_COMPILED", "1")
-    assert layer._compiled(np.float32) is compiled.available()
+    assert loop_for(layer)._compiled(np.float32) is compiled.available()
     monkeypatch.setenv("RNNLAB_COMPILED", "0")
-    assert not compiled.available() and not layer._compiled(np.float32)
+    assert not compiled.available() and not loop_for(layer)._compiled(np.float32)
     assert "RNNLAB_COMPILED=0" in compiled.missing()
-    monkeypatch.setattr(_Recurrent, "COMPILED", True)
+    monkeypatch.setattr(FastLoop, "COMPILED", True)
     with pytest.raises(RuntimeError, match="COMPILED = True, but RNNLAB_COMPILED=0"):
-        layer._compiled(np.float32)
+        loop_for(layer)._compiled(np.float32)
     monkeypatch.delenv("RNNLAB_COMPILED")
-    monkeypatch.setattr(_Recurrent, "FUSED", False)
-    assert not layer._compiled(np.float32)    # built from the fused kernels: off with them
-    monkeypatch.setattr(_Recurrent, "FUSED", True)
-    assert not GRU(2, reset_after=False)._compiled(np.float32)
-    assert not layer._compiled(np.float16)
+    monkeypatch.setattr(FastLoop, "FUSED", False)
+    assert not loop_for(layer)._compiled(np.float32)    # built from the fused kernels: off with them
+    monkeypatch.setattr(FastLoop, "FUSED", True)
+    assert not loop_for(GRU(2, reset_after=False))._compiled(np.float32)
+    assert not loop_for(layer)._compiled(np.float16)
 
 
 @pytest.mark.parametrize("cls", [LSTM, GRU])
@@ -192,16 +192,16 @@ def test_projection_in_chunks_is_exact(float64, monkeypatch, cls):
     x = np.random.default_rng(8).standard_normal((4, 7, 3))
     whole = run_layer(cls, True, monkeypatch, x, MASK)
     gates = cls.GATES
-    monkeypatch.setattr(_Recurrent, "PROJECTION_CHUNK", 2 * 4 * gates * 6)
-    monkeypatch.setattr(_Recurrent, "PROJECTION_MIN_ROWS", 1)
+    monkeypatch.setattr(FastLoop, "PROJECTION_CHUNK", 2 * 4 * gates * 6)
+    monkeypatch.setattr(FastLoop, "PROJECTION_MIN_ROWS", 1)
     calls = []
-    original = _Recurrent._projected_chunks
+    original = FastLoop._projected_chunks
 
     def recording(self, X):
         for start, stop in original(self, X):
             calls.append((start, stop))
             yield start, stop
-    monkeypatch.setattr(_Recurrent, "_projected_chunks", recording)
+    monkeypatch.setattr(FastLoop, "_projected_chunks", recording)
     chunked = run_layer(cls, True, monkeypatch, x, MASK)
     assert calls == [(0, 2), (2, 4), (4, 6), (6, 7)]
     for a, b in zip(whole, chunked):

@@ -34,7 +34,8 @@ import rnnlab
 from rnnlab import backend
 from rnnlab import layers as L
 from rnnlab import validate
-from rnnlab.layers import fused
+from rnnlab.layers import fast
+from rnnlab.layers.fast import fused
 from rnnlab.layers.kinds import N_STATES, layer_class
 from rnnlab.models.stack import SequencePooling
 
@@ -70,7 +71,7 @@ class Case:
     mask: np.ndarray         # (B, T) bool, any pattern (holes, all False rows)
     fused: bool
     transposed: bool         # the per-step product's orientation (forced: no timing, deterministic)
-    block_steps: int         # steps per block of backward factors (speed.FastPath.FACTOR_BLOCK)
+    block_steps: int         # steps per block of backward factors (fast.FastLoop.FACTOR_BLOCK)
     chunk_steps: int | None  # steps per chunk of the input projection (None: one GEMM for all)
     seed: int
 
@@ -80,12 +81,13 @@ class Case:
         if bidirectional:
             layer = L.Bidirectional(layer, merge_mode=merge_mode)
         for sub in layer.sublayers if bidirectional else [layer]:
-            # the speed machinery's paths (speed.py), chosen per example rather than by size
-            sub.FUSED, sub.TRANSPOSED_PRODUCTS = self.fused, self.transposed
+            # the fast loop's paths (rnnlab.layers.fast), chosen per example rather than by size
+            loop = fast.loop_for(sub)
+            loop.FUSED, loop.TRANSPOSED_PRODUCTS = self.fused, self.transposed
             gate_values = self.B * sub.GATES * self.H
-            sub.FACTOR_BLOCK = self.block_steps * gate_values
+            loop.FACTOR_BLOCK = self.block_steps * gate_values
             if self.chunk_steps is not None:
-                sub.PROJECTION_CHUNK, sub.PROJECTION_MIN_ROWS = self.chunk_steps * gate_values, 1
+                loop.PROJECTION_CHUNK, loop.PROJECTION_MIN_ROWS = self.chunk_steps * gate_values, 1
         return layer
 
     @property

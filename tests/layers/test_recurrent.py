@@ -9,7 +9,7 @@ from gradcheck import check_layer_gradients, numerical_grad, rel_error
 from rnnlab.layers import (GRU, LSTM, Bidirectional, GRUCell, LSTMCell, RNNCell, ShapeError, SimpleRNN,
                            layer_from_dict, layer_to_dict)
 
-# every test on each kernel path: the NumPy loops, the fused numba kernels per step, the compiled loops
+# every test on each loop: the reference loop, the NumPy fast loops, the fused numba kernels per step, the compiled loops
 pytestmark = pytest.mark.usefixtures("both_kernel_paths")
 
 KINDS = ["rnn", "lstm", "gru", "gru_reset_before"]
@@ -76,6 +76,7 @@ def test_layer_gradients_with_mask_or_lengths(float64, kind, how):
 def test_backward_in_blocks_of_steps_is_exact(float64, monkeypatch, kind, mask):
     """LSTM and GRU compute their backward factors a block of steps at a time; blocks of 2 steps
     over T = 5 (2 + 2 + 1) must give the gradients of one block over all steps, and pass the check."""
+    from rnnlab.layers.fast.loops import LOOPS
     cls = LSTM if kind == "lstm" else GRU
 
     def run():
@@ -86,7 +87,7 @@ def test_backward_in_blocks_of_steps_is_exact(float64, monkeypatch, kind, mask):
         return [dx, *layer.dinitial_state, *layer.grads]
 
     whole = run()
-    monkeypatch.setattr(cls, "FACTOR_BLOCK", 2 * B * cls.GATES * H)
+    monkeypatch.setattr(LOOPS[kind], "FACTOR_BLOCK", 2 * B * cls.GATES * H)   # the fast loop's blocks
     blocked = run()
     for a, b in zip(whole, blocked):
         np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-13)
@@ -100,7 +101,7 @@ def test_transposed_step_products_are_exact(float64, monkeypatch, kind, options,
     """The per-step products h U and dz U^T may run as (U^T h^T)^T and (U dz^T)^T (whichever is
     faster here); forcing each orientation must give the same outputs and gradients, and the
     transposed one must pass the gradient check too."""
-    from rnnlab.layers.recurrent import _Recurrent
+    from rnnlab.layers.fast import FastLoop
 
     def run():
         layer = make(kind, return_sequences=True, return_state=True, **options)
@@ -109,9 +110,9 @@ def test_transposed_step_products_are_exact(float64, monkeypatch, kind, options,
         dx = layer.backward(dy, [np.ones_like(h) * (-1) ** k for k, h in enumerate(states)])
         return [y, *states, dx, *layer.dinitial_state, *layer.grads]
 
-    monkeypatch.setattr(_Recurrent, "TRANSPOSED_PRODUCTS", False)
+    monkeypatch.setattr(FastLoop, "TRANSPOSED_PRODUCTS", False)
     plain = run()
-    monkeypatch.setattr(_Recurrent, "TRANSPOSED_PRODUCTS", True)
+    monkeypatch.setattr(FastLoop, "TRANSPOSED_PRODUCTS", True)
     transposed = run()
     for a, b in zip(plain, transposed):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
@@ -119,27 +120,26 @@ def test_transposed_step_products_are_exact(float64, monkeypatch, kind, options,
                           {"mask": mask} if mask is not None else {})
 
 
-def test_orientation_is_timed_once_per_shape(monkeypatch, both_kernel_paths):
-    """With TRANSPOSED_PRODUCTS unset, the layer times both orientations once per product shape
-    and reuses the answer (on the compiled path the compiled loops time their weight layouts
-    instead, once per direction, and the layer's own products are never timed)."""
-    from rnnlab.layers import compiled, speed
+def test_orientation_follows_the_shapes(monkeypatch, both_kernel_paths):
+    """The per-step products' orientation is the rule's answer for each product shape
+    (``orientation.py``), asked of the layer's loops, or on the compiled path of the compiled
+    loops for their weight layouts (then the layer's own products are never asked for); the
+    reference loop has no such choice."""
+    from rnnlab.layers.fast import base, compiled
 
     calls, layouts = [], []
-    monkeypatch.setattr(speed, "_ORIENTATION", {})
-    monkeypatch.setattr(speed, "time_orientations", lambda *shape: calls.append(shape) or True)
-    monkeypatch.setattr(compiled, "_layouts", {})
-    monkeypatch.setattr(compiled, "_time_layouts", lambda direction, W, nb: layouts.append(
-        (direction, W.shape, nb)) or True)
+    monkeypatch.setattr(base, "transposed_products", lambda *shape: calls.append(shape) or True)
+    monkeypatch.setattr(compiled, "compiled_weight_transposed", lambda *shape: layouts.append(shape) or True)
     layer = LSTM(3, return_sequences=True, seed=0)
-    for _ in range(2):
-        layer.forward(np.ones((2, 4, 5), np.float32))
-        layer.backward(np.ones((2, 4, 3), np.float32))
-    if both_kernel_paths == "compiled":
-        assert calls == [] and sorted(layouts) == [("backward", (3, 12), 2), ("forward", (3, 12), 2)]
+    layer.forward(np.ones((2, 4, 5), np.float32))
+    layer.backward(np.ones((2, 4, 3), np.float32))
+    if both_kernel_paths == "reference":
+        assert calls == [] and layouts == []
+    elif both_kernel_paths == "compiled":
+        assert calls == [] and sorted(layouts) == [("backward", 2, 3, 12), ("forward", 2, 3, 12)]
     else:
-        # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3); each timed once
-        assert sorted(shape[:3] for shape in calls) == [(2, 3, 12), (2, 12, 3)] and layouts == []
+        # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3)
+        assert sorted(set(calls)) == [(2, 3, 12), (2, 12, 3)] and layouts == []
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
@@ -375,7 +375,7 @@ def test_bidirectional_directions_at_once_equal_in_turn(monkeypatch, both_kernel
     each compiled loop runs on), and give the bits of one direction after the other: outputs,
     states, dx, every gradient, dinitial_state. On the other paths they run in turn."""
     from rnnlab import backend
-    from rnnlab.layers import compiled
+    from rnnlab.layers.fast import FastLoop, compiled
 
     previous = backend.floatx()
     backend.set_floatx(np.dtype(dtype).name)
@@ -391,7 +391,7 @@ def test_bidirectional_directions_at_once_equal_in_turn(monkeypatch, both_kernel
                 (threading.get_ident(), compiled.default_threads())) or loop(*a, **k))
         runs = {}
         for at_once in (False, None):
-            monkeypatch.setattr(Bidirectional, "DIRECTIONS_AT_ONCE", at_once)
+            monkeypatch.setattr(FastLoop, "DIRECTIONS_AT_ONCE", at_once)
             layer = Bidirectional(make(kind, units=5, return_sequences=True, return_state=True))
             y, *states = layer.forward(x, lengths=lengths)
             dy = np.random.default_rng(4).standard_normal(y.shape).astype(dtype)
@@ -405,16 +405,17 @@ def test_bidirectional_directions_at_once_equal_in_turn(monkeypatch, both_kernel
             assert t_f == t_b and n_f == n_b == compiled.default_threads()   # in turn: one thread
             assert t_f2 != t_b2 and n_f2 == n_b2 == 1        # at once: two threads, each loop on 1
         else:
-            assert threads == [] and not layer._at_once()
+            assert threads == []
     finally:
         backend.set_floatx(previous)
 
 
 def test_bidirectional_directions_at_once_needs_the_compiled_loops(monkeypatch):
-    from rnnlab.layers.recurrent import _Recurrent
+    from rnnlab.layers import fast
 
-    monkeypatch.setattr(_Recurrent, "COMPILED", False)
-    monkeypatch.setattr(Bidirectional, "DIRECTIONS_AT_ONCE", True)
+    monkeypatch.setattr(fast, "_enabled", True)       # a setting of the fast loops, on every path
+    monkeypatch.setattr(fast.FastLoop, "COMPILED", False)
+    monkeypatch.setattr(fast.FastLoop, "DIRECTIONS_AT_ONCE", True)
     with pytest.raises(RuntimeError, match="DIRECTIONS_AT_ONCE = True needs the compiled loops"):
         Bidirectional(SimpleRNN(2)).forward(np.zeros((1, 2, 3), np.float32))
 

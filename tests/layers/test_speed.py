@@ -1,57 +1,32 @@
-"""layers/speed.py: the timed orientation choices a resumed run records and fixes."""
+"""layers/fast/orientation.py: the per-step product's orientation is a rule of the shapes, never a timing."""
 import numpy as np
-import pytest
 
-from rnnlab.layers import LSTM, compiled, speed
-from rnnlab.layers.recurrent import _Recurrent
+from rnnlab.bench import CONFIGS
+from rnnlab.layers import LSTM
+from rnnlab.layers.fast import FastLoop, loop_for, orientation
 
 
-def test_timed_choices_round_trip_and_fixed_choices_are_not_timed_again(monkeypatch):
-    monkeypatch.setattr(speed, "_ORIENTATION", {})
-    monkeypatch.setattr(compiled, "_choices", {})
-    monkeypatch.setattr(_Recurrent, "COMPILED", False)     # the compiled loops: the next test
-    calls = []
-    monkeypatch.setattr(speed, "time_orientations", lambda *shape: calls.append(shape) or False)
-    speed.set_timed_choices({"2,3,12,float32": "transposed", "2,12,3,float32": "plain"})
-    assert speed.timed_choices() == {"2,12,3,float32": "plain", "2,3,12,float32": "transposed"}
+def test_the_rule_picks_the_transposed_product_for_few_rows_and_a_large_weight():
+    picks = {name: (orientation.transposed_products(c.batch, c.hidden, 4 * c.hidden),
+                    orientation.transposed_products(c.batch, 4 * c.hidden, c.hidden)) for name, c in CONFIGS.items()}
+    assert picks == {"ptb-small": (False, False), "ptb-medium": (True, True), "char": (True, True),
+                     "long-small": (False, False)}
+    assert not orientation.transposed_products(65, 650, 2600)        # many rows: plain
+    assert orientation.compiled_weight_transposed("forward", 10, 650, 2600)
+    assert not orientation.compiled_weight_transposed("backward", 10, 650, 2600)
+    assert not orientation.compiled_weight_transposed("forward", 32, 512, 2048)
+
+
+def test_a_layer_asks_the_rule_for_each_product(monkeypatch):
+    """The choice is the rule's answer for the shape (so two processes agree however busy the
+    machine): the layer asks it for each of its two products."""
+    from rnnlab.layers.fast import base
+    monkeypatch.setattr(FastLoop, "COMPILED", False)     # the compiled loops ask their own rule
+    asked = []
+    monkeypatch.setattr(base, "transposed_products", lambda B, K, N: asked.append((B, K, N)) or True)
     layer = LSTM(3, return_sequences=True, seed=0)
     layer.forward(np.ones((2, 4, 5), np.float32))
     layer.backward(np.ones((2, 4, 3), np.float32))
-    assert calls == []                       # both products' shapes were fixed: nothing timed
-    assert layer._transposed_is_faster(2, 3, 12, "float32") is True
-
-
-def test_set_timed_choices_names_a_bad_entry():
-    with pytest.raises(ValueError, match="'2,3': 'plain' is not of the form"):
-        speed.set_timed_choices({"2,3": "plain"})
-    with pytest.raises(ValueError, match="'fast'"):
-        speed.set_timed_choices({"2,3,12,float32": "fast"})
-
-
-def test_timed_choices_carry_the_compiled_loops_layouts(monkeypatch):
-    """The compiled loops' weight layouts travel in timed_choices under "compiled": set in a new
-    process, they are not timed again, and timed_choices lists them again (a resumed run records
-    them in its next checkpoint). A record without the entry (older checkpoints) still loads."""
-    for name in ("_ORIENTATION",):
-        monkeypatch.setattr(speed, name, {})
-    monkeypatch.setattr(compiled, "_choices", {})
-    monkeypatch.setattr(compiled, "_layouts", {})
-    timed = []
-    monkeypatch.setattr(compiled, "_time_layouts", lambda *args: timed.append(args) or False)
-    recorded = {"2,3,12,float32": "plain",
-                "compiled": {"lstm,4,2,3,float32": {"forward": "transposed", "backward": "stored"}}}
-    speed.set_timed_choices(recorded)
-    assert speed.timed_choices() == recorded
-    assert compiled._layouts == {("lstm", "forward", 2, 3, "float32"): True,
-                                 ("lstm", "backward", 2, 3, "float32"): False}
-    if compiled.available():
-        monkeypatch.setattr(_Recurrent, "COMPILED", True)
-        monkeypatch.setattr(_Recurrent, "FUSED", True)
-        layer = LSTM(3, return_sequences=True, seed=0)
-        layer.forward(np.ones((2, 4, 5), np.float32))
-        layer.backward(np.ones((2, 4, 3), np.float32))
-        assert timed == []
-        assert speed.timed_choices()["compiled"]["lstm,4,2,3,float32"]["forward"] == "transposed"
-    speed.set_timed_choices({"2,3,12,float32": "plain"})      # the older format
-    with pytest.raises(ValueError, match="compiled loop choice"):
-        speed.set_timed_choices({"compiled": {"lstm,4": {}}})
+    # forward: h (2, 3) @ U (3, 12); backward: dz (2, 12) @ U^T (12, 3)
+    assert sorted(set(asked)) == [(2, 3, 12), (2, 12, 3)]
+    assert loop_for(layer)._transposed(2, 3, 12) is True

@@ -46,8 +46,8 @@ What a result holds (``run_benchmark`` returns a dict; the keys the CLI promises
 - ``backend``, ``device``, ``torch_device``: where each side ran (``device="cuda"``: rnnlab on
   CuPy, PyTorch on CUDA, i.e. cuDNN's LSTM/GRU).
 - ``fused_kernels``: whether rnnlab's layers ran the fused numba step kernels
-  (``layers/fused.py``), with ``versions["numba"]``; ``compiled_loops``: whether they ran
-  their whole time loops as compiled calls (``layers/compiled.py``), with ``versions["scipy"]``.
+  (``layers/fast/fused.py``), with ``versions["numba"]``; ``compiled_loops``: whether they ran
+  their whole time loops as compiled calls (``layers/fast/compiled.py``), with ``versions["scipy"]``.
 - ``blas``: NumPy's BLAS as threadpoolctl reports it (name, version, kernel, threads), and
   ``openblas_env`` whether ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` were set (they force
   a kernel when OpenBLAS loads; benchmark with both unset:

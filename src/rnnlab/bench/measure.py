@@ -200,7 +200,7 @@ def gpu_name():
 
 def versions(torch=None) -> dict:
     from .. import __version__
-    from ..layers import fused
+    from ..layers.fast import fused
 
     out = {"rnnlab": __version__, "python": platform.python_version(), "numpy": np.__version__,
            "torch": getattr(torch, "__version__", None)}
@@ -222,10 +222,14 @@ def versions(torch=None) -> dict:
 
 def fused_kernels(cell: str) -> bool:
     """Whether rnnlab's layers of this cell run the fused numba step kernels here."""
-    return layer_class(check_cell(cell))(1)._fused(backend.floatx())
+    from ..layers import fast
+
+    return fast.runs_fused(layer_class(check_cell(cell))(1))
 
 
 def compiled_loops(cell: str) -> bool:
     """Whether rnnlab's layers of this cell run their whole time loops as compiled calls
-    (``layers/compiled.py``: the fused kernels and SciPy's BLAS in one call per direction)."""
-    return layer_class(check_cell(cell))(1)._compiled(backend.floatx())
+    (``layers/fast/compiled.py``: the fused kernels and SciPy's BLAS in one call per direction)."""
+    from ..layers import fast
+
+    return fast.runs_compiled(layer_class(check_cell(cell))(1))

@@ -3,9 +3,7 @@ config's fields, ``config_flags.py``), the run folder's flags, and how flags bec
 the overrides of a resumed run."""
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 from ..train.config import budget_epochs
 from . import seeds
@@ -24,45 +22,12 @@ def add_trainer_flags(parser, config_class, *, with_seeds: bool = True) -> dict:
 
 def add_run_arguments(parser, out_default: str | None = None,
                       out_help: str = "run directory (config, checkpoints, metrics, curves)"):
-    """The "run" group: --out, --resume, --overwrite, --timed-choices; the group."""
+    """The "run" group: --out, --resume, --overwrite; the group."""
     g = parser.add_argument_group("run")
     g.add_argument("--out", metavar="RUN_DIR", default=out_default, help=out_help)
     g.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.npz")
     g.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
-    add_timed_choices_argument(g)
     return g
-
-
-def add_timed_choices_argument(group) -> None:
-    group.add_argument("--timed-choices", metavar="RUN_DIR", help="make the per-step products' timed choices "
-                       "(their orientation, which changes the rounding) those an earlier run recorded in its "
-                       "config.json, so that a new run retraces it exactly on this machine; with --seeds, a "
-                       "--seeds folder gives each seed its own")
-
-
-def read_timed_choices(args) -> dict | None:
-    """The ``timed_choices`` of ``--timed-choices`` (None without it): a run folder's (with
-    ``--seed S``, its ``seed-S`` subfolder's first, as a ``--seeds`` folder holds them) or a
-    ``config.json`` file's. A missing file or record is an error naming the path."""
-    source = getattr(args, "timed_choices", None)
-    if not source:
-        return None
-    if args.resume:
-        raise ValueError("--timed-choices starts a new run; --resume continues with the choices the run recorded")
-    path = Path(source)
-    seed = getattr(args, "seed", None)
-    candidates = [path / f"seed-{seed}" / "config.json"] if seed is not None else []
-    candidates += [path / "config.json", path]
-    file = next((c for c in candidates if c.is_file()), None)
-    if file is None:
-        raise FileNotFoundError(f"--timed-choices {source}: no run folder with a config.json there")
-    try:
-        choices = json.loads(file.read_text(encoding="utf-8")).get("timed_choices")
-    except (ValueError, AttributeError):
-        raise ValueError(f"--timed-choices {source}: {file} is not a run's config.json") from None
-    if not isinstance(choices, dict):
-        raise ValueError(f"--timed-choices {source}: {file} records no timed_choices")
-    return choices
 
 
 def config_fields(args) -> dict:
@@ -87,14 +52,12 @@ def run_training(args, train, make_config, report=None):
         return seeds.run_seeds(args, args.seeds)
     if getattr(args, "jobs", None) is not None:
         raise ValueError("--jobs goes with --seeds")
-    choices = read_timed_choices(args)   # refused beside --resume
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
         result = train(None, args.out, resume=True, overrides=resume_overrides(args))
     else:
-        options = {} if choices is None else {"timed_choices": choices}
-        result = train(make_config(args), args.out, overwrite=args.overwrite, **options)
+        result = train(make_config(args), args.out, overwrite=args.overwrite)
     if args.out:
         print(f"run directory: {args.out}", file=sys.stderr)
     metrics = dict(result.metrics)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from .config_flags import add_config_flags, config_values, given_flags
-from .train_common import add_run_arguments, read_timed_choices, resume_overrides
+from .train_common import add_run_arguments, resume_overrides
 
 
 def register(ctx) -> None:
@@ -49,7 +49,6 @@ def run_command(args):
     from ..train.lm import train_lm
 
     progress = False if args.no_progress else None
-    choices = read_timed_choices(args)   # refused beside --resume, or unreadable, before anything starts
     if args.resume:
         resumable = args.config_class.resumable_fields()
         ignored = given_flags(args, [name for name in args.config_class.field_names() if name not in resumable])
@@ -58,8 +57,7 @@ def run_command(args):
                   f"{', '.join(ignored)}", file=sys.stderr)
         result = train_lm(None, args.out, resume=True, progress=progress, overrides=resume_overrides(args))
     else:
-        result = train_lm(config_from_args(args), args.out, progress=progress, overwrite=args.overwrite,
-                          timed_choices=choices)
+        result = train_lm(config_from_args(args), args.out, progress=progress, overwrite=args.overwrite)
     result = dict(result.metrics)
     where = describe_checkpoint(result)
     line = f"test perplexity {result['perplexity']:.2f} (loss {result['loss']:.4f}"

@@ -291,7 +291,7 @@ def _convert(entry, where):
     """The rnnlab layer for one supported Keras layer config (``entry``'s structure checked by
     ``_read_config``)."""
     from ..layers import core
-    from ..layers.recurrent import Bidirectional
+    from ..layers.bidirectional import Bidirectional
 
     cls, config = entry["class_name"], entry["config"]
     lname = _layer_name(config)
@@ -386,7 +386,7 @@ def _checked_sources(layer, entry, weights, where, key) -> list[tuple[str | None
     attribute of a Bidirectional's direction; each dataset checked (``_datasets``) and of the
     shape the plan gives it. A recurrent layer without bias (``use_bias=False``) has two."""
     from ..layers.core import Dense, Embedding
-    from ..layers.recurrent import Bidirectional
+    from ..layers.bidirectional import Bidirectional
 
     base = f"layers/{key}"
     if isinstance(layer, Bidirectional):

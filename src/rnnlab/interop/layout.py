@@ -157,7 +157,8 @@ def torch_to_keras(kind, state_dict, layer: int | None = 0, reverse: bool = Fals
 
 def _directions(layer):
     """The (sublayer, reverse) pairs of one rnnlab stack entry."""
-    from ..layers.recurrent import Bidirectional, _Recurrent
+    from ..layers.bidirectional import Bidirectional
+    from ..layers.recurrent import _Recurrent
 
     if isinstance(layer, Bidirectional):
         return [(layer.forward_layer, False), (layer.backward_layer, True)]
@@ -245,6 +246,7 @@ def layers_from_torch(module, return_sequences: bool = True, return_state: bool 
     torch layer, wrapped in ``Bidirectional(merge_mode="concat")`` when the module is
     bidirectional. Feed them one after the other (batch first); ``kwargs`` go to each layer."""
     from ..layers import recurrent
+    from ..layers.bidirectional import Bidirectional
 
     kind, num_layers, bidirectional = _module_info(module)
     H = int(module.hidden_size)
@@ -261,7 +263,7 @@ def layers_from_torch(module, return_sequences: bool = True, return_state: bool 
                                         return_sequences=return_sequences, return_state=return_state, **kwargs)
         layer.build((None, D if k == 0 else H * (2 if bidirectional else 1)))
         if bidirectional:
-            layer = recurrent.Bidirectional(layer, merge_mode=merge_mode)
+            layer = Bidirectional(layer, merge_mode=merge_mode)
         layers.append(layer)
     copy_from_torch(module, layers)
     return layers

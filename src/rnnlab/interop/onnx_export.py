@@ -277,7 +277,8 @@ def _lm_output(model):
 
 def _export_sequential(model):
     from ..layers import core
-    from ..layers.recurrent import Bidirectional, _Recurrent
+    from ..layers.bidirectional import Bidirectional
+    from ..layers.recurrent import _Recurrent
 
     if not model.built:
         raise ValueError(f"export_onnx: {model.describe()} is not built: give it an Input layer or run forward once")

@@ -235,7 +235,8 @@ def _host(a):
 
 def _sequential_to_torch(model, torch):
     from ..layers import core
-    from ..layers.recurrent import Bidirectional, _Recurrent
+    from ..layers.bidirectional import Bidirectional
+    from ..layers.recurrent import _Recurrent
 
     where, classes = "to_torch", _classes()
     nn = torch.nn
@@ -352,7 +353,8 @@ def _backend_array(a, dtype):
 
 def _sequential_from_state(model, state):
     from ..layers import core
-    from ..layers.recurrent import Bidirectional, _Recurrent
+    from ..layers.bidirectional import Bidirectional
+    from ..layers.recurrent import _Recurrent
 
     i = 0
     for layer in model.sublayers:

@@ -86,36 +86,6 @@ def reset_name_counts() -> None:
     _name_counts.clear()
 
 
-_ONES: dict = {}
-
-
-def ones_vector(n: int, dtype):
-    """A cached vector of n ones: a bias gradient as one GEMV, 1^T dY, is faster than
-    ``dY.sum(axis=0)`` (a strided reduction over rows). Never write into it."""
-    xp = backend.xp
-    key = (xp.__name__, int(n), np.dtype(dtype).str)
-    a = _ONES.get(key)
-    if a is None:
-        if len(_ONES) > 64:   # shapes change rarely; keep the cache small anyway
-            _ONES.clear()
-        a = _ONES[key] = xp.ones(int(n), dtype=dtype)
-    return a
-
-
-def transpose_into(dst, src):
-    """dst[...] = src.T; for the contiguous U^T the backward loops multiply by.
-
-    When src's rows lie a multiple of 1 KB apart (H = 512: 8 KB), a plain strided copy maps
-    the values it reads to the same few cache sets; copying 16 rows at a time avoids that
-    (timings: benchmarks/README.md)."""
-    if backend.xp is np and src.strides[0] % 1024 == 0:
-        for r in range(0, src.shape[0], 16):
-            dst[:, r:r + 16] = src[r:r + 16].T
-    else:
-        dst[...] = src.T
-    return dst
-
-
 class ShapeError(ValueError):
     """A layer got an input (or mask, or state) of the wrong shape."""
 

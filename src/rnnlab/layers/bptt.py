@@ -13,12 +13,17 @@ from the step after it, and sums the weight gradients of all steps (the weights 
 One function pair per kind: ``rnn_forward`` / ``rnn_backward``, ``lstm_forward`` /
 ``lstm_backward``, ``gru_forward`` / ``gru_backward``. Weights in the Keras layout (as the
 layers': ``layer.kernel, layer.recurrent_kernel, layer.bias``), x (B, T, D), h (B, T, H); no
-masks, no speed tricks. The layers of ``recurrent.py`` compute the same numbers with fast
-loops (``fastloops.py``); the tests hold them to these functions in float64.
+masks, no speed tricks: the tests' oracle.
+
+``ReferenceLoop`` is the same loop as a layer of ``recurrent.py`` runs it, for any kind, with
+initial states and masks (a masked step keeps its states): what a layer runs when the fast
+loops (``rnnlab.layers.fast``) are switched off or do not apply (CuPy). The fast loops compute
+the same numbers; the tests hold both to the functions here in float64.
 """
 from __future__ import annotations
 
 from .. import backend
+from . import steps
 from .steps import (gru_step, gru_step_backward, lstm_step, lstm_step_backward, rnn_step,
                     rnn_step_backward)
 
@@ -128,3 +133,84 @@ def gru_backward(dhs, cache, W, U, dh_last=None):
         if db_rec is not None:
             db[1] += db_rec
     return dx, (dW, dU, db), (dh,)
+
+
+# ---- the loop a layer runs: any kind, with initial states and masks -------------------------------------
+class Mask:
+    """A (B, T) mask in time-major processing order, as the loops use it: m (T, B, 1) 1.0 at
+    real steps, 0.0 at masked ones; keep (T, B, 1) bool: the step is masked, so the states are
+    kept; keepf: keep as floats; partial[t]: some row of step t is masked."""
+
+    def __init__(self, mask_tb, dtype):
+        xp = backend.xp
+        self.m = mask_tb[..., None].astype(dtype)
+        self.keep = ~mask_tb[..., None]
+        self.keepf = self.keep.astype(dtype)
+        self.partial = backend.to_numpy(~xp.all(mask_tb, axis=1)).tolist()
+
+
+class ReferenceLoop:
+    """A recurrent layer's loop over time, written plainly: the cell's step (``steps.step``)
+    at every time step on the layer's weights, its backward (``steps.step_backward``) in
+    reverse, the weight gradients summed over the steps. The interface of a fast loop:
+
+        forward(x, init, mk) -> Hs (T+1, B, H) time-major (Hs[0] the initial h), final states
+        backward(dH, dlast, mk) -> dX (T, B, D), dL/d(initial states); writes layer's grads
+
+    x (B, T, D) in processing order; init: list of (B, H) or None (zeros); mk: ``Mask`` or
+    None. A masked step keeps its states: its new states are the old ones, so its gradient
+    passes to the step before unchanged and it adds nothing to the weight gradients.
+    """
+
+    def __init__(self, layer):
+        self.layer = layer
+        self._cache = None
+
+    def forward(self, x, init, mk):
+        xp, layer = backend.xp, self.layer
+        B, T, _ = x.shape
+        H, W, U = layer.units, layer.kernel, layer.recurrent_kernel
+        states = [xp.zeros((B, H), dtype=W.dtype) for _ in range(layer.N_STATES)] if init is None else list(init)
+        Hs = xp.empty((T + 1, B, H), dtype=W.dtype)
+        Hs[0] = states[0]
+        caches = []
+        for t in range(T):
+            new, cache = steps.step(layer.KIND, x[:, t] @ W + layer.input_bias(), states, U, **layer.step_options())
+            if mk is not None:
+                new = [xp.where(mk.keep[t], old, s) for old, s in zip(states, new)]
+            states = new
+            Hs[t + 1] = states[0]
+            caches.append(cache)
+        self._cache = (x, caches)
+        return Hs, states
+
+    def backward(self, dH, dlast, mk):
+        xp, layer = backend.xp, self.layer
+        x, caches = self._cache
+        B, T, D = x.shape
+        W, U = layer.kernel, layer.recurrent_kernel
+        dW, dU, db = (xp.zeros_like(g) for g in layer._grads)
+        db_in = db[0] if db.ndim == 2 else db
+        dX = xp.empty((T, B, D), dtype=W.dtype)
+        activation = getattr(layer, "activation", "tanh")
+        dstates = [d.copy() for d in dlast]          # what step t+1 sent back to the states of step t
+        for t in reversed(range(T)):
+            dnew = [dstates[0] + dH[t], *dstates[1:]]
+            if mk is not None:                       # a masked row: no step, the gradient passes on
+                dnew, passed = [d * mk.m[t] for d in dnew], [d * mk.keepf[t] for d in dnew]
+            dxz, dstates, dU_t, db_rec = steps.step_backward(layer.KIND, dnew, caches[t], U, activation)
+            if mk is not None:
+                dstates = [d + p for d, p in zip(dstates, passed)]
+            dX[t] = dxz @ W.T
+            dW += x[:, t].T @ dxz                    # shared weights: sum over steps
+            dU += dU_t
+            db_in += dxz.sum(axis=0)
+            if db_rec is not None:
+                db[1] += db_rec
+        for grad, value in zip(layer._grads, (dW, dU, db)):
+            grad[...] = value
+        return dX, dstates
+
+    def run_pair(self, forward_call, backward_call):
+        """The two directions of a bidirectional layer, one after the other."""
+        return forward_call(), backward_call()

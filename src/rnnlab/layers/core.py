@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import backend
 from .. import validate
-from .base import Layer, ShapeError, is_planning, ones_vector
+from . import hook
+from .base import Layer, ShapeError, is_planning
 
 # ---- activations: forward, and derivative expressed through the output y ----------------
 
@@ -93,12 +94,9 @@ class Dense(Layer):
     Weights: ``kernel`` (D, U), ``bias`` (U,).  With h = x W + b and y = f(h):
     dW = x^T dh, db = sum over rows of dh, dx = dh W^T, dh = f'(h) * dy.
 
-    ``kernel`` and ``bias`` are the two parts of one (D+1, U) array [W; b] (and their gradients
-    of one [dW; db]). When the output is wider than the input (U > D, e.g. the decoder of a
-    language model), forward multiplies [x, 1] @ [W; b], so the bias is added inside the GEMM
-    rather than by a pass over the (N, U) output, and backward gets [dW; db] = [x, 1]^T dh as
-    one GEMM (the language model's output layer; timings in benchmarks/README.md). Copying x
-    next to a column of ones costs N D, the bias pass N U: narrower outputs keep h += b.
+    The speed package has a faster form of the products (``layers/fast/dense.py``: kernel and
+    bias as views of one [W; b], the bias added inside the GEMM), asked for through
+    ``layers/hook.py``; the tests hold the two equal.
     """
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
@@ -109,7 +107,6 @@ class Dense(Layer):
         self.use_bias = validate.flag("Dense", "use_bias", use_bias)
         self.kernel_initializer = validate.initializer("Dense", "kernel_initializer", kernel_initializer)
         self.bias_initializer = validate.initializer("Dense", "bias_initializer", bias_initializer)
-        self._x_ones = None
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -117,28 +114,7 @@ class Dense(Layer):
         if self.use_bias:
             self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
             if not is_planning():  # a planned layer allocates nothing
-                self._stack_kernel_and_bias()
-
-    def _stack_kernel_and_bias(self):
-        """Make kernel and bias (and their gradients) views of one [W; b] array (and [dW; db])."""
-        xp = backend.xp
-        D = self.kernel.shape[0]
-        Wb = xp.empty((D + 1, self.units), dtype=self.kernel.dtype)
-        Wb[:D], Wb[D] = self.kernel, self.bias
-        dWb = xp.zeros_like(Wb)
-        self.kernel, self.bias = self._params[0], self._params[1] = Wb[:D], Wb[D]
-        self._grads[0], self._grads[1] = dWb[:D], dWb[D]
-        self._Wb, self._dWb = Wb, dWb
-
-    def _with_ones(self, x2):
-        """[x, 1] (N, D+1), in a buffer kept between calls."""
-        N, D = x2.shape
-        buf = self._x_ones
-        if buf is None or buf.shape != (N, D + 1) or buf.dtype != x2.dtype or not isinstance(buf, backend.xp.ndarray):
-            buf = self._x_ones = backend.xp.empty((N, D + 1), dtype=x2.dtype)
-            buf[:, D] = 1.0
-        buf[:, :D] = x2
-        return buf
+                hook.fast_form("dense_build", self)
 
     def forward(self, x, **kwargs):
         self.check_dtype(x)
@@ -148,27 +124,22 @@ class Dense(Layer):
         self.check_input(x, last_dim=self.kernel.shape[0])
         self.check_finite(x)
         x2 = x.reshape(-1, x.shape[-1])
-        if self.use_bias and self.units > x2.shape[1]:
-            x2 = self._with_ones(x2)
-            h = x2 @ self._Wb                        # x W + b, the bias inside the GEMM
-        else:
+        h = hook.fast_form("dense_forward", self, x2)
+        if h is None:
             h = x2 @ self.kernel
             if self.use_bias:
-                h += self.bias
+                h = h + self.bias
         y = ACTIVATIONS[self.activation][0](h)
         self.cache = (x.shape, x2, y)
         return y.reshape(*x.shape[:-1], self.units)
 
     def backward(self, dout):
         x_shape, x2, y = self.cache
-        xp = backend.xp
         dh = ACTIVATIONS[self.activation][1](y, dout.reshape(-1, self.units))
-        if x2.shape[1] > self.kernel.shape[0]:
-            xp.matmul(x2.T, dh, out=self._dWb)       # [x, 1]^T dh = [dW; db]
-        else:
-            xp.matmul(x2.T, dh, out=self._grads[0])  # out=: no (D, U) temporary to copy
+        if not hook.fast_form("dense_backward", self, x2, dh):
+            self._grads[0][...] = x2.T @ dh
             if self.use_bias:
-                xp.matmul(ones_vector(dh.shape[0], dh.dtype), dh, out=self._grads[1])
+                self._grads[1][...] = dh.sum(axis=0)
         return (dh @ self.kernel.T).reshape(x_shape)
 
     def compute_output_shape(self, input_shape):

@@ -1,4 +1,4 @@
-"""Recurrent layers over whole sequences: ``SimpleRNN``, ``LSTM``, ``GRU``, and ``Bidirectional``.
+"""Recurrent layers over whole sequences: ``SimpleRNN``, ``LSTM``, ``GRU`` (``Bidirectional``: bidirectional.py).
 
 Each layer applies one set of weights at every time step (parameter sharing), so the same
 layer runs on any sequence length T. The step equations are those of ``steps.py``
@@ -22,11 +22,15 @@ Public contract (see docs/ARCHITECTURE.md, "Recurrent layers"):
 - ``go_backwards=True``: processes the sequence from the last step to the first and returns
   the output sequence in that (reversed) order, as Keras.
 
-**Where the speed is.** The time loops (``_forward_loop`` / ``_backward_loop``) are in
-``fastloops.py`` (with the gate-vector form of the sigmoid), built from the machinery of
-``speed.py`` (buffers, the per-step product in the faster orientation, blocks of steps,
-projected chunks) and the fused kernels of ``fused.py``; this module holds the equations, the
-contract and the checks.
+**A layer is its cell plus a loop.** A layer holds the weights of its cell (``cells.py``:
+the same weights, options and config as ``RNNCell`` / ``LSTMCell`` / ``GRUCell``), whose step
+is written once in ``steps.py``, and runs a loop over time, a strategy object with
+``forward(x, init, mask) -> (Hs, final_states)`` and ``backward(dH, dlast, mask) -> (dX,
+dinitial_states)``: the reference loop (``bptt.ReferenceLoop``: the step looped over time, the
+gradients summed, as ``bptt.py`` shows), or a fast loop handed to it through the one hook to
+the speed package (``hook.fast_form("recurrent_loop", layer)``: ``rnnlab.layers.fast``, when
+its switch is on). This module holds the contract, the checks and the layout changes around
+the loop.
 
 Shapes: B batch, T time, D input features, H units, G gates (SimpleRNN 1, LSTM 4, GRU 3).
 """
@@ -34,22 +38,16 @@ from __future__ import annotations
 
 from .. import backend
 from .. import validate
-from . import compiled
-from .base import Layer, ShapeError, layer_from_dict, layer_to_dict
+from . import hook
+from .base import ShapeError
+from .bptt import Mask, ReferenceLoop
 from .cells import GRUWeights, LSTMWeights, RecurrentWeights, RNNWeights
-from .fastloops import GRULoops, LSTMLoops, SimpleRNNLoops
-from .speed import FastPath, Mask
 
 
-class _Recurrent(FastPath, RecurrentWeights):
-    """What SimpleRNN, LSTM and GRU share: arguments, checks, states, layout changes (the
-    weights and their config come from ``cells.RecurrentWeights``, as for the cells).
-
-    A subclass gives two loops over time-major buffers (``fastloops.py``):
-    ``_forward_loop(X, init, mk) -> (Hs, final_states)`` with X (T, B, D+1) and Hs (T+1, B, H)
-    (Hs[0] the initial h), and ``_backward_loop(dH, dlast, mk) -> (dX, dinitial_states)``
-    with dH (T, B, H) the gradient reaching each step's output (it may overwrite it) and
-    ``dlast`` the gradients of the final states; it writes ``grads``.
+class _Recurrent(RecurrentWeights):
+    """What SimpleRNN, LSTM and GRU share: arguments, checks, states, layout changes, and the
+    choice of loop (the weights and their config come from ``cells.RecurrentWeights``, as for
+    the cells; the loop's interface is ``bptt.ReferenceLoop``'s).
     """
 
     def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
@@ -63,7 +61,11 @@ class _Recurrent(FastPath, RecurrentWeights):
         self.states = None          # the carried state of a stateful layer (None: zeros)
         self.dinitial_state = None  # set by backward
         self._cache = None
-        self._buffers: dict = {}
+        self._reference_loop = ReferenceLoop(self)
+
+    def loop(self):
+        """The loop the next forward runs: the fast loop the hook hands out, else the reference loop."""
+        return hook.fast_form("recurrent_loop", self) or self._reference_loop
 
     def build(self, input_shape):
         if len(input_shape) != 2:
@@ -125,13 +127,6 @@ class _Recurrent(FastPath, RecurrentWeights):
             states[k] = s
         return states
 
-    @staticmethod
-    def _set_initial(dst, init, k):
-        if init is None:
-            dst[...] = 0
-        else:
-            dst[...] = init[k]
-
     # ---- checks -----------------------------------------------------------------------------------
     def _check_x(self, x):
         self.check_dtype(x)
@@ -148,7 +143,7 @@ class _Recurrent(FastPath, RecurrentWeights):
         self.check_finite(x)
 
     def _make_mask(self, mask, lengths, x_shape):
-        """The mask in processing order as a ``speed.Mask``, or None when every step is real."""
+        """The mask in processing order as a ``bptt.Mask``, or None when every step is real."""
         xp = backend.xp
         B, T = x_shape[0], x_shape[1]
         if mask is not None and lengths is not None:
@@ -175,12 +170,10 @@ class _Recurrent(FastPath, RecurrentWeights):
         B, T, D = x.shape
         mk = self._make_mask(mask, lengths, x.shape)
         init = self._initial_states(initial_state, x.shape)
-        X = self._buf("X", (T, B, D + 1))     # x time-major, then a column of ones (see _project_inputs)
-        X[:, :, :D] = (x[:, ::-1] if self.go_backwards else x).transpose(1, 0, 2)
-        X[:, :, D] = 1.0
-        Hs, final = self._forward_loop(X, init, mk)
+        loop = self.loop()
+        Hs, final = loop.forward(x[:, ::-1] if self.go_backwards else x, init, mk)
         final = [s.copy() for s in final]
-        self._cache = (x.shape, mk)
+        self._cache = (x.shape, mk, loop)
         if self.stateful:
             self.states = [s.copy() for s in final]
         if self.return_sequences:
@@ -201,16 +194,14 @@ class _Recurrent(FastPath, RecurrentWeights):
         xp = backend.xp
         if self._cache is None:
             raise RuntimeError(f"{self.describe()}: backward called before forward")
-        (B, T, D), mk = self._cache
+        (B, T, D), mk, loop = self._cache
         H = self.units
         expected = (B, T, H) if self.return_sequences else (B, H)
         if tuple(dy.shape) != expected:
             raise ShapeError(f"{self.describe()}: expected a gradient of shape {expected} (the output's), "
                              f"got {tuple(dy.shape)}")
-        dH = self._buf("dH", (T, B, H))
-        dlast = [self._buf(f"dlast{k}", (B, H)) for k in range(self.N_STATES)]
-        for d in dlast:
-            d[...] = 0
+        dH = xp.empty((T, B, H), dtype=self.kernel.dtype)
+        dlast = [xp.zeros((B, H), dtype=self.kernel.dtype) for _ in range(self.N_STATES)]
         if self.return_sequences:
             dH[...] = dy.transpose(1, 0, 2)
             if mk is not None:
@@ -230,14 +221,14 @@ class _Recurrent(FastPath, RecurrentWeights):
                     raise ShapeError(f"{self.describe()}: dstates[{k}] must have shape (batch, units) = "
                                      f"{(B, H)}, got {tuple(d.shape)}")
                 dlast[k] += d
-        dX, dinit = self._backward_loop(dH, dlast, mk)
+        dX, dinit = loop.backward(dH, dlast, mk)
         dx = xp.empty((B, T, D), dtype=dX.dtype)
         (dx[:, ::-1] if self.go_backwards else dx)[...] = dX.transpose(1, 0, 2)
         self.dinitial_state = [d.copy() for d in dinit]
         return dx
 
 
-class SimpleRNN(SimpleRNNLoops, _Recurrent, RNNWeights):
+class SimpleRNN(_Recurrent, RNNWeights):
     """Fully connected recurrent layer:  h_t = f(x_t W + h_{t-1} U + b),  f = tanh by default
     (``activation``: tanh, relu, sigmoid, linear).
 
@@ -248,7 +239,7 @@ class SimpleRNN(SimpleRNNLoops, _Recurrent, RNNWeights):
     """
 
 
-class LSTM(LSTMLoops, _Recurrent, LSTMWeights):
+class LSTM(_Recurrent, LSTMWeights):
     """Long short-term memory layer, Keras gate order i, f, c, o.
 
     Weights: kernel W (D, 4H), recurrent_kernel U (H, 4H), bias b (4H,); with
@@ -262,7 +253,7 @@ class LSTM(LSTMLoops, _Recurrent, LSTMWeights):
     """
 
 
-class GRU(GRULoops, _Recurrent, GRUWeights):
+class GRU(_Recurrent, GRUWeights):
     """Gated recurrent unit layer, Keras gate order z, r, h.
 
     Weights: kernel W (D, 3H), recurrent_kernel U (H, 3H), bias (2, 3H) with
@@ -274,165 +265,3 @@ class GRU(GRULoops, _Recurrent, GRUWeights):
     reset_after=False:  hh = tanh(x_t W_h + (r * h_{t-1}) U_h + b_h).
     Backward: ``steps.gru_step_backward`` per step, summed over the steps.
     """
-
-
-class Bidirectional(Layer):
-    """Runs ``layer`` forwards and a copy of it backwards over the sequence, and merges the two.
-
-    The backward copy is built from ``layer.get_config()`` with ``go_backwards`` flipped (its
-    own weights); its output sequence is reversed back so that step t of both lines up with
-    x_t. With a mask or lengths (right padding), the backward pass starts at each sequence's
-    last real step, as PyTorch's packed bidirectional layers.
-
-    ``merge_mode``: "concat" (B, [T,] 2H), "sum", "ave", "mul" (B, [T,] H), or None (a tuple
-    (y_forward, y_backward); then ``backward`` takes a pair of gradients).
-    ``params`` = the forward layer's, then the backward layer's. With ``return_state`` the
-    layer returns ``(y, *forward_states, *backward_states)``; ``initial_state`` and
-    ``backward(dy, dstates)`` take the states in that order, and ``dinitial_state`` lists them so.
-
-    Both directions at once: when the layers run compiled loops (``compiled.py``, which release
-    the GIL), forward and backward run the two directions on two threads (``compiled.run_pair``),
-    each direction's loop on one; the two share nothing but the input, so the results are those
-    of one direction after the other, bit for bit. ``DIRECTIONS_AT_ONCE``: None = then, True/False
-    forces (True still needs the compiled loops).
-    """
-
-    MERGE_MODES = ("concat", "sum", "ave", "mul", None)
-    DIRECTIONS_AT_ONCE = None
-
-    def __init__(self, layer, merge_mode="concat", **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(layer, _Recurrent):
-            raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU layer, got {type(layer).__name__}")
-        validate.choice(self.describe(), "merge_mode", merge_mode, self.MERGE_MODES)
-        self.merge_mode = merge_mode
-        config = layer.get_config()
-        config.update(name=f"backward_{layer.name}", go_backwards=not layer.go_backwards)
-        if layer.seed is not None:
-            config["seed"] = layer.seed + 1  # the two directions must not start equal
-        self.forward_layer = layer
-        self.backward_layer = type(layer).from_config(config)
-        self.sublayers = [self.forward_layer, self.backward_layer]
-        self.units = layer.units
-        self.return_sequences = layer.return_sequences
-        self.return_state = layer.return_state
-        self.dinitial_state = None
-        if layer.built:
-            self.build(layer.input_shape)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        for sub in self.sublayers:
-            if not sub.built:
-                sub.build(input_shape)
-
-    def reset_states(self) -> None:
-        for sub in self.sublayers:
-            sub.reset_states()
-
-    def _at_once(self) -> bool:
-        """Whether the two directions run at once (see ``DIRECTIONS_AT_ONCE``)."""
-        runs_compiled = self.forward_layer._compiled(self.forward_layer.kernel.dtype)
-        if self.DIRECTIONS_AT_ONCE is None:
-            return runs_compiled
-        if self.DIRECTIONS_AT_ONCE and not runs_compiled:
-            raise RuntimeError(f"{self.describe()}: DIRECTIONS_AT_ONCE = True needs the compiled loops "
-                               f"(LSTM or GRU with reset_after, numba and scipy)")
-        return bool(self.DIRECTIONS_AT_ONCE)
-
-    def _both(self, forward_call, backward_call):
-        """(forward_call(), backward_call()): at once on two threads, or one after the other."""
-        if self._at_once():
-            return compiled.run_pair(forward_call, backward_call)
-        return forward_call(), backward_call()
-
-    def _aligned(self, layer, seq):
-        """A go_backwards layer's sequence in input order (a view; reversal is its own inverse)."""
-        return seq[:, ::-1] if layer.go_backwards and self.return_sequences else seq
-
-    def forward(self, x, mask=None, initial_state=None, lengths=None):
-        xp = backend.xp
-        self.check_dtype(x)
-        if getattr(x, "ndim", None) != 3:
-            raise ShapeError(f"{self.describe()}: expected a 3-D input (batch, time, features), "
-                             f"got shape {tuple(getattr(x, 'shape', ()))}")
-        self.maybe_build(x)
-        # mask and lengths checked here too, so that an error names this layer, not a direction
-        context = f" for input of shape {tuple(x.shape)}"
-        if mask is not None and lengths is not None:
-            raise ValueError(f"{self.describe()}: give a mask or lengths, not both")
-        if mask is not None:
-            mask = self.check_mask(mask, tuple(x.shape[:2]), context=context)
-        if lengths is not None:
-            lengths = self.check_lengths(lengths, x.shape[0], x.shape[1], context)
-        n = self.forward_layer.N_STATES
-        init_f = init_b = None
-        if initial_state is not None:
-            if len(initial_state) != 2 * n:
-                raise ShapeError(f"{self.describe()}: initial_state must list {n} forward then {n} backward "
-                                 f"state array(s), got {len(initial_state)}")
-            init_f, init_b = list(initial_state[:n]), list(initial_state[n:])
-        outs = [out if isinstance(out, tuple) else (out,) for out in self._both(
-            lambda: self.forward_layer.forward(x, mask=mask, initial_state=init_f, lengths=lengths),
-            lambda: self.backward_layer.forward(x, mask=mask, initial_state=init_b, lengths=lengths))]
-        y_f, y_b = self._aligned(self.forward_layer, outs[0][0]), self._aligned(self.backward_layer, outs[1][0])
-        self._y = (y_f, y_b)
-        if self.merge_mode == "concat":
-            y = (xp.concatenate([y_f, y_b], axis=-1),)
-        elif self.merge_mode == "sum":
-            y = (y_f + y_b,)
-        elif self.merge_mode == "ave":
-            y = (0.5 * (y_f + y_b),)
-        elif self.merge_mode == "mul":
-            y = (y_f * y_b,)
-        else:
-            y = (xp.ascontiguousarray(y_f), xp.ascontiguousarray(y_b))
-        states = (*outs[0][1:], *outs[1][1:])
-        result = y + states
-        return result if len(result) > 1 else result[0]
-
-    def backward(self, dy, dstates=None):
-        H = self.units
-        y_f, y_b = self._y
-        if self.merge_mode == "concat":
-            dy_f, dy_b = dy[..., :H], dy[..., H:]
-        elif self.merge_mode == "sum":
-            dy_f = dy_b = dy
-        elif self.merge_mode == "ave":
-            dy_f = dy_b = 0.5 * dy
-        elif self.merge_mode == "mul":
-            dy_f, dy_b = dy * y_b, dy * y_f
-        else:
-            dy_f, dy_b = dy
-        n = self.forward_layer.N_STATES
-        dstates = list(dstates) if dstates is not None else []
-        dstates += [None] * (2 * n - len(dstates))
-        dx, dx_b = self._both(
-            lambda: self.forward_layer.backward(self._aligned(self.forward_layer, dy_f), dstates[:n]),
-            lambda: self.backward_layer.backward(self._aligned(self.backward_layer, dy_b), dstates[n:]))
-        dx += dx_b
-        self.dinitial_state = self.forward_layer.dinitial_state + self.backward_layer.dinitial_state
-        return dx
-
-    def compute_output_shape(self, input_shape):
-        shape = self.forward_layer.compute_output_shape(input_shape)
-        y = shape[0] if self.return_state else shape
-        H = self.units
-        if self.merge_mode == "concat":
-            ys = [(*y[:-1], 2 * H)]
-        elif self.merge_mode is None:
-            ys = [y, y]
-        else:
-            ys = [y]
-        if self.return_state:
-            return ys + [(H,)] * (2 * self.forward_layer.N_STATES)
-        return ys if len(ys) > 1 else ys[0]
-
-    def get_config(self):
-        return {**super().get_config(), "layer": layer_to_dict(self.forward_layer), "merge_mode": self.merge_mode}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["layer"] = layer_from_dict(config["layer"])
-        return cls(**config)

@@ -2,7 +2,7 @@
 
 Pure functions on arrays: no layer, no state kept. The cells (``cells.py``), the plain
 unrolled loops over time (``bptt.py``) and the step-by-step decoder of ``models/seq2seq.py``
-all call these; the fast whole-sequence loops (``fastloops.py``, ``fused.py``) compute the
+all call these; the fast whole-sequence loops (``fast/loops.py``, ``fast/fused.py``) compute the
 same equations and the tests prove them equal to these.
 
 Every step takes its input already projected, ``xz = x W + b_in`` (B, G*H): the caller decides

@@ -33,6 +33,8 @@ from typing import Callable
 from .. import validate
 
 # entries that the trainer itself adds to every run's config.json
+# ("timed_choices": written by older versions, when the per-step products' orientation was timed;
+# still accepted so those runs load and resume, and ignored)
 COMMON_RUN_KEYS = ("task", "timed_choices", "params")
 
 # the --help sections of the settings' flags

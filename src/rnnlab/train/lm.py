@@ -414,7 +414,7 @@ class _OnWindow(Callback):
 
 def train_lm(config: LMConfig | None, run_dir=None, resume: bool = False, progress: bool | None = None,
              overrides: dict | None = None, on_window=None, corpus: corpora.Corpus | None = None,
-             overwrite: bool = False, callbacks=(), timed_choices: dict | None = None) -> TrainResult:
+             overwrite: bool = False, callbacks=()) -> TrainResult:
     """Train (or, with ``resume``, continue) a language model; with ``run_dir`` write the run
     folder there, without one train in memory. Returns a ``TrainResult`` whose ``metrics`` are
     the final figures: test ``perplexity``, ``loss``, ``tokens`` (+ ``bits_per_char`` for
@@ -425,13 +425,13 @@ def train_lm(config: LMConfig | None, run_dir=None, resume: bool = False, progre
     change its ``epochs``, ``max_minutes``, ``checkpoint_every``, ``checkpoint_seconds`` or
     ``patience``. ``on_window(epoch, window)``, when given, is called after every training
     window (tests use it to interrupt a run). ``progress``: None shows bars when stderr is a
-    terminal. ``timed_choices``: fix the recurrent layers' timed choices of a new run.
+    terminal.
     """
     callbacks = [*callbacks, *([_OnWindow(on_window)] if on_window is not None else [])]
 
     def trainer_options(task):
         title = f"{task.config.preset or task.corpus.name}: {task.config.cell} {task.config.layers}x{task.config.hidden}"
-        return {"progress": progress, "callbacks": callbacks, "plot_title": title, "timed_choices": timed_choices}
+        return {"progress": progress, "callbacks": callbacks, "plot_title": title}
 
     return train_from_config("lm", LMConfig, lambda c: LMTask(c, corpus=corpus, progress=bool(progress)), config,
                              run_dir, resume=resume, overwrite=overwrite, overrides=overrides,

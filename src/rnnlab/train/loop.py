@@ -3,7 +3,7 @@
 A task supplies its batches, the loss and backward of one batch, and its validation metrics
 (``Task``); the ``Trainer`` owns everything else: epochs and steps, train/eval mode, progress
 bars, metrics.jsonl, best/last checkpoints, exact mid-epoch resume, the time budget, the NaN
-guard, early stopping on a validation metric, curves, and the recorded timed choices.
+guard, early stopping on a validation metric, curves.
 
     task = LMTask(config)                        # any Task
     result = train(task, out="runs/x")           # opens the run folder, fits, closes it
@@ -52,9 +52,7 @@ class Trainer:
     of ``monitor`` before stopping; None: never); ``progress`` (None: bars only when stderr is a
     terminal); ``callbacks``; ``is_writer`` (None: ``dist.is_writer()``, False on ranks other
     than 0 of an mpiexec job); ``all_reduce`` (``f(grads)`` averaging gradients in place across
-    processes; None: under mpiexec ``dist.allreduce_mean_`` weighted by counts); ``timed_choices``
-    (fix the recurrent layers' timed choices of a new run; a resumed run restores its own);
-    ``restore_best`` (evaluate and return the best model rather than the last).
+    processes; None: under mpiexec ``dist.allreduce_mean_`` weighted by counts); ``restore_best`` (evaluate and return the best model rather than the last).
     """
 
     # fields of a task's config that, where present, set the loop (Trainer.from_config)
@@ -67,7 +65,7 @@ class Trainer:
                  max_minutes: float | None = None, checkpoint_every: int | None = None,
                  checkpoint_seconds: float = 60.0, patience: int | None = None, monitor: str | None = None,
                  mode: str | None = None, progress: bool | None = None, callbacks=(), is_writer: bool | None = None,
-                 all_reduce=None, timed_choices: dict | None = None, restore_best: bool = True,
+                 all_reduce=None, restore_best: bool = True,
                  plot_title: str | None = None, log: bool = True):
         self.task = task
         self.run = run
@@ -87,7 +85,6 @@ class Trainer:
         self.progress = (sys.stderr.isatty() if progress is None else bool(progress)) and self.is_writer
         self.callbacks = list(callbacks)
         self.all_reduce = all_reduce
-        self.timed_choices = timed_choices
         self.restore_best = restore_best
         self.plot_title = plot_title
         self.log = log and self.is_writer
@@ -124,8 +121,6 @@ class Trainer:
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
         """Train (``resume``: continue the run folder's last.npz) and return the result."""
-        from ..layers import speed
-
         task, model = self.task, self.task.model
         if model is None:
             raise RuntimeError(f"{type(task).__name__}.setup() must run before Trainer.fit (no model)")
@@ -143,8 +138,6 @@ class Trainer:
                      f"{self.run.path} from the beginning")
                 if self.writes:
                     self.run.truncate_metrics(0)
-            if self.timed_choices:
-                speed.set_timed_choices(self.timed_choices)
             if self.writes and not resume:
                 config = task.config.to_dict() if task.config is not None else {}
                 self.run.start({"task": task.name, **config, **task.run_config(), "params": model.count_params()})
@@ -308,11 +301,9 @@ class Trainer:
                                    f"the last good checkpoint")
 
     def _state(self) -> dict:
-        from ..layers import speed
-
         task = self.task
         return {**{k: self.pos[k] for k in self.RESUME_STATE}, "wall_s": self.wall(),
-                "timed_choices": speed.timed_choices(), "task": task.state_dict(),
+                "task": task.state_dict(),
                 "schedule": task.schedule.state_dict() if task.schedule is not None else None,
                 "rng": dropout_rng_state(task.model),
                 # every rank's dropout generators (rank order), for an exact resume with the same N
@@ -330,9 +321,6 @@ class Trainer:
         if not self.writes:
             return
         save_checkpoint(self.run.last_path, self.task.model, self.task.optimizer, state)
-        stored = self.run.read_config()
-        if stored.get("timed_choices") != state["timed_choices"]:
-            self.run.write_config({**stored, "timed_choices": state["timed_choices"]})
 
     def _save_best(self, epoch: int, value: float) -> None:
         self._check_weights("before saving best.npz")
@@ -342,15 +330,12 @@ class Trainer:
             self._best_weights = [w.copy() for w in self.task.model.get_weights()]
 
     def _restore(self, pos: dict) -> dict:
-        from ..layers import speed
-
         task, model = self.task, self.task.model
         task.check_resume(self.run)
         ckpt = load_checkpoint(self.run.last_path, into=model)  # builds a lazily built model too
         state = ckpt.state or {}
         check_resume_state(state, self.run.last_path)
-        # fixed before the first step: the resumed steps run the same products as the lost ones
-        speed.set_timed_choices(state.get("timed_choices") or {})
+        # (a "timed_choices" record of older checkpoints is ignored: the products follow the shapes now)
         task.optimizer.load_state_dict(ckpt.optimizer_arrays, ckpt.optimizer_meta)
         if task.schedule is not None and state.get("schedule") is not None:
             task.schedule.load_state_dict(state["schedule"])

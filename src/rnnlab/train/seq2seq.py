@@ -366,7 +366,7 @@ class Seq2SeqTask(Task):
 
 def train_seq2seq(config: Seq2SeqConfig | None, run_dir=None, examples: int = 5, *, pairs=None,
                   resume: bool = False, overwrite: bool = False, overrides: dict | None = None,
-                  callbacks=(), timed_choices: dict | None = None) -> TrainResult:
+                  callbacks=()) -> TrainResult:
     """Train a seq2seq model as ``config`` says; write the run to ``run_dir`` (when given).
 
     ``pairs``: the data in memory, ``(train, valid, test)`` lists of (source, target) strings,
@@ -383,7 +383,7 @@ def train_seq2seq(config: Seq2SeqConfig | None, run_dir=None, examples: int = 5,
     return train_from_config("seq2seq", Seq2SeqConfig, lambda c: Seq2SeqTask(c, pairs=pairs, examples=examples),
                              config, run_dir, resume=resume, overwrite=overwrite, overrides=overrides,
                              path_keys=("pairs", "valid", "test"),
-                             trainer_options={"callbacks": callbacks, "timed_choices": timed_choices,
+                             trainer_options={"callbacks": callbacks,
                                               "plot_title": "seq2seq training"})
 
 

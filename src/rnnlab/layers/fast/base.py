@@ -1,18 +1,20 @@
-"""The speed machinery of the recurrent layers, kept apart from their equations.
+"""What the fast loops of the recurrent layers are built from: ``FastLoop``.
 
-``recurrent.py`` says what SimpleRNN, LSTM and GRU compute; ``fastloops.py`` holds their time
-loops; this module holds what those loops are built from: buffers kept between calls, the
-per-step product in the faster orientation (and the table of those timed choices), blocks of
-steps, the input projection in chunks, the mask in time-major form, and whether the fused
-numba kernels of ``fused.py`` run. ``bptt.py`` computes the same gradients plainly; the tests
-prove the fast loops equal to it.
+A recurrent layer (``recurrent.py``) holds its weights and its cell's equations (``steps.py``)
+and runs a loop over time: the reference loop (``bptt.ReferenceLoop``: the cell's step looped
+plainly) or, when this package is enabled, a fast loop of ``loops.py``, an object it is
+handed (``rnnlab.layers.fast.loop_for``). A fast loop computes the same numbers from the same
+weights; the tests prove it equal to the reference in float64. This module holds what those
+loops are built from: buffers kept between calls, the per-step product in the orientation of
+the rule (``orientation.py``), blocks of steps, the input projection in chunks, and whether
+the fused numba kernels of ``fused.py`` and the compiled loops of ``compiled.py`` run.
 
 **How the time loop is written for speed.** Internally everything is time-major and contiguous:
 X (T, B, D+1), gates (T, B, G*H), states (T+1, B, H), all in buffers kept from one call to the
 next (reallocated only when the shape changes). X carries a column of ones, so the input
 projections of all steps, bias included, are one GEMM, (T*B, D+1) @ [W; b]; inside the loop
-only h_{t-1} @ U remains (in whichever orientation, h U or (U^T h^T)^T, is faster for the shape
-on this machine: ``FastPath._step_product``), written with ``out=`` into preallocated memory,
+only h_{t-1} @ U remains (h U or (U^T h^T)^T, whichever the rule of ``orientation.py`` picks
+for the shape: ``FastLoop._step_product``), written with ``out=`` into preallocated memory,
 and the gate math runs in place on each step's views (handed out by iterating over the buffers,
 which costs half of indexing them). Sigmoids use s(z) = 0.5 tanh(z / 2) + 0.5: the factor 1/2
 is folded into [W; b] and U (an exact scaling by a power of two), so one ``tanh`` call covers
@@ -21,7 +23,7 @@ sigmoid columns into s(z) and leave the tanh column as is. In backward, the deri
 (e.g. g i (1 - i)) are computed with whole-array operations over a block of steps just before
 the loop reaches it (blocks of about 2^17 values, which stay in cache; GRU with
 reset_after=False: all steps at once), the loop does only what needs the recurrence (a few
-products and dz_t @ U^T, again in the faster orientation), and [dW; db] = X^T dZ (the ones
+products and dz_t @ U^T, again in the orientation of the rule), and [dW; db] = X^T dZ (the ones
 column gives db), dU = H_prev^T dZ and dX = dZ W^T are each one GEMM over all steps after it.
 Arrays keep the parameters' dtype (float32 by default) throughout.
 
@@ -38,103 +40,123 @@ tests run every recurrent check on both paths.
 same kernels on the same buffers, only the per-step return to Python is gone. They are opt-in:
 ``COMPILED = None`` (default) uses them only with ``RNNLAB_COMPILED=1`` (on one Intel Xeon they
 were slower than the per-step kernels at the ptb-medium shape: benchmarks/README.md),
-``True``/``False`` forces; ``RNNLAB_COMPILED=0`` switches them off. The tests run every recurrent check on all three paths (NumPy, fused, compiled).
+``True``/``False`` forces; ``RNNLAB_COMPILED=0`` switches them off. The tests run every recurrent check on the reference loop and on all three fast paths (NumPy, fused, compiled).
 
-**Timed choices.** Which orientation runs changes the rounding, so a run resumed in a new
-process (or another rank of a data-parallel run) must make the same choices: the trainer saves
-``timed_choices()`` with every checkpoint and calls ``set_timed_choices`` before resuming. The
-compiled loops' weight layouts (``compiled.choices()``) travel in it under the key "compiled".
+**Deterministic.** No choice that changes the numbers depends on a timing: the per-step
+product's orientation follows a rule of the shapes (``orientation.py``), the blocks of steps and
+chunks of the projection follow the shapes, and the compiled loops' row blocks follow B alone.
+The same command with the same seed gives the same bits on an idle and on a busy machine.
 """
 from __future__ import annotations
 
 import os
 
-import time
-
 import numpy as np
 
-from .. import backend
+from ... import backend
 from . import compiled, fused
-from .base import transpose_into
+from .orientation import transposed_products
 
-_ORIENTATION: dict = {}     # (B, K, N, dtype) -> whether the transposed product is faster
-
-
-def timed_choices() -> dict:
-    """Every choice made so far in this process, JSON-serialisable:
-    ``{"B,K,N,dtype": "transposed" | "plain", ..., "compiled": compiled.choices()}`` (the
-    "compiled" entry only when a compiled loop has run or had its choices set)."""
-    out = {",".join(str(v) for v in key): ("transposed" if faster else "plain")
-           for key, faster in sorted(_ORIENTATION.items(), key=lambda kv: str(kv[0]))}
-    loops = compiled.choices()
-    if loops:
-        out["compiled"] = loops
-    return out
+_ONES: dict = {}
 
 
-def set_timed_choices(choices: dict) -> None:
-    """Fix the choices in ``choices`` (as ``timed_choices`` returns them; a record without the
-    "compiled" entry, as older checkpoints have, is fine): shapes named there are never timed
-    again in this process; other shapes are timed when first met."""
-    choices = dict(choices)
-    if "compiled" in choices:
-        compiled.set_choices(choices.pop("compiled"))
-    for key, value in choices.items():
-        parts = str(key).split(",")
-        if len(parts) != 4 or value not in ("transposed", "plain"):
-            raise ValueError(f"timed choice {key!r}: {value!r} is not of the form 'B,K,N,dtype': "
-                             f"'transposed' | 'plain'")
-        B, K, N, dtype = int(parts[0]), int(parts[1]), int(parts[2]), parts[3]
-        _ORIENTATION[(B, K, N, dtype)] = value == "transposed"
+def ones_vector(n: int, dtype):
+    """A cached vector of n ones: a bias gradient as one GEMV, 1^T dY, is faster than
+    ``dY.sum(axis=0)`` (a strided reduction over rows). Never write into it."""
+    xp = backend.xp
+    key = (xp.__name__, int(n), np.dtype(dtype).str)
+    a = _ONES.get(key)
+    if a is None:
+        if len(_ONES) > 64:   # shapes change rarely; keep the cache small anyway
+            _ONES.clear()
+        a = _ONES[key] = xp.ones(int(n), dtype=dtype)
+    return a
 
 
-class Mask:
-    """A (B, T) mask turned into what the time loops use, in time-major processing order.
+def transpose_into(dst, src):
+    """dst[...] = src.T; for the contiguous U^T the backward loops multiply by.
 
-    m (T, B, 1): 1.0 at real steps, 0.0 at masked ones; keep (T, B, 1) bool: the step is
-    masked, so the state is kept; keepf: keep as floats; partial[t]: some row of step t is
-    masked (the loops do the extra work only on such steps).
-    """
-
-    def __init__(self, mask_tb, dtype):
-        xp = backend.xp
-        self.m = mask_tb[..., None].astype(dtype)
-        self.keep = ~mask_tb[..., None]
-        self.keepf = self.keep.astype(dtype)
-        self.partial = backend.to_numpy(~xp.all(mask_tb, axis=1)).tolist()
+    When src's rows lie a multiple of 1 KB apart (H = 512: 8 KB), a plain strided copy maps
+    the values it reads to the same few cache sets; copying 16 rows at a time avoids that
+    (timings: benchmarks/README.md)."""
+    if backend.xp is np and src.strides[0] % 1024 == 0:
+        for r in range(0, src.shape[0], 16):
+            dst[:, r:r + 16] = src[r:r + 16].T
+    else:
+        dst[...] = src.T
+    return dst
 
 
-def time_orientations(B, K, N, dtype, repeats=7) -> bool:
-    """Whether (M^T a^T) beats a @ M by more than 5% for a (B, K), M (K, N): best of ``repeats``
-    interleaved timings of each, after a warm-up (a few ms, once per shape)."""
-    rng = np.random.default_rng(0)
-    a, M = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
-    MT, out, outT = np.ascontiguousarray(M.T), np.empty((B, N), dtype), np.empty((N, B), dtype)
-    plain, transposed = [], []
-    for k in range(repeats + 2):
-        t0 = time.perf_counter()
-        np.matmul(a, M, out=out)
-        t1 = time.perf_counter()
-        np.matmul(MT, a.T, out=outT)
-        out += outT.T
-        t2 = time.perf_counter()
-        if k >= 2:
-            plain.append(t1 - t0)
-            transposed.append(t2 - t1)
-    return min(transposed) < 0.95 * min(plain)
-
-
-class FastPath:
-    """What the fast loops of a recurrent layer (``fastloops.py``) are built from; mixed into
-    ``recurrent._Recurrent``. The class constants tune or force the choices (the tests force
-    each one both ways)."""
+class FastLoop:
+    """A recurrent layer's fast loop over time (a subclass of ``loops.py`` per kind), handed to
+    the layer as a strategy: ``forward(x, init, mask) -> (Hs, final_states)`` and
+    ``backward(dH, dlast, mask) -> (dX, dinitial_states)``, the interface of
+    ``bptt.ReferenceLoop``. It reads the layer's weights and options, writes the layer's
+    gradients, and keeps its own buffers. The class constants tune or force the choices (the
+    tests force each one both ways; ``FUSED`` and ``COMPILED`` also follow ``RNNLAB_FUSED`` and
+    ``RNNLAB_COMPILED``)."""
 
     FACTOR_BLOCK = 1 << 17   # gate values per block of steps in backward (about 512 KB in float32)
-    TRANSPOSED_PRODUCTS = None  # per-step products: None = time both orientations once, or force True/False
+    TRANSPOSED_PRODUCTS = None  # per-step products: None = by the shape (orientation.py), or force True/False
     FUSED = None   # fused step kernels (fused.py) where a layer has them: None = when numba is installed
     COMPILED = None  # whole-loop compiled calls (compiled.py) where the fused kernels run: None = RNNLAB_COMPILED=1
     PROJECTION_CHUNK = 1 << 18     # gate values per chunk of the input projection (1 MB in float32)
     PROJECTION_MIN_ROWS = 256      # smaller chunks are not worth it: one GEMM for all steps
+    DIRECTIONS_AT_ONCE = None      # a bidirectional layer's two directions on two threads: see run_pair
+
+    def __init__(self, layer):
+        self.layer = layer
+        self._buffers: dict = {}
+
+    # the layer's weights and options, as the loops read them
+    units = property(lambda self: self.layer.units)
+    kernel = property(lambda self: self.layer.kernel)
+    recurrent_kernel = property(lambda self: self.layer.recurrent_kernel)
+    bias = property(lambda self: self.layer.bias)
+    _grads = property(lambda self: self.layer._grads)
+    GATES = property(lambda self: self.layer.GATES)
+
+    def describe(self) -> str:
+        return self.layer.describe()
+
+    def forward(self, x, init, mk):
+        """x (B, T, D) in processing order, init (list of (B, H) or None), mk (``bptt.Mask`` or
+        None) -> Hs (T+1, B, H) time-major (Hs[0] the initial h), final states."""
+        B, T, D = x.shape
+        X = self._buf("X", (T, B, D + 1))     # x time-major, then a column of ones (see _project_inputs)
+        X[:, :, :D] = x.transpose(1, 0, 2)
+        X[:, :, D] = 1.0
+        return self._forward_loop(X, init, mk)
+
+    def backward(self, dH, dlast, mk):
+        """dH (T, B, H) the gradient reaching each step's output (may be overwritten), dlast the
+        gradients of the final states -> dX (T, B, D), dL/d(initial states); writes the grads."""
+        return self._backward_loop(dH, dlast, mk)
+
+    def run_pair(self, forward_call, backward_call):
+        """(forward_call(), backward_call()) of a bidirectional layer's two directions: at once
+        on two threads where the compiled loops run (they release the GIL; the two share
+        nothing but the input, so the bits are those of one after the other), else in turn
+        (``DIRECTIONS_AT_ONCE``: None = so, True/False forces; True needs the compiled loops)."""
+        if self._directions_at_once():
+            return compiled.run_pair(forward_call, backward_call)
+        return forward_call(), backward_call()
+
+    def _directions_at_once(self) -> bool:
+        runs_compiled = self._compiled(self.kernel.dtype)
+        if self.DIRECTIONS_AT_ONCE is None:
+            return runs_compiled
+        if self.DIRECTIONS_AT_ONCE and not runs_compiled:
+            raise RuntimeError(f"{self.describe()}: DIRECTIONS_AT_ONCE = True needs the compiled loops "
+                               f"(LSTM or GRU with reset_after, numba and scipy)")
+        return bool(self.DIRECTIONS_AT_ONCE)
+
+    @staticmethod
+    def _set_initial(dst, init, k):
+        if init is None:
+            dst[...] = 0
+        else:
+            dst[...] = init[k]
 
     def _buf(self, name, shape, dtype=None):
         """A preallocated array for ``name``, reused while shape and dtype stay the same."""
@@ -147,20 +169,21 @@ class FastPath:
             self._buffers[name] = a
         return a
 
-    # ---- the per-step product, in the faster orientation -------------------------------------------
+    # ---- the per-step product, in the orientation of the rule -------------------------------------------
     def _step_product(self, name, M, B, accumulate=False):
         """A function ``product(a, out)`` for the recurrent product of every step, a (B, K) @ M (K, N):
         ``out += a @ M`` with ``accumulate``, else ``out[...] = a @ M``.
 
         It computes either a @ M or the transposed product (M^T a^T)^T. The BLAS packs its
         operands on every call, and with few rows (B <= 64) some CPUs run the second form much
-        faster while others do not (timings: benchmarks/README.md); so, like
-        ``cudnn.benchmark``, both are timed once per shape and the faster is kept (``TRANSPOSED_PRODUCTS`` = True or False forces one). The
+        faster while others do not (timings: benchmarks/README.md); the two round differently, so
+        the form follows a rule of the shapes, never a timing (``orientation.transposed_products``;
+        ``TRANSPOSED_PRODUCTS`` = True or False forces one). The
         price of the transposed form is a transposed add or copy of the (B, N) result.
         """
         xp = backend.xp
         K, N = M.shape
-        if not self._transposed_is_faster(B, K, N, M.dtype):
+        if not self._transposed(B, K, N):
             Mc = M if M.flags.c_contiguous else transpose_into(self._buf(name, (K, N)), M.T)
             if not accumulate:
                 return lambda a, out: xp.matmul(a, Mc, out=out)
@@ -207,15 +230,11 @@ class FastPath:
             raise RuntimeError(f"{self.describe()}: COMPILED = True, but {compiled.missing()}")
         return bool(self.COMPILED)
 
-    def _transposed_is_faster(self, B, K, N, dtype) -> bool:
+    def _transposed(self, B, K, N) -> bool:
+        """Whether the per-step product (B, K) @ (K, N) runs transposed (see ``_step_product``)."""
         if self.TRANSPOSED_PRODUCTS is not None:
             return bool(self.TRANSPOSED_PRODUCTS)
-        if backend.backend_name() != "numpy":
-            return False
-        key = (B, K, N, str(dtype))
-        if key not in _ORIENTATION:
-            _ORIENTATION[key] = time_orientations(B, K, N, dtype)
-        return _ORIENTATION[key]
+        return backend.backend_name() == "numpy" and transposed_products(B, K, N)
 
     def _step_blocks(self, T, B):
         """(start, stop) of blocks of steps, last block first, each holding about FACTOR_BLOCK gate

@@ -10,7 +10,7 @@ default) use these kernels on the NumPy backend when numba can be imported (the 
 ``FUSED`` and ``RNNLAB_FUSED=0`` switch them off) and fall back to their ufunc sequences
 otherwise; both compute the same equations (GRU's are ``steps.gru_step``).
 
-The equations are LSTM's (``steps.lstm_step``, looped in ``fastloops.LSTMLoops``), on the same
+The equations are LSTM's (``steps.lstm_step``, looped in ``loops.LSTMLoop``), on the same
 buffers: the sigmoid columns of z arrive halved, so s(z) = 0.5 tanh(z') + 0.5 with z' = z / 2
 (exact). Forward, per row b and unit j:
 

@@ -16,10 +16,9 @@ into fixed blocks (``row_blocks``: chosen by the batch size alone, never by the 
 threads), each block runs all T steps on its own with no synchronisation, and the compiled loop
 releases the GIL, so two Python threads run two blocks at once. A block computes the same
 numbers whichever thread runs it, so results are identical, bit for bit, with 1 or 2 threads.
-The per-step product reads the weight either as stored or as a transposed copy, whichever is
-faster for the shape (timed once, as the layers' ``_step_product``; ``TRANSPOSED_WEIGHTS``
-forces one). ``choices()`` records what each shape ran and ``set_choices`` fixes the timed part
-in another process (it changes the rounding). The single-thread limit holds for every BLAS in
+The per-step product reads the weight either as stored or as a transposed copy, by a rule of
+the shapes (``orientation.compiled_weight_transposed``: never a timing, since the two round
+differently; ``TRANSPOSED_WEIGHTS`` forces one). The single-thread limit holds for every BLAS in
 the process while a loop runs (restored after), so NumPy products on other Python threads run
 single-threaded meanwhile. The two directions of a bidirectional layer are independent like
 the blocks: ``run_pair`` runs them as two calls on two threads.
@@ -54,6 +53,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import fused
+from .orientation import compiled_weight_transposed
 
 try:  # optional, as numba: without SciPy the layers run their own loops
     from scipy.linalg import cython_blas
@@ -62,9 +62,7 @@ except ImportError:  # pragma: no cover - exercised where scipy is absent
 
 MIN_BLOCK_ROWS = 4   # a batch is cut into 2 blocks when each gets at least this many rows
 MAX_THREADS = 2      # blocks per batch, and the most threads one call uses
-TRANSPOSED_WEIGHTS = None   # per-step products: None = time both layouts of the weight once per shape
-_layouts: dict = {}  # (kind, direction, B, H, dtype) -> whether the transposed weight is faster
-_choices: dict = {}  # (kind, T, B, H, dtype) -> {"blocks", "threads", "forward", "backward"}: what ran
+TRANSPOSED_WEIGHTS = None   # per-step products: None = by the shape (orientation.py), or force True/False
 
 
 def available() -> bool:
@@ -93,35 +91,6 @@ def row_blocks(B: int) -> list:
         cut = (B + 1) // 2
         return [(0, cut), (cut, B)]
     return [(0, B)]
-
-
-def choices() -> dict:
-    """What the calls so far ran, JSON-serialisable: {"kind,T,B,H,dtype": {"blocks": [[b0, b1], ..],
-    "threads": n, "forward": "stored" | "transposed", "backward": ..}}. The weight layouts were
-    timed and change the rounding: ``set_choices`` fixes them in another process."""
-    return {",".join(str(v) for v in key): {k: ([list(b) for b in v] if k == "blocks" else v)
-                                            for k, v in value.items()}
-            for key, value in sorted(_choices.items(), key=str)}
-
-
-def set_choices(recorded: dict) -> None:
-    """Fix the weight layouts recorded in ``recorded`` (as ``choices()`` returns it): those shapes
-    are never timed again in this process, and ``choices()`` lists them from now on (so a resumed
-    run records them again). (Blocks follow from B alone; threads change nothing.)"""
-    for key, value in dict(recorded).items():
-        parts = str(key).split(",")
-        if len(parts) != 5 or parts[0] not in ("lstm", "gru") or not isinstance(value, dict):
-            raise ValueError(f"compiled loop choice {key!r}: not of the form 'kind,T,B,H,dtype': {{...}}")
-        kind, _, B, H, dtype = parts
-        for direction in ("forward", "backward"):
-            layout = value.get(direction)
-            if layout is None:
-                continue
-            if layout not in ("stored", "transposed"):
-                raise ValueError(f"compiled loop choice {key!r}: {direction} must be 'stored' or "
-                                 f"'transposed', got {layout!r}")
-            _layouts[(kind, direction, int(B), int(H), dtype)] = layout == "transposed"
-            _choices.setdefault((kind, int(parts[1]), int(B), int(H), dtype), {})[direction] = layout
 
 
 _per_thread = threading.local()
@@ -369,46 +338,15 @@ if fused.numba is not None and cython_blas is not None:
                        dh_next, p + 20)                            # dh_{t-1} += dhz_t U^T
 
 
-def _time_layouts(direction, W, nb, repeats=5) -> bool:
-    """Whether the per-step product with the weight transposed in memory beats it as stored by
-    more than 5%: best of ``repeats`` interleaved timings of each, single-threaded, through the
-    same SciPy BLAS (its Python wrappers: the same call overhead for both), after a warm-up."""
-    import time
-
-    from scipy.linalg import blas
-
-    gemm = blas.sgemm if W.dtype == np.float32 else blas.dgemm
-    H, G = W.shape
-    x = np.random.default_rng(0).standard_normal((nb, H if direction == "forward" else G)).astype(W.dtype)
-    WT = np.ascontiguousarray(W.T)
-    backward = direction == "backward"
-    timings = {False: [], True: []}
-    with _single_threaded_blas():
-        for k in range(repeats + 2):
-            for transposed, A in ((False, W), (True, WT)):
-                t0 = time.perf_counter()
-                gemm(1.0, A.T, x.T, trans_a=int(transposed != backward))
-                if k >= 2:
-                    timings[transposed].append(time.perf_counter() - t0)
-    return min(timings[True]) < 0.95 * min(timings[False])
-
-
-_timing_lock = threading.Lock()
-
-
-def _weight_operand(kind, direction, W, B):
+def _weight_operand(direction, W, B):
     """The weight as the per-step product reads it: W (H, G) as stored, or a transposed copy
-    (G, H), whichever is faster for this shape (timed once, as the layers' ``_step_product``;
-    ``TRANSPOSED_WEIGHTS`` forces one). Returns (A, transposed)."""
+    (G, H), by the rule of the shapes (``orientation.compiled_weight_transposed``, for the rows
+    of the first block; ``TRANSPOSED_WEIGHTS`` forces one). Returns (A, transposed)."""
     H, G = W.shape
-    key = (kind, direction, B, H, str(W.dtype))
     if TRANSPOSED_WEIGHTS is not None:
         transposed = bool(TRANSPOSED_WEIGHTS)
     else:
-        with _timing_lock:   # two threads meeting a new shape at once time it once, and agree
-            if key not in _layouts:
-                _layouts[key] = _time_layouts(direction, W, row_blocks(B)[0][1])
-        transposed = _layouts[key]
+        transposed = compiled_weight_transposed(direction, row_blocks(B)[0][1], H, G)
     return (np.ascontiguousarray(W.T) if transposed else W), transposed
 
 
@@ -444,15 +382,12 @@ def _check(what, dtype, buffers):
                              f"array of shape {tuple(shape)}, got {problem}")
 
 
-def _launch(kind, direction, transposed, T, B, H, dtype, threads, run):
+def _launch(B, threads, run):
     """run(b0, b1) for the row blocks of the shape, on ``threads`` threads (None: by the
-    machine), with the BLAS single-threaded; records the choices."""
+    machine), with the BLAS single-threaded."""
     blocks = row_blocks(B)
     threads = default_threads() if threads is None else max(1, int(threads))
     threads = min(threads, len(blocks))
-    record = _choices.setdefault((kind, T, B, H, str(np.dtype(dtype))), {})
-    record.update(blocks=blocks, threads=threads)
-    record[direction] = "transposed" if transposed else "stored"
     with _single_threaded_blas():
         _run_blocks(run, blocks, threads)
 
@@ -470,13 +405,13 @@ def lstm_forward_into(Z, Us, Hs, Cs, TC, real=None, threads=None) -> None:
     _check("LSTM", dtype, [("Z", Z, (T, B, 4 * H)), ("Us", Us, (H, G)), ("Hs", Hs, (T + 1, B, H)),
                            ("Cs", Cs, (T + 1, B, H)), ("TC", TC, (T, B, H)), ("real", real, (T, B))])
 
-    A, transposed = _weight_operand("lstm", "forward", Us, B)
+    A, transposed = _weight_operand("forward", Us, B)
 
     def run(b0, b1):
         r = np.empty((b1 - b0, G), dtype)
         _lstm_forward_rows(_GEMM[dtype], Z, A, Hs, Cs, TC, real, masked, b0, b1, r,
                            *_by_address("forward", A, transposed, b1 - b0, H, G))
-    _launch("lstm", "forward", transposed, T, B, H, dtype, threads, run)
+    _launch(B, threads, run)
 
 
 def lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, real=None, threads=None) -> None:
@@ -491,12 +426,12 @@ def lstm_backward_into(gates, U, Cs, TC, dH, dZ, dh, dc, real=None, threads=None
                            ("TC", TC, (T, B, H)), ("dH", dH, (T, B, H)), ("dZ", dZ, (T, B, G)),
                            ("dh", dh, (B, H)), ("dc", dc, (B, H)), ("real", real, (T, B))])
 
-    A, transposed = _weight_operand("lstm", "backward", U, B)
+    A, transposed = _weight_operand("backward", U, B)
 
     def run(b0, b1):
         _lstm_backward_rows(_GEMM[dtype], gates, A, Cs, TC, dH, dZ, dh, dc, real, masked, b0, b1,
                             *_by_address("backward", A, transposed, b1 - b0, H, G))
-    _launch("lstm", "backward", transposed, T, B, H, dtype, threads, run)
+    _launch(B, threads, run)
 
 
 def gru_forward_into(Z, Us, b_hh, Hs, HZ, real=None, threads=None) -> None:
@@ -510,12 +445,12 @@ def gru_forward_into(Z, Us, b_hh, Hs, HZ, real=None, threads=None) -> None:
     _check("GRU", dtype, [("Z", Z, (T, B, 3 * H)), ("Us", Us, (H, G)), ("b_hh", b_hh, (H,)),
                           ("Hs", Hs, (T + 1, B, H)), ("HZ", HZ, (T, B, G)), ("real", real, (T, B))])
 
-    A, transposed = _weight_operand("gru", "forward", Us, B)
+    A, transposed = _weight_operand("forward", Us, B)
 
     def run(b0, b1):
         _gru_forward_rows(_GEMM[dtype], Z, A, b_hh, Hs, HZ, real, masked, b0, b1,
                           *_by_address("forward", A, transposed, b1 - b0, H, G))
-    _launch("gru", "forward", transposed, T, B, H, dtype, threads, run)
+    _launch(B, threads, run)
 
 
 def gru_backward_into(gates, HZ, U, Hs, dH, dHZ, dXh, dh, real=None, threads=None) -> None:
@@ -530,12 +465,12 @@ def gru_backward_into(gates, HZ, U, Hs, dH, dHZ, dXh, dh, real=None, threads=Non
                           ("Hs", Hs, (T + 1, B, H)), ("dH", dH, (T, B, H)), ("dHZ", dHZ, (T, B, G)),
                           ("dXh", dXh, (T, B, H)), ("dh", dh, (B, H)), ("real", real, (T, B))])
 
-    A, transposed = _weight_operand("gru", "backward", U, B)
+    A, transposed = _weight_operand("backward", U, B)
 
     def run(b0, b1):
         _gru_backward_rows(_GEMM[dtype], gates, HZ, A, Hs, dH, dHZ, dXh, dh, real, b0, b1,
                            *_by_address("backward", A, transposed, b1 - b0, H, G))
-    _launch("gru", "backward", transposed, T, B, H, dtype, threads, run)
+    _launch(B, threads, run)
 
 
 # ---- the plain interface ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""The time loops of SimpleRNN, LSTM and GRU, written for speed (see ``speed.py`` for how).
+"""The fast time loops of SimpleRNN, LSTM and GRU (see ``base.py`` for how they are fast).
 
-Each class here is mixed into its layer in ``recurrent.py`` and gives the two loops the layer
-runs over time-major buffers:
+Each class here is a ``FastLoop`` a layer of ``recurrent.py`` is handed (``fast.loop_for``);
+it gives the two loops over time-major buffers:
 
     _forward_loop(X, init, mk) -> (Hs, final_states)      X (T, B, D+1), Hs (T+1, B, H)
     _backward_loop(dH, dlast, mk) -> (dX, dinitial_states)   writes ``grads``
@@ -9,19 +9,22 @@ runs over time-major buffers:
 The equations are those of ``steps.py``; ``bptt.py`` loops those steps plainly, and the tests
 prove these loops equal to it (float64) on all three kernel paths: NumPy, ``fused.py``'s step
 kernels called once per step, and ``compiled.py``'s loops, which run all steps of the fused
-path in one call (``_compiled``; LSTM and GRU with reset_after).
+path in one call (``_compiled``; LSTM and GRU with reset_after). ``LOOPS`` maps a cell kind
+to its loop class.
 Shapes: B batch, T time, D input features, H units.
 """
 from __future__ import annotations
 
-from .. import backend
+from ... import backend
 from . import compiled, fused
-from .base import ones_vector, transpose_into
+from .base import FastLoop, ones_vector, transpose_into
 
 
-class SimpleRNNLoops:
+class SimpleRNNLoop(FastLoop):
     """h_t = f(A_t + h_{t-1} U) with A = X [W; b] for all steps (one GEMM); backward with
     F = f'(h) for all steps, per step da_t = dh_t F_t, dh_{t-1} = da_t U^T."""
+
+    activation = property(lambda self: self.layer.activation)
 
     def _activate(self, a, out):
         """out = f(a); may overwrite a."""
@@ -91,7 +94,7 @@ class SimpleRNNLoops:
         return self._input_side_grads(X, dA), [dh_next]
 
 
-class LSTMLoops:
+class LSTMLoop(FastLoop):
     """Forward: s(z) = 0.5 tanh(z / 2) + 0.5 with the sigmoid columns of [W; b] and U halved,
     so one tanh covers the four gates. Backward: factors a block of steps at a time,
         F = [g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)],  K = o (1 - tanh(c_t)^2);
@@ -247,12 +250,14 @@ class LSTMLoops:
         return self._input_side_grads(X, dZ), [dh_next, dc]
 
 
-class GRULoops:
+class GRULoop(FastLoop):
     """reset_after: factors Fh = (1-z)(1-hh^2), F = [(h_{t-1} - hh) z(1-z), Fh hz_h r(1-r), Fh r];
     per step  dh_t = dy_t + dh_t(from t+1),  dHZ_t = dh_t F_t,  dh_{t-1} = dh_t z + dHZ_t U^T;
     then dU = H_prev^T dHZ, db[1] = sum dHZ, dXZ = dHZ with its h block replaced by dh Fh,
     dW = X^T dXZ, db[0] = sum dXZ, dX = dXZ W^T. reset_after=False: its own loop (the candidate
     needs (r h) U_h). With numba (reset_after only), fused kernels per step."""
+
+    reset_after = property(lambda self: self.layer.reset_after)
 
     def _has_kernels(self) -> bool:
         return self.reset_after
@@ -500,3 +505,6 @@ class GRULoops:
         self._grads[1][:, :2 * H] = Hs[:-1].reshape(T * B, H).T @ dZ[:, :2 * H]
         self._grads[1][:, 2 * H:] = RH.reshape(T * B, H).T @ dZ[:, 2 * H:]
         return self._input_side_grads(X, dZ), [dh_next]
+
+
+LOOPS = {"rnn": SimpleRNNLoop, "lstm": LSTMLoop, "gru": GRULoop}
