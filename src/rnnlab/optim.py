@@ -1,6 +1,7 @@
 """Optimizers, gradient clipping and learning-rate schedules.
 
     opt = SGD(lr=1.0)                      # or SGD(lr, momentum=0.9, nesterov=True), Adam(), AdamW()
+    opt = Adam(learning_rate=1e-3)         # Keras's name for the rate (rnnlab.optimizers: Keras's module name)
     norm = clip_grad_norm(model.grads, 5.0)
     opt.step(model.params, model.grads)    # updates the parameters in place
 
@@ -22,6 +23,14 @@ from __future__ import annotations
 import math
 
 from . import backend
+
+
+def _rate(owner: str, lr, learning_rate, default: float) -> float:
+    """The learning rate from ``lr`` (PyTorch's name) or ``learning_rate`` (Keras's), not both."""
+    if lr is not None and learning_rate is not None and float(lr) != float(learning_rate):
+        raise TypeError(f"{owner}: give the learning rate once, as lr= or learning_rate=, not both "
+                        f"(got lr={lr}, learning_rate={learning_rate})")
+    return default if lr is None and learning_rate is None else float(lr if lr is not None else learning_rate)
 
 
 class Optimizer:
@@ -115,13 +124,14 @@ class SGD(Optimizer):
 
     g <- g + wd * p;   v <- mu * v + g;   p <- p - lr * (g + mu * v if nesterov else v)
     (plain SGD when mu = 0: p <- p - lr * g). Same as ``torch.optim.SGD`` with dampening 0.
+    The rate is ``lr`` or, Keras's name, ``learning_rate`` (default 1.0), as in every optimizer here.
     """
 
     slots = ("momentum",)
 
-    def __init__(self, lr: float = 1.0, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0):
-        super().__init__(lr)
+    def __init__(self, lr: float | None = None, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, *, learning_rate: float | None = None):
+        super().__init__(_rate("SGD", lr, learning_rate, 1.0))
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.momentum = float(momentum)
@@ -164,9 +174,9 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
-        super().__init__(lr)
+    def __init__(self, lr: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, *, learning_rate: float | None = None):
+        super().__init__(_rate(type(self).__name__, lr, learning_rate, 1e-3))
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)
@@ -218,9 +228,9 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as ``torch.optim.AdamW``:
     p <- p (1 - lr wd) first, then the Adam step without any L2 term in g."""
 
-    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01):
-        super().__init__(lr, betas, eps, weight_decay)
+    def __init__(self, lr: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01, *, learning_rate: float | None = None):
+        super().__init__(lr, betas, eps, weight_decay, learning_rate=learning_rate)
 
     def _decay(self, p):
         if self.weight_decay:
@@ -305,8 +315,9 @@ class StepDecay:
         """The learning rate epoch ``epoch`` (1-based) trains with."""
         return self.base_lr * self.decay ** max(epoch - self.start_epoch, 0)
 
-    def epoch_end(self, epoch: int) -> float:
-        """Epoch ``epoch`` has finished: set and return the lr for epoch ``epoch + 1``."""
+    def epoch_end(self, epoch: int, row: dict | None = None) -> float:
+        """Epoch ``epoch`` has finished: set and return the lr for epoch ``epoch + 1`` (``row``,
+        the epoch's metrics, is not needed: the rate follows the epoch number alone)."""
         self.last_epoch = int(epoch)
         self.optimizer.lr = self.lr_at(epoch + 1)
         return self.optimizer.lr
@@ -328,29 +339,55 @@ class ReduceLROnPlateau:
     """Multiply lr by ``factor`` when the validation loss stops improving.
 
     ``step(val_loss)`` once per evaluation: the loss improves when it is below
-    ``best - threshold``; after more than ``patience`` evaluations in a row without
-    improvement, lr <- max(lr * factor, min_lr) and the count restarts (``torch.optim.
-    lr_scheduler.ReduceLROnPlateau`` in "min" mode with an absolute threshold and no
-    cooldown). patience=0 reduces at the first evaluation that does not improve. A NaN loss
-    counts as no improvement.
+    ``best - threshold`` (``threshold_mode="abs"``) or ``best * (1 - threshold)`` ("rel");
+    after more than ``patience`` evaluations in a row without improvement, lr <- max(lr *
+    factor, min_lr) and the count restarts (``torch.optim.lr_scheduler.ReduceLROnPlateau`` in
+    "min" mode with no cooldown). patience=0 reduces at the first evaluation that does not
+    improve. A NaN loss counts as no improvement.
+
+    It also serves the trainer as an epoch schedule (``lr_at``, ``epoch_end(epoch, row)``),
+    reading ``row[monitor]`` after each epoch: in a time budget of unknown length the rate
+    falls only when the loss stops falling, where a decay per epoch would reach ~0 long
+    before the budget ends.
     """
 
     def __init__(self, optimizer: Optimizer, factor: float = 0.5, patience: int = 0,
-                 min_lr: float = 0.0, threshold: float = 0.0):
+                 min_lr: float = 0.0, threshold: float = 0.0, threshold_mode: str = "abs",
+                 monitor: str = "valid_loss"):
         if not 0.0 < factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
+        if threshold_mode not in ("abs", "rel"):
+            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'abs' or 'rel', got {threshold_mode!r}")
         self.optimizer = optimizer
         self.factor = float(factor)
         self.patience = int(patience)
         self.min_lr = float(min_lr)
         self.threshold = float(threshold)
+        self.threshold_mode = threshold_mode
+        self.monitor = monitor
         self.best = math.inf
         self.bad_epochs = 0
+
+    def lr_at(self, epoch: int) -> float:
+        """The rate the next epoch trains with: the current one (it follows the losses seen)."""
+        return self.optimizer.lr
+
+    def epoch_end(self, epoch: int, row: dict | None = None) -> float:
+        """Epoch ``epoch`` has finished with the metrics ``row``: record ``row[monitor]``."""
+        if row is not None and row.get(self.monitor) is not None:
+            self.step(row[self.monitor])
+        return self.optimizer.lr
+
+    def improves(self, value: float) -> bool:
+        """Whether ``value`` beats the best loss so far by more than the threshold."""
+        if self.threshold_mode == "rel" and math.isfinite(self.best):
+            return value < self.best - abs(self.best) * self.threshold
+        return value < self.best - self.threshold
 
     def step(self, val_loss: float) -> float:
         """Record one validation loss; returns the (possibly reduced) lr."""
         val_loss = float(val_loss)
-        if val_loss < self.best - self.threshold:  # False for NaN
+        if self.improves(val_loss):  # False for NaN
             self.best = val_loss
             self.bad_epochs = 0
         else:
@@ -363,13 +400,15 @@ class ReduceLROnPlateau:
     def state_dict(self) -> dict:
         # JSON has no infinity: before the first step best is stored as None
         return {"factor": self.factor, "patience": self.patience, "min_lr": self.min_lr,
-                "threshold": self.threshold, "best": None if math.isinf(self.best) else self.best,
-                "bad_epochs": self.bad_epochs}
+                "threshold": self.threshold, "threshold_mode": self.threshold_mode, "monitor": self.monitor,
+                "best": None if math.isinf(self.best) else self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict) -> None:
         self.factor = float(state["factor"])
         self.patience = int(state["patience"])
         self.min_lr = float(state["min_lr"])
         self.threshold = float(state.get("threshold", 0.0))
+        self.threshold_mode = state.get("threshold_mode", "abs")
+        self.monitor = state.get("monitor", "valid_loss")
         self.best = math.inf if state["best"] is None else float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])

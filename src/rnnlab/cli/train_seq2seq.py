@@ -15,8 +15,10 @@ Defaults (the demo's measured settings): GRU 128, embedding 32, Luong "general" 
 """
 from __future__ import annotations
 
+import argparse
+
 from ..train.config import budget_epochs, describe_checkpoint
-from ..train.seq2seq import Seq2SeqConfig, train_seq2seq
+from ..train.seq2seq import SCHEDULES, Seq2SeqConfig, train_seq2seq
 from .args import fractions as _fractions
 from .train_common import add_run_arguments, run_training
 
@@ -43,7 +45,11 @@ def register(ctx) -> None:
         "seq2seq", parents=[ctx.common], help="train an encoder-decoder (with or without attention)",
         description="Train a seq2seq model on source<TAB>target pairs (Tatoeba format) or generated data.")
     g = parser.add_argument_group("data")
-    g.add_argument("--pairs", metavar="FILE", help="TSV of source<TAB>target[<TAB>...] lines")
+    g.add_argument("--pairs", metavar="FILE", help="TSV of source<TAB>target[<TAB>...] lines (a file without tabs: "
+                                                   "the book's fixed-width source_target lines)")
+    g.add_argument("--sep", type=separator, help="what separates source and target in the pairs files (tab, or "
+                                                 "any string: each line splits at its first one; default: a tab, "
+                                                 "or '_' in a file without tabs, as the book's date.txt)")
     g.add_argument("--generated", choices=["dates", "addition", "copy"], help="generated data instead of --pairs")
     g.add_argument("--n", type=int, default=d.n, help="pairs to generate with --generated")
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of generated data and of the split")
@@ -76,9 +82,17 @@ def register(ctx) -> None:
                         "tasks with few lengths, such as addition, it trains much faster per epoch)")
     g.add_argument("--optimizer", choices=["adam", "sgd", "adamw"], default=d.optimizer)
     g.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
-    g.add_argument("--lr-decay", type=float, default=d.lr_decay, help="multiply lr by this after each epoch "
-                   f">= --decay-start (default {d.lr_decay:g}; 1: constant)")
-    g.add_argument("--decay-start", type=int, default=d.decay_start, help=f"default {d.decay_start}")
+    g.add_argument("--lr-schedule", choices=list(SCHEDULES), default=d.lr_schedule,
+                   help="plateau: multiply lr by --lr-decay after an epoch whose validation loss gained less "
+                        "than --min-delta (at most down to 1/100 of --lr); step: after every epoch >= "
+                        f"--decay-start (default {d.lr_schedule})")
+    g.add_argument("--lr-decay", type=float, default=d.lr_decay,
+                   help=f"the schedule's factor (default {d.lr_decay:g}; 1: constant)")
+    g.add_argument("--decay-start", type=int, default=d.decay_start,
+                   help=f"first epoch the step schedule decays after (default {d.decay_start})")
+    g.add_argument("--min-delta", type=float, default=d.min_delta,
+                   help="relative gain of the validation loss that counts as progress, for the plateau schedule "
+                        f"and --patience (default {d.min_delta:g})")
     g.add_argument("--clip", type=float, default=d.clip, help="global gradient-norm clip (0: off)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--beam", type=int, default=d.beam, help="beam width of the final test decoding")
@@ -90,12 +104,21 @@ def register(ctx) -> None:
     parser.set_defaults(func=run)
 
 
+def separator(text: str) -> str:
+    """--sep: "tab" (or a backslash-t) is a tab; any other non-empty string is itself."""
+    if text in ("tab", "\\t", "\t"):
+        return "\t"
+    if not text:
+        raise argparse.ArgumentTypeError("the separator is empty")
+    return text
+
+
 def config_from_args(args) -> Seq2SeqConfig:
     if not args.pairs and not args.generated:
         raise ValueError("give --pairs FILE (source<TAB>target lines) or --generated dates|addition")
     epochs, patience = budget_epochs(args.epochs, args.max_minutes, args.patience, Seq2SeqConfig.epochs)
     return Seq2SeqConfig(
-        pairs=args.pairs, valid=args.valid, test=args.test, generated=args.generated, n=args.n,
+        pairs=args.pairs, sep=args.sep, valid=args.valid, test=args.test, generated=args.generated, n=args.n,
         data_seed=args.data_seed, split=tuple(args.split), swap=args.swap, limit=args.limit,
         level=args.level, src_level=args.src_level, tgt_level=args.tgt_level, lower=args.lower,
         max_src_len=args.max_src_len, max_tgt_len=args.max_tgt_len, max_line_chars=args.max_line_chars,
@@ -104,7 +127,8 @@ def config_from_args(args) -> Seq2SeqConfig:
         bidirectional=args.bidirectional, dropout=args.dropout,
         epochs=epochs, batch=args.batch,
         bucket=not args.no_bucket,
-        optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay, decay_start=args.decay_start,
+        optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
+        decay_start=args.decay_start, min_delta=args.min_delta,
         clip=args.clip, seed=args.seed, beam=args.beam, eval_limit=args.eval_limit,
         max_decode_len=args.max_decode_len, max_minutes=args.max_minutes, patience=patience,
         checkpoint_every=args.checkpoint_every, progress=False if args.no_progress else None)

@@ -223,4 +223,20 @@ def write_tsv(pairs: Iterable[tuple[str, str]], path) -> Path:
     return path
 
 
+def write_book(pairs: Iterable[tuple[str, str]], path) -> Path:
+    """Write the pairs as *Deep Learning from Scratch 2*'s date.txt / addition.txt do: one
+    ``source_target`` line each, both sides padded with spaces to the longest (``16+75  _91  ``)."""
+    pairs = list(pairs)
+    for source, target in pairs:
+        if "_" in source or "\n" in source or "\n" in target:
+            raise ValueError(f"{path}: pair {source!r} -> {target!r} holds a '_' in its source or a newline")
+    width_src = max((len(s) for s, _ in pairs), default=0)
+    width_tgt = max((len(t) for _, t in pairs), default=0)
+    path = Path(path)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for source, target in pairs:
+            f.write(f"{source.ljust(width_src)}_{target.ljust(width_tgt)}\n")
+    return path
+
+
 GENERATORS = {"dates": dates, "addition": addition, "copy": copy_pairs}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
+from ..fileio import split_lines
 from .common import pick
 from .report import Report
 
@@ -54,7 +55,7 @@ def _train_dates(cfg: dict, attention: str, reverse: bool, seed: int, run_dir: P
                            eval_limit=cfg["eval_limit"], seed=seed, progress=False, **PINNED)
     # the experiment owns its runs/ folder: running it again replaces them, as it replaces the report
     result = train_seq2seq(config, run_dir, examples=0, overwrite=True)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    rows = [json.loads(line) for line in split_lines((run_dir / "metrics.jsonl").read_text(encoding="utf-8")) if line]
     return result, rows
 
 

@@ -19,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from ..fileio import json_default
+from ..fileio import json_default, split_lines
 
 
 def _cell(value) -> str:
@@ -116,7 +116,7 @@ class Report:
 
 def read_answer(report_path) -> str:
     """The one-sentence answer of a written report."""
-    for line in Path(report_path).read_text(encoding="utf-8").splitlines():
+    for line in split_lines(Path(report_path).read_text(encoding="utf-8")):
         if line.startswith("**Answer.** "):
             return line[len("**Answer.** "):]
     raise ValueError(f"{report_path}: no '**Answer.**' line")

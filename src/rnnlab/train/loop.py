@@ -28,6 +28,7 @@ counts, so every rank steps identically; rank 0 alone writes and logs (train/par
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -55,12 +56,15 @@ class Trainer:
     than 0 of an mpiexec job); ``all_reduce`` (``f(grads)`` averaging gradients in place across
     processes; None: under mpiexec ``dist.allreduce_mean_`` weighted by counts); ``timed_choices``
     (fix the recurrent layers' timed choices of a new run; a resumed run restores its own);
-    ``restore_best`` (evaluate and return the best model rather than the last).
+    ``restore_best`` (evaluate and return the best model rather than the last); ``min_delta``
+    (relative: an epoch whose ``monitor`` beats the best by less than ``min_delta * |best|``
+    still saves best.npz but counts towards ``patience``, so a loss that creeps down by 1e-4
+    an epoch does not hold off early stopping for ever).
     """
 
     # fields of a task's config that, where present, set the loop (Trainer.from_config)
     CONFIG_SETTINGS = ("epochs", "clip", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience",
-                       "progress")
+                       "progress", "min_delta")
     RESUME_STATE = ("epoch", "batch", "step", "loss_sum", "count", "train_s", "best", "bad_epochs",
                     "wall_s", "rows", "stopped", "first_loss")
 
@@ -69,7 +73,7 @@ class Trainer:
                  checkpoint_seconds: float = 60.0, patience: int | None = None, monitor: str | None = None,
                  mode: str | None = None, progress: bool | None = None, callbacks=(), is_writer: bool | None = None,
                  all_reduce=None, timed_choices: dict | None = None, restore_best: bool = True,
-                 plot_title: str | None = None, log: bool = True):
+                 plot_title: str | None = None, log: bool = True, min_delta: float = 0.0):
         self.task = task
         self.run = run
         self.epochs = int(epochs)
@@ -78,6 +82,7 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
         self.patience = patience
+        self.min_delta = float(min_delta or 0.0)
         self.monitor = monitor or task.monitor
         self.mode = mode or task.mode
         if self.mode not in ("min", "max"):
@@ -246,9 +251,15 @@ class Trainer:
         if self.log:
             _log(f"epoch {epoch}/{self.epochs}: {task.describe_epoch(row)}")
         value = row[self.monitor]
-        if pos["best"] is None or (value < pos["best"] if self.mode == "min" else value > pos["best"]):
-            pos["best"], pos["bad_epochs"] = value, 0
+        best = pos["best"]
+        if best is None or (value < best if self.mode == "min" else value > best):
+            gain = math.inf if best is None else abs(value - best)
+            pos["best"] = value
             self._save_best(epoch, value)
+            if gain > self.min_delta * abs(best or 0.0):
+                pos["bad_epochs"] = 0
+            elif epoch_done:
+                pos["bad_epochs"] += 1
         elif epoch_done:
             pos["bad_epochs"] += 1
         stop = None
@@ -258,7 +269,7 @@ class Trainer:
                 _log(f"rnnlab train {task.name}: time budget of {self.max_minutes:g} min used up in epoch {epoch}")
         elif epoch_done:
             if task.schedule is not None:
-                task.schedule.epoch_end(epoch)
+                task.schedule.epoch_end(epoch, row)
             pos.update(epoch=epoch + 1, batch=0, loss_sum=0.0, count=0, train_s=0.0)
             if self.patience is not None and pos["bad_epochs"] >= self.patience:
                 stop = "early_stopping"

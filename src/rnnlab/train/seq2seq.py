@@ -35,7 +35,7 @@ from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import corpus_bleu, exact_match, token_accuracy
 from ..models.seq2seq import Seq2Seq
-from ..optim import StepDecay, get as get_optimizer
+from ..optim import ReduceLROnPlateau, StepDecay, get as get_optimizer
 from ..checkpoint import load_checkpoint
 from .config import TaskConfig, checkpoint_of, checkpoint_source
 from .loop import RunDir, Task, TrainResult, train_from_config
@@ -44,13 +44,16 @@ from .loop import RunDir, Task, TrainResult, train_from_config
 @dataclass
 class Seq2SeqConfig(TaskConfig):
     RUN_KEYS = ("src_vocab", "tgt_vocab", "decode_cap")
+    # runs from before the plateau schedule halved the rate every epoch and stopped on any gain
+    EARLIER_RUNS = {"lr_schedule": "step", "min_delta": 0.0}
     # the fields that choose the data: runs to ensemble agree on them (train/ensemble.py)
-    DATA_FIELDS = ("pairs", "valid", "test", "generated", "n", "data_seed", "split", "swap", "limit", "level",
+    DATA_FIELDS = ("pairs", "sep", "valid", "test", "generated", "n", "data_seed", "split", "swap", "limit", "level",
                    "src_level", "tgt_level", "lower", "max_src_len", "max_tgt_len", "max_line_chars", "min_freq",
                    "max_vocab")
 
     # data
     pairs: str | None = None          # TSV file of source<TAB>target[<TAB>...] lines
+    sep: str | None = None            # the pairs files' separator (None: a tab, else the book's "_")
     valid: str | None = None          # separate validation / test files (else split `pairs`)
     test: str | None = None
     generated: str | None = None      # or generated data: "dates", "addition", "copy"
@@ -86,8 +89,13 @@ class Seq2SeqConfig(TaskConfig):
     bucket: bool = True               # batches of similar lengths (less padding, less varied batches)
     optimizer: str = "adam"
     lr: float = 3e-3
-    lr_decay: float = 0.5              # multiply lr by this after every epoch >= decay_start
+    lr_schedule: str = "plateau"       # "plateau": lr *= lr_decay after an epoch whose valid loss gained
+    #                                    less than min_delta (never below lr * PLATEAU_FLOOR); "step":
+    #                                    lr *= lr_decay after every epoch >= decay_start
+    lr_decay: float = 0.5
     decay_start: int = 3
+    min_delta: float = 1e-3            # relative gain of the valid loss that counts as progress (the
+    #                                    plateau schedule and --patience)
     clip: float = 5.0
     seed: int = 0
     max_minutes: float | None = None   # time budget: stop cleanly with a checkpoint (--resume goes on)
@@ -140,14 +148,15 @@ def load_splits(config: Seq2SeqConfig) -> tuple[list, list, list]:
             raise ValueError(f"unknown generated data {config.generated!r}; known: {sorted(generated.GENERATORS)}")
         pairs = generated.GENERATORS[config.generated](config.n, seed=config.data_seed)
     else:
-        pairs = read_pairs(config.pairs, swap=config.swap, limit=config.limit, max_chars=config.max_line_chars)
+        pairs = read_pairs(config.pairs, swap=config.swap, limit=config.limit, max_chars=config.max_line_chars,
+                           sep=config.sep)
     # the length limits apply to the training pairs; a held-out split cut from the same file
     # is cut after filtering, so it has the same distribution
     pairs = _filter_long(pairs, config)
     if config.valid or config.test:
         if not (config.valid and config.test):
             raise ValueError("give both --valid and --test files, or neither (then --split divides --pairs)")
-        return (pairs, *(read_pairs(f, swap=config.swap, max_chars=config.max_line_chars)
+        return (pairs, *(read_pairs(f, swap=config.swap, max_chars=config.max_line_chars, sep=config.sep)
                          for f in (config.valid, config.test)))
     train, valid, test = split_pairs(pairs, config.split, seed=config.data_seed)
     return train, valid, test
@@ -175,6 +184,24 @@ def build_model(config: Seq2SeqConfig, src_vocab: Vocab, tgt_vocab: Vocab) -> Se
                    layers=config.layers, attention=config.attention, score=config.score, reverse=config.reverse,
                    peeky=config.peeky, bidirectional=config.bidirectional, dropout=config.dropout,
                    bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id, seed=config.seed, name="seq2seq")
+
+
+# The plateau schedule's floor, as a fraction of the starting rate: low enough for the last
+# fine steps, high enough that the rate never becomes a standstill inside a time budget.
+PLATEAU_FLOOR = 0.01
+SCHEDULES = ("plateau", "step")
+
+
+def make_schedule(config: Seq2SeqConfig, optimizer):
+    """The learning-rate schedule ``config.lr_schedule`` names, on ``optimizer``."""
+    if config.lr_schedule == "step":
+        return StepDecay(optimizer, config.lr_decay, config.decay_start)
+    if config.lr_schedule != "plateau":
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; known: {', '.join(SCHEDULES)}")
+    if config.lr_decay >= 1.0:  # a constant rate
+        return StepDecay(optimizer, 1.0, config.decay_start)
+    return ReduceLROnPlateau(optimizer, factor=config.lr_decay, patience=0, min_lr=config.lr * PLATEAU_FLOOR,
+                             threshold=config.min_delta, threshold_mode="rel", monitor="valid_loss")
 
 
 # ---- evaluation -----------------------------------------------------------------------------------
@@ -302,7 +329,7 @@ class Seq2SeqTask(Task):
         check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers)
         self.model = build_model(config, self.train.src_vocab, self.train.tgt_vocab)
         self.optimizer = get_optimizer(config.optimizer, lr=config.lr)
-        self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
+        self.schedule = make_schedule(config, self.optimizer)
 
     def run_config(self) -> dict:
         return {"src_vocab": self.train.src_vocab.to_json(), "tgt_vocab": self.train.tgt_vocab.to_json(),
@@ -470,7 +497,7 @@ def evaluate_run(run_dir, pairs=None, split: str = "test", beam: int = 1, length
     translator = Translator(run_dir, checkpoint=checkpoint or "best")
     if pairs is not None and not isinstance(pairs, (list, tuple)):
         where = str(pairs)
-        pairs = read_pairs(pairs, swap=translator.config.swap)
+        pairs = read_pairs(pairs, swap=translator.config.swap, sep=translator.config.sep)
     elif pairs is not None:
         where = "the given pairs"
     else:
