@@ -149,16 +149,16 @@ def test_reduce_lr_on_plateau_counts_patience_and_respects_min_lr():
     assert optim.ReduceLROnPlateau(opt, patience=0).step(1.0) == opt.lr
 
 
-def test_reduce_lr_on_plateau_as_an_epoch_schedule_with_a_relative_threshold():
+def test_reduce_lr_on_plateau_as_an_epoch_schedule():
     """The trainer's interface (lr_at, epoch_end with the epoch's row): a loss that still falls
-    keeps the rate however many epochs pass; one that creeps down by less than the relative
-    threshold halves it, never below min_lr."""
+    keeps the rate however many epochs pass; one that creeps down by less than the threshold
+    halves it, never below min_lr."""
     opt = optim.Adam(lr=1.0)
-    sched = optim.ReduceLROnPlateau(opt, factor=0.5, min_lr=0.3, threshold=1e-3, threshold_mode="rel")
+    sched = optim.ReduceLROnPlateau(opt, factor=0.5, min_lr=0.3, threshold=1e-3)
     for epoch, loss in enumerate([4.0, 3.0, 2.0, 1.5, 1.2], start=1):
         sched.epoch_end(epoch, {"valid_loss": loss})
     assert sched.lr_at(6) == opt.lr == 1.0          # a step decay from epoch 3 would be at 1/8
-    sched.epoch_end(6, {"valid_loss": 1.2 * (1 - 1e-4)})   # a gain of 0.01%: a plateau
+    sched.epoch_end(6, {"valid_loss": 1.2 - 1e-4})   # a gain below the threshold: a plateau
     assert opt.lr == 0.5
     sched.epoch_end(7, {"valid_loss": 1.0})
     assert opt.lr == 0.5
@@ -167,8 +167,6 @@ def test_reduce_lr_on_plateau_as_an_epoch_schedule_with_a_relative_threshold():
     assert opt.lr == 0.3                            # the floor
     sched.epoch_end(10, {"train_loss": 0.1})        # a row without the monitored loss changes nothing
     assert opt.lr == 0.3 and sched.best == 1.0
-    with pytest.raises(ValueError, match="threshold_mode"):
-        optim.ReduceLROnPlateau(opt, threshold_mode="relative")
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])

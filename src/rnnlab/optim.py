@@ -339,10 +339,10 @@ class ReduceLROnPlateau:
     """Multiply lr by ``factor`` when the validation loss stops improving.
 
     ``step(val_loss)`` once per evaluation: the loss improves when it is below
-    ``best - threshold`` (``threshold_mode="abs"``) or ``best * (1 - threshold)`` ("rel");
-    after more than ``patience`` evaluations in a row without improvement, lr <- max(lr *
-    factor, min_lr) and the count restarts (``torch.optim.lr_scheduler.ReduceLROnPlateau`` in
-    "min" mode with no cooldown). patience=0 reduces at the first evaluation that does not
+    ``best - threshold``; after more than ``patience`` evaluations in a row without
+    improvement, lr <- max(lr * factor, min_lr) and the count restarts (``torch.optim.
+    lr_scheduler.ReduceLROnPlateau`` in "min" mode with an absolute threshold and no
+    cooldown). patience=0 reduces at the first evaluation that does not
     improve. A NaN loss counts as no improvement.
 
     It also serves the trainer as an epoch schedule (``lr_at``, ``epoch_end(epoch, row)``),
@@ -352,18 +352,14 @@ class ReduceLROnPlateau:
     """
 
     def __init__(self, optimizer: Optimizer, factor: float = 0.5, patience: int = 0,
-                 min_lr: float = 0.0, threshold: float = 0.0, threshold_mode: str = "abs",
-                 monitor: str = "valid_loss"):
+                 min_lr: float = 0.0, threshold: float = 0.0, monitor: str = "valid_loss"):
         if not 0.0 < factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
-        if threshold_mode not in ("abs", "rel"):
-            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'abs' or 'rel', got {threshold_mode!r}")
         self.optimizer = optimizer
         self.factor = float(factor)
         self.patience = int(patience)
         self.min_lr = float(min_lr)
         self.threshold = float(threshold)
-        self.threshold_mode = threshold_mode
         self.monitor = monitor
         self.best = math.inf
         self.bad_epochs = 0
@@ -378,16 +374,10 @@ class ReduceLROnPlateau:
             self.step(row[self.monitor])
         return self.optimizer.lr
 
-    def improves(self, value: float) -> bool:
-        """Whether ``value`` beats the best loss so far by more than the threshold."""
-        if self.threshold_mode == "rel" and math.isfinite(self.best):
-            return value < self.best - abs(self.best) * self.threshold
-        return value < self.best - self.threshold
-
     def step(self, val_loss: float) -> float:
         """Record one validation loss; returns the (possibly reduced) lr."""
         val_loss = float(val_loss)
-        if self.improves(val_loss):  # False for NaN
+        if val_loss < self.best - self.threshold:  # False for NaN
             self.best = val_loss
             self.bad_epochs = 0
         else:
@@ -400,7 +390,7 @@ class ReduceLROnPlateau:
     def state_dict(self) -> dict:
         # JSON has no infinity: before the first step best is stored as None
         return {"factor": self.factor, "patience": self.patience, "min_lr": self.min_lr,
-                "threshold": self.threshold, "threshold_mode": self.threshold_mode, "monitor": self.monitor,
+                "threshold": self.threshold, "monitor": self.monitor,
                 "best": None if math.isinf(self.best) else self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict) -> None:
@@ -408,7 +398,6 @@ class ReduceLROnPlateau:
         self.patience = int(state["patience"])
         self.min_lr = float(state["min_lr"])
         self.threshold = float(state.get("threshold", 0.0))
-        self.threshold_mode = state.get("threshold_mode", "abs")
         self.monitor = state.get("monitor", "valid_loss")
         self.best = math.inf if state["best"] is None else float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 from ..train.config import budget_epochs, describe_checkpoint
-from ..train.seq2seq import SCHEDULES, Seq2SeqConfig, train_seq2seq
+from ..train.seq2seq import DEFAULT_PATIENCE, SCHEDULES, Seq2SeqConfig, describe_scores, train_seq2seq
 from .args import fractions as _fractions
 from .train_common import add_run_arguments, run_training
 
@@ -74,8 +74,9 @@ def register(ctx) -> None:
     g.add_argument("--max-vocab", type=int, help="vocabulary size limit (incl. specials)")
     add_model_arguments(parser)
     g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help=f"passes over the training pairs (default {d.epochs}; with "
-                                              f"--max-minutes: until the budget or early stopping)")
+    g.add_argument("--epochs", type=int, help=f"passes over the training pairs (default: until the validation loss "
+                                              f"gains less than --min-delta for {DEFAULT_PATIENCE} epochs, at most "
+                                              f"{d.epochs}; with --max-minutes: until the budget or early stopping)")
     g.add_argument("--batch", type=int, default=d.batch, help=f"pairs per batch (default {d.batch})")
     g.add_argument("--no-bucket", action="store_true",
                    help="batches of random pairs instead of pairs of similar length (more padding; on small "
@@ -91,8 +92,8 @@ def register(ctx) -> None:
     g.add_argument("--decay-start", type=int, default=d.decay_start,
                    help=f"first epoch the step schedule decays after (default {d.decay_start})")
     g.add_argument("--min-delta", type=float, default=d.min_delta,
-                   help="relative gain of the validation loss that counts as progress, for the plateau schedule "
-                        f"and --patience (default {d.min_delta:g})")
+                   help="gain of the validation loss (per target token) that counts as progress, for the plateau "
+                        f"schedule and --patience (default {d.min_delta:g})")
     g.add_argument("--clip", type=float, default=d.clip, help="global gradient-norm clip (0: off)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--beam", type=int, default=d.beam, help="beam width of the final test decoding")
@@ -117,6 +118,8 @@ def config_from_args(args) -> Seq2SeqConfig:
     if not args.pairs and not args.generated:
         raise ValueError("give --pairs FILE (source<TAB>target lines) or --generated dates|addition")
     epochs, patience = budget_epochs(args.epochs, args.max_minutes, args.patience, Seq2SeqConfig.epochs)
+    if args.epochs is None and patience is None:  # the default length: until the loss stops falling
+        patience = DEFAULT_PATIENCE
     return Seq2SeqConfig(
         pairs=args.pairs, sep=args.sep, valid=args.valid, test=args.test, generated=args.generated, n=args.n,
         data_seed=args.data_seed, split=tuple(args.split), swap=args.swap, limit=args.limit,
@@ -140,9 +143,7 @@ def run(args) -> dict:
         print(f"{ex['source']}  ->  {ex['prediction']}   (reference: {ex['reference']})")
     where = describe_checkpoint(result)
     if result["test_pairs"]:
-        print(f"test ({where}): exact match {100 * result['exact_match']:.2f}%, token accuracy "
-              f"{100 * result['token_accuracy']:.2f}%, BLEU {result['bleu']:.2f} "
-              f"({result['test_pairs']} pairs, {result['wall_s']:.1f} s)")
+        print(f"test ({where}): {describe_scores(result)} ({result['test_pairs']} pairs, {result['wall_s']:.1f} s)")
     else:
         print(f"test: no test pairs (the split leaves none), so no test figures; {where}, "
               f"{result['wall_s']:.1f} s")

@@ -22,7 +22,8 @@ from pathlib import Path
 from ..fileio import json_default, split_lines
 
 
-def _cell(value) -> str:
+def format_cell(value) -> str:
+    """A table cell as the reports write it (answers quote figures in the same form)."""
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
@@ -39,7 +40,7 @@ def markdown_table(headers, rows) -> str:
     lines = ["| " + " | ".join(str(h) for h in headers) + " |",
              "|" + "|".join("---" for _ in headers) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |")
+        lines.append("| " + " | ".join(format_cell(v).replace("|", "\\|") for v in row) + " |")
     return "\n".join(lines)
 
 

@@ -37,6 +37,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..fileio import json_default
 from ..optim import clip_grad_norm
 from . import parallel
+from .config import UNTIL_BUDGET_EPOCHS
 from .run import RunDir, RunLocked, check_resume_state  # noqa: F401  (RunDir is part of this module's interface)
 from .task import (Callback, Task, TrainingDiverged, TrainResult, _log,  # noqa: F401  (re-exported: the loop's interface)
                    check_exploding_loss, check_finite_loss)
@@ -57,9 +58,9 @@ class Trainer:
     processes; None: under mpiexec ``dist.allreduce_mean_`` weighted by counts); ``timed_choices``
     (fix the recurrent layers' timed choices of a new run; a resumed run restores its own);
     ``restore_best`` (evaluate and return the best model rather than the last); ``min_delta``
-    (relative: an epoch whose ``monitor`` beats the best by less than ``min_delta * |best|``
-    still saves best.npz but counts towards ``patience``, so a loss that creeps down by 1e-4
-    an epoch does not hold off early stopping for ever).
+    (as Keras's EarlyStopping: an epoch whose ``monitor`` beats the best by less than
+    ``min_delta`` still saves best.npz but counts towards ``patience``, so a loss that creeps
+    down by 1e-4 an epoch does not hold off early stopping for ever).
     """
 
     # fields of a task's config that, where present, set the loop (Trainer.from_config)
@@ -177,6 +178,13 @@ class Trainer:
         """Training time of the run so far (seconds, across resumes)."""
         return self._wall_before + time.perf_counter() - self._t0
 
+    def epoch_label(self, epoch: int) -> str:
+        """"epoch 3/10"; in a time budget with no real epoch count (``UNTIL_BUDGET_EPOCHS``), the
+        budget instead: "epoch 3, 2.5 of 7 min"."""
+        if self.max_minutes is not None and self.epochs >= UNTIL_BUDGET_EPOCHS:
+            return f"epoch {epoch}, {self.wall() / 60:.1f} of {self.max_minutes:g} min"
+        return f"epoch {epoch}/{self.epochs}"
+
     def _budget_left(self) -> bool:
         left = (self.max_minutes is None or self.wall() < 60.0 * self.max_minutes
                 or self.pos["step"] == 0)
@@ -196,7 +204,7 @@ class Trainer:
             task.optimizer.lr = task.schedule.lr_at(epoch)
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
-        bar = self._bar(n, pos["batch"], f"epoch {epoch}/{self.epochs}")
+        bar = self._bar(n, pos["batch"], self.epoch_label(epoch))
         t_epoch, last_save = time.perf_counter(), time.perf_counter()
         train_s_before = pos["train_s"]
         out_of_time = False
@@ -249,14 +257,14 @@ class Trainer:
             self.run.log_metrics(row)
         pos["rows"] = len(self.history)
         if self.log:
-            _log(f"epoch {epoch}/{self.epochs}: {task.describe_epoch(row)}")
+            _log(f"{self.epoch_label(epoch)}: {task.describe_epoch(row)}")
         value = row[self.monitor]
         best = pos["best"]
         if best is None or (value < best if self.mode == "min" else value > best):
             gain = math.inf if best is None else abs(value - best)
             pos["best"] = value
             self._save_best(epoch, value)
-            if gain > self.min_delta * abs(best or 0.0):
+            if gain > self.min_delta:
                 pos["bad_epochs"] = 0
             elif epoch_done:
                 pos["bad_epochs"] += 1
