@@ -99,7 +99,8 @@ RULES = {
     # real numbers
     "lr": positive_float, "lr_decay": positive_float, "init_scale": positive_float,
     "max_minutes": positive_float, "clip": non_negative_float, "temperature": non_negative_float,
-    "length_penalty": non_negative_float, "settle": non_negative_float, "dropout": probability,
+    "length_penalty": non_negative_float, "settle": non_negative_float, "min_delta": non_negative_float,
+    "dropout": probability,
     "input_dropout": probability, "word_dropout": probability,
     "valid_fraction": probability, "test_fraction": probability, "split": fractions,
 }

@@ -1,17 +1,20 @@
 """``rnnlab train seq2seq``: train an encoder-decoder on TSV pairs or generated data.
 
-    rnnlab train seq2seq --pairs data.tsv --attention luong --epochs 10 --out runs/s2s
+    rnnlab train seq2seq --pairs data.tsv --out runs/s2s              # until the loss stops falling
+    rnnlab train seq2seq --pairs date.txt --out runs/date               # the book's '_' files too
     rnnlab train seq2seq --generated addition --n 50000 --reverse --peeky --out runs/add
     rnnlab train seq2seq --out runs/add --resume --max-minutes 30   # continue a run exactly
 
 With ``--json`` the last line of stdout is one JSON object with the test figures of the best
-model (``exact_match``, ``token_accuracy``, ``bleu``, ``loss``; null for an empty test split),
-which checkpoint and epoch they come from (``checkpoint``, ``checkpoint_metric``,
-``checkpoint_epoch``; ``valid_*`` are that epoch's), and ``epochs``, ``wall_s``.
+model (``exact_match``, ``token_accuracy``, ``bleu``, ``loss``; null for an empty test split,
+and ``bleu`` null where most targets are under 4 words), which checkpoint and epoch they come
+from (``checkpoint``, ``checkpoint_metric``, ``checkpoint_epoch``; ``valid_*`` are that
+epoch's), and ``epochs``, ``wall_s``.
 
-Defaults (the demo's measured settings): GRU 128, embedding 32, Luong "general" score, Adam lr
-3e-3 halved after every epoch from the 3rd, batches of 64. With ``--max-minutes`` and no
-``--epochs`` training runs until the budget or early stopping (patience 3) ends it.
+Defaults: GRU 128, embedding 32, Luong "general" attention, Adam lr 3e-3 halved after each
+epoch whose validation loss gains less than 1e-3 (never below lr / 100), batches of 64.
+Without ``--epochs`` training stops after 3 such epochs (at most 40 epochs), or at the
+``--max-minutes`` budget; ``--epochs N`` trains exactly N.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from .train_common import add_run_arguments, run_training
 def add_model_arguments(parser) -> None:
     d = Seq2SeqConfig()
     g = parser.add_argument_group("model")
-    g.add_argument("--attention", choices=["none", "bahdanau", "luong"], default=d.attention)
+    g.add_argument("--attention", choices=["none", "bahdanau", "luong"], default=d.attention,
+                   help=f"default {d.attention}")
     g.add_argument("--score", choices=["dot", "general"], default=d.score,
                    help=f"Luong score function (default {d.score})")
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell, help=f"default {d.cell}")
