@@ -141,7 +141,10 @@ def test_defaults_train_until_the_loss_stops_falling_and_epochs_mean_exactly_tha
 
     parser = build_parser()
     default = config_from_args(parser.parse_args(["train", "seq2seq", "--pairs", "p.tsv"]))
-    assert (default.epochs, default.patience, default.lr_schedule, default.attention) == (40, 3, "plateau", "luong")
+    assert (default.epochs, default.patience, default.lr_schedule, default.attention, default.bidirectional) == \
+        (40, 3, "plateau", "luong", True)
+    one_way = parser.parse_args(["train", "seq2seq", "--pairs", "p", "--no-bidirectional"])
+    assert not config_from_args(one_way).bidirectional
     exact = config_from_args(parser.parse_args(["train", "seq2seq", "--pairs", "p.tsv", "--epochs", "5"]))
     assert (exact.epochs, exact.patience) == (5, None)
     tab = config_from_args(parser.parse_args(["train", "seq2seq", "--pairs", "p.tsv", "--sep", "tab"]))

@@ -11,8 +11,9 @@ and ``bleu`` null where most targets are under 4 words), which checkpoint and ep
 from (``checkpoint``, ``checkpoint_metric``, ``checkpoint_epoch``; ``valid_*`` are that
 epoch's), and ``epochs``, ``wall_s``.
 
-Defaults: GRU 128, embedding 32, Luong "general" attention, Adam lr 3e-3 halved after each
-epoch whose validation loss gains less than 1e-3 (never below lr / 100), batches of 64.
+Defaults: a bidirectional GRU-128 encoder, GRU-128 decoder, embedding 32, Luong "general"
+attention, Adam lr 3e-3 halved after each epoch whose validation loss gains less than 1e-3
+(never below lr / 100), batches of 64.
 Without ``--epochs`` training stops after 3 such epochs (at most 40 epochs), or at the
 ``--max-minutes`` budget; ``--epochs N`` trains exactly N.
 """
@@ -39,7 +40,9 @@ def add_model_arguments(parser) -> None:
     g.add_argument("--emb", type=int, default=d.emb, help=f"embedding size (default {d.emb})")
     g.add_argument("--reverse", action="store_true", help="read the source backwards")
     g.add_argument("--peeky", action="store_true", help="feed the encoder vector to every decoder step")
-    g.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
+    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=d.bidirectional,
+                   help=f"bidirectional encoder (default {'on' if d.bidirectional else 'off'}; --no-bidirectional: "
+                        f"one way)")
     g.add_argument("--dropout", type=float, default=d.dropout)
 
 

@@ -81,7 +81,7 @@ class Seq2SeqConfig(TaskConfig):
     hidden: int = 128
     reverse: bool = False
     peeky: bool = False
-    bidirectional: bool = False
+    bidirectional: bool = True        # the encoder reads both ways: a day's "2," vs "20" needs the next char
     dropout: float = 0.0
     # optimisation
     epochs: int = 40                   # at most; the CLI without --epochs adds patience DEFAULT_PATIENCE
