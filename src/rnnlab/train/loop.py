@@ -282,7 +282,8 @@ class Trainer:
             if self.patience is not None and pos["bad_epochs"] >= self.patience:
                 stop = "early_stopping"
                 if self.log:
-                    _log(f"rnnlab train {task.name}: {self.monitor} did not improve for {self.patience} "
+                    by = f" by more than {self.min_delta:g}" if self.min_delta else ""
+                    _log(f"rnnlab train {task.name}: {self.monitor} did not improve{by} for {self.patience} "
                          f"epochs: stopping early")
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, row)
