@@ -126,15 +126,15 @@ def pair_batch_bytes(rows: int, src_len: int, tgt_len: int, hidden: int, emb: in
 
 
 def check_batch_memory(data: "PairData", batch_size: int, hidden: int, emb: int, layers: int = 1,
-                       available: int | None = None) -> int:
+                       available: int | None = None, directions: int = 1) -> int:
     """Raise MemoryError (with what to change) when the largest padded batch of ``data`` would
     need more than the memory available (``data/memory.py``); returns the estimate in bytes.
     Padded lengths are those of the longest pairs, so the estimate bounds any batch: the
-    encoder over the source, the decoder (with its per-step logits) over the target."""
+    encoder (of ``directions``) over the source, the decoder (with its per-step logits) over the target."""
     rows = min(batch_size, len(data))
     src_len = max((len(s) for s in data.src_ids), default=0)
     tgt_len = max((len(t) for t in data.tgt_ids), default=0) + 1  # + <bos>/<eos>
-    need = pair_batch_bytes(rows, src_len, tgt_len, hidden, emb, layers, len(data.tgt_vocab))
+    need = pair_batch_bytes(rows, src_len, tgt_len, hidden, emb, layers, len(data.tgt_vocab), directions)
     return check_memory(need, f"the largest padded batch ({rows} pairs, source {src_len} and target {tgt_len} tokens)",
                         "lower --batch or drop long pairs with --max-src-len / --max-tgt-len", available)
 

@@ -381,7 +381,8 @@ class Seq2SeqTask(Task):
         level_text = src_level if src_level == tgt_level else f"{src_level} -> {tgt_level}"
         log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
              f"{len(self.train.src_vocab)} -> {len(self.train.tgt_vocab)} ({level_text} level)")
-        check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers)
+        check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers,
+                           directions=2 if config.bidirectional else 1)
         self.model = build_model(config, self.train.src_vocab, self.train.tgt_vocab)
         self.optimizer = get_optimizer(config.optimizer, lr=config.lr)
         self.schedule = make_schedule(config, self.optimizer)
