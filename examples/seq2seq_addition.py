@@ -50,7 +50,8 @@ def main():
         # the test set doubles as the per-epoch evaluation set, as in the book. Batches are random
         # pairs (bucket=False), as the book's: questions have only a few lengths, and batches of
         # one length (e.g. all 1-digit + 1-digit) make training several times slower per epoch
-        config = Seq2SeqConfig(emb=16, hidden=128, cell="lstm",
+        # the book's model: no attention, a one-way encoder (rnnlab's defaults have both)
+        config = Seq2SeqConfig(emb=16, hidden=128, cell="lstm", attention="none", bidirectional=False,
                                epochs=args.epochs, batch=128, optimizer="adam", lr=1e-3, lr_decay=1.0, clip=5.0,
                                seed=args.seed, bucket=False, **VARIANTS[name])
         # the pairs go in as they are (in memory): train, then test as both valid and test split

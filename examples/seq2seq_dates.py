@@ -48,7 +48,7 @@ def main():
 
     curves, table = {}, {}
     for name in args.variants:
-        config = Seq2SeqConfig(emb=16, hidden=args.hidden, cell="lstm", lr_decay=1.0,
+        config = Seq2SeqConfig(emb=16, hidden=args.hidden, cell="lstm", lr_decay=1.0, bidirectional=False,
                                reverse=True, epochs=args.epochs, batch=128, lr=1e-3, clip=5.0, seed=args.seed,
                                **VARIANTS[name])
         # the pairs go in as they are (in memory): train, then test as both valid and test split

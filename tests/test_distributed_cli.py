@@ -166,8 +166,9 @@ def test_seq2seq_two_ranks_equal_one_process(tmp_path, runner):
     rows_1, rows_2 = metrics(tmp_path / "single"), metrics(tmp_path / "parallel")
     assert_same(rows_1, rows_2, ("train_loss", "valid_loss", "valid_token_accuracy", "valid_exact_match", "step"))
     final_1, final_2 = json_line(single), json_line(parallel)
-    for key in ("loss", "valid_loss", "token_accuracy", "exact_match", "bleu"):
+    for key in ("loss", "valid_loss", "token_accuracy", "exact_match"):
         assert abs(final_1[key] - final_2[key]) < TOL, key
+    assert final_1["bleu"] is None and final_2["bleu"] is None   # addition's short targets: BLEU does not apply
     assert final_1["examples"] == final_2["examples"]
 
 

@@ -199,3 +199,61 @@ def test_size_notes_belongs_to_the_attention_experiment_only(tmp_path, capsys):
     assert not (tmp_path / "pc").exists()                        # refused before writing anything
     with pytest.raises(ValueError, match=r"unknown --size 'notes' for this experiment: use one of tiny, default"):
         experiments.run("truncation", tmp_path / "tr", size="notes")
+
+
+# ---- the answers say what their own tables show -----------------------------------------------------
+
+def _table_cells(text: str, caption: str) -> list[list[str]]:
+    """The body cells of the report table under ``caption``."""
+    block = text.split(f"**{caption}", 1)[1].split("\n\n", 2)[1]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[2:]]
+
+
+def test_gradient_flow_answer_quotes_the_trained_cells_and_says_which_keeps_more():
+    from rnnlab.experiments.gradient_flow import answer
+
+    figures = {"contractive_ratio": 1e-9, "expansive_ratio": 1e6, "unclipped_diverged": True,
+               "unclipped_max_update": 40.0, "clipped_max_update": 0.05, "update_bound": 0.05,
+               # the issue's run: at initialisation the SimpleRNN passed more than the LSTM, trained much less
+               "cells": {"SimpleRNN": {"init_ratio": 0.3, "trained_ratio": 3.6e-09},
+                         "LSTM": {"init_ratio": 0.01, "trained_ratio": 0.261},
+                         "GRU": {"init_ratio": 0.05, "trained_ratio": 0.12}}}
+    text = answer(figures)
+    assert "the LSTM passes 0.261 of it back to step 0 and the GRU 0.120, against 3.60e-09 for the SimpleRNN" in text
+    assert "0.300" not in text and "1.00e-02" not in text        # nothing from the initial state
+    figures["cells"]["SimpleRNN"]["trained_ratio"] = 0.5         # a run where the lesson does not show
+    assert "in this run the gates kept no more of it than the SimpleRNN" in answer(figures)
+
+
+def test_parameter_sharing_answer_quotes_the_position_tables_cells():
+    from rnnlab.experiments.parameter_sharing import answer
+
+    names = ["SimpleRNN", "LSTM", "GRU"]
+    by_position = {n: {4: 1.0, 5: 1.0, 7: 0.53, 8: 0.9} for n in names}
+    by_position["untied RNN"] = {4: 1.0, 5: 1.0, 7: 0.2, 8: 0.4}
+    figures = {"shared_counts": {10: 300, 20: 300}, "untied_per_step": 90, "unseen_positions": [7, 8],
+               "by_length": {**{n: {10: 1.0, 20: 0.95} for n in names}, "untied RNN": {10: 1.0, 20: None}},
+               "by_position": by_position, "unseen_positions_shared": {n: 0.715 for n in names},
+               "unseen_positions_untied": 0.3}
+    text = answer(figures)
+    assert "the shared models score from 53% to 90% against 20% to 40%" in text   # cells, not means (72%)
+    assert text.startswith("Only in part")                                      # 72% is not 30% + 50%
+
+
+def test_the_answers_quote_their_own_tables(tiny):
+    _, folder = tiny["parameter-sharing"]
+    figures = tiny["parameter-sharing"][0]
+    text = (folder / "report.md").read_text(encoding="utf-8")
+    rows = _table_cells(text, "Sequence accuracy at length 10 against where the pattern ends")
+    header = [c.strip() for c in text.split("**Sequence accuracy at length 10")[1].split("\n\n")[1]
+              .splitlines()[0].strip("|").split("|")]
+    unseen_columns = [header.index(f"end {p}") for p in figures["unseen_positions"]]
+    shared = [int(row[i].rstrip("%")) for row in rows if row[0] != "untied RNN" for i in unseen_columns]
+    assert f"score from {min(shared)}% to {max(shared)}%" in figures["answer"]
+    figures, folder = tiny["gradient-flow"]
+    rows = _table_cells((folder / "report.md").read_text(encoding="utf-8"),
+                        "The three cells, at initialisation and after training")
+    trained = {row[0]: row[4] for row in rows}
+    for cell in ("SimpleRNN", "LSTM", "GRU"):                   # the trained column, as the table writes it
+        assert f"{cell} passes {trained[cell]}" in figures["answer"] or f"the {cell} {trained[cell]}" in \
+            figures["answer"] or f"{trained[cell]} for the {cell}" in figures["answer"]

@@ -17,7 +17,6 @@ def test_json_default_writes_numpy_scalars_as_numbers_and_the_rest_as_text():
                                                                    "path": "runs/x"}
 
 
-
 def _write(text):
     return lambda f: f.write(text.encode())
 
@@ -89,3 +88,10 @@ def test_without_hard_links_the_write_still_refuses_an_existing_file(tmp_path, m
     with pytest.raises(OutputRefused):
         fileio.atomic_write(tmp_path / "a.txt", _write("second"), replace=False)
     assert (tmp_path / "a.txt").read_text() == "first" and os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_split_lines_breaks_at_newlines_only():
+    from rnnlab.fileio import split_lines
+
+    assert split_lines("a\u2028b\u0085c\x0cd\x1ce\tf\r\ng\n") == ["a\u2028b\u0085c\x0cd\x1ce\tf", "g"]
+    assert split_lines("a\n\nb") == ["a", "", "b"] and split_lines("") == [] and split_lines("\n") == [""]

@@ -94,3 +94,14 @@ def test_masked_per_class_and_subset_accuracy():
         metrics.accuracy([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match=r"class ids must lie in \[0, 2\)"):
         metrics.confusion_matrix([0, 2], [0, 1], 2)
+
+
+def test_bleu_applies_only_where_targets_have_4_grams():
+    """A sum (one word) has no 4-gram: corpus BLEU is 0 at 100% exact match, so it does not apply."""
+    from rnnlab.metrics import bleu_applies, corpus_bleu
+
+    sums = ["91", "1001", "949"]
+    assert corpus_bleu(sums, sums) == 0.0 and not bleu_applies(sums)
+    sentences = ["the cat sat on the mat", "je ne sais pas", "ok"]
+    assert bleu_applies(sentences) and corpus_bleu(sentences, sentences) == pytest.approx(100.0)
+    assert not bleu_applies([])

@@ -147,3 +147,38 @@ def test_reduce_lr_on_plateau_counts_patience_and_respects_min_lr():
     fresh_state = optim.ReduceLROnPlateau(opt).state_dict()
     json.dumps(fresh_state)                     # no infinity in JSON before the first step
     assert optim.ReduceLROnPlateau(opt, patience=0).step(1.0) == opt.lr
+
+
+def test_reduce_lr_on_plateau_as_an_epoch_schedule():
+    """The trainer's interface (lr_at, epoch_end with the epoch's row): a loss that still falls
+    keeps the rate however many epochs pass; one that creeps down by less than the threshold
+    halves it, never below min_lr."""
+    opt = optim.Adam(lr=1.0)
+    sched = optim.ReduceLROnPlateau(opt, factor=0.5, min_lr=0.3, threshold=1e-3)
+    for epoch, loss in enumerate([4.0, 3.0, 2.0, 1.5, 1.2], start=1):
+        sched.epoch_end(epoch, {"valid_loss": loss})
+    assert sched.lr_at(6) == opt.lr == 1.0          # a step decay from epoch 3 would be at 1/8
+    sched.epoch_end(6, {"valid_loss": 1.2 - 1e-4})   # a gain below the threshold: a plateau
+    assert opt.lr == 0.5
+    sched.epoch_end(7, {"valid_loss": 1.0})
+    assert opt.lr == 0.5
+    for epoch in (8, 9):
+        sched.epoch_end(epoch, {"valid_loss": 1.0})
+    assert opt.lr == 0.3                            # the floor
+    sched.epoch_end(10, {"train_loss": 0.1})        # a row without the monitored loss changes nothing
+    assert opt.lr == 0.3 and sched.best == 1.0
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_every_optimizer_takes_keras_learning_rate_and_rnnlab_optimizers_has_it(name):
+    import rnnlab
+    from rnnlab import optimizers
+
+    cls = getattr(optimizers, name)
+    assert cls is getattr(optim, name) and rnnlab.optimizers is optimizers
+    assert cls(learning_rate=0.25).lr == 0.25 == cls(lr=0.25).lr
+    assert cls(lr=0.5, learning_rate=0.5).lr == 0.5
+    with pytest.raises(TypeError, match=f"{name}: give the learning rate once"):
+        cls(lr=0.1, learning_rate=0.2)
+    assert cls().lr == (1.0 if name == "SGD" else 1e-3)
+    assert optimizers.get(name, learning_rate=0.125).lr == 0.125

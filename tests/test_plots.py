@@ -40,3 +40,23 @@ def test_plot_or_warn_keeps_going_without_matplotlib(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="no figure .*cm.png.*needs matplotlib"):
         result = plots.plot_or_warn(plots.plot_confusion_matrix, np.eye(2), ["a", "b"], tmp_path / "cm.png")
     assert result is None and not (tmp_path / "cm.png").exists()
+
+
+def test_a_last_resort_font_is_no_font_for_korean_and_the_plot_says_so(monkeypatch):
+    """matplotlib's LastResortHE claims all of Unicode in its character map but draws one box per
+    block: it must not be chosen for Hangul, and the missing glyphs must be reported with a font
+    to install."""
+    import warnings
+    from pathlib import Path
+
+    import matplotlib
+
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    last_resort, dejavu = str(fonts / "LastResortHE-Regular.ttf"), str(fonts / "DejaVuSans.ttf")
+    monkeypatch.setattr(plots, "_warned_missing", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert plots.glyph_font(["안녕하세요", "hello"], candidates=[last_resort]) is None
+    assert len(caught) == 1 and "fonts-noto-cjk" in str(caught[0].message) and "안" in str(caught[0].message)
+    assert plots._covers(dejavu, set("hello"))               # a real font still passes
+    assert not plots._covers(last_resort, set("가나"))         # two syllables, one box

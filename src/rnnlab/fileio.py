@@ -151,3 +151,14 @@ def json_default(obj):
         return obj.item()
     except AttributeError:
         return str(obj)
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a text file's contents: split at ``\\n`` alone, with a ``\\r`` before it
+    dropped (Windows files). Not ``str.splitlines()``, which also breaks at U+0085, U+2028,
+    U+2029, form feeds and other characters that may sit inside one TSV, CoNLL-U or corpus
+    line and would cut it in two. A final newline ends the last line (no empty line after it)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]

@@ -71,6 +71,15 @@ def _ngrams(tokens, n):
     return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
 
 
+def bleu_applies(references: Sequence[str], max_order: int = 4) -> bool:
+    """Whether BLEU measures anything on these references: at least half of them hold
+    ``max_order`` words (13a tokens). BLEU is the geometric mean of the 1- to 4-gram precisions
+    of words; on targets of one to three words (a sum such as ``91``, a date ``1994-09-27``)
+    there are no 4-grams, and corpus BLEU is 0 however right the outputs are."""
+    long_enough = sum(len(tokenize_13a(r)) >= max_order for r in references)
+    return len(references) > 0 and 2 * long_enough >= len(references)
+
+
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], max_order: int = 4) -> float:
     """Corpus BLEU (0..100) of detokenized hypothesis strings against one reference each."""
     _same_length(hypotheses, references)

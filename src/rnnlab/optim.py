@@ -1,6 +1,7 @@
 """Optimizers, gradient clipping and learning-rate schedules.
 
     opt = SGD(lr=1.0)                      # or SGD(lr, momentum=0.9, nesterov=True), Adam(), AdamW()
+    opt = Adam(learning_rate=1e-3)         # Keras's name for the rate (rnnlab.optimizers: Keras's module name)
     norm = clip_grad_norm(model.grads, 5.0)
     opt.step(model.params, model.grads)    # updates the parameters in place
 
@@ -22,6 +23,14 @@ from __future__ import annotations
 import math
 
 from . import backend, validate
+
+
+def _rate(owner: str, lr, learning_rate, default: float) -> float:
+    """The learning rate from ``lr`` (PyTorch's name) or ``learning_rate`` (Keras's), not both."""
+    if lr is not None and learning_rate is not None and float(lr) != float(learning_rate):
+        raise TypeError(f"{owner}: give the learning rate once, as lr= or learning_rate=, not both "
+                        f"(got lr={lr}, learning_rate={learning_rate})")
+    return default if lr is None and learning_rate is None else float(lr if lr is not None else learning_rate)
 
 
 class Optimizer:
@@ -113,13 +122,14 @@ class SGD(Optimizer):
 
     g <- g + wd * p;   v <- mu * v + g;   p <- p - lr * (g + mu * v if nesterov else v)
     (plain SGD when mu = 0: p <- p - lr * g). Same as ``torch.optim.SGD`` with dampening 0.
+    The rate is ``lr`` or, Keras's name, ``learning_rate`` (default 1.0), as in every optimizer here.
     """
 
     slots = ("momentum",)
 
-    def __init__(self, lr: float = 1.0, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0):
-        super().__init__(lr)
+    def __init__(self, lr: float | None = None, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, *, learning_rate: float | None = None):
+        super().__init__(_rate("SGD", lr, learning_rate, 1.0))
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.momentum = validate.finite_float("SGD", "momentum", momentum, 0.0)
@@ -162,10 +172,10 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
-        super().__init__(lr)
+    def __init__(self, lr: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, *, learning_rate: float | None = None):
         name = type(self).__name__
+        super().__init__(_rate(name, lr, learning_rate, 1e-3))
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             validate.fail(name, f"betas must be two numbers in [0, 1), got {betas!r}")
         self.betas = tuple(validate.finite_float(name, "betas", b, 0.0, 1.0, high_open=True) for b in betas)
@@ -219,9 +229,9 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as ``torch.optim.AdamW``:
     p <- p (1 - lr wd) first, then the Adam step without any L2 term in g."""
 
-    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01):
-        super().__init__(lr, betas, eps, weight_decay)
+    def __init__(self, lr: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01, *, learning_rate: float | None = None):
+        super().__init__(lr, betas, eps, weight_decay, learning_rate=learning_rate)
 
     def _decay(self, p):
         if self.weight_decay:
@@ -307,8 +317,9 @@ class StepDecay:
         """The learning rate epoch ``epoch`` (1-based) trains with."""
         return self.base_lr * self.decay ** max(epoch - self.start_epoch, 0)
 
-    def epoch_end(self, epoch: int) -> float:
-        """Epoch ``epoch`` has finished: set and return the lr for epoch ``epoch + 1``."""
+    def epoch_end(self, epoch: int, row: dict | None = None) -> float:
+        """Epoch ``epoch`` has finished: set and return the lr for epoch ``epoch + 1`` (``row``,
+        the epoch's metrics, is not needed: the rate follows the epoch number alone)."""
         self.last_epoch = int(epoch)
         self.optimizer.lr = self.lr_at(epoch + 1)
         return self.optimizer.lr
@@ -333,12 +344,17 @@ class ReduceLROnPlateau:
     ``best - threshold``; after more than ``patience`` evaluations in a row without
     improvement, lr <- max(lr * factor, min_lr) and the count restarts (``torch.optim.
     lr_scheduler.ReduceLROnPlateau`` in "min" mode with an absolute threshold and no
-    cooldown). patience=0 reduces at the first evaluation that does not improve. A NaN loss
-    counts as no improvement.
+    cooldown). patience=0 reduces at the first evaluation that does not
+    improve. A NaN loss counts as no improvement.
+
+    It also serves the trainer as an epoch schedule (``lr_at``, ``epoch_end(epoch, row)``),
+    reading ``row[monitor]`` after each epoch: in a time budget of unknown length the rate
+    falls only when the loss stops falling, where a decay per epoch would reach ~0 long
+    before the budget ends.
     """
 
     def __init__(self, optimizer: Optimizer, factor: float = 0.5, patience: int = 0,
-                 min_lr: float = 0.0, threshold: float = 0.0):
+                 min_lr: float = 0.0, threshold: float = 0.0, monitor: str = "valid_loss"):
         if not 0.0 < factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
         self.optimizer = optimizer
@@ -346,8 +362,19 @@ class ReduceLROnPlateau:
         self.patience = int(patience)
         self.min_lr = float(min_lr)
         self.threshold = float(threshold)
+        self.monitor = monitor
         self.best = math.inf
         self.bad_epochs = 0
+
+    def lr_at(self, epoch: int) -> float:
+        """The rate the next epoch trains with: the current one (it follows the losses seen)."""
+        return self.optimizer.lr
+
+    def epoch_end(self, epoch: int, row: dict | None = None) -> float:
+        """Epoch ``epoch`` has finished with the metrics ``row``: record ``row[monitor]``."""
+        if row is not None and row.get(self.monitor) is not None:
+            self.step(row[self.monitor])
+        return self.optimizer.lr
 
     def step(self, val_loss: float) -> float:
         """Record one validation loss; returns the (possibly reduced) lr."""
@@ -365,13 +392,14 @@ class ReduceLROnPlateau:
     def state_dict(self) -> dict:
         # JSON has no infinity: before the first step best is stored as None
         return {"factor": self.factor, "patience": self.patience, "min_lr": self.min_lr,
-                "threshold": self.threshold, "best": None if math.isinf(self.best) else self.best,
-                "bad_epochs": self.bad_epochs}
+                "threshold": self.threshold, "monitor": self.monitor,
+                "best": None if math.isinf(self.best) else self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict) -> None:
         self.factor = float(state["factor"])
         self.patience = int(state["patience"])
         self.min_lr = float(state["min_lr"])
         self.threshold = float(state.get("threshold", 0.0))
+        self.monitor = state.get("monitor", "valid_loss")
         self.best = math.inf if state["best"] is None else float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])

@@ -29,19 +29,25 @@ def _pyplot():
 PREFERRED_FONTS = ("Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans KR", "NanumGothic",
                    "Source Han Sans", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback",
                    "Malgun Gothic", "AppleGothic", "Apple SD Gothic Neo", "MS Gothic", "SimHei", "Arial Unicode MS")
-_charmaps: dict = {}
+_charmaps: dict = {}  # font path -> {code point: glyph index}
 _warned_missing = False
 
 
 def _covers(path: str, chars: set) -> bool:
+    """Whether the font at ``path`` draws every character of ``chars``: each is in its character
+    map, and distinct characters get distinct glyphs. The second test is what makes the check
+    real: a last-resort font (matplotlib ships LastResortHE) maps all of Unicode to one box per
+    block, so its character map claims everything while it draws no letter at all."""
     if path not in _charmaps:
         try:
             from matplotlib.ft2font import FT2Font
 
-            _charmaps[path] = frozenset(FT2Font(path).get_charmap())
+            _charmaps[path] = dict(FT2Font(path).get_charmap())
         except Exception:  # an unreadable font file is simply not a candidate
-            _charmaps[path] = frozenset()
-    return all(ord(c) in _charmaps[path] for c in chars)
+            _charmaps[path] = {}
+    charmap = _charmaps[path]
+    glyphs = [charmap.get(ord(c), 0) for c in chars]
+    return 0 not in glyphs and len(set(glyphs)) == len(glyphs)
 
 
 def glyph_font(texts: Sequence[str], candidates: Sequence[str] | None = None) -> str | None:
@@ -71,7 +77,8 @@ def glyph_font(texts: Sequence[str], candidates: Sequence[str] | None = None) ->
         _warned_missing = True
         missing = "".join(sorted(c for c in chars if not _covers(default, {c})))[:20]
         warnings.warn(f"no installed font has glyphs for {missing!r}: plot labels in that script show as empty "
-                      f"boxes (install a CJK font, e.g. the fonts-noto-cjk package)", stacklevel=3)
+                      f"boxes (install a font that has them: for Korean, Japanese or Chinese the fonts-noto-cjk "
+                      f"package, e.g. apt-get install fonts-noto-cjk)", stacklevel=3)
     return None
 
 

@@ -12,7 +12,7 @@ from rnnlab.train.caption import CaptionConfig
 from rnnlab.train.classify import ClassifyConfig
 from rnnlab.train.config import base_type
 from rnnlab.train.lm import LMConfig, lm_split
-from rnnlab.train.seq2seq import Seq2SeqConfig
+from rnnlab.train.seq2seq import Seq2SeqConfig, separator
 from rnnlab.train.tag import TagConfig
 
 TRAINERS = {"lm": (train_lm, LMConfig), "seq2seq": (train_seq2seq, Seq2SeqConfig),
@@ -67,6 +67,8 @@ def _examples(config_class):
         elif rule.check in (validate.positive_int, validate.non_negative_int):
             value = (field.default or 0) + 2
             text = str(value)
+        elif rule.check is separator:   # --sep tab: a tab
+            value, text = "\t", "tab"
         else:
             assert rule.check is validate.text, (config_class, field.name)
             value = text = "folder/file.txt"
@@ -84,7 +86,8 @@ def test_each_flag_reaches_its_field(task, argv, name, value):
 
 BAD_TEXT = {validate.positive_int: "0", validate.non_negative_int: "-1", validate.positive_float: "0",
             validate.non_negative_float: "-1", validate.rate: "1", validate.decay_factor: "1.5",
-            validate.fractions: "0.5,0.6,0.1", lm_split: "0.9,0.1,0", validate.text: ""}
+            validate.fractions: "0.5,0.6,0.1", lm_split: "0.9,0.1,0", validate.text: "",
+            separator: ""}
 
 
 @pytest.mark.parametrize("task, name", [(task, f.name) for task, (_, c) in TRAINERS.items()

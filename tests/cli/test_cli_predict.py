@@ -183,7 +183,8 @@ def test_translate_cuts_a_source_longer_than_the_training_lines(runs, capsys, mo
     # rows of a decoding batch: as many as the budget holds of the longest source and its output limit
     c = translator.config
     limit = translator.decode_cap + 1     # the longest output + <eos>: the run's cap (2 x 1000 + 10 is more)
-    one = pair_batch_bytes(1, 1000, limit, c.hidden, c.emb, c.layers, len(translator.tgt_vocab))
+    one = pair_batch_bytes(1, 1000, limit, c.hidden, c.emb, c.layers, len(translator.tgt_vocab),
+                           2 if c.bidirectional else 1)   # (a bidirectional encoder by default)
     monkeypatch.setattr(seq2seq, "PREDICTION_BUDGET", 10 * one)
     assert translator.batch_size(translator.data([("x" * 1000, ""), ("x", "")])) == 10
 

@@ -115,3 +115,38 @@ def test_demo_runs_end_to_end_small(tmp_path, capsys):
     assert len(result["translations"]) == 5
     assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "run" / "best.npz").exists()
+
+
+def test_the_books_file_trains_and_the_report_fits_the_task(tmp_path, capsys):
+    """A file in Deep Learning from Scratch 2's format (written by `rnnlab data --format book`)
+    trains without --sep; the log says how it was read; budget mode names the budget, not epoch
+    1/1000000; one-word answers get no BLEU (it would be 0) but a character accuracy."""
+    book = tmp_path / "addition.txt"
+    assert main(["data", "addition", "--n", "200", "--seed", "2", "--format", "book", "--out", str(book)]) == 0
+    assert book.read_text(encoding="utf-8").split("\n")[0].index("_") == 7      # the book's fixed width
+    code = main(["train", "seq2seq", "--pairs", str(book), "--hidden", "8", "--emb", "4", "--batch", "64",
+                 "--max-minutes", "0.05", "--no-progress", "--json", "--out", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert code == 0 and "split at its first '_'" in captured.err
+    assert "of 0.05 min:" in captured.err and "/1000000" not in captured.err
+    assert result["bleu"] is None and result["token_accuracy"] is not None
+    assert "character accuracy" in captured.out and "no BLEU (most targets are under 4 words" in captured.out
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["sep"] is None and config["lr_schedule"] == "plateau" and config["patience"] == 3
+
+
+def test_defaults_train_until_the_loss_stops_falling_and_epochs_mean_exactly_that(tmp_path):
+    from rnnlab.cli import build_parser
+    from rnnlab.cli.train_seq2seq import config_from_args
+
+    parser = build_parser()
+    default = config_from_args(parser.parse_args(["train", "seq2seq", "--pairs", "p.tsv"]))
+    assert (default.epochs, default.patience, default.lr_schedule, default.attention, default.bidirectional) == \
+        (40, 3, "plateau", "luong", True)
+    one_way = parser.parse_args(["train", "seq2seq", "--pairs", "p", "--no-bidirectional"])
+    assert not config_from_args(one_way).bidirectional
+    exact = config_from_args(parser.parse_args(["train", "seq2seq", "--pairs", "p.tsv", "--epochs", "5"]))
+    assert (exact.epochs, exact.patience) == (5, None)
+    tab = config_from_args(parser.parse_args(["train", "seq2seq", "--pairs", "p.tsv", "--sep", "tab"]))
+    assert tab.sep == "\t"

@@ -77,3 +77,8 @@ def test_ud_english_ewt():
     gold, unseen = tag_arrays(data.test)
     assert gold.size == 25094
     assert 0.03 < unseen.mean() < 0.15
+
+
+def test_a_unicode_line_separator_in_a_form_stays_in_its_word(tmp_path):
+    sents = read_conllu(write(tmp_path / "u.conllu", tok(1, "a\u2028b", "X") + tok(2, "c", "NOUN") + "\n"))
+    assert [s.words for s in sents] == [["a\u2028b", "c"]] and sents[0].tags == ["X", "NOUN"]

@@ -94,3 +94,11 @@ def test_read_texts_for_prediction_ignores_labels_and_header(tmp_path):
 
     path = write(tmp_path / "p.tsv", "sentence\tlabel\na fine film\t1\n\nso bad\n")
     assert read_texts(path) == (["a fine film", "so bad"], [2, 4])
+
+
+def test_unicode_line_breaks_inside_a_sentence_keep_its_label(tmp_path):
+    # str.splitlines() would cut these lines at U+0085 / U+2028 ("no label column")
+    train = write(tmp_path / "u.tsv", "a good\u0085film\tpos\r\na bad\u2028film\tneg\n")
+    tokens, labels, numbers = read_labeled_tsv(train)
+    assert labels == ["pos", "neg"] and numbers == [1, 2]
+    assert tokens == [["a", "good", "film"], ["a", "bad", "film"]]   # inside a line they are spaces

@@ -84,3 +84,37 @@ def test_unknown_tokens_in_other_splits_become_unk():
     assert other.src_ids[0][1] == train.src_vocab.unk_id
     with pytest.raises(ValueError, match="empty source"):
         PairData([("", "x")], train.src_vocab, train.tgt_vocab)
+
+
+def test_the_books_underscore_files_are_read_and_said_so(tmp_path, capsys):
+    """Deep Learning from Scratch 2's date.txt / addition.txt: fixed-width lines, the target
+    after the first '_'; the padding goes, the spaces inside a side stay."""
+    from rnnlab.data.generated import addition, write_book
+
+    book = tmp_path / "date.txt"
+    book.write_text("september 27, 1994           _1994-09-27\nAugust 19, 2003              _2003-08-19\n",
+                    encoding="utf-8")
+    assert read_pairs(book) == [("september 27, 1994", "1994-09-27"), ("August 19, 2003", "2003-08-19")]
+    assert "split at its first '_'" in capsys.readouterr().err
+    pairs = addition(50, seed=1)
+    write_book(pairs, tmp_path / "addition.txt")
+    first = (tmp_path / "addition.txt").read_text(encoding="utf-8").split("\n")[0]
+    assert first == pairs[0][0].ljust(7) + "_" + pairs[0][1].ljust(4)   # the book's widths: 7 and 4
+    assert read_pairs(tmp_path / "addition.txt") == pairs
+
+
+def test_a_separator_given_and_lines_that_have_none(tmp_path, capsys):
+    path = tmp_path / "pipes.txt"
+    path.write_text("a b|x|y\nc|z\n", encoding="utf-8")
+    assert read_pairs(path, sep="|") == [("a b", "x|y"), ("c", "z")]   # split at the first one
+    assert capsys.readouterr().err == ""                               # nothing guessed: nothing said
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("1+1_2\n2+2 4\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"mixed.txt, line 2: expected 'source<TAB>target' \(or.*'source_target'"):
+        read_pairs(mixed)
+
+
+def test_unicode_line_separators_inside_a_pair_do_not_cut_it(tmp_path):
+    path = tmp_path / "odd.tsv"
+    path.write_text("a\u2028b\u0085c\tx\x0cy\r\nd\te\n", encoding="utf-8")
+    assert read_pairs(path) == [("a\u2028b\u0085c", "x\x0cy"), ("d", "e")]

@@ -308,6 +308,7 @@ def test_verbose_shows_progress_on_stderr_and_zero_silences(capsys):
     model.fit(x, y, epochs=1, batch_size=8, verbose=1)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss: " in err
+    assert "\r" not in err and "it/s" not in err     # stderr is no terminal here: no bar in the log, lines only
 
 
 # ---- errors --------------------------------------------------------------------------------------

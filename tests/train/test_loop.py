@@ -116,6 +116,31 @@ def test_early_stopping_and_a_callback_stop(float64):
     assert result.stopped == "callback" and len(result.history) == 1 and result.history[0]["partial"] == 3 / 8
 
 
+class CreepingLossTask(SignTask):
+    """A validation loss that falls by 2e-4 an epoch, as an underfit seq2seq's did for ever."""
+
+    monitor, mode = "valid_loss", "min"
+
+    def validate(self):
+        self.validations = getattr(self, "validations", 0) + 1
+        return {"valid_loss": 2.0 - 2e-4 * self.validations}
+
+    def final_metrics(self, history):
+        return {}
+
+
+def test_min_delta_lets_patience_stop_a_loss_that_only_creeps(float64):
+    task = CreepingLossTask()
+    task.setup()
+    result = Trainer(task, epochs=12, patience=2, min_delta=1e-3, progress=False, log=False).fit()
+    # every epoch is a new best (kept as best.npz) but no gain reaches 1e-3: stop after 1 + 2
+    assert result.stopped == "early_stopping" and len(result.history) == 3
+    task = CreepingLossTask()
+    task.setup()
+    result = Trainer(task, epochs=12, patience=2, progress=False, log=False).fit()
+    assert result.stopped == "epochs" and len(result.history) == 12   # min_delta 0: any gain counts
+
+
 def test_gradients_pass_the_all_reduce_hook_before_the_step(float64):
     """Data parallel: the hook sees every step's gradients before the optimizer does."""
     task = SignTask()

@@ -13,7 +13,7 @@ from rnnlab.train.classify import ClassifyConfig
 from rnnlab.train.config import optimizer_name
 from rnnlab.train.lm import LMConfig, corpus_name, lm_split
 from rnnlab.train.run import check_run_config
-from rnnlab.train.seq2seq import Seq2SeqConfig
+from rnnlab.train.seq2seq import Seq2SeqConfig, separator
 from rnnlab.train.tag import TagConfig
 
 CONFIGS = (LMConfig, Seq2SeqConfig, ClassifyConfig, TagConfig, CaptionConfig)
@@ -33,6 +33,7 @@ BAD_VALUES = {
     optimizer_name: ["rmsprop", 3],
     validate.flag: ["yes", 1],
     validate.text: ["", 5],
+    separator: ["", 5],
 }
 
 
@@ -69,6 +70,11 @@ def test_the_examples_of_the_issue():
     # the library's names of a corpus or an optimizer stay accepted, in any case
     assert LMConfig(dataset="Tiny-Shakespeare").token_level() == "char"
     assert LMConfig(optimizer="Adam").optimizer == "adam" and LMConfig(optimizer="Adam").lr == 2e-3
+
+
+def test_a_pairs_separator_named_tab_is_a_tab():
+    assert Seq2SeqConfig(sep="tab").sep == "\t" and Seq2SeqConfig(sep="\\t").sep == "\t"
+    assert Seq2SeqConfig(sep="_").sep == "_" and Seq2SeqConfig().sep is None
 
 
 def test_monitor_choices_are_the_tasks_own_metrics():

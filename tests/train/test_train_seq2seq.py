@@ -26,3 +26,29 @@ def test_tiny_attention_model_learns_dates(tmp_path):
 def test_config_round_trip():
     config = Seq2SeqConfig(generated="addition", split=(0.7, 0.2, 0.1), reverse=True)
     assert Seq2SeqConfig.from_dict(config.to_dict()) == config
+
+
+def test_the_plateau_schedule_keeps_the_rate_while_the_loss_falls_and_floors_it():
+    """Budget mode's trap: a halving per epoch from epoch 3 left lr 3e-3 * 0.5 ** 12 < 1e-6 after
+    15 epochs while the loss still fell. The plateau schedule keeps the rate as long as each epoch
+    gains min_delta, and never goes below lr / 100."""
+    from rnnlab.optim import Adam
+    from rnnlab.train.seq2seq import PLATEAU_FLOOR, make_schedule
+
+    config = Seq2SeqConfig(generated="dates")
+    opt = Adam(lr=config.lr)
+    schedule = make_schedule(config, opt)
+    loss = 3.0
+    for epoch in range(1, 16):
+        loss -= 0.01                      # still learning: 10x min_delta an epoch
+        schedule.epoch_end(epoch, {"valid_loss": loss})
+    assert schedule.lr_at(16) == opt.lr == config.lr
+    for epoch in range(16, 40):
+        loss -= 1e-4                      # the creep that held off early stopping
+        schedule.epoch_end(epoch, {"valid_loss": loss})
+    assert opt.lr == config.lr * PLATEAU_FLOOR
+    step = make_schedule(Seq2SeqConfig(generated="dates", lr_schedule="step"), Adam(lr=config.lr))
+    assert step.lr_at(5) == config.lr * 0.25
+    # the config refuses an unknown schedule on construction (its setting's choices)
+    with pytest.raises(ValueError, match="Seq2SeqConfig: lr_schedule must be one of plateau, step, got 'cosine'"):
+        Seq2SeqConfig(generated="dates", lr_schedule="cosine")

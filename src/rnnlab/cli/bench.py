@@ -66,7 +66,7 @@ def run(args) -> dict:
             results.append(run_benchmark(name, cell=cell, steps=args.steps, warmup=args.warmup,
                                          use_torch=not args.no_torch, memory=not args.no_memory,
                                          threads=args.threads, seed=args.seed, model=args.model,
-                                         progress=True, settle=args.settle, device=args.device))
+                                         progress=sys.stderr.isatty(), settle=args.settle, device=args.device))
     print(format_table(results))
     if len(results) == 1:
         return results[0]

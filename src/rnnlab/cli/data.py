@@ -1,4 +1,6 @@
-"""``rnnlab data dates|addition|copy --n N --seed S [--out FILE]``: write generated pairs as TSV.
+"""``rnnlab data dates|addition|copy --n N --seed S [--out FILE] [--format tsv|book]``: write
+generated pairs as TSV, or as *Deep Learning from Scratch 2*'s files (``--format book``:
+``source_target`` lines padded with spaces to a fixed width, as its date.txt / addition.txt).
 
 Without ``--out`` the pairs go to stdout (one ``source<TAB>target`` line each); an existing
 ``FILE`` is replaced only with ``--overwrite`` (``fileio.write_output``).
@@ -20,13 +22,19 @@ def register(ctx) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", metavar="FILE", help="output TSV file (default: stdout)")
     parser.add_argument("--overwrite", action="store_true", help="replace FILE when it exists")
+    parser.add_argument("--format", choices=["tsv", "book"], default="tsv",
+                        help="tsv: source<TAB>target lines; book: the fixed-width 'source_target' lines of "
+                             "Deep Learning from Scratch 2's date.txt / addition.txt (with --out)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> dict:
     pairs = generated.GENERATORS[args.task](args.n, seed=args.seed)
+    if args.format == "book" and not args.out:
+        raise ValueError("--format book writes a file: give --out FILE")
     if args.out is not None:   # `--out ""` is refused, not taken for stdout
-        generated.write_tsv(pairs, args.out, overwrite=args.overwrite)
+        write = generated.write_book if args.format == "book" else generated.write_tsv
+        write(pairs, args.out, overwrite=args.overwrite)
         print(f"wrote {len(pairs)} {args.task} pairs to {args.out}", file=sys.stderr)
     else:
         for source, target in pairs:

@@ -31,8 +31,8 @@ from ..train.seq2seq import Seq2SeqConfig, Translator, save_attention_plot, trai
 # The embedded default, tuned to reach >= 99% exact match on held-out dates in under three
 # minutes on a 2-core CPU (see README).
 DEMO = dict(generated="dates", n=20000, split=(0.8, 0.05, 0.15), attention="luong", score="general",
-            cell="gru", bidirectional=True, emb=32, hidden=128, epochs=4, batch=64, lr=0.003, lr_decay=0.5,
-            decay_start=3, clip=5.0, eval_limit=300)
+            cell="gru", bidirectional=True, emb=32, hidden=128, epochs=4, batch=64, lr=0.003, lr_schedule="step",
+            lr_decay=0.5, decay_start=3, clip=5.0, eval_limit=300)
 
 SHOWCASE = ["september 27, 1994", "SAT, MAR 8, 2031", "the 1st of july 1969", "6/21/07", "31.12.1999"]
 

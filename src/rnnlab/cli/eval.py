@@ -31,7 +31,7 @@ def run(args):
 
     task = RunDir(args.run_dir, create=False).read_config().get("task")
     if task == "seq2seq":
-        from ..train.seq2seq import evaluate_run
+        from ..train.seq2seq import describe_scores, evaluate_run
 
         if args.text is not None or args.batch is not None:
             raise ValueError(f"{args.run_dir} is a seq2seq run: --text and --batch are for language models")
@@ -40,9 +40,8 @@ def run(args):
         if not result["n"]:
             print(f"0 pairs from {result['pairs']}: nothing to measure (figures null); {_source(result)}")
             return result
-        print(f"{result['n']} pairs from {result['pairs']}: exact match {100 * result['exact_match']:.2f}%, "
-              f"token accuracy {100 * result['token_accuracy']:.2f}%, BLEU {result['bleu']:.2f}, "
-              f"loss {result['loss']:.4f}; {_source(result)}")
+        print(f"{result['n']} pairs from {result['pairs']}: {describe_scores(result)}, loss {result['loss']:.4f}; "
+              f"{_source(result)}")
         return result
     if task != "lm":
         raise ValueError(f"{args.run_dir}/config.json names task {task!r}: expected 'lm' or 'seq2seq'")

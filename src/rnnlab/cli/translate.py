@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..fileio import check_output
+from ..fileio import check_output, split_lines
 from ..train.run import input_files
 from ..train.seq2seq import translate
 
@@ -60,7 +60,7 @@ def read_sources(texts, file=None, stdin=None) -> list[str]:
 
 
 def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
+    return [line.strip() for line in split_lines(text.lstrip("\ufeff")) if line.strip()]
 
 
 def run(args) -> dict:

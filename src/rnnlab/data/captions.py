@@ -27,6 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..fileio import split_lines
 from .corpora import DataError, read_text
 from .labeled import find_data
 from .padding import length_buckets, pad_ids
@@ -82,7 +83,7 @@ def read_captions(path) -> list[list[str]]:
     """One caption a line (whitespace-separated words); a blank line is an error naming it."""
     path = Path(path)
     captions = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(split_lines(read_text(path)), start=1):
         words = line.split()
         if not words:
             raise ValueError(f"{path}, line {number}: empty caption")
@@ -150,7 +151,7 @@ def load_digits(path=None) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a gzip-compressed CSV file ({err})") from None
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:

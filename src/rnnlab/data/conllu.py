@@ -23,6 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..fileio import split_lines
 from .corpora import DataError, read_text
 from .labeled import find_data
 from .padding import cap_lengths, describe_cut, length_buckets, pad_chars, pad_ids
@@ -44,7 +45,7 @@ def read_conllu(path) -> list[Sentence]:
     path = Path(path)
     sentences: list[Sentence] = []
     words, tags, first = [], [], None
-    for number, raw in enumerate(read_text(path).splitlines(), start=1):
+    for number, raw in enumerate(split_lines(read_text(path)), start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():
             if words:

@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import validate
+from ..fileio import split_lines
 from .vocab import Vocab
 
 WORD_SPECIALS = ("<unk>", "<eos>")
@@ -172,7 +173,7 @@ def tokenize_lines(text: str, level: str) -> list[str]:
     if level == "char":
         return list(text)
     tokens = []
-    for line in text.splitlines():
+    for line in split_lines(text):
         words = line.split()
         if words:
             tokens.extend(words)

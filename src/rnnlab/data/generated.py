@@ -225,4 +225,22 @@ def write_tsv(pairs: Iterable[tuple[str, str]], path, overwrite: bool = False) -
     return write_output(path, write, binary=False, overwrite=overwrite)
 
 
+def write_book(pairs: Iterable[tuple[str, str]], path, overwrite: bool = False) -> Path:
+    """Write the pairs as *Deep Learning from Scratch 2*'s date.txt / addition.txt do: one
+    ``source_target`` line each, both sides padded with spaces to the longest (``16+75  _91  ``);
+    atomically, an existing file replaced only with ``overwrite`` (as ``write_tsv``)."""
+    pairs = list(pairs)
+    for source, target in pairs:
+        if "_" in source or "\n" in source or "\n" in target:
+            raise ValueError(f"{path}: pair {source!r} -> {target!r} holds a '_' in its source or a newline")
+    width_src = max((len(s) for s, _ in pairs), default=0)
+    width_tgt = max((len(t) for _, t in pairs), default=0)
+
+    def write(f):
+        for source, target in pairs:
+            f.write(f"{source.ljust(width_src)}_{target.ljust(width_tgt)}\n")
+
+    return write_output(path, write, binary=False, overwrite=overwrite)
+
+
 GENERATORS = {"dates": dates, "addition": addition, "copy": copy_pairs}

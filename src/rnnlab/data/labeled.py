@@ -27,6 +27,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..fileio import split_lines
 from .corpora import DataError, dataset_folder, read_text
 from .padding import cap_lengths, describe_cut, length_buckets, pad_ids, pad_vectors
 from .vocab import Vocab
@@ -144,7 +145,7 @@ def read_labeled_tsv(path, lowercase: bool = False) -> tuple[list, list, list]:
     empty label or text, a label holding spaces (the columns swapped?). Blank lines are skipped.
     """
     path = Path(path)
-    lines = read_text(path).splitlines()
+    lines = split_lines(read_text(path))
     texts, labels, numbers = [], [], []
     start = 0
     if lines and lines[0].rsplit("\t", 1)[-1].strip().lower() == "label":
@@ -187,7 +188,7 @@ def read_texts(path) -> tuple[list[str], list[int]]:
 def parse_texts(content: str, source) -> tuple[list[str], list[int]]:
     """``read_texts`` of text already read (e.g. stdin); ``source`` names it in errors."""
     texts, numbers = [], []
-    for number, line in enumerate(content.lstrip("\ufeff").splitlines(), start=1):
+    for number, line in enumerate(split_lines(content.lstrip("\ufeff")), start=1):
         text = line.rsplit("\t", 1)[0] if "\t" in line else line
         if number == 1 and "\t" in line and line.rsplit("\t", 1)[-1].strip().lower() == "label":
             continue
@@ -203,7 +204,7 @@ def read_sst2_sentences(path, lowercase: bool = False) -> tuple[list, list, list
     """Kim's ``stsa.binary.*`` files: ``<label> <sentence>`` lines, label 0 or 1."""
     path = Path(path)
     texts, labels, numbers = [], [], []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(split_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         label, _, text = line.strip().partition(" ")

@@ -1,7 +1,12 @@
 """Sentence pairs for sequence-to-sequence models: TSV files, tokens, splits, padded batches.
 
 File format (Tatoeba / manythings.org): one pair per line, ``source<TAB>target``, optionally
-followed by more tab-separated columns (an attribution) that are ignored. Blank lines are
+followed by more tab-separated columns (an attribution) that are ignored. A file with no tab
+at all whose every line holds a ``_`` is read as *Deep Learning from Scratch 2*'s
+``date.txt`` / ``addition.txt`` (``16+75  _91  ``): each line is split at its first ``_``,
+and the spaces that pad both sides to a fixed width are dropped, as every column's spaces at
+its ends are (rnnlab pads batches itself, with masks; spaces inside a side, such as
+``september 27, 1994``, stay tokens); ``sep`` names a separator instead. Blank lines are
 skipped, and so are lines with a column longer than ``max_chars`` characters (default
 ``MAX_CHARS``), reported with their line numbers: one runaway line would otherwise pad a whole
 batch to its length. ``check_batch_memory`` compares an estimate of the largest padded batch's
@@ -32,6 +37,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .. import backend, validate
+from ..fileio import split_lines
 from .memory import check_memory, padded_batch_bytes
 from .padding import pad  # noqa: F401  (pairs.pad: the host-side padding of make_batch)
 from .vocab import Vocab
@@ -40,11 +46,38 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 MAX_CHARS = 1000  # default cap on a source or target (characters); None: no cap
 
 
+BOOK_SEP = "_"  # Deep Learning from Scratch 2's separator (dataset/sequence.py splits at the first "_")
+
+
+def pair_separator(path, lines: Sequence[str], sep: str | None = None) -> str:
+    """The separator of a pairs file: ``sep`` when given; else a tab when any line holds one,
+    else ``BOOK_SEP`` when every non-blank line holds it (the book's files, said on stderr);
+    else an error naming the first line that has neither."""
+    if sep is not None:
+        if not sep:
+            raise ValueError(f"pairs file {path}: the separator is empty")
+        return sep
+    filled = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if not filled or any("\t" in line for _, line in filled):  # an empty file: read_pairs says so
+        return "\t"
+    if filled and all(BOOK_SEP in line for _, line in filled):
+        print(f"pairs file {path}: no tabs, so each line is split at its first '{BOOK_SEP}' (the format of "
+              f"Deep Learning from Scratch 2's date.txt and addition.txt); the spaces padding either side are "
+              f"dropped (--sep names another separator)", file=sys.stderr)
+        return BOOK_SEP
+    number, line = next((n, t) for n, t in filled if BOOK_SEP not in t)
+    raise ValueError(f"pairs file {path}, line {number}: expected 'source<TAB>target' (or, in a file without "
+                     f"tabs, the book's 'source_target'), got {line[:60]!r}")
+
+
 def read_pairs(path, swap: bool = False, limit: int | None = None,
-               max_chars: int | None = MAX_CHARS) -> list[tuple[str, str]]:
-    """(source, target) string pairs from a TSV file; errors name the file and the line. Pairs
-    with a source or target over ``max_chars`` characters are skipped and reported on stderr
-    with their line numbers."""
+               max_chars: int | None = MAX_CHARS, sep: str | None = None) -> list[tuple[str, str]]:
+    """(source, target) string pairs from a pairs file; errors name the file and the line.
+    ``sep``: the separator (None: a tab, or the book's ``_`` in a file without tabs:
+    ``pair_separator``); a tab separates columns (more than two: the rest is ignored), any
+    other separator splits each line at its first occurrence. Each side loses the spaces at
+    its ends. Pairs with a source or target over ``max_chars`` characters are skipped and
+    reported on stderr with their line numbers."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pairs file {path} does not exist")
@@ -56,12 +89,15 @@ def read_pairs(path, swap: bool = False, limit: int | None = None,
     if text.startswith("\ufeff"):
         text = text[1:]
     pairs, too_long = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = split_lines(text)
+    sep = pair_separator(path, lines, sep)
+    shown_sep = "<TAB>" if sep == "\t" else sep
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        columns = line.split("\t")
+        columns = line.split(sep) if sep == "\t" else line.split(sep, 1)
         if len(columns) < 2:
-            raise ValueError(f"pairs file {path}, line {number}: expected 'source<TAB>target', "
+            raise ValueError(f"pairs file {path}, line {number}: expected 'source{shown_sep}target', "
                              f"got {line[:60]!r}")
         source, target = columns[0].strip(), columns[1].strip()
         if max_chars is not None and max(len(source), len(target)) > max_chars:
@@ -75,7 +111,7 @@ def read_pairs(path, swap: bool = False, limit: int | None = None,
         print(f"pairs file {path}: skipped {len(too_long)} pairs longer than {max_chars} characters (lines "
               f"{shown}; raise the cap with --max-line-chars)", file=sys.stderr)
     if not pairs:
-        raise ValueError(f"pairs file {path} holds no 'source<TAB>target' lines"
+        raise ValueError(f"pairs file {path} holds no 'source{shown_sep}target' lines"
                          + (f" within {max_chars} characters" if too_long else " (it is empty)"))
     return pairs
 
@@ -90,15 +126,15 @@ def pair_batch_bytes(rows: int, src_len: int, tgt_len: int, hidden: int, emb: in
 
 
 def check_batch_memory(data: "PairData", batch_size: int, hidden: int, emb: int, layers: int = 1,
-                       available: int | None = None) -> int:
+                       available: int | None = None, directions: int = 1) -> int:
     """Raise MemoryError (with what to change) when the largest padded batch of ``data`` would
     need more than the memory available (``data/memory.py``); returns the estimate in bytes.
     Padded lengths are those of the longest pairs, so the estimate bounds any batch: the
-    encoder over the source, the decoder (with its per-step logits) over the target."""
+    encoder (of ``directions``) over the source, the decoder (with its per-step logits) over the target."""
     rows = min(batch_size, len(data))
     src_len = max((len(s) for s in data.src_ids), default=0)
     tgt_len = max((len(t) for t in data.tgt_ids), default=0) + 1  # + <bos>/<eos>
-    need = pair_batch_bytes(rows, src_len, tgt_len, hidden, emb, layers, len(data.tgt_vocab))
+    need = pair_batch_bytes(rows, src_len, tgt_len, hidden, emb, layers, len(data.tgt_vocab), directions)
     return check_memory(need, f"the largest padded batch ({rows} pairs, source {src_len} and target {tgt_len} tokens)",
                         "lower --batch or drop long pairs with --max-src-len / --max-tgt-len", available)
 

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import split_lines
 from .corpora import DataError, read_text
 from .labeled import ClassificationData, ClassSplit, find_data, label_ids, split_off
 from .padding import cap_lengths, describe_cut
@@ -77,7 +78,7 @@ def read_ts(path, require_labels: bool = True) -> TsFile:
     ``require_labels=False`` (series to classify) ``@classLabel false`` is accepted, and then
     the lines hold the dimensions only and ``labels`` are None."""
     path = Path(path)
-    lines = read_text(path).splitlines()
+    lines = split_lines(read_text(path))
     header: dict = {}
     class_labels = None
     data_start = None

@@ -21,11 +21,12 @@ import sys
 from pathlib import Path
 
 from .. import plots
-from ..fileio import atomic_write_text, json_default
+from ..fileio import atomic_write_text, json_default, split_lines
 from ..plots import save_png
 
 
-def _cell(value) -> str:
+def format_cell(value) -> str:
+    """A table cell as the reports write it (answers quote figures in the same form)."""
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
@@ -42,7 +43,7 @@ def markdown_table(headers, rows) -> str:
     lines = ["| " + " | ".join(str(h) for h in headers) + " |",
              "|" + "|".join("---" for _ in headers) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |")
+        lines.append("| " + " | ".join(format_cell(v).replace("|", "\\|") for v in row) + " |")
     return "\n".join(lines)
 
 
@@ -125,7 +126,7 @@ class Report:
 
 def read_answer(report_path) -> str:
     """The one-sentence answer of a written report."""
-    for line in Path(report_path).read_text(encoding="utf-8").splitlines():
+    for line in split_lines(Path(report_path).read_text(encoding="utf-8")):
         if line.startswith("**Answer.** "):
             return line[len("**Answer.** "):]
     raise ValueError(f"{report_path}: no '**Answer.**' line")

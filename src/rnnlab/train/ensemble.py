@@ -32,7 +32,7 @@ from ..search import StepEnsemble
 from .caption import CaptionTask
 from .classify import ClassifyTask, classify
 from .run import RunDir
-from .seq2seq import Seq2SeqConfig, Translator, evaluate as evaluate_pairs
+from .seq2seq import Seq2SeqConfig, Translator, describe_scores, evaluate as evaluate_pairs
 from .supervised import class_predictions, load_run
 from .tag import TagTask, tag_probabilities
 
@@ -86,7 +86,7 @@ def _figures(metrics: dict, keys) -> dict:
 CLASSIFY_KEYS = ("accuracy", "macro_f1", "confusion", "top_confusions")
 TAG_KEYS = ("accuracy", "unseen_accuracy", "unseen_words", "words")
 CAPTION_KEYS = ("exact_match", "token_accuracy")
-SEQ2SEQ_KEYS = ("exact_match", "token_accuracy", "bleu")
+SEQ2SEQ_KEYS = ("exact_match", "token_accuracy", "bleu", "target_level")
 
 
 def evaluate_ensemble(run_dirs, split: str = "test", beam: int | None = None) -> dict:
@@ -163,8 +163,7 @@ def report(result: dict) -> str:
     """The members' figures and the ensemble's, one line each."""
     def line(figures: dict) -> str:
         if result["task"] == "seq2seq":
-            return (f"exact match {100 * figures['exact_match']:.2f}%, token accuracy "
-                    f"{100 * figures['token_accuracy']:.2f}%, BLEU {figures['bleu']:.2f}")
+            return describe_scores(figures, brief=True)
         if result["task"] == "caption":
             text = (f"exact match {100 * figures['exact_match']:.2f}%, token accuracy "
                     f"{100 * figures['token_accuracy']:.2f}%")

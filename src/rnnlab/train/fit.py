@@ -10,10 +10,10 @@
 
 ``fit`` runs on the project's one training loop: it wraps the arrays in an ``ArrayTask`` and
 calls ``Trainer(task).fit()`` in memory (no run folder), so the NaN guard, gradient clipping,
-progress bar (tqdm on stderr; ``verbose=0`` silences it) and ``Callback`` hooks are the
-loop's. The ``Model`` methods of models/base.py call the four functions below, which this
-module registers there when imported (``models.base.register_keras_training``: models/ does not
-import train/).
+progress bar (tqdm on stderr where it is a terminal, else a line per epoch; ``verbose=0``
+silences it) and ``Callback`` hooks are the loop's. The ``Model`` methods of models/base.py
+call the four functions below, which this module registers there when imported
+(``models.base.register_keras_training``: models/ does not import train/).
 
 Keras's conventions kept: ``validation_split`` holds out the *last* fraction of the arrays,
 taken before shuffling; shuffling is per epoch (seeded by ``seed`` and the epoch); the epoch's
@@ -322,8 +322,9 @@ def fit_model(model, x=None, y=None, batch_size: int | None = None, epochs: int 
     verbose = 1 if verbose == "auto" else verbose
     task = ArrayTask(model, x, y, validation_data, batch_size, shuffle, seed)
     trainer = Trainer(task, epochs=int(epochs), clip=clipnorm, monitor=task.monitor, mode="min",
-                      progress=verbose == 1, callbacks=list(callbacks or ()), restore_best=False,
-                      log=verbose in (1, 2))
+                      # verbose=1: a bar where stderr is a terminal (in a log file, a line per epoch)
+                      progress=None if verbose == 1 else False, callbacks=list(callbacks or ()),
+                      restore_best=False, log=verbose in (1, 2))
     result = trainer.fit()
     params = {"epochs": int(epochs), "steps": len(task.epoch_batches(1)), "verbose": verbose,
               "batch_size": batch_size}

@@ -28,6 +28,7 @@ counts, so every rank steps identically; rank 0 alone writes and logs (train/par
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -35,6 +36,7 @@ from .. import distributed as dist
 from ..checkpoint import dropout_rng_state, load_checkpoint, save_checkpoint, set_dropout_rng_state, walk_layers
 from ..optim import clip_grad_norm
 from . import parallel
+from .config import UNTIL_BUDGET_EPOCHS
 from .run import RunDir, RunLocked, check_resume_state  # noqa: F401  (RunDir is part of this module's interface)
 from .task import (Callback, Task, TrainingDiverged, TrainResult, log,  # noqa: F401  (re-exported: the loop's interface)
                    check_exploding_loss, check_finite_loss)
@@ -52,12 +54,16 @@ class Trainer:
     of ``monitor`` before stopping; None: never); ``progress`` (None: bars only when stderr is a
     terminal); ``callbacks``; ``is_writer`` (None: ``dist.is_writer()``, False on ranks other
     than 0 of an mpiexec job); ``all_reduce`` (``f(grads)`` averaging gradients in place across
-    processes; None: under mpiexec ``dist.allreduce_mean_`` weighted by counts); ``restore_best`` (evaluate and return the best model rather than the last).
+    processes; None: under mpiexec ``dist.allreduce_mean_`` weighted by counts); ``restore_best``
+    (evaluate and return the best model rather than the last); ``min_delta`` (as Keras's
+    EarlyStopping: an epoch whose ``monitor`` beats the best by less than ``min_delta`` still
+    saves best.npz but counts towards ``patience``, so a loss that creeps down by 1e-4 an epoch
+    does not hold off early stopping for ever).
     """
 
     # fields of a task's config that, where present, set the loop (Trainer.from_config)
     CONFIG_SETTINGS = ("epochs", "clip", "max_minutes", "checkpoint_every", "checkpoint_seconds", "patience",
-                       "progress")
+                       "progress", "min_delta")
     RESUME_STATE = ("epoch", "batch", "step", "loss_sum", "count", "train_s", "best", "bad_epochs",
                     "wall_s", "rows", "stopped", "first_loss")
 
@@ -66,7 +72,7 @@ class Trainer:
                  checkpoint_seconds: float = 60.0, patience: int | None = None, monitor: str | None = None,
                  mode: str | None = None, progress: bool | None = None, callbacks=(), is_writer: bool | None = None,
                  all_reduce=None, restore_best: bool = True,
-                 plot_title: str | None = None, log: bool = True):
+                 plot_title: str | None = None, log: bool = True, min_delta: float = 0.0):
         self.task = task
         self.run = run
         self.epochs = int(epochs)
@@ -75,6 +81,7 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
         self.patience = patience
+        self.min_delta = float(min_delta or 0.0)
         self.monitor = monitor or task.monitor
         self.mode = mode or task.mode
         if self.mode not in ("min", "max"):
@@ -164,6 +171,13 @@ class Trainer:
         """Training time of the run so far (seconds, across resumes)."""
         return self._wall_before + time.perf_counter() - self._t0
 
+    def epoch_label(self, epoch: int) -> str:
+        """"epoch 3/10"; in a time budget with no real epoch count (``UNTIL_BUDGET_EPOCHS``), the
+        budget instead: "epoch 3, 2.5 of 7 min"."""
+        if self.max_minutes is not None and self.epochs >= UNTIL_BUDGET_EPOCHS:
+            return f"epoch {epoch}, {self.wall() / 60:.1f} of {self.max_minutes:g} min"
+        return f"epoch {epoch}/{self.epochs}"
+
     def _budget_left(self) -> bool:
         left = (self.max_minutes is None or self.wall() < 60.0 * self.max_minutes
                 or self.pos["step"] == 0)
@@ -183,7 +197,7 @@ class Trainer:
             task.optimizer.lr = task.schedule.lr_at(epoch)
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
-        bar = self._bar(n, pos["batch"], f"epoch {epoch}/{self.epochs}")
+        bar = self._bar(n, pos["batch"], self.epoch_label(epoch))
         t_epoch, last_save = time.perf_counter(), time.perf_counter()
         train_s_before = pos["train_s"]
         out_of_time = False
@@ -236,11 +250,17 @@ class Trainer:
             self.run.log_metrics(row)
         pos["rows"] = len(self.history)
         if self.log:
-            log(f"epoch {epoch}/{self.epochs}: {task.describe_epoch(row)}")
+            log(f"{self.epoch_label(epoch)}: {task.describe_epoch(row)}")
         value = row[self.monitor]
-        if pos["best"] is None or (value < pos["best"] if self.mode == "min" else value > pos["best"]):
-            pos["best"], pos["bad_epochs"] = value, 0
+        best = pos["best"]
+        if best is None or (value < best if self.mode == "min" else value > best):
+            gain = math.inf if best is None else abs(value - best)
+            pos["best"] = value
             self._save_best(epoch, value)
+            if gain > self.min_delta:
+                pos["bad_epochs"] = 0
+            elif epoch_done:
+                pos["bad_epochs"] += 1
         elif epoch_done:
             pos["bad_epochs"] += 1
         stop = None
@@ -250,12 +270,13 @@ class Trainer:
                 log(f"rnnlab train {task.name}: time budget of {self.max_minutes:g} min used up in epoch {epoch}")
         elif epoch_done:
             if task.schedule is not None:
-                task.schedule.epoch_end(epoch)
+                task.schedule.epoch_end(epoch, row)
             pos.update(epoch=epoch + 1, batch=0, loss_sum=0.0, count=0, train_s=0.0)
             if self.patience is not None and pos["bad_epochs"] >= self.patience:
                 stop = "early_stopping"
                 if self.log:
-                    log(f"rnnlab train {task.name}: {self.monitor} did not improve for {self.patience} "
+                    by = f" by more than {self.min_delta:g}" if self.min_delta else ""
+                    log(f"rnnlab train {task.name}: {self.monitor} did not improve{by} for {self.patience} "
                          f"epochs: stopping early")
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, row)

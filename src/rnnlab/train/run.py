@@ -29,7 +29,7 @@ import json
 import os
 from pathlib import Path
 
-from ..fileio import atomic_write_text, check_output_folder, json_default
+from ..fileio import atomic_write_text, check_output_folder, json_default, split_lines
 
 
 class RunDir:
@@ -204,7 +204,7 @@ class RunDir:
         """
         if not self.metrics_path.exists():
             return []
-        lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+        lines = split_lines(self.metrics_path.read_text(encoding="utf-8"))
         rows = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():

@@ -34,10 +34,10 @@ from ..data.pairs import (MAX_CHARS, PairData, check_batch_memory, detokenize, p
                           split_pairs, tokenize)
 from ..data.vocab import Vocab
 from ..losses import SoftmaxCrossEntropy
-from ..metrics import corpus_bleu, exact_match, token_accuracy
+from ..metrics import bleu_applies, corpus_bleu, exact_match, token_accuracy
 from ..models.base import eval_mode
 from ..models.seq2seq import Seq2Seq
-from ..optim import StepDecay, get as get_optimizer
+from ..optim import ReduceLROnPlateau, StepDecay, get as get_optimizer
 from ..checkpoint import load_checkpoint
 from .config import CELLS, DATA, MODEL, TrainingConfig, checkpoint_of, checkpoint_source, setting
 from .loop import RunDir, Task, TrainResult, train_from_config
@@ -46,17 +46,40 @@ from .task import log
 
 LEVELS = ("char", "word")
 
+# Without --epochs (and without --max-minutes) `train seq2seq` stops after this many epochs with
+# no gain of min_delta in the validation loss, so a small corpus trains long enough (3,000
+# pairs: 38 updates an epoch) and a large one stops when it stops learning.
+DEFAULT_PATIENCE = 3
+# The plateau schedule's floor, as a fraction of the starting rate: low enough for the last
+# fine steps, high enough that the rate never becomes a standstill inside a time budget.
+PLATEAU_FLOOR = 0.01
+SCHEDULES = ("plateau", "step")
+
+
+def separator(owner: str, name: str, value) -> str | None:
+    """A pairs files' separator: "tab" (or a backslash-t) is a tab; any other non-empty string
+    is itself (None: chosen per file, ``data/pairs.py``'s ``pair_separator``)."""
+    if value in ("tab", "\\t"):
+        return "\t"
+    return validate.text(owner, name, value)
+
 
 @dataclass
 class Seq2SeqConfig(TrainingConfig):
     RUN_KEYS = ("src_vocab", "tgt_vocab", "decode_cap")
+    # runs from before the plateau schedule halved the rate every epoch and stopped on any gain
+    EARLIER_RUNS = {"lr_schedule": "step", "min_delta": 0.0}
     # the fields that choose the data: runs to ensemble agree on them (train/ensemble.py)
-    DATA_FIELDS = ("pairs", "valid", "test", "generated", "n", "data_seed", "split", "swap", "limit", "level",
-                   "src_level", "tgt_level", "lower", "max_src_len", "max_tgt_len", "max_line_chars", "min_freq",
-                   "max_vocab")
+    DATA_FIELDS = ("pairs", "sep", "valid", "test", "generated", "n", "data_seed", "split", "swap", "limit",
+                   "level", "src_level", "tgt_level", "lower", "max_src_len", "max_tgt_len", "max_line_chars",
+                   "min_freq", "max_vocab")
 
     # data
-    pairs: str | None = setting(None, "TSV of source<TAB>target[<TAB>...] lines", group=DATA, metavar="FILE")
+    pairs: str | None = setting(None, "TSV of source<TAB>target[<TAB>...] lines (a file without tabs: the book's "
+                                "fixed-width source_target lines)", group=DATA, metavar="FILE")
+    sep: str | None = setting(None, "what separates source and target in the pairs files (tab, or any string: "
+                              "each line splits at its first one; default: a tab, or '_' in a file without tabs, "
+                              "as the book's date.txt)", check=separator, group=DATA)
     valid: str | None = setting(None, "validation pairs (with --test; else --split)", group=DATA,
                                 metavar="FILE")
     test: str | None = setting(None, "test pairs", group=DATA, metavar="FILE")
@@ -86,7 +109,7 @@ class Seq2SeqConfig(TrainingConfig):
                                     group=DATA)
     # model (defaults: the demo's measured settings, GRU 128, general score, embedding 32;
     # with them the README's dates command reaches >= 99% test exact match in 4 epochs)
-    attention: str = setting("none", "attention over the encoder's outputs", choices=("none", "bahdanau", "luong"),
+    attention: str = setting("luong", "attention over the encoder's outputs", choices=("none", "bahdanau", "luong"),
                              group=MODEL)
     score: str = setting("general", "Luong score function", choices=("dot", "general"), group=MODEL)
     cell: str = setting("gru", "recurrent cell", check=validate.cell, choices=CELLS, group=MODEL)
@@ -95,10 +118,16 @@ class Seq2SeqConfig(TrainingConfig):
     hidden: int = setting(128, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
     reverse: bool = setting(False, "read the source backwards", group=MODEL)
     peeky: bool = setting(False, "feed the encoder vector to every decoder step", group=MODEL)
-    bidirectional: bool = setting(False, "bidirectional encoder", group=MODEL)
+    # (one-way Luong attention left 10% of the book-format dates wrong, each a one-digit day:
+    # "2," vs "20" needs the next character)
+    bidirectional: bool = setting(True, "bidirectional encoder (default on)", group=MODEL,
+                                  off_flag="--no-bidirectional", off_help="a one-way encoder")
     dropout: float = setting(0.0, "dropout rate", check=validate.rate, group=MODEL)
     # optimisation
-    epochs: int = TrainingConfig.redefault("epochs", 10)
+    epochs: int = setting(40, "passes over the training pairs (default: until the validation loss gains less "
+                          f"than --min-delta for {DEFAULT_PATIENCE} epochs, at most 40; with --max-minutes: until "
+                          "the budget or early stopping)", check=validate.positive_int, resumable=True,
+                          flag_default_none=True)
     batch: int = TrainingConfig.redefault("batch", 64)
     bucket: bool = setting(True, "batches of pairs of similar length (less padding, less varied batches)",
                            flag=None, off_flag="--no-bucket",
@@ -106,8 +135,16 @@ class Seq2SeqConfig(TrainingConfig):
                                     "small tasks with few lengths, such as addition, it trains much faster per "
                                     "epoch)")
     lr: float = TrainingConfig.redefault("lr", 3e-3)
-    lr_decay: float = TrainingConfig.redefault("lr_decay", 0.5)
-    decay_start: int = TrainingConfig.redefault("decay_start", 3)
+    lr_schedule: str = setting("plateau", "plateau: multiply lr by --lr-decay after an epoch whose validation "
+                               "loss gained less than --min-delta (at most down to 1/100 of --lr); step: after "
+                               "every epoch >= --decay-start", choices=SCHEDULES)
+    lr_decay: float = setting(0.5, "the schedule's factor (1: constant)", check=validate.decay_factor)
+    decay_start: int = setting(3, "first epoch the step schedule decays after", check=validate.non_negative_int)
+    min_delta: float = setting(1e-3, "gain of the validation loss (per target token) that counts as progress, "
+                               "for the plateau schedule and --patience", check=validate.non_negative_float)
+    patience: int | None = setting(None, "stop after this many epochs without a validation loss better by "
+                                   f"--min-delta (default: {DEFAULT_PATIENCE} without --epochs, else never)",
+                                   check=validate.positive_int, resumable=True)
     # evaluation
     beam: int = setting(1, "beam width of the final test decoding", check=validate.positive_int)
     length_penalty: float = setting(1.0, "beam search: finished hypotheses compared by log p / length ** "
@@ -153,14 +190,15 @@ def load_splits(config: Seq2SeqConfig) -> tuple[list, list, list]:
             raise ValueError(f"unknown generated data {config.generated!r}; known: {sorted(generated.GENERATORS)}")
         pairs = generated.GENERATORS[config.generated](config.n, seed=config.data_seed)
     else:
-        pairs = read_pairs(config.pairs, swap=config.swap, limit=config.limit, max_chars=config.max_line_chars)
+        pairs = read_pairs(config.pairs, swap=config.swap, limit=config.limit, max_chars=config.max_line_chars,
+                           sep=config.sep)
     # the length limits apply to the training pairs; a held-out split cut from the same file
     # is cut after filtering, so it has the same distribution
     pairs = _filter_long(pairs, config)
     if config.valid or config.test:
         if not (config.valid and config.test):
             raise ValueError("give both --valid and --test files, or neither (then --split divides --pairs)")
-        return (pairs, *(read_pairs(f, swap=config.swap, max_chars=config.max_line_chars)
+        return (pairs, *(read_pairs(f, swap=config.swap, max_chars=config.max_line_chars, sep=config.sep)
                          for f in (config.valid, config.test)))
     train, valid, test = split_pairs(pairs, config.split, seed=config.data_seed)
     return train, valid, test
@@ -188,6 +226,18 @@ def build_model(config: Seq2SeqConfig, src_vocab: Vocab, tgt_vocab: Vocab) -> Se
                    layers=config.layers, attention=config.attention, score=config.score, reverse=config.reverse,
                    peeky=config.peeky, bidirectional=config.bidirectional, dropout=config.dropout,
                    bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id, seed=config.seed, name="seq2seq")
+
+
+def make_schedule(config: Seq2SeqConfig, optimizer):
+    """The learning-rate schedule ``config.lr_schedule`` names, on ``optimizer``."""
+    if config.lr_schedule == "step":
+        return StepDecay(optimizer, config.lr_decay, config.decay_start)
+    if config.lr_schedule != "plateau":
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; known: {', '.join(SCHEDULES)}")
+    if config.lr_decay >= 1.0:  # a constant rate
+        return StepDecay(optimizer, 1.0, config.decay_start)
+    return ReduceLROnPlateau(optimizer, factor=config.lr_decay, patience=0, min_lr=config.lr * PLATEAU_FLOOR,
+                             threshold=config.min_delta, monitor="valid_loss")
 
 
 # ---- evaluation -----------------------------------------------------------------------------------
@@ -246,23 +296,46 @@ def decode_data(model, data: PairData, batch_size: int = 256, max_len: int | Non
 def evaluate(model, data: PairData, batch_size: int = 256, max_len: int | None = None, beam: int = 1,
              length_penalty: float = 1.0, with_loss: bool = True, cap: int | None = None) -> dict:
     """Loss (teacher forcing), and exact match, token accuracy, BLEU of the decoded outputs.
-    An empty ``data`` gives None for every figure (there is nothing to measure), not 0."""
+    An empty ``data`` gives None for every figure (there is nothing to measure), not 0; so does
+    BLEU on targets mostly under 4 words (``metrics.bleu_applies``: a sum, a date), where it
+    would be 0 at any accuracy."""
     if len(data) == 0:
-        empty = {"exact_match": None, "token_accuracy": None, "bleu": None, "n": 0, "predictions": []}
+        empty = {"exact_match": None, "token_accuracy": None, "bleu": None, "target_level": data.tgt_level, "n": 0,
+                 "predictions": []}
         return {**empty, "loss": None} if with_loss else empty
     predictions, _ = decode_data(model, data, batch_size, max_len, beam, length_penalty, cap)
     references = data.tgt_tokens
     level = data.tgt_level
+    texts = [detokenize(p, level) for p in predictions]
+    reference_texts = [detokenize(r, level) for r in references]
     result = {
         "exact_match": exact_match(predictions, references),
         "token_accuracy": token_accuracy(predictions, references),
-        "bleu": corpus_bleu([detokenize(p, level) for p in predictions], [detokenize(r, level) for r in references]),
+        "bleu": corpus_bleu(texts, reference_texts) if bleu_applies(reference_texts) else None,
+        "target_level": level,
         "n": len(data),
     }
     if with_loss:
         result["loss"] = teacher_forced_loss(model, data, batch_size)
     result["predictions"] = [detokenize(p, level) for p in predictions]
     return result
+
+
+def describe_scores(figures: dict, brief: bool = False) -> str:
+    """"exact match 99.10%, character accuracy 99.80%, BLEU 12.34" from a seq2seq report's
+    figures: token accuracy is named for the target's tokens (characters or words), and a
+    BLEU that does not apply (None: targets under 4 words) says why, once (``brief``: "BLEU
+    n/a", for the line of every epoch)."""
+    parts = [f"exact match {100 * figures['exact_match']:.2f}%"]
+    if figures.get("token_accuracy") is not None:
+        unit = "character" if figures.get("target_level") == "char" else "token"
+        parts.append(f"{unit} accuracy {100 * figures['token_accuracy']:.2f}%")
+    if figures.get("bleu") is not None:
+        parts.append(f"BLEU {figures['bleu']:.2f}")
+    else:
+        parts.append("BLEU n/a" if brief else "no BLEU (most targets are under 4 words, and BLEU counts 4-grams "
+                                               "of words: it would be 0 at any accuracy)")
+    return ", ".join(parts)
 
 
 # ---- training -------------------------------------------------------------------------------------
@@ -308,10 +381,11 @@ class Seq2SeqTask(Task):
         level_text = src_level if src_level == tgt_level else f"{src_level} -> {tgt_level}"
         log(f"seq2seq: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test pairs; vocab "
              f"{len(self.train.src_vocab)} -> {len(self.train.tgt_vocab)} ({level_text} level)")
-        check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers)
+        check_batch_memory(self.train, config.batch, config.hidden, config.emb, config.layers,
+                           directions=2 if config.bidirectional else 1)
         self.model = build_model(config, self.train.src_vocab, self.train.tgt_vocab)
         self.optimizer = get_optimizer(config.optimizer, lr=config.lr)
-        self.schedule = StepDecay(self.optimizer, config.lr_decay, config.decay_start)
+        self.schedule = make_schedule(config, self.optimizer)
 
     def run_config(self) -> dict:
         return {"src_vocab": self.train.src_vocab.to_json(), "tgt_vocab": self.train.tgt_vocab.to_json(),
@@ -350,15 +424,18 @@ class Seq2SeqTask(Task):
                          length_penalty=self.config.length_penalty, cap=self.decode_cap)
         source, row = checkpoint_source(history, self.monitor, self.mode)
         return {"exact_match": final["exact_match"], "token_accuracy": final["token_accuracy"],
-                "bleu": final["bleu"], "loss": final["loss"], "test_pairs": len(self.test), **source,
+                "bleu": final["bleu"], "target_level": final["target_level"], "loss": final["loss"],
+                "test_pairs": len(self.test), **source,
                 "valid_exact_match": row.get("valid_exact_match"), "valid_loss": row.get("valid_loss"),
                 "params": self.model.count_params(),
                 "examples": [{"source": s, "reference": t, "prediction": p}
                              for (s, t), p in list(zip(self.test.pairs, final["predictions"]))[:self.examples]]}
 
     def describe_epoch(self, row: dict) -> str:
-        return (f"train loss {row['train_loss']:.4f}, valid loss {row['valid_loss']:.4f}, valid exact match "
-                f"{100 * row['valid_exact_match']:.2f}%, BLEU {row['valid_bleu']:.2f} ({row['train_s']:.1f} s)")
+        scores = describe_scores({"exact_match": row["valid_exact_match"], "bleu": row["valid_bleu"]},
+                                 brief=True)
+        return (f"train loss {row['train_loss']:.4f}, valid loss {row['valid_loss']:.4f}, valid {scores} "
+                f"({row['train_s']:.1f} s)")
 
     def curve_keys(self) -> tuple:
         return ("train_loss", "valid_loss", "valid_exact_match")
@@ -499,7 +576,7 @@ def evaluate_run(run_dir, pairs=None, split: str = "test", beam: int = 1, length
     translator = Translator(run_dir, checkpoint=checkpoint or "best")
     if pairs is not None and not isinstance(pairs, (list, tuple)):
         where = str(pairs)
-        pairs = read_pairs(pairs, swap=translator.config.swap)
+        pairs = read_pairs(pairs, swap=translator.config.swap, sep=translator.config.sep)
     elif pairs is not None:
         where = "the given pairs"
     else:

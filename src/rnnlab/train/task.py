@@ -63,7 +63,7 @@ class Task:
     *required*; the others have defaults that fit a task without carried state.
 
     After ``setup()`` the task holds ``model`` (a ``Model``: params, grads, train()/eval()),
-    ``optimizer`` and ``schedule`` (an object with ``lr_at(epoch)``, ``epoch_end(epoch)``,
+    ``optimizer`` and ``schedule`` (an object with ``lr_at(epoch)``, ``epoch_end(epoch, row)``,
     ``state_dict()``/``load_state_dict()``, or None). ``config`` is its ``TaskConfig``.
     """
 
