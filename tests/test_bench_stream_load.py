@@ -64,7 +64,8 @@ def test_a_loaded_run_decides_its_threads_under_the_hog_and_restores_the_decisio
 
 STREAM_KEYS = ["rnnlab_median_us", "rnnlab_p99_us", "torch_cells_median_us", "torch_rnn_median_us",
                "onnxruntime_median_us", "onnxruntime_p99_us", "products_median_us", "ratio_torch",
-               "ratio_onnxruntime", "step_over_products", "torch_fastest", "steps_per_side"]
+               "ratio_onnxruntime", "step_over_products", "torch_fastest", "steps_per_side", "rnnlab_stream_median_us",
+               "stream_ratio_torch", "stream_ratio_onnxruntime", "stream_step_over_products"]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -81,6 +82,8 @@ def test_a_stream_row_holds_every_side_and_ratios_of_the_medians(cell):
     assert res["ratio_torch"] == pytest.approx(fastest / res["rnnlab_median_us"])
     assert res["ratio_onnxruntime"] == pytest.approx(res["onnxruntime_median_us"] / res["rnnlab_median_us"])
     assert res["step_over_products"] == pytest.approx(res["rnnlab_median_us"] / res["products_median_us"])
+    assert res["stream_ratio_torch"] == pytest.approx(fastest / res["rnnlab_stream_median_us"])
+    assert res["stream_ratio_onnxruntime"] == pytest.approx(res["onnxruntime_median_us"] / res["rnnlab_stream_median_us"])
     for side in stream.SIDES:
         assert res[f"{side}_p99_us"] >= res[f"{side}_median_us"] > 0
 
@@ -91,7 +94,7 @@ def test_the_sides_run_the_same_model_and_a_different_one_is_caught():
     import tempfile
 
     model = stream._rnnlab_model("lstm", 8, 2, seed=0)
-    steps = {"rnnlab": stream.rnnlab_step(model)}
+    steps = {"rnnlab": stream.rnnlab_step(model), "rnnlab_stream": stream.stream_step(model)}
     steps["torch_cells"], steps["torch_rnn"] = stream.torch_steps(torch, model, 1)
     with tempfile.TemporaryDirectory() as folder:
         steps["onnxruntime"] = stream.onnxruntime_step(model, folder, 1)[0]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab import threads
+from rnnlab import threads as thread_policy
 from rnnlab.layers import GRU, LSTM, compiled
 
 # lengths 7, 0 and partial: masked tails, an all-masked row, full rows
@@ -178,7 +178,7 @@ def test_threads_follow_the_thread_decision(monkeypatch):
     decided (OPENBLAS_NUM_THREADS=1 at start, --threads 1 or a busy machine: one); with one,
     run_row_halves runs both halves here, in turn."""
     def decided(n):
-        monkeypatch.setattr(threads, "_current", threads.ThreadDecision(n, "--threads", 8))
+        monkeypatch.setattr(thread_policy, "_current", thread_policy.ThreadDecision(n, "--threads", 8))
 
     decided(8)
     assert compiled.default_threads() == compiled.MAX_THREADS

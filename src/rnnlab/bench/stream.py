@@ -6,6 +6,8 @@ GRU layers of H units, the output Dense) fed one token with its carried state, t
 sides, all with the same weights (``check_same_step`` compares their first logits):
 
 - ``rnnlab``: ``LanguageModel.forward`` on a (1, 1) window in eval mode, the state carried;
+- ``rnnlab_stream``: ``streaming.StreamingLM.step`` (the packed batch-1 step: one compiled call
+  per layer with numba);
 - ``torch_cells``: PyTorch's ``nn.LSTMCell`` / ``nn.GRUCell`` per layer under
   ``torch.inference_mode()`` (its fastest per-step form, issue 31), with ``nn.Embedding`` and
   ``nn.Linear``;
@@ -17,9 +19,10 @@ sides, all with the same weights (``check_same_step`` compares their first logit
 
 Each side runs ``per_round`` steps in a row, timed one by one, then the next side (the order
 alternating every round), so a change of load hits every side alike; median and p99 latency per
-step in microseconds. ``ratio_torch`` = PyTorch's faster form's median / rnnlab's,
-``ratio_onnxruntime`` = onnxruntime's / rnnlab's (> 1: rnnlab is faster), ``step_over_products`` =
-rnnlab's median / the products' median.
+step in microseconds. ``ratio_torch`` = PyTorch's faster form's median / rnnlab's (the layers,
+as ``sample`` runs them), ``ratio_onnxruntime`` = onnxruntime's / rnnlab's (> 1: rnnlab is
+faster), ``step_over_products`` = rnnlab's median / the products' median; ``stream_ratio_torch``,
+``stream_ratio_onnxruntime`` and ``stream_step_over_products`` the same for ``rnnlab_stream``.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backend
+from .. import backend, streaming
 from ..layers.kinds import GATES
 from .configs import CELLS, INIT, check_cell
 from .measure import blas_info, machine_info, openblas_env, versions
@@ -40,7 +43,7 @@ STREAM_LAYERS = (1, 2)
 STREAM_VOCAB = 65      # a character vocabulary (Shakespeare's)
 STREAM_EMB = 64
 STREAM_ROUND = 50      # steps a side runs in a row before the next side
-SIDES = ("rnnlab", "torch_cells", "torch_rnn", "onnxruntime", "products")
+SIDES = ("rnnlab", "rnnlab_stream", "torch_cells", "torch_rnn", "onnxruntime", "products")
 
 
 def stream_shapes(cells=CELLS):
@@ -66,6 +69,17 @@ def rnnlab_step(model):
     def step():
         k[0] += 1
         return model.forward(ids[k[0] % STREAM_VOCAB])[0, -1]
+    return step
+
+
+def stream_step(model):
+    """``StreamingLM.step`` on ``model`` (its own copy of the weights), fed tokens in turn."""
+    streamed = streaming.StreamingLM(model)
+    k = [0]
+
+    def step():
+        k[0] += 1
+        return streamed.step(k[0] % STREAM_VOCAB)
     return step
 
 
@@ -217,7 +231,7 @@ def run_stream(cell: str = "lstm", hidden: int = 256, layers: int = 2, rounds: i
         raise RuntimeError("the stream benchmark runs on the NumPy backend in float32")
     notes = []
     model = _rnnlab_model(kind, hidden, layers, seed)
-    steps = {"rnnlab": rnnlab_step(model)}
+    steps = {"rnnlab": rnnlab_step(model), "rnnlab_stream": stream_step(model)}
     torch = import_torch() if use_torch else None
     if torch is not None:
         steps["torch_cells"], steps["torch_rnn"] = torch_steps(torch, model, torch_threads)
@@ -245,10 +259,12 @@ def run_stream(cell: str = "lstm", hidden: int = 256, layers: int = 2, rounds: i
         res[f"{side}_median_us"], res[f"{side}_p99_us"] = figures["median_us"], figures["p99_us"]
     torch_forms = {f: res[f"torch_{f}_median_us"] for f in ("cells", "rnn") if res[f"torch_{f}_median_us"]}
     res["torch_fastest"] = min(torch_forms, key=torch_forms.get) if torch_forms else None
-    rn = res["rnnlab_median_us"]
-    res["ratio_torch"] = torch_forms[res["torch_fastest"]] / rn if torch_forms else None
-    res["ratio_onnxruntime"] = res["onnxruntime_median_us"] / rn if res["onnxruntime_median_us"] else None
-    res["step_over_products"] = rn / res["products_median_us"]
+    for prefix, side in (("", "rnnlab"), ("stream_", "rnnlab_stream")):
+        rn = res[f"{side}_median_us"]
+        res[f"{prefix}ratio_torch"] = torch_forms[res["torch_fastest"]] / rn if torch_forms else None
+        res[f"{prefix}ratio_onnxruntime"] = res["onnxruntime_median_us"] / rn if res["onnxruntime_median_us"] else None
+        res[f"{prefix}step_over_products"] = rn / res["products_median_us"]
+    res["stream_compiled"] = streaming.compiled()
     res["loadavg_before_after"] = [load_before, load_after]
     res["blas"] = blas_info()
     res["openblas_env"] = openblas_env()
@@ -272,14 +288,16 @@ def format_stream_table(results: list) -> str:
     def ratio(v):
         return "-" if v is None else f"{v:.2f}"
 
-    head = "| cell | H | layers | rnnlab | torch cells | torch nn.RNN | onnxruntime | products | ratio_torch | " \
-           "ratio_onnxruntime | step / products |"
-    lines = [head, "|" + "---|" * 3 + "---:|" * 8]
+    head = "| cell | H | layers | rnnlab | StreamingLM | torch cells | torch nn.RNN | onnxruntime | products | " \
+           "ratio_torch | ratio_onnxruntime | step / products | StreamingLM: ratio_torch | ratio_onnxruntime | " \
+           "step / products |"
+    lines = [head, "|" + "---|" * 3 + "---:|" * 12]
     for r in results:
-        lines.append(f"| {r['cell']} | {r['hidden']} | {r['layers']} | {us(r, 'rnnlab')} | {us(r, 'torch_cells')} | "
-                     f"{us(r, 'torch_rnn')} | {us(r, 'onnxruntime')} | {us(r, 'products')} | "
+        lines.append(f"| {r['cell']} | {r['hidden']} | {r['layers']} | {us(r, 'rnnlab')} | {us(r, 'rnnlab_stream')} | "
+                     f"{us(r, 'torch_cells')} | {us(r, 'torch_rnn')} | {us(r, 'onnxruntime')} | {us(r, 'products')} | "
                      f"{ratio(r['ratio_torch'])} | {ratio(r['ratio_onnxruntime'])} | "
-                     f"{ratio(r['step_over_products'])} |")
+                     f"{ratio(r['step_over_products'])} | {ratio(r['stream_ratio_torch'])} | "
+                     f"{ratio(r['stream_ratio_onnxruntime'])} | {ratio(r['stream_step_over_products'])} |")
     if results:
         r = results[0]
         lines += ["", "microseconds per step, median / p99, batch 1, one token with its state; "
