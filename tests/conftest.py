@@ -8,6 +8,10 @@ import pytest
 import rnnlab
 from rnnlab import backend
 
+# The thread policy (rnnlab.threads) picks one thread on a busy machine: the tests, which check
+# the two-thread paths too, must not depend on the load (tests/test_threads.py tests the policy).
+os.environ.setdefault("RNNLAB_THREADS", "2")
+
 
 @pytest.fixture
 def float64():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import rnnlab
+from rnnlab import threads as thread_policy
 from rnnlab.layers import GRU, LSTM
 from rnnlab.layers.fast import compiled
 
@@ -170,23 +171,22 @@ def test_blocks_are_chosen_by_the_batch_size_alone():
     assert compiled.row_blocks(101) == [(0, 51), (51, 101)]
 
 
-def test_threads_follow_the_blas_setting_the_process_was_started_with(monkeypatch):
-    """OPENBLAS_NUM_THREADS=1 (else OMP_NUM_THREADS=1) keeps the compiled loops and the loss's
-    row halves on one thread; run_row_halves then runs both halves here, in turn."""
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(compiled.os, "cpu_count", lambda: 8)
+def test_threads_follow_the_thread_decision(monkeypatch):
+    """The compiled loops and the loss's row halves use at most the threads rnnlab.threads
+    decided (OPENBLAS_NUM_THREADS=1 at start, --threads 1 or a busy machine: one); with one,
+    run_row_halves runs both halves here, in turn."""
+    def decided(n):
+        monkeypatch.setattr(thread_policy, "_current", thread_policy.ThreadDecision(n, "--threads", 8))
+
+    decided(8)
     assert compiled.default_threads() == compiled.MAX_THREADS
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    decided(1)
     assert compiled.default_threads() == 1
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")     # OpenBLAS's own variable wins
-    assert compiled.default_threads() == compiled.MAX_THREADS
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     seen = []
     compiled.run_row_halves(lambda r0, r1: seen.append((r0, r1, threading.get_ident())), 10, 2)
     assert [(r0, r1) for r0, r1, _ in seen] == [(0, 5), (5, 10)]
     assert {ident for _, _, ident in seen} == {threading.get_ident()}
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    decided(2)
     seen.clear()
     compiled.run_row_halves(lambda r0, r1: seen.append((r0, r1, threading.get_ident())), 10, 2)
     assert sorted((r0, r1) for r0, r1, _ in seen) == [(0, 5), (5, 10)]

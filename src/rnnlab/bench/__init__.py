@@ -53,7 +53,15 @@ What a result holds (``run_benchmark`` returns a dict; the keys the CLI promises
   a kernel when OpenBLAS loads; benchmark with both unset:
   ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE rnnlab bench --config all``).
 
-PyTorch gets ``torch.set_num_threads`` equal to NumPy's BLAS thread count. Without PyTorch
+- ``thread_decision``: rnnlab's thread decision in force (``rnnlab.threads``: the thread count,
+  its source, the CPUs and load it saw); ``torch_threads``: PyTorch's thread count.
+- ``load`` (``load=True``, ``rnnlab bench --load``): the CPU hog beside the rows (``load``: one
+  busy process per available CPU) and the decision rnnlab made under it.
+
+``stream`` (``rnnlab bench --config stream``) times one step at batch 1 instead: see its module.
+
+PyTorch gets ``torch.set_num_threads`` equal to NumPy's BLAS thread count (the policy's
+decision), except under ``load``, where it keeps its default. Without PyTorch
 installed the rnnlab figures are still measured, the torch ones are None, and ``notes`` says so.
 Recorded figures live in benchmarks/README.md, never here.
 """

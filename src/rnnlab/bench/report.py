@@ -28,7 +28,8 @@ def format_table(results: list) -> str:
         b = r["blas"]
         out.append("")
         out.append(f"BLAS: {b.get('name')} {b.get('version', '')} kernel {b.get('kernel')}, "
-                   f"{b.get('threads')} threads ({b.get('library', '')}); torch threads {r['threads']}")
+                   f"{b.get('threads')} threads ({b.get('library', '')}); torch threads "
+                   f"{r.get('torch_threads') or r['threads']}")
         out.append("OpenBLAS env: " + ", ".join(f"{k}={v if v is not None else 'unset'}"
                                                 for k, v in r["openblas_env"].items()))
         if r.get("gemm_peak_gflops"):
@@ -41,6 +42,10 @@ def format_table(results: list) -> str:
                                "fused numba kernels" if res.get("fused_kernels") else "NumPy") for res in results}
         out.append("rnnlab step loops: " + ", ".join(f"{cell} {how}" for cell, how in loops.items())
                    + f" (numba {v.get('numba') or 'not installed'}, scipy {v.get('scipy') or 'not installed'})")
+        if r.get("load"):
+            d = r["load"]["thread_decision"]
+            out.append(f"load: {r['load']['hog_processes']} busy processes beside the benchmark (--load); rnnlab "
+                       f"decided {d['threads']} thread(s) under it ({d['source']}), PyTorch kept its default")
         for note in dict.fromkeys(n for res in results for n in res["notes"]):
             out.append(f"note: {note}")
     return "\n".join(out)

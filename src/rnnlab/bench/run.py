@@ -6,8 +6,10 @@ import sys
 from dataclasses import asdict
 
 from .. import backend
+from .. import threads as thread_policy
 from . import torch_side
 from .configs import SETTLE_S, BenchConfig, check_cell, get_config, make_windows, matmul_flops
+from .load import measured_under_load
 from .measure import (blas_info, blas_threads, compiled_loops, cpu_snapshot, foreign_share, fused_kernels, gemm_only_time,
                       interleaved, machine_info, measure_gemm_peak, openblas_env, summarize, versions)
 from .memory import METHOD as MEMORY_METHOD
@@ -20,7 +22,7 @@ DEVICES = ("auto", "cpu", "cuda")
 def run_benchmark(config_name="ptb-small", cell: str = "lstm", steps: int = 20, warmup: int = 3,
                   infer: bool = True, use_torch: bool = True, memory: bool = False, gemm: bool = True,
                   threads: int | None = None, seed: int = 0, model: str = "lm", progress: bool = False,
-                  settle: float = SETTLE_S, device: str = "auto") -> dict:
+                  settle: float = SETTLE_S, device: str = "auto", load: bool = False) -> dict:
     """Time rnnlab and PyTorch on one config (interleaved, same data); return the figures.
 
     ``config_name``: a name in ``CONFIGS``, a ``BenchConfig`` or a dict of its fields.
@@ -34,6 +36,9 @@ def run_benchmark(config_name="ptb-small", cell: str = "lstm", steps: int = 20, 
     CUDA when it has it); ``"cuda"`` switches rnnlab to the CuPy backend for this call (an
     error naming the ``gpu`` extra without CuPy); ``"cpu"`` to NumPy. The backend in force
     before the call is restored after it.
+    ``load``: measure with a CPU hog beside (``bench.load.cpu_hog``: one busy process per available
+    CPU): rnnlab decides its threads under that load (``rnnlab.threads``; ``threads`` overrides),
+    PyTorch keeps its default thread count; the decision in force before is restored after.
     """
     cfg = get_config(config_name)
     check_cell(cell)
@@ -48,6 +53,10 @@ def run_benchmark(config_name="ptb-small", cell: str = "lstm", steps: int = 20, 
     if wanted != previous_backend:
         backend.set_backend(wanted)
     try:
+        if load:
+            return measured_under_load(lambda decision: _with_threads(
+                cfg, cell, steps, warmup, infer, use_torch, memory, gemm, None, seed, model, progress, settle,
+                torch_default_threads=True), threads)
         return _with_threads(cfg, cell, steps, warmup, infer, use_torch, memory, gemm, threads, seed, model,
                              progress, settle)
     finally:
@@ -56,7 +65,7 @@ def run_benchmark(config_name="ptb-small", cell: str = "lstm", steps: int = 20, 
 
 
 def _with_threads(cfg, cell, steps, warmup, infer, use_torch, memory, gemm, threads, seed, model, progress,
-                  settle):
+                  settle, torch_default_threads=False):
     notes = []
     torch = torch_side.import_torch() if use_torch else None
     if use_torch and torch is None:
@@ -74,7 +83,7 @@ def _with_threads(cfg, cell, steps, warmup, infer, use_torch, memory, gemm, thre
     try:
         n_threads = int(threads) if threads is not None else blas_threads()
         old_torch_threads = None
-        if torch is not None:
+        if torch is not None and not torch_default_threads:
             old_torch_threads = torch.get_num_threads()
             torch.set_num_threads(n_threads)
         try:
@@ -187,6 +196,8 @@ def _run(cfg, cell, steps, warmup, infer, torch, memory, gemm, n_threads, seed, 
     if foreign is not None and foreign > 0.05:
         notes.append(f"other processes used {100 * foreign:.0f}% of the CPUs while {cfg.name}/{cell} was "
                      f"timed: its figures are noisy (run again on a quiet machine)")
+    res["thread_decision"] = thread_policy.current().as_dict()
+    res["torch_threads"] = torch.get_num_threads() if torch is not None else None
     res["blas"] = blas_info()
     res["openblas_env"] = env
     res["machine"] = machine_info()

@@ -10,6 +10,8 @@ Exit status: 0 done; 2 a user's mistake (a flag out of range, a bad or missing f
 checkpoint, a locked run folder, a diverged run ...), reported in one line with no traceback;
 1 an environment failure (disk full, ...), one line; any other exception is a bug and keeps
 its traceback. Every numeric flag is checked at parse time by the rules of ``cli/args.py``.
+Every command takes ``--json`` and ``--threads N`` (``ctx.common``); the thread decision
+(``rnnlab.threads.configure``) is made once the arguments are read, before the command runs.
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
     common.add_argument("--json", action="store_true",
                         help="print the results as one JSON object on the last line of stdout")
+    common.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="BLAS and kernel threads (default: rnnlab decides by the CPUs available and how busy "
+                             "they are; RNNLAB_THREADS=N likewise; see rnnlab.threads)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = commands.add_parser("train", help="train a model (lm or seq2seq)")
     train_tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
@@ -74,6 +79,9 @@ def _run(argv) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        from .. import threads
+
+        threads.configure(getattr(args, "threads", None))  # before any product: the BLAS follows at once
         result = args.func(args)
         if getattr(args, "json", False):
             sys.stdout.flush()

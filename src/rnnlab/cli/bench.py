@@ -15,6 +15,13 @@ With ``--json`` the last line of stdout is one JSON object: the result of the co
 ``rnnlab_infer_tok_s``, ``torch_infer_tok_s``, ``ratio_infer``, ``blas``, ...), or for several
 configs/cells ``{"results": [...], "blas": ...}``.
 
+``--load`` measures the same rows with a CPU hog beside them (one busy process per available
+CPU, started and stopped by the bench: ``rnnlab.bench.load``); rnnlab decides its threads under
+that load (``rnnlab.threads``), PyTorch keeps its default. ``--config stream`` measures one step
+at batch 1 instead (``rnnlab.bench.stream``: LSTM and GRU, H 128/256/650, one and two layers, the
+output layer; against PyTorch's cells and ``nn.LSTM``/``nn.GRU`` and onnxruntime): median and p99
+microseconds per step; there ``--steps`` counts rounds of 50 steps per side.
+
 ``--device cuda`` runs rnnlab on the CuPy backend and PyTorch on CUDA (cuDNN's LSTM/GRU); the
 NumPy GEMM figures and the host-memory subprocesses are skipped there. Without CuPy it is a
 one-line error naming the ``gpu`` extra.
@@ -31,13 +38,15 @@ def register(ctx) -> None:
         "bench", parents=[ctx.common], help="benchmark rnnlab against PyTorch (tokens/s, FLOPs, memory)",
         description="Train and evaluate the same language model in rnnlab and PyTorch, interleaved in "
                     "one process on the same random data, and print tokens/s, ratios, GFLOP/s and memory.")
-    parser.add_argument("--config", default="ptb-small", choices=[*CONFIGS, "all"],
-                        help="benchmark shape (vocab/emb/hidden/layers/batch/bptt), or all of them")
+    parser.add_argument("--config", default="ptb-small", choices=[*CONFIGS, "all", "stream"],
+                        help="benchmark shape (vocab/emb/hidden/layers/batch/bptt), all of them, or stream: one "
+                             "step at batch 1 (latency)")
     parser.add_argument("--cell", default="lstm", choices=["lstm", "gru", "both"])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per phase (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS and torch threads (default: NumPy's BLAS thread count)")
+    parser.add_argument("--load", action="store_true",
+                        help="a CPU hog beside the benchmark: one busy process per available CPU (rnnlab decides "
+                             "its threads under it, PyTorch keeps its default)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     parser.add_argument("--no-torch", action="store_true", help="rnnlab alone")
     parser.add_argument("--model", default="lm", choices=["lm", "layers"],
@@ -59,6 +68,8 @@ def run(args) -> dict:
     cells = ["lstm", "gru"] if args.cell == "both" else [args.cell]
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.config == "stream":
+        return _stream(args, cells)
     results = []
     for name in configs:
         for cell in cells:
@@ -66,8 +77,31 @@ def run(args) -> dict:
             results.append(run_benchmark(name, cell=cell, steps=args.steps, warmup=args.warmup,
                                          use_torch=not args.no_torch, memory=not args.no_memory,
                                          threads=args.threads, seed=args.seed, model=args.model,
-                                         progress=sys.stderr.isatty(), settle=args.settle, device=args.device))
+                                         progress=sys.stderr.isatty(), settle=args.settle, device=args.device,
+                                         load=args.load))
     print(format_table(results))
     if len(results) == 1:
         return results[0]
+    return {"results": results, "blas": results[0]["blas"], "openblas_env": results[0]["openblas_env"]}
+
+
+def _stream(args, cells) -> dict:
+    from .. import threads
+    from ..bench.load import measured_under_load
+    from ..bench.stream import format_stream_table, run_stream, stream_shapes
+
+    if args.device == "cuda":
+        raise ValueError("--config stream runs on the CPU (batch-1 latency); leave out --device cuda")
+    results = []
+    for cell, hidden, layers in stream_shapes(cells):
+        print(f"bench stream {cell} H {hidden} x {layers} ...", file=sys.stderr, flush=True)
+        row = dict(cell=cell, hidden=hidden, layers=layers, rounds=args.steps, warmup=args.warmup, seed=args.seed,
+                   use_torch=not args.no_torch)
+        if args.load:
+            results.append(measured_under_load(lambda decision: run_stream(**row, threads=decision.threads),
+                                               args.threads))
+        else:
+            n = threads.current().threads
+            results.append(run_stream(**row, threads=n, torch_threads=n))
+    print(format_stream_table(results))
     return {"results": results, "blas": results[0]["blas"], "openblas_env": results[0]["openblas_env"]}

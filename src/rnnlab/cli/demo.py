@@ -6,7 +6,8 @@ on held-out dates, and saves the attention heatmap of one example as ``DIR/atten
 (with the run directory: config, checkpoints, metrics, curves). Takes about 20 seconds on two
 CPU cores and reaches 99.9-100% exact match.
 
-The demo runs its BLAS single-threaded (``--threads``): its matrices are small, so a second
+The demo runs its BLAS single-threaded (``--threads``, 1 here unless given, where the other
+commands let ``rnnlab.threads`` decide): its matrices are small, so a second
 thread gains little, and on a CPU shared with other programs, multi-threaded OpenBLAS can be
 slowed down several-fold. Because OpenBLAS fixes its thread count when NumPy is loaded, the demo
 restarts itself in a fresh Python with ``OPENBLAS_NUM_THREADS`` set when it was not started so.
@@ -47,9 +48,6 @@ def register(ctx) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of the model")
     parser.add_argument("--epochs", type=int, default=DEMO["epochs"], help=f"default {DEMO['epochs']}")
     parser.add_argument("--n", type=int, default=DEMO["n"], help=f"dates to generate (default {DEMO['n']})")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS threads (default 1: this model's matrices are small, and one thread is "
-                             "not slowed down by other programs on a busy CPU, as several can be)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--overwrite", action="store_true", help="replace the run and heatmap of an earlier demo "
                                                                 "in DIR")
@@ -83,7 +81,11 @@ def _in_child_process(args) -> dict | None:
 
 
 def run(args) -> dict:
+    from .. import threads
+
     start = time.perf_counter()
+    if args.threads is None:  # one, not the policy's choice: see the module docstring
+        args.threads = threads.configure(1).threads
     if args.threads < 1 or args.epochs < 1:
         raise ValueError(f"--threads and --epochs must be at least 1, got {args.threads} and {args.epochs}")
     child = _in_child_process(args)

@@ -29,7 +29,9 @@ from ..fileio import json_default
 # flags of the parent that each seed's command sets itself: name -> whether it takes a value
 _OWN_FLAGS = {"--seeds": True, "--jobs": True, "--seed": True, "--out": True, "--json": False,
               "--resume": False, "--overwrite": False, "--no-progress": False}
-_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# RNNLAB_THREADS too: it outranks the BLAS's variables in rnnlab.threads (--threads typed by the
+# user still reaches each seed's command and outranks both)
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RNNLAB_THREADS")
 MAX_JOBS = 2
 
 

@@ -33,6 +33,7 @@ import sys
 import time
 
 from .. import distributed as dist
+from .. import threads
 from ..checkpoint import dropout_rng_state, load_checkpoint, save_checkpoint, set_dropout_rng_state, walk_layers
 from ..optim import clip_grad_norm
 from . import parallel
@@ -155,6 +156,9 @@ class Trainer:
         if self.world.distributed:
             parallel.start_ranks(model, list(walk_layers(model)), self.world.rank, pos["step"],
                                  getattr(self, "_rank_rng_restored", False))
+        self.threads = threads.current()
+        if self.writes:  # once per run, as the user's record of why it ran so
+            log(f"rnnlab train {task.name}: threads: {self.threads.describe()}")
         self._t0, self._wall_before = time.perf_counter(), pos["wall_s"]
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -383,7 +387,8 @@ class Trainer:
                 model.set_weights(self._best_weights)
         model.eval()
         metrics = dict(task.final_metrics(self.history))
-        metrics.update(epochs=max((r["epoch"] for r in self.history), default=0), wall_s=round(self.wall(), 3))
+        metrics.update(epochs=max((r["epoch"] for r in self.history), default=0), wall_s=round(self.wall(), 3),
+                       threads=self.threads.as_dict())
         if self.run is not None:
             metrics["run_dir"] = str(self.run.path)
         if self.writes:

@@ -52,6 +52,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ... import threads
 from . import fused
 from .orientation import compiled_weight_transposed
 
@@ -97,20 +98,11 @@ _per_thread = threading.local()
 
 
 def default_threads() -> int:
-    """Threads for one call: MAX_THREADS, fewer on fewer cores, under ``threads_limit``, or when
-    the process was started with fewer BLAS threads (``OPENBLAS_NUM_THREADS=1``, else
-    ``OMP_NUM_THREADS``: a user who keeps the BLAS on one core, as under ``mpiexec``, means one)."""
+    """Threads for one call: MAX_THREADS, fewer under ``threads_limit`` or when rnnlab's thread
+    policy allows fewer (``rnnlab.threads``: the CPUs available, the machine's load, ``--threads``,
+    ``RNNLAB_THREADS``, ``OPENBLAS_NUM_THREADS`` at start)."""
     limit = getattr(_per_thread, "limit", None)
-    return max(1, min(MAX_THREADS, os.cpu_count() or 1, limit or MAX_THREADS, _blas_threads_asked() or MAX_THREADS))
-
-
-def _blas_threads_asked():
-    """The positive integer in OPENBLAS_NUM_THREADS, else in OMP_NUM_THREADS; None without one."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return None
+    return max(1, min(MAX_THREADS, limit or MAX_THREADS, threads.kernel_threads()))
 
 
 @contextmanager
