@@ -19,7 +19,7 @@ TRAINERS = {"lm": (train_lm, LMConfig), "seq2seq": (train_seq2seq, Seq2SeqConfig
             "classify": (train_classify, ClassifyConfig), "tag": (train_tag, TagConfig),
             "caption": (train_caption, CaptionConfig)}
 # the commands' own flags, which are no config field
-COMMAND_FLAGS = {"help", "json", "out", "resume", "overwrite", "timed_choices", "seeds", "jobs", "no_progress"}
+COMMAND_FLAGS = {"help", "json", "out", "resume", "overwrite", "threads", "seeds", "jobs", "no_progress"}
 # fields no flag sets: a test knob, and the test series of --ts (which --test names)
 FLAGLESS = {"checkpoint_seconds", "ts_test"}
 # the flags a command needs besides the one under test
