@@ -102,7 +102,7 @@ def torch_steps(torch, model, threads=None):
         cells.append(cell)
     output = net.output
     ids = [torch.tensor([t]) for t in range(STREAM_VOCAB)]
-    zeros = lambda: torch.zeros(1, model.hidden)  # noqa: E731
+    zeros = lambda: torch.zeros(1, model.hidden, dtype=torch.float32)  # noqa: E731  (whatever the default dtype)
     cell_state = [[zeros(), zeros()] if kind == "lstm" else [zeros()] for _ in cells]
     rnn_state = [None]
     k = [0, 0]
