@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab.data.timeseries import apply_standardization, fold_frames, frames_per_step_for, load_ts_classification, \
-    load_ts_dataset, read_ts, standardization, with_deltas
+from rnnlab.data.timeseries import amplitude_spread, apply_standardization, fold_frames, frames_per_step_for, \
+    load_ts_classification, load_ts_dataset, needs_series_scale, read_ts, standardization, with_deltas, \
+    with_series_scale
 
 DATA = os.environ.get("RNNLAB_DATA")
 needs_data = pytest.mark.skipif(not DATA or not Path(DATA, "timeseries").is_dir(),
@@ -190,3 +191,36 @@ def test_loading_folds_after_standardizing_and_caps_the_steps(tmp_path):
     capped = load_ts_classification(train, train, max_len=20, frames_per_step=None)
     assert [len(x) for x in capped.train.inputs] == [20, 4]     # the cap counts steps, after folding
     assert load_ts_classification(train, train).frames_per_step == 1   # the library's default reads every frame
+
+
+def test_series_scale_standardizes_each_series_and_keeps_its_scale_as_features():
+    x = np.array([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]])          # feature 2 constant
+    scaled, = with_series_scale([x])
+    assert scaled.shape == (3, 6)
+    assert np.allclose(scaled[:, 0], [-1.2247449, 0, 1.2247449]) and np.all(scaled[:, 1] == 0)
+    assert np.allclose(scaled[:, 2:4], [3.0, 5.0])              # the means
+    assert np.allclose(scaled[0, 4], np.log10(np.std([1, 3, 5]))) and scaled[0, 5] == -300   # log10 std
+
+
+def test_per_series_scaling_follows_the_spread_of_the_amplitudes():
+    rng = np.random.default_rng(0)
+    alike = [rng.normal(0, 1, (20, 1)) for _ in range(30)]
+    spread = [rng.normal(0, 1, (20, 1)) * 10.0 ** rng.uniform(-3, 3) for _ in range(30)]
+    assert amplitude_spread(alike) < 3 and not needs_series_scale(alike)
+    assert amplitude_spread(spread) > 1000 and needs_series_scale(spread)
+
+
+def test_loading_scales_series_when_their_amplitudes_spread_and_new_series_alike(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(40):
+        scale = 10.0 ** (i % 8 - 4)                            # amplitudes over eight decades
+        rows.append(",".join(f"{v:.6g}" for v in scale * rng.normal(0, 1, 12)) + ":" +
+                    ",".join(f"{v:.6g}" for v in rng.normal(0, 1, 12)) + ":" + ("up" if i % 2 else "down"))
+    train = write(tmp_path, "\n".join(rows) + "\n")
+    data = load_ts_classification(train, train, series_scale=None)
+    assert data.series_scale and data.input_dim == 6 and data.series_features == 2
+    assert any("standardized on its own" in note for note in data.notes)
+    raw = read_ts(train).series[3]
+    assert np.allclose(data.encode_series(raw), data.test.inputs[3])
+    assert not load_ts_classification(train, train).series_scale    # the library's default: off

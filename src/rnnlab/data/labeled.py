@@ -86,6 +86,7 @@ class ClassificationData:
     notes: list = field(default_factory=list)   # e.g. which lines the length cap cut
     deltas: bool = False                         # series: each feature's first difference appended
     frames_per_step: int = 1                     # series: consecutive frames read as one step (fold_frames)
+    series_scale: bool = False                   # series: standardized each on its own (with_series_scale)
 
     @property
     def num_classes(self) -> int:
@@ -100,7 +101,8 @@ class ClassificationData:
     @property
     def series_features(self) -> int | None:
         """Features of a raw series to classify: a frame's, without the deltas appended to it."""
-        return None if self.mean is None else int(self.mean.size) // (2 if self.deltas else 1)
+        return None if self.mean is None else int(self.mean.size) // (2 if self.deltas else 1) // (
+            3 if self.series_scale else 1)
 
     def encode_text(self, text: str) -> list[int]:
         """A new sentence, raw or tokenized -> word ids (``word_tokenize``; unknown -> ``<unk>``)."""
@@ -112,16 +114,20 @@ class ClassificationData:
         return self.vocab.encode(words)
 
     def encode_series(self, series: np.ndarray, where: str = "series 1") -> np.ndarray:
-        """A new (T, D) series -> (with its deltas appended, if the training series had them)
-        standardized with the training statistics (NaN -> 0, the mean), its frames folded into
-        steps as the training series were; ``where`` names it in errors."""
-        from .timeseries import apply_standardization, fold_frames, with_deltas
+        """A new (T, D) series -> what the training series became: standardized on its own with
+        its scale as features (if they were), its deltas appended (if they were), standardized with
+        the training statistics (NaN -> 0, the mean), its frames folded into steps as theirs;
+        ``where`` names it in errors."""
+        from .timeseries import apply_standardization, fold_frames, with_deltas, with_series_scale
 
         series = np.asarray(series, dtype=np.float64)
-        if self.deltas:
+        if self.deltas or self.series_scale:
             features = self.series_features
             if series.ndim != 2 or series.shape[1] != features:
                 raise ValueError(f"expected a series of shape (time, {features}), got {series.shape}")
+        if self.series_scale:
+            series = with_series_scale([series])[0]
+        if self.deltas:
             series = with_deltas([series], [where])[0]
         return fold_frames(apply_standardization([series], self.mean, self.std, [where]), self.frames_per_step)[0]
 

@@ -51,6 +51,7 @@ from .padding import cap_lengths, describe_cut
 _BOOLEAN_TAGS = ("timestamps", "missing", "univariate", "equallength")
 STANDARDIZED_MAX = float(np.finfo(np.float32).max)   # a standardized value beyond it is refused
 SERIES_STEPS = 64      # the automatic folding: the longest training series becomes at most this many steps
+SCALE_SPREAD = 1000.0  # the automatic per-series scaling: when the training series' amplitudes spread wider
 
 
 @dataclass
@@ -233,6 +234,37 @@ def with_deltas(series, where=None) -> list[np.ndarray]:
     return out
 
 
+def amplitude_spread(series) -> float:
+    """How far the amplitudes of ``series`` spread: per feature, the 95th over the 5th percentile
+    of the series' standard deviations; the largest over the features (1.0: all alike)."""
+    stds = np.array([np.nanstd(np.asarray(s, dtype=np.float64), axis=0) for s in series])
+    stds = np.nan_to_num(stds, nan=0.0)
+    low, high = np.percentile(stds, 5, axis=0), np.percentile(stds, 95, axis=0)
+    return float(np.max(high / np.maximum(low, 1e-300)))
+
+
+def needs_series_scale(series) -> bool:
+    """Whether series whose amplitudes spread over more than three decades (``SCALE_SPREAD``)
+    are there: one mean and std for all of them would flatten the quiet ones to a constant."""
+    return amplitude_spread(series) > SCALE_SPREAD
+
+
+def with_series_scale(series) -> list[np.ndarray]:
+    """Each (T, D) series -> (T, 3 D): every feature standardized within its own series, then the
+    series' mean and log10 of its std per feature as constant features, so its shape and its
+    scale both reach the model whatever the scale (a constant feature: 0, and std 1e-300)."""
+    out = []
+    for s in series:
+        s = np.asarray(s, dtype=np.float64)
+        with np.errstate(invalid="ignore"):      # an all-missing feature: mean and std NaN, read as 0 later
+            mean, std = np.nanmean(s, axis=0), np.nanstd(s, axis=0)
+        safe = np.where(std > 0, std, 1.0)
+        z = (s - mean) / safe
+        constant = np.broadcast_to(np.concatenate([mean, np.log10(np.maximum(std, 1e-300))]), (len(s), 2 * s.shape[1]))
+        out.append(np.concatenate([z, constant], axis=1))
+    return out
+
+
 def frames_per_step_for(longest: int, steps: int = SERIES_STEPS) -> int:
     """The fewest frames per step that fold a series of ``longest`` frames into ``steps`` steps."""
     return max(1, math.ceil(longest / steps))
@@ -285,7 +317,7 @@ def _series_name(where, i: int) -> str:
 
 def load_ts_classification(train, test=None, valid=None, max_len: int | None = None,
                            valid_fraction: float = 0.0, seed: int = 0, deltas: bool = False,
-                           frames_per_step: int | None = 1) -> ClassificationData:
+                           frames_per_step: int | None = 1, series_scale: bool | None = False) -> ClassificationData:
     """Train / (valid) / test ``.ts`` files -> standardized ``ClassificationData`` (kind "series").
 
     Class names come from the training file's ``@classLabel`` list (its order); the mean and
@@ -294,14 +326,20 @@ def load_ts_classification(train, test=None, valid=None, max_len: int | None = N
     (``with_deltas``) before the statistics are taken and applied. ``frames_per_step``: k frames
     read as one step (``fold_frames``, after standardizing); None folds the longest training
     series into ``SERIES_STEPS`` steps. ``max_len`` caps the steps, after folding.
+    ``series_scale``: each series standardized on its own, its scale kept as features
+    (``with_series_scale``, first of all); None: when the training series need it
+    (``needs_series_scale``).
     """
     train_file = read_ts(train)
     names = list(train_file.class_labels)
     if frames_per_step is None:
         frames_per_step = frames_per_step_for(max(len(s) for s in train_file.series))
+    if series_scale is None:
+        series_scale = needs_series_scale(train_file.series)
 
     def features(ts: TsFile) -> list:
-        return with_deltas(ts.series, _lines(ts)) if deltas else ts.series
+        series = with_series_scale(ts.series) if series_scale else ts.series
+        return with_deltas(series, _lines(ts)) if deltas else series
     mean, std = standardization(features(train_file))
     notes = []
 
@@ -326,15 +364,20 @@ def load_ts_classification(train, test=None, valid=None, max_len: int | None = N
         notes.append(f"{train_file.source}: {frames_per_step} frames read as one step (the longest training "
                      f"series, {max(len(s) for s in train_file.series)} frames, in "
                      f"{math.ceil(max(len(s) for s in train_file.series) / frames_per_step)} steps)")
+    if series_scale:
+        notes.append(f"{train_file.source}: each series standardized on its own, its mean and log10 std kept as "
+                     f"features (amplitudes spread {amplitude_spread(train_file.series):.3g}x)")
     return ClassificationData(train_split, valid_split, test_split, names, "series", mean=mean, std=std,
-                              notes=notes, deltas=deltas, frames_per_step=frames_per_step)
+                              notes=notes, deltas=deltas, frames_per_step=frames_per_step,
+                              series_scale=series_scale)
 
 
 def load_ts_dataset(name: str, path=None, max_len: int | None = None, valid_fraction: float = 0.0,
-                    seed: int = 0, deltas: bool = False, frames_per_step: int | None = 1) -> ClassificationData:
+                    seed: int = 0, deltas: bool = False, frames_per_step: int | None = 1,
+                    series_scale: bool | None = False) -> ClassificationData:
     """A UEA dataset by name from ``$RNNLAB_DATA/timeseries/<name>/<name>_{TRAIN,TEST}.ts``
     (JapaneseVowels, BasicMotions in this workplace)."""
     folder = find_data(f"timeseries/{name}", path)
     return load_ts_classification(folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts", max_len=max_len,
                                   valid_fraction=valid_fraction, seed=seed, deltas=deltas,
-                                  frames_per_step=frames_per_step)
+                                  frames_per_step=frames_per_step, series_scale=series_scale)

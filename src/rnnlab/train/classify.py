@@ -49,8 +49,9 @@ class ClassifyConfig(SupervisedConfig):
     MONITORS = ("valid_loss", "valid_accuracy", "valid_macro_f1")
     PATH_FIELDS = ("tsv", "valid", "test", "ts", "ts_test")
     DATA_FIELDS = PATH_FIELDS + ("sst2", "ts_dataset", "valid_fraction", "data_seed", "min_freq", "lowercase",
-                                 "max_len", "deltas", "frames_per_step")
-    EARLIER_RUNS = {**SupervisedConfig.EARLIER_RUNS, "frames_per_step": 1}   # runs from before the folding
+                                 "max_len", "deltas", "frames_per_step", "series_scale")
+    # runs from before the folding and the per-series scaling
+    EARLIER_RUNS = {**SupervisedConfig.EARLIER_RUNS, "frames_per_step": 1, "series_scale": False}
 
     # data: one of tsv, sst2, ts, ts_dataset
     tsv: str | None = setting(None, "text<TAB>label lines (binary or multi-class)", group=DATA, metavar="TRAIN")
@@ -78,6 +79,10 @@ class ClassifyConfig(SupervisedConfig):
     frames_per_step: int | None = setting(None, "series: read K consecutive frames as one step (default: the "
                                           "fewest that fold the longest training series into 64 steps; 1: every "
                                           "frame a step)", check=validate.positive_int, group=DATA, metavar="K")
+    series_scale: bool | None = setting(None, "series: standardize each series on its own and keep its mean and "
+                                        "log std as features (default: when the training series' amplitudes "
+                                        "spread over more than three decades)", check=validate.flag, group=DATA,
+                                        off_flag="--no-series-scale")
     # model
     emb: int = setting(128, "word embedding size (text)", check=validate.positive_int, group=MODEL)
     hidden: int = setting(128, "units of each recurrent layer", check=validate.positive_int, group=MODEL)
@@ -158,9 +163,10 @@ def load_classification(config: ClassifyConfig) -> ClassificationData:
             raise ValueError("--ts needs --test TEST.ts (the series to report on)")
         return load_ts_classification(config.ts, config.ts_test, config.valid, config.max_len,
                                       fraction if config.valid is None else 0.0, seed, config.deltas,
-                                      config.frames_per_step)
+                                      config.frames_per_step, config.series_scale)
     return load_ts_dataset(config.ts_dataset, max_len=config.max_len, valid_fraction=fraction, seed=seed,
-                           deltas=config.deltas, frames_per_step=config.frames_per_step)
+                           deltas=config.deltas, frames_per_step=config.frames_per_step,
+                           series_scale=config.series_scale)
 
 
 class ClassifyTask(SupervisedTask):
@@ -230,7 +236,8 @@ class ClassifyTask(SupervisedTask):
                 "vocab": d.vocab.to_json() if d.vocab is not None else None,
                 "mean": None if d.mean is None else d.mean.tolist(), "std": None if d.std is None else d.std.tolist(),
                 "majority_class": int(np.bincount(d.train.labels).argmax()),
-                "frames_per_step": d.frames_per_step}   # resolved: what predict folds new series by
+                "frames_per_step": d.frames_per_step,   # resolved: what predict folds new series by
+                "series_scale": d.series_scale}
 
     def evaluate(self, split) -> dict:
         """Loss and ``scores`` on ``split``; each batch's logits kept only as its predicted
@@ -348,7 +355,7 @@ def classify(run_dir, texts=None, series=None, where=None) -> list[dict]:
     else:
         frames_per_step = int(stored.get("frames_per_step") or 1)
         data = ClassificationData(None, None, None, labels, "series", deltas=config.deltas,
-                                  frames_per_step=frames_per_step,
+                                  frames_per_step=frames_per_step, series_scale=bool(stored.get("series_scale")),
                                   **_stored_statistics(stored, model.input_dim // frames_per_step, run_dir))
         if series is None:
             raise ValueError(f"{run_dir} classifies series of {data.series_features} features: give a .ts file")
