@@ -35,7 +35,8 @@ def machine(monkeypatch):
     (2, 1.0, 1, 1),     # another job on one core: a second thread would wait for it
     (2, 13.6, 11, 1),   # oversubscribed
     (2, 0.2, 2, 1),     # a hog started a second ago: the load average has not seen it, the runnable count has
-    (2, 1.3, 0, 1),     # a job ended a second ago: the load average still counts it (one thread: the safe side)
+    (2, 1.3, 0, 2),     # a job ended a second ago (the command before): the load average still counts it, not us
+    (2, 1.3, None, 1),  # no runnable count (not Linux): the load average stands in
     (8, 3.0, 3, 5),
     (8, 30.0, 28, 1),
 ])

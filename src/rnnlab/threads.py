@@ -14,10 +14,9 @@ The decision (``decide``), the first rule that applies:
    starts a process so (one thread under ``mpiexec``, ``--seeds``' processes) means it; the BLAS
    is left as it is;
 4. the policy: the CPUs this process may use (``available_cpus``: its affinity and its cgroup's
-   CPU quota) less those other processes keep busy (``busy_cpus``: the larger of the 1-minute
-   load average and the number of processes runnable right now, both scaled to our share of the
-   machine's CPUs), rounded, at least 1. When in doubt it is one thread: on an idle machine one
-   thread costs at most the second core, on a busy one two threads cost several times more.
+   CPU quota) less those other processes keep busy (``busy_cpus``: the number of other processes
+   runnable right now, the median of a few readings; the 1-minute load average where that count
+   is missing), scaled to our share of the machine's CPUs, rounded, at least 1.
 
 The product size: OpenBLAS itself runs products below its multithreading threshold (about
 m n k < 262,144: a batch-1 step, a small layer's step) on one thread, and rnnlab's kernels split
@@ -46,7 +45,7 @@ from dataclasses import asdict, dataclass
 
 ENV_VAR = "RNNLAB_THREADS"
 BLAS_ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-RUNNABLE_SAMPLES = 5          # readings of /proc/loadavg's runnable count, 10 ms apart: their median
+RUNNABLE_SAMPLES = 9          # readings of /proc/loadavg's runnable count, 10 ms apart: their median
 RUNNABLE_INTERVAL_S = 0.01
 
 
@@ -151,19 +150,22 @@ def runnable_others() -> int | None:
 
 def busy_cpus(cpus: int) -> tuple:
     """(CPUs of ours other processes keep busy, 1-minute load average, runnable others), each None
-    where the system does not say. The load average lags a minute behind (a job started a second
-    ago is missing from it, one ended a second ago still in it); the runnable count is now: the
-    larger of the two is taken, scaled to our ``cpus`` out of the machine's."""
+    where the system does not say. The runnable count is now; the load average lags a minute
+    behind (a job started a second ago is missing from it, and one that ended a second ago, such
+    as the command run just before this one, is still in it: two commands run one after the other
+    on an idle machine would then run the second on one thread, at half the GEMM speed, as
+    measured on 2026-12-07), so it stands in only where the runnable count is missing. Scaled to
+    our ``cpus`` out of the machine's."""
     try:
         load1 = os.getloadavg()[0]
     except (AttributeError, OSError):
         load1 = None
     runnable = runnable_others()
-    known = [v for v in (load1, runnable) if v is not None]
-    if not known:
+    busy = runnable if runnable is not None else load1
+    if busy is None:
         return None, load1, runnable
     share = cpus / max(cpus, os.cpu_count() or cpus)
-    return max(known) * share, load1, runnable
+    return busy * share, load1, runnable
 
 
 # ---- the decision ------------------------------------------------------------------------------------
