@@ -110,6 +110,7 @@ def test_dash_reads_stdin_and_each_input_says_what_it_was_taken_as(runs, tmp_pat
 # ---- item 7: memory bounded whatever the input ---------------------------------------------------
 
 
+@pytest.mark.slow   # seconds: a real training or a process under a memory cap
 def test_a_file_with_one_long_line_is_predicted_under_a_memory_cap(runs, tmp_path):
     """1,500 short lines and one of 5,000 words were padded into one batch: 1.5 GiB tried at
     hidden 8, a MemoryError under the cap. Now: batches within a budget, the long line cut to
@@ -124,6 +125,7 @@ def test_a_file_with_one_long_line_is_predicted_under_a_memory_cap(runs, tmp_pat
            f"{tmp_path / 'big.txt'}, line 701" in proc.stderr
 
 
+@pytest.mark.slow   # seconds: a real training or a process under a memory cap
 def test_the_default_tagger_tags_a_60000_word_line_under_a_memory_cap(runs, tmp_path):
     """One sentence was one batch: 60,000 words went over the 1 GiB cap (300,000 passed 4 GB).
     Now it is tagged in pieces of the run's max_len (250), every word getting its tag."""

@@ -117,6 +117,7 @@ def test_demo_runs_end_to_end_small(tmp_path, capsys):
     assert (out / "run" / "best.npz").exists()
 
 
+@pytest.mark.slow   # seconds: a real training or a process under a memory cap
 def test_the_books_file_trains_and_the_report_fits_the_task(tmp_path, capsys):
     """A file in Deep Learning from Scratch 2's format (written by `rnnlab data --format book`)
     trains without --sep; the log says how it was read; budget mode names the budget, not epoch

@@ -87,6 +87,7 @@ def _demo(out, *extra, cwd=None):
                            "--no-progress", *extra], env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow   # seconds: a real training or a process under a memory cap
 def test_demo_refuses_a_folder_holding_another_run_or_heatmap(lm_run, tmp_path):
     """`rnnlab demo --out DIR` used to train with overwrite on, replacing the run in DIR/run."""
     shutil.copytree(lm_run, tmp_path / "demo" / "run")

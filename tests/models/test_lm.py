@@ -127,6 +127,7 @@ def test_save_and_load_rebuild_the_same_model(tmp_path):
     np.testing.assert_array_equal(loaded.forward(ids), model.forward(ids))
 
 
+@pytest.mark.slow   # seconds: a real training or a process under a memory cap
 def test_a_long_prime_goes_through_in_windows_with_the_state_carried(monkeypatch, float64):
     """`rnnlab sample --prime` of any length: one forward over the whole prime took memory in
     proportion to it (issue 29, item 7); windows give the same text in the memory of one."""
