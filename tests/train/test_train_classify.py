@@ -182,6 +182,9 @@ def test_series_defaults_train_on_every_series_and_predict_folds_new_series(tmp_
     x, mask = pad_vectors(data.test.inputs[:6])
     expected = model.predict_proba(np.asarray(x, dtype=np.float32), mask)
     assert np.allclose([[o["probabilities"][k] for k in stored["labels"]] for o in outs], expected, atol=1e-6)
+    from rnnlab.train.ensemble import evaluate_ensemble
+    with pytest.raises(ValueError, match="holds no valid split"):
+        evaluate_ensemble([tmp_path / "run"], split="valid")
     with pytest.raises(ValueError, match="needs a validation split"):
         train_classify(ClassifyConfig(ts=str(train), ts_test=str(test), epochs=1, monitor="valid_accuracy",
                                       progress=False))

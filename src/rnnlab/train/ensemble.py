@@ -103,6 +103,9 @@ def evaluate_ensemble(run_dirs, split: str = "test", beam: int | None = None) ->
     task = TASKS[name](config)
     task.data = task.load_data()
     data = getattr(task.data, split)
+    if data is None:   # a series classifier trains on every training series: nothing was held out
+        raise ValueError(f"{run_dirs[0]} holds no {split} split (its runs trained on every training example); "
+                         f"use --split test")
     models = [load_run(run_dir)[1] for run_dir in run_dirs]
     members = [{"run": str(run_dir)} for run_dir in run_dirs]
     result = {"task": task.name, "split": split, "n": len(data), "runs": [str(r) for r in run_dirs]}
