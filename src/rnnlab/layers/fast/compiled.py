@@ -243,6 +243,14 @@ if fused.numba is not None and cython_blas is not None:
     # and the leading dimensions for it in ``chars`` and ``ints`` (``_product``).
 
     @_kernel
+    def _step_product(gemm, A, x, out, beta, consts, ints, chars):
+        """out^T = op(A) x^T + beta out^T for the rows at addresses ``x`` and ``out``: the one
+        ?gemm call of every loop below; ``beta`` is the address of 0 or 1 in ``consts``."""
+        p, c = ints.ctypes.data, chars.ctypes.data
+        _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, consts.ctypes.data, A.ctypes.data, p + 12, x, p + 16, beta,
+                   out, p + 20)
+
+    @_kernel
     def _lstm_forward_rows(gemm, Z, A, Hs, Cs, TC, real, masked, b0, b1, r, consts, ints, chars):
         """All T steps of rows [b0, b1). A: Us or its transpose; r (b1-b0, 4H) scratch; consts
         (2,) = [1, 0] in Z's dtype, ints (6,) int32 = m, n, k, lda, ldb, ldc, chars (2,) uint8 =
@@ -250,12 +258,10 @@ if fused.numba is not None and cython_blas is not None:
         T, B, G = Z.shape
         H = Hs.shape[2]
         size = Z.itemsize
-        p, c = ints.ctypes.data, chars.ctypes.data
-        one, zero = consts.ctypes.data, consts.ctypes.data + size
+        zero = consts.ctypes.data + size
         for t in range(T):
             h_prev = Hs.ctypes.data + (t * B + b0) * H * size
-            _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, one, A.ctypes.data, p + 12, h_prev, p + 16, zero,
-                       r.ctypes.data, p + 20)                      # r = h_{t-1} Us
+            _step_product(gemm, A, h_prev, r.ctypes.data, zero, consts, ints, chars)   # r = h_{t-1} Us
             fused.lstm_forward_step(Z[t, b0:b1], r, Cs[t, b0:b1], Cs[t + 1, b0:b1], TC[t, b0:b1],
                                     Hs[t + 1, b0:b1])
             if masked:
@@ -273,16 +279,14 @@ if fused.numba is not None and cython_blas is not None:
         T, B, G = gates.shape
         H = dh.shape[1]
         size = gates.itemsize
-        p, c = ints.ctypes.data, chars.ctypes.data
-        one, zero = consts.ctypes.data, consts.ctypes.data + size
+        zero = consts.ctypes.data + size
         dh_rows, dc_rows = dh[b0:b1], dc[b0:b1]
         dh_next = dh.ctypes.data + b0 * H * size
         for t in range(T - 1, -1, -1):
             fused.lstm_backward_step(gates[t, b0:b1], Cs[t, b0:b1], TC[t, b0:b1], dH[t, b0:b1],
                                      dh_rows, dc_rows, real[t, b0:b1], dZ[t, b0:b1])
             dz = dZ.ctypes.data + (t * B + b0) * G * size
-            _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, one, A.ctypes.data, p + 12, dz, p + 16, zero,
-                       dh_next, p + 20)                            # dh_{t-1} = dz_t U^T
+            _step_product(gemm, A, dz, dh_next, zero, consts, ints, chars)   # dh_{t-1} = dz_t U^T
             if masked:
                 for b in range(b0, b1):
                     if real[t, b] == 0:
@@ -296,13 +300,11 @@ if fused.numba is not None and cython_blas is not None:
         T, B, G = Z.shape
         H = Hs.shape[2]
         size = Z.itemsize
-        p, c = ints.ctypes.data, chars.ctypes.data
-        one, zero = consts.ctypes.data, consts.ctypes.data + size
+        zero = consts.ctypes.data + size
         for t in range(T):
             h_prev = Hs.ctypes.data + (t * B + b0) * H * size
             hz = HZ.ctypes.data + (t * B + b0) * G * size
-            _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, one, A.ctypes.data, p + 12, h_prev, p + 16, zero,
-                       hz, p + 20)                                 # hz = h_{t-1} Us
+            _step_product(gemm, A, h_prev, hz, zero, consts, ints, chars)   # hz = h_{t-1} Us
             fused.gru_forward_step(Z[t, b0:b1], HZ[t, b0:b1], b_hh, Hs[t, b0:b1], Hs[t + 1, b0:b1])
             if masked:
                 for b in range(b0, b1):
@@ -318,7 +320,6 @@ if fused.numba is not None and cython_blas is not None:
         T, B, G = gates.shape
         H = dh.shape[1]
         size = gates.itemsize
-        p, c = ints.ctypes.data, chars.ctypes.data
         one = consts.ctypes.data
         dh_rows = dh[b0:b1]
         dh_next = dh.ctypes.data + b0 * H * size
@@ -326,8 +327,7 @@ if fused.numba is not None and cython_blas is not None:
             fused.gru_backward_step(gates[t, b0:b1], HZ[t, b0:b1], Hs[t, b0:b1], dH[t, b0:b1], dh_rows,
                                     real[t, b0:b1], dHZ[t, b0:b1], dXh[t, b0:b1])
             dhz = dHZ.ctypes.data + (t * B + b0) * G * size
-            _call_gemm(gemm, c, c + 1, p, p + 4, p + 8, one, A.ctypes.data, p + 12, dhz, p + 16, one,
-                       dh_next, p + 20)                            # dh_{t-1} += dhz_t U^T
+            _step_product(gemm, A, dhz, dh_next, one, consts, ints, chars)   # dh_{t-1} += dhz_t U^T
 
 
 def _weight_operand(direction, W, B):
